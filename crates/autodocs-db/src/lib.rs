@@ -1,0 +1,14 @@
+//! The diesel adapter: one code path for SQLite (the embedded default) and
+//! PostgreSQL, implementing the domain's repository ports.
+#![warn(missing_docs)]
+
+mod connection;
+mod error;
+mod repos;
+#[allow(missing_docs)]
+pub mod schema;
+mod time;
+mod uow;
+
+pub use connection::{AnyConnection, Backend, Database, DatabaseError, PoolSettings};
+pub use uow::DieselUnitOfWork;

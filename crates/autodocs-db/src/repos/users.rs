@@ -1,0 +1,280 @@
+use autodocs_domain::paging::Page;
+use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
+use autodocs_domain::user::{NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::{contains_pattern, json_object, json_text, lower};
+use crate::error::OrRepoError;
+use crate::schema::{auth_user, users_userprofile};
+use crate::time::{from_db, to_db};
+use crate::uow::DieselRepos;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = auth_user)]
+struct UserRow {
+    id: i64,
+    password: String,
+    last_login: Option<NaiveDateTime>,
+    is_superuser: bool,
+    username: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    is_staff: bool,
+    is_active: bool,
+    date_joined: NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users_userprofile)]
+struct ProfileRow {
+    phone: String,
+    organization: String,
+    bio: String,
+    timezone: String,
+    preferences: String,
+}
+
+fn to_user(row: UserRow, profile: ProfileRow) -> User {
+    User {
+        id: UserId(row.id),
+        username: row.username,
+        email: row.email,
+        first_name: row.first_name,
+        last_name: row.last_name,
+        is_staff: row.is_staff,
+        is_superuser: row.is_superuser,
+        is_active: row.is_active,
+        date_joined: from_db(row.date_joined),
+        last_login: row.last_login.map(from_db),
+        profile: UserProfile {
+            phone: profile.phone,
+            organization: profile.organization,
+            bio: profile.bio,
+            timezone: profile.timezone,
+            preferences: json_object(&profile.preferences),
+        },
+    }
+}
+
+type UserWithProfile = (UserRow, ProfileRow);
+
+fn with_profile() -> diesel::dsl::InnerJoin<auth_user::table, users_userprofile::table> {
+    auth_user::table.inner_join(users_userprofile::table)
+}
+
+impl UserRepository for DieselRepos<'_> {
+    fn create(&mut self, user: &NewUser, now: DateTime<Utc>) -> RepoResult<User> {
+        let id: i64 = diesel::insert_into(auth_user::table)
+            .values((
+                auth_user::password.eq(&user.password_hash),
+                auth_user::is_superuser.eq(user.is_superuser),
+                auth_user::username.eq(user.username.as_str()),
+                auth_user::first_name.eq(user.first_name.as_str()),
+                auth_user::last_name.eq(user.last_name.as_str()),
+                auth_user::email.eq(user.email.as_str()),
+                auth_user::is_staff.eq(user.is_staff),
+                auth_user::is_active.eq(true),
+                auth_user::date_joined.eq(to_db(now)),
+            ))
+            .returning(auth_user::id)
+            .get_result(self.conn)
+            .repo()?;
+        let profile = UserProfile::default();
+        diesel::insert_into(users_userprofile::table)
+            .values((
+                users_userprofile::user_id.eq(id),
+                users_userprofile::phone.eq(&profile.phone),
+                users_userprofile::organization.eq(&profile.organization),
+                users_userprofile::bio.eq(&profile.bio),
+                users_userprofile::timezone.eq(&profile.timezone),
+                users_userprofile::preferences.eq(json_text(&profile.preferences)),
+                users_userprofile::created_at.eq(to_db(now)),
+                users_userprofile::updated_at.eq(to_db(now)),
+            ))
+            .execute(self.conn)
+            .repo()?;
+        self.find(UserId(id))?
+            .ok_or_else(|| autodocs_domain::RepoError::Other("user vanished after insert".into()))
+    }
+
+    fn find(&mut self, id: UserId) -> RepoResult<Option<User>> {
+        let row: Option<UserWithProfile> = with_profile()
+            .filter(auth_user::id.eq(id.0))
+            .select((UserRow::as_select(), ProfileRow::as_select()))
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        Ok(row.map(|(user, profile)| to_user(user, profile)))
+    }
+
+    fn find_credentials(&mut self, login: &str) -> RepoResult<Option<Credentials>> {
+        let login = login.to_lowercase();
+        let rows: Vec<UserWithProfile> = with_profile()
+            .filter(
+                lower(auth_user::username)
+                    .eq(&login)
+                    .or(lower(auth_user::email).eq(&login)),
+            )
+            .select((UserRow::as_select(), ProfileRow::as_select()))
+            .order(auth_user::id)
+            .limit(2)
+            .load(self.conn)
+            .repo()?;
+        // A username match wins over another account's email match.
+        let mut rows = rows;
+        let position = rows
+            .iter()
+            .position(|(user, _)| user.username.to_lowercase() == login)
+            .unwrap_or(0);
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let (user, profile) = rows.swap_remove(position);
+        let password_hash = user.password.clone();
+        Ok(Some(Credentials {
+            user: to_user(user, profile),
+            password_hash,
+        }))
+    }
+
+    fn password_hash(&mut self, id: UserId) -> RepoResult<Option<String>> {
+        auth_user::table
+            .find(id.0)
+            .select(auth_user::password)
+            .first(self.conn)
+            .optional()
+            .repo()
+    }
+
+    fn username_exists(&mut self, username: &str) -> RepoResult<bool> {
+        let query = auth_user::table.filter(lower(auth_user::username).eq(username.to_lowercase()));
+        diesel::select(diesel::dsl::exists(query))
+            .get_result(self.conn)
+            .repo()
+    }
+
+    fn email_exists(&mut self, email: &str, except: Option<UserId>) -> RepoResult<bool> {
+        let query = auth_user::table
+            .filter(lower(auth_user::email).eq(email.to_lowercase()))
+            .filter(auth_user::id.ne(except.map_or(0, |id| id.0)));
+        diesel::select(diesel::dsl::exists(query))
+            .get_result(self.conn)
+            .repo()
+    }
+
+    fn set_password_hash(&mut self, id: UserId, hash: &str) -> RepoResult<()> {
+        diesel::update(auth_user::table.find(id.0))
+            .set(auth_user::password.eq(hash))
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn touch_last_login(&mut self, id: UserId, now: DateTime<Utc>) -> RepoResult<()> {
+        diesel::update(auth_user::table.find(id.0))
+            .set(auth_user::last_login.eq(Some(to_db(now))))
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn update_account(&mut self, id: UserId, changes: &UserChanges) -> RepoResult<()> {
+        #[derive(AsChangeset)]
+        #[diesel(table_name = auth_user)]
+        struct AccountChanges<'a> {
+            email: Option<&'a str>,
+            first_name: Option<&'a str>,
+            last_name: Option<&'a str>,
+            is_active: Option<bool>,
+            is_staff: Option<bool>,
+        }
+        let changeset = AccountChanges {
+            email: changes.email.as_ref().map(|email| email.as_str()),
+            first_name: changes.first_name.as_ref().map(|name| name.as_str()),
+            last_name: changes.last_name.as_ref().map(|name| name.as_str()),
+            is_active: changes.is_active,
+            is_staff: changes.is_staff,
+        };
+        if changes.touches_account() {
+            diesel::update(auth_user::table.find(id.0))
+                .set(changeset)
+                .execute(self.conn)
+                .repo()?;
+        }
+        Ok(())
+    }
+
+    fn save_profile(
+        &mut self,
+        id: UserId,
+        profile: &UserProfile,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        diesel::update(users_userprofile::table.filter(users_userprofile::user_id.eq(id.0)))
+            .set((
+                users_userprofile::phone.eq(&profile.phone),
+                users_userprofile::organization.eq(&profile.organization),
+                users_userprofile::bio.eq(&profile.bio),
+                users_userprofile::timezone.eq(&profile.timezone),
+                users_userprofile::preferences.eq(json_text(&profile.preferences)),
+                users_userprofile::updated_at.eq(to_db(now)),
+            ))
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn list(&mut self, query: &UserQuery) -> RepoResult<Page<User>> {
+        let filtered = || {
+            let mut select = with_profile().into_boxed();
+            if let Some(search) = query.search.as_deref().filter(|search| !search.is_empty()) {
+                let pattern = contains_pattern(search);
+                select = select.filter(
+                    lower(auth_user::username)
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(lower(auth_user::email).like(pattern).escape('\\')),
+                );
+            }
+            if let Some(active) = query.is_active {
+                select = select.filter(auth_user::is_active.eq(active));
+            }
+            select
+        };
+        let count: i64 = filtered().count().get_result(self.conn).repo()?;
+        let count = count.max(0) as u64;
+        let Some(page) = query.page.resolve(count) else {
+            return Ok(Page {
+                count,
+                page: 0,
+                page_size: query.page.page_size(),
+                items: Vec::new(),
+            });
+        };
+        let rows: Vec<UserWithProfile> = filtered()
+            .select((UserRow::as_select(), ProfileRow::as_select()))
+            .order(auth_user::id.asc())
+            .limit(i64::from(query.page.page_size()))
+            .offset(query.page.offset_of(page))
+            .load(self.conn)
+            .repo()?;
+        Ok(Page {
+            count,
+            page,
+            page_size: query.page.page_size(),
+            items: rows
+                .into_iter()
+                .map(|(user, profile)| to_user(user, profile))
+                .collect(),
+        })
+    }
+
+    fn delete(&mut self, id: UserId) -> RepoResult<bool> {
+        let deleted = diesel::delete(auth_user::table.find(id.0))
+            .execute(self.conn)
+            .repo()?;
+        Ok(deleted > 0)
+    }
+}

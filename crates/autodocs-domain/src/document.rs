@@ -1,0 +1,895 @@
+//! Documents: uploaded files, their names, types and verification.
+//!
+//! The bytes live in storage behind a port; this module holds what can be
+//! decided without them: valid names, the client's file name made harmless
+//! ([`OriginalFilename::sanitize`]), the allowed sniffed content types, the
+//! verification status machine and the verdict of a re-read ([`judge`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::mission::{InvalidTransition, text_value};
+use crate::validation::InvalidValue;
+
+/// What a document is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentType {
+    /// `tax_return`.
+    TaxReturn,
+    /// `bank_statement`.
+    BankStatement,
+    /// `identity`.
+    Identity,
+    /// `invoice`.
+    Invoice,
+    /// `receipt`.
+    Receipt,
+    /// `contract`.
+    Contract,
+    /// `certificate`.
+    Certificate,
+    /// `other`; the default.
+    #[default]
+    Other,
+}
+
+impl DocumentType {
+    /// Every document type.
+    pub const ALL: [DocumentType; 8] = [
+        DocumentType::TaxReturn,
+        DocumentType::BankStatement,
+        DocumentType::Identity,
+        DocumentType::Invoice,
+        DocumentType::Receipt,
+        DocumentType::Contract,
+        DocumentType::Certificate,
+        DocumentType::Other,
+    ];
+
+    /// The wire name, e.g. `tax_return`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DocumentType::TaxReturn => "tax_return",
+            DocumentType::BankStatement => "bank_statement",
+            DocumentType::Identity => "identity",
+            DocumentType::Invoice => "invoice",
+            DocumentType::Receipt => "receipt",
+            DocumentType::Contract => "contract",
+            DocumentType::Certificate => "certificate",
+            DocumentType::Other => "other",
+        }
+    }
+
+    /// The type with this exact wire name.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == raw)
+            .ok_or_else(|| InvalidValue::invalid_choice(raw))
+    }
+}
+
+impl fmt::Display for DocumentType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DocumentType {
+    type Err = InvalidValue;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Self::parse(raw)
+    }
+}
+
+/// Whether a document passed its last verification.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentStatus {
+    /// Stored, never verified; the status of every new document.
+    #[default]
+    Uploaded,
+    /// The last verification found the file as recorded.
+    Verified,
+    /// The last verification found the file missing or changed.
+    Rejected,
+}
+
+impl DocumentStatus {
+    /// Every status.
+    pub const ALL: [DocumentStatus; 3] = [
+        DocumentStatus::Uploaded,
+        DocumentStatus::Verified,
+        DocumentStatus::Rejected,
+    ];
+
+    /// The wire name: `uploaded`, `verified` or `rejected`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DocumentStatus::Uploaded => "uploaded",
+            DocumentStatus::Verified => "verified",
+            DocumentStatus::Rejected => "rejected",
+        }
+    }
+
+    /// The status with this exact wire name.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+            .ok_or_else(|| InvalidValue::invalid_choice(raw))
+    }
+
+    /// The `verified` flag of the API: whether the status is `verified`.
+    pub const fn is_verified(self) -> bool {
+        matches!(self, DocumentStatus::Verified)
+    }
+
+    /// The status after a verification that found the file as recorded.
+    ///
+    /// Verification may run from every status: `uploaded` → `verified`, and a
+    /// `verified` or `rejected` document may be verified again, since the
+    /// stored file may have changed (or been restored) since. So this never
+    /// fails today; it returns a `Result` so that the rule can tighten
+    /// without changing callers.
+    pub fn verify(self) -> Result<DocumentStatus, InvalidTransition> {
+        Ok(DocumentStatus::Verified)
+    }
+
+    /// The status after a verification that found the file missing or
+    /// changed: `rejected`, from every status (see [`verify`](Self::verify)).
+    pub fn reject(self) -> Result<DocumentStatus, InvalidTransition> {
+        Ok(DocumentStatus::Rejected)
+    }
+
+    /// The status after a verification with this outcome.
+    pub fn apply(self, outcome: &VerificationOutcome) -> Result<DocumentStatus, InvalidTransition> {
+        match outcome {
+            VerificationOutcome::Verified => self.verify(),
+            VerificationOutcome::Rejected(_) => self.reject(),
+        }
+    }
+}
+
+impl fmt::Display for DocumentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DocumentStatus {
+    type Err = InvalidValue;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Self::parse(raw)
+    }
+}
+
+/// Characters that can make a name display as something else: the Unicode
+/// bidirectional embeddings, overrides and isolates (e.g. `U+202E`, which
+/// turns `invoice\u{202E}fdp.exe` into "invoiceexe.pdf" on screen).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters never allowed in a document name or file name: control
+/// characters (including NUL, newlines, tabs) and bidi controls.
+fn is_forbidden(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// `as_str`, `Display`, `AsRef<str>`, `From<String>` via `sanitize`, `Into<String>`.
+macro_rules! text_value_infallible {
+    ($name:ident) => {
+        impl $name {
+            /// The sanitised text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The sanitised text, owned.
+            pub fn into_inner(self) -> String {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(raw: String) -> Self {
+                Self::sanitize(&raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+    };
+}
+
+/// The display name of a document: 1–255 characters after trimming, without
+/// control characters (NUL, newlines, tabs, …) or bidirectional controls.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct DocumentName(String);
+
+impl DocumentName {
+    /// The most characters a name may have.
+    pub const MAX_CHARS: usize = 255;
+
+    /// Trims `raw` and checks it is non-blank, at most 255 characters and
+    /// free of control characters (refused, not removed).
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(InvalidValue::blank());
+        }
+        if trimmed.chars().any(is_forbidden) {
+            return Err(InvalidValue::new("Control characters are not allowed."));
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidValue::too_long(Self::MAX_CHARS));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The default name of an upload: its sanitised file name (always a valid name).
+    pub fn from_filename(filename: &OriginalFilename) -> Self {
+        Self(filename.as_str().to_owned())
+    }
+}
+text_value!(DocumentName);
+
+/// A client's file name made harmless, for display and `Content-Disposition`
+/// only: the stored path is always chosen by the server.
+///
+/// Built by [`sanitize`](Self::sanitize), which never fails. The result is
+/// non-empty, at most 255 characters, contains no `/`, `\`, control or bidi
+/// control characters, and neither starts nor ends with a dot or whitespace.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
+pub struct OriginalFilename(String);
+
+impl OriginalFilename {
+    /// The most characters a file name keeps.
+    pub const MAX_CHARS: usize = 255;
+
+    /// The name used when nothing is left of the client's.
+    pub const FALLBACK: &'static str = "file";
+
+    /// The longest extension kept when a long name is shortened.
+    const MAX_EXTENSION_CHARS: usize = 16;
+
+    /// Makes a client's file name harmless:
+    ///
+    /// 1. removes control characters (NUL, `\n`, `\r`, …) and bidi controls;
+    /// 2. keeps the last path component after `/` or `\` that is not empty
+    ///    (`../../etc/passwd` → `passwd`, `C:\Windows\x.exe` → `x.exe`);
+    /// 3. trims dots and whitespace at both ends (`..`, `.bashrc` → `bashrc`);
+    /// 4. shortens it to 255 characters, keeping an extension of up to 16
+    ///    characters (`aaaa….pdf` stays a `.pdf`);
+    /// 5. falls back to `file` if nothing is left.
+    pub fn sanitize(raw: &str) -> Self {
+        let cleaned: String = raw.chars().filter(|c| !is_forbidden(*c)).collect();
+        let component = cleaned
+            .rsplit(['/', '\\'])
+            .map(trim_name)
+            .find(|component| !component.is_empty())
+            .unwrap_or("");
+        let name = shorten(component, Self::MAX_CHARS);
+        if name.is_empty() {
+            Self(Self::FALLBACK.to_owned())
+        } else {
+            Self(name)
+        }
+    }
+
+    /// The extension: the text after the last dot, if any (`pdf` for `a.b.pdf`).
+    pub fn extension(&self) -> Option<&str> {
+        self.0.rsplit_once('.').map(|(_, extension)| extension)
+    }
+}
+text_value_infallible!(OriginalFilename);
+
+/// Trims whitespace and dots at both ends.
+fn trim_name(name: &str) -> &str {
+    name.trim_matches(|c: char| c == '.' || c.is_whitespace())
+}
+
+/// Shortens a trimmed name to at most `max` characters, keeping a short
+/// extension when there is one, and trims again.
+fn shorten(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_owned();
+    }
+    if let Some((stem, extension)) = name.rsplit_once('.') {
+        let extension_chars = extension.chars().count();
+        if !stem.is_empty()
+            && (1..=OriginalFilename::MAX_EXTENSION_CHARS).contains(&extension_chars)
+        {
+            let stem_max = max - 1 - extension_chars;
+            let stem: String = stem.chars().take(stem_max).collect();
+            let stem = trim_name(&stem);
+            if !stem.is_empty() {
+                return format!("{stem}.{extension}");
+            }
+        }
+    }
+    let cut: String = name.chars().take(max).collect();
+    trim_name(&cut).to_owned()
+}
+
+/// A content type an upload may have, as sniffed from its bytes.
+///
+/// Serialised as its MIME type (`"application/pdf"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AllowedContentType {
+    /// `application/pdf`.
+    Pdf,
+    /// `image/png`.
+    Png,
+    /// `image/jpeg`.
+    Jpeg,
+    /// `image/tiff`.
+    Tiff,
+    /// `image/webp`.
+    Webp,
+    /// `text/plain`.
+    PlainText,
+    /// `text/csv`.
+    Csv,
+    /// `application/json`.
+    Json,
+    /// `application/vnd.openxmlformats-officedocument.wordprocessingml.document`.
+    Docx,
+    /// `application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`.
+    Xlsx,
+    /// `application/vnd.oasis.opendocument.text`.
+    Odt,
+}
+
+impl AllowedContentType {
+    /// Every allowed type.
+    pub const ALL: [AllowedContentType; 11] = [
+        AllowedContentType::Pdf,
+        AllowedContentType::Png,
+        AllowedContentType::Jpeg,
+        AllowedContentType::Tiff,
+        AllowedContentType::Webp,
+        AllowedContentType::PlainText,
+        AllowedContentType::Csv,
+        AllowedContentType::Json,
+        AllowedContentType::Docx,
+        AllowedContentType::Xlsx,
+        AllowedContentType::Odt,
+    ];
+
+    /// The MIME type, e.g. `application/pdf`.
+    pub const fn mime(self) -> &'static str {
+        match self {
+            AllowedContentType::Pdf => "application/pdf",
+            AllowedContentType::Png => "image/png",
+            AllowedContentType::Jpeg => "image/jpeg",
+            AllowedContentType::Tiff => "image/tiff",
+            AllowedContentType::Webp => "image/webp",
+            AllowedContentType::PlainText => "text/plain",
+            AllowedContentType::Csv => "text/csv",
+            AllowedContentType::Json => "application/json",
+            AllowedContentType::Docx => {
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            }
+            AllowedContentType::Xlsx => {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
+            AllowedContentType::Odt => "application/vnd.oasis.opendocument.text",
+        }
+    }
+
+    /// The usual file extension, without the dot (`pdf`, `jpg`, `docx`, …).
+    pub const fn extension(self) -> &'static str {
+        match self {
+            AllowedContentType::Pdf => "pdf",
+            AllowedContentType::Png => "png",
+            AllowedContentType::Jpeg => "jpg",
+            AllowedContentType::Tiff => "tiff",
+            AllowedContentType::Webp => "webp",
+            AllowedContentType::PlainText => "txt",
+            AllowedContentType::Csv => "csv",
+            AllowedContentType::Json => "json",
+            AllowedContentType::Docx => "docx",
+            AllowedContentType::Xlsx => "xlsx",
+            AllowedContentType::Odt => "odt",
+        }
+    }
+
+    /// The type of a MIME string, ignoring case, surrounding spaces and
+    /// parameters (`text/plain; charset=utf-8` is `PlainText`).
+    pub fn from_mime(raw: &str) -> Option<Self> {
+        let essence = raw.split(';').next().unwrap_or("").trim();
+        Self::ALL
+            .into_iter()
+            .find(|kind| kind.mime().eq_ignore_ascii_case(essence))
+    }
+}
+
+impl fmt::Display for AllowedContentType {
+    /// The MIME type.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mime())
+    }
+}
+
+impl serde::Serialize for AllowedContentType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.mime())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AllowedContentType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::from_mime(&raw)
+            .ok_or_else(|| serde::de::Error::custom(format!("unsupported content type {raw:?}")))
+    }
+}
+
+/// What was recorded about a file when it was uploaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its SHA-256, as hex (either case).
+    pub sha256: String,
+    /// Its sniffed MIME type, as stored (e.g. `image/png`).
+    pub content_type: String,
+}
+
+/// What a fresh read of the stored file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservedFile {
+    /// Storage has no file at the recorded path.
+    Missing,
+    /// The file is there.
+    Present {
+        /// Its size in bytes.
+        size: u64,
+        /// Its SHA-256, as hex (either case).
+        sha256: String,
+        /// Its sniffed type, or `None` if it is no longer an allowed type.
+        content_type: Option<AllowedContentType>,
+    },
+}
+
+/// The verdict of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerificationOutcome {
+    /// The file is as recorded.
+    Verified,
+    /// The file is missing or changed; the reason is the `verification_error`.
+    Rejected(String),
+}
+
+impl VerificationOutcome {
+    /// Whether the file was found as recorded.
+    pub fn is_verified(&self) -> bool {
+        matches!(self, VerificationOutcome::Verified)
+    }
+
+    /// The reason of a rejection.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            VerificationOutcome::Verified => None,
+            VerificationOutcome::Rejected(reason) => Some(reason),
+        }
+    }
+
+    /// The document status this outcome leads to.
+    pub fn status(&self) -> DocumentStatus {
+        match self {
+            VerificationOutcome::Verified => DocumentStatus::Verified,
+            VerificationOutcome::Rejected(_) => DocumentStatus::Rejected,
+        }
+    }
+}
+
+/// Compares a re-read file with what was recorded at upload.
+///
+/// Checks, in this order, and rejects with the first difference found:
+/// presence (`File is missing from storage.`), size
+/// (`Size changed: recorded 10 bytes, found 12.`), checksum
+/// (`Checksum mismatch.`; hex compared case-insensitively) and sniffed type
+/// (`Content type changed: recorded image/png, found application/pdf.`, or
+/// `..., found a type that is not allowed.`).
+pub fn judge(recorded: &RecordedFile, observed: &ObservedFile) -> VerificationOutcome {
+    let ObservedFile::Present {
+        size,
+        sha256,
+        content_type,
+    } = observed
+    else {
+        return VerificationOutcome::Rejected("File is missing from storage.".to_owned());
+    };
+    if *size != recorded.size {
+        return VerificationOutcome::Rejected(format!(
+            "Size changed: recorded {} bytes, found {size}.",
+            recorded.size
+        ));
+    }
+    if !sha256.trim().eq_ignore_ascii_case(recorded.sha256.trim()) {
+        return VerificationOutcome::Rejected("Checksum mismatch.".to_owned());
+    }
+    let recorded_type = AllowedContentType::from_mime(&recorded.content_type);
+    if recorded_type.is_none() || *content_type != recorded_type {
+        let found = content_type.map_or("a type that is not allowed", AllowedContentType::mime);
+        return VerificationOutcome::Rejected(format!(
+            "Content type changed: recorded {}, found {found}.",
+            recorded.content_type
+        ));
+    }
+    VerificationOutcome::Verified
+}
+
+/// A field documents can be listed by (`?ordering=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentSortKey {
+    /// `uploaded_at`.
+    UploadedAt,
+    /// `name`.
+    Name,
+    /// `size`.
+    Size,
+}
+
+impl DocumentSortKey {
+    /// Every sortable field.
+    pub const ALL: [DocumentSortKey; 3] = [
+        DocumentSortKey::UploadedAt,
+        DocumentSortKey::Name,
+        DocumentSortKey::Size,
+    ];
+
+    /// The field name as written in `?ordering=`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DocumentSortKey::UploadedAt => "uploaded_at",
+            DocumentSortKey::Name => "name",
+            DocumentSortKey::Size => "size",
+        }
+    }
+}
+
+/// One item of a document list's `?ordering=`, e.g. `-size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DocumentOrderField {
+    /// The field to sort by.
+    pub field: DocumentSortKey,
+    /// Whether the item had a leading `-`.
+    pub descending: bool,
+}
+
+impl DocumentOrderField {
+    /// The default ordering of document lists: `-uploaded_at`, newest first.
+    pub const DEFAULT: DocumentOrderField = DocumentOrderField {
+        field: DocumentSortKey::UploadedAt,
+        descending: true,
+    };
+
+    /// Parses one item such as `name` or `-size` (surrounding spaces ignored).
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let item = raw.trim();
+        if item.is_empty() {
+            return Err(InvalidValue::blank());
+        }
+        let (descending, name) = match item.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, item),
+        };
+        let field = DocumentSortKey::ALL
+            .into_iter()
+            .find(|key| key.as_str() == name)
+            .ok_or_else(|| InvalidValue::invalid_choice(item))?;
+        Ok(Self { field, descending })
+    }
+
+    /// Parses a whole comma-separated `?ordering=` value; empty items are skipped.
+    pub fn parse_list(raw: &str) -> Result<Vec<Self>, InvalidValue> {
+        raw.split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(Self::parse)
+            .collect()
+    }
+}
+
+impl fmt::Display for DocumentOrderField {
+    /// The item as written in `?ordering=`, e.g. `-size`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.descending {
+            f.write_str("-")?;
+        }
+        f.write_str(self.field.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_and_statuses() {
+        let names = [
+            "tax_return",
+            "bank_statement",
+            "identity",
+            "invoice",
+            "receipt",
+            "contract",
+            "certificate",
+            "other",
+        ];
+        for (kind, name) in DocumentType::ALL.into_iter().zip(names) {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(DocumentType::parse(name), Ok(kind));
+            assert_eq!(
+                serde_json::to_value(kind).expect("serialise"),
+                serde_json::json!(name)
+            );
+        }
+        assert_eq!(DocumentType::default(), DocumentType::Other);
+        assert_eq!(
+            DocumentType::parse("passport"),
+            Err(InvalidValue::invalid_choice("passport"))
+        );
+        for (status, name) in DocumentStatus::ALL
+            .into_iter()
+            .zip(["uploaded", "verified", "rejected"])
+        {
+            assert_eq!(status.as_str(), name);
+            assert_eq!(DocumentStatus::parse(name), Ok(status));
+            assert_eq!(status.is_verified(), name == "verified");
+        }
+        assert!(DocumentStatus::parse("Verified").is_err());
+        assert_eq!(DocumentStatus::default(), DocumentStatus::Uploaded);
+    }
+
+    #[test]
+    fn every_status_times_every_verification() {
+        for status in DocumentStatus::ALL {
+            assert_eq!(status.verify(), Ok(DocumentStatus::Verified));
+            assert_eq!(status.reject(), Ok(DocumentStatus::Rejected));
+            assert_eq!(
+                status.apply(&VerificationOutcome::Verified),
+                Ok(DocumentStatus::Verified)
+            );
+            assert_eq!(
+                status.apply(&VerificationOutcome::Rejected("x".into())),
+                Ok(DocumentStatus::Rejected)
+            );
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            DocumentName::parse("  2025 tax return.pdf ")
+                .expect("valid")
+                .as_str(),
+            "2025 tax return.pdf"
+        );
+        assert_eq!(DocumentName::parse(" \t "), Err(InvalidValue::blank()));
+        let control = Err(InvalidValue::new("Control characters are not allowed."));
+        assert_eq!(DocumentName::parse("a\nb"), control);
+        assert_eq!(DocumentName::parse("a\0b"), control);
+        assert_eq!(DocumentName::parse("a\rb"), control);
+        assert_eq!(DocumentName::parse("a\u{7}b"), control);
+        assert_eq!(DocumentName::parse("invoice\u{202E}fdp.exe"), control);
+        assert!(DocumentName::parse(&"ж".repeat(255)).is_ok());
+        assert_eq!(
+            DocumentName::parse(&"ж".repeat(256)),
+            Err(InvalidValue::too_long(255))
+        );
+        assert!(serde_json::from_value::<DocumentName>(serde_json::json!("a\nb")).is_err());
+    }
+
+    fn sanitize(raw: &str) -> String {
+        OriginalFilename::sanitize(raw).into_inner()
+    }
+
+    #[test]
+    fn filenames() {
+        assert_eq!(sanitize("../../etc/passwd"), "passwd");
+        assert_eq!(sanitize("C:\\Windows\\x.exe"), "x.exe");
+        assert_eq!(sanitize("/var/tmp/report.pdf"), "report.pdf");
+        assert_eq!(sanitize("dir/"), "dir");
+        assert_eq!(sanitize("a/b/../"), "b");
+        assert_eq!(sanitize("evil\n.pdf"), "evil.pdf");
+        assert_eq!(sanitize("in\r\nvoice.pdf\0.exe"), "invoice.pdf.exe");
+        assert_eq!(sanitize("a\0/b"), "b");
+        assert_eq!(sanitize("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(sanitize("  .hidden.  "), "hidden");
+        assert_eq!(sanitize(""), "file");
+        assert_eq!(sanitize("."), "file");
+        assert_eq!(sanitize(".."), "file");
+        assert_eq!(sanitize("../../"), "file");
+        assert_eq!(sanitize("\0\n\r"), "file");
+        assert_eq!(sanitize("/"), "file");
+        assert_eq!(sanitize("résumé 2025.pdf"), "résumé 2025.pdf");
+
+        // 300 characters: shortened to 255, the extension kept.
+        let long = format!("{}.pdf", "a".repeat(296));
+        let short = sanitize(&long);
+        assert_eq!(short.chars().count(), 255);
+        assert!(short.ends_with(".pdf"));
+        assert_eq!(short, format!("{}.pdf", "a".repeat(251)));
+        // Multi-byte characters are cut on a char boundary.
+        let long = format!("{}.docx", "é".repeat(300));
+        let short = sanitize(&long);
+        assert_eq!(short.chars().count(), 255);
+        assert!(short.ends_with(".docx"));
+        // No extension (or an absurd one): plain cut.
+        let short = sanitize(&"b".repeat(300));
+        assert_eq!(short, "b".repeat(255));
+        let short = sanitize(&format!("x.{}", "c".repeat(300)));
+        assert_eq!(short.chars().count(), 255);
+        // A cut that ends on a dot is trimmed.
+        let short = sanitize(&format!("{}.{}", "d".repeat(254), "e".repeat(40)));
+        assert_eq!(short, "d".repeat(254));
+
+        // Always a valid document name.
+        for raw in ["../../etc/passwd", "", "\n", &"z".repeat(1000), " . . "] {
+            let filename = OriginalFilename::sanitize(raw);
+            let name = DocumentName::from_filename(&filename);
+            assert_eq!(DocumentName::parse(name.as_str()), Ok(name));
+        }
+        assert_eq!(
+            OriginalFilename::sanitize("a.b.pdf").extension(),
+            Some("pdf")
+        );
+        assert_eq!(OriginalFilename::sanitize("README").extension(), None);
+        let de: OriginalFilename =
+            serde_json::from_value(serde_json::json!("../x.txt")).expect("deserialise");
+        assert_eq!(de.as_str(), "x.txt");
+    }
+
+    #[test]
+    fn content_types() {
+        for kind in AllowedContentType::ALL {
+            assert_eq!(AllowedContentType::from_mime(kind.mime()), Some(kind));
+            assert_eq!(
+                serde_json::to_value(kind).expect("serialise"),
+                serde_json::json!(kind.mime())
+            );
+            assert_eq!(
+                serde_json::from_value::<AllowedContentType>(serde_json::json!(kind.mime()))
+                    .expect("deserialise"),
+                kind
+            );
+        }
+        assert_eq!(
+            AllowedContentType::from_mime("Text/Plain; charset=utf-8"),
+            Some(AllowedContentType::PlainText)
+        );
+        assert_eq!(
+            AllowedContentType::from_mime(" application/pdf "),
+            Some(AllowedContentType::Pdf)
+        );
+        for bad in [
+            "text/html",
+            "application/x-msdownload",
+            "application/octet-stream",
+            "image/svg+xml",
+            "",
+            "pdf",
+        ] {
+            assert_eq!(AllowedContentType::from_mime(bad), None, "{bad}");
+        }
+        assert_eq!(AllowedContentType::Jpeg.extension(), "jpg");
+    }
+
+    fn recorded() -> RecordedFile {
+        RecordedFile {
+            size: 10,
+            sha256: "ABCDEF".into(),
+            content_type: "image/png".into(),
+        }
+    }
+
+    fn present(size: u64, sha256: &str, content_type: Option<AllowedContentType>) -> ObservedFile {
+        ObservedFile::Present {
+            size,
+            sha256: sha256.into(),
+            content_type,
+        }
+    }
+
+    #[test]
+    fn judging() {
+        let png = Some(AllowedContentType::Png);
+        let verdict = judge(&recorded(), &present(10, "abcdef", png));
+        assert_eq!(verdict, VerificationOutcome::Verified);
+        assert!(verdict.is_verified());
+        assert_eq!(verdict.reason(), None);
+        assert_eq!(verdict.status(), DocumentStatus::Verified);
+
+        let rejected = |reason: &str| VerificationOutcome::Rejected(reason.to_owned());
+        assert_eq!(
+            judge(&recorded(), &ObservedFile::Missing),
+            rejected("File is missing from storage.")
+        );
+        assert_eq!(
+            judge(&recorded(), &present(12, "abcdef", png)),
+            rejected("Size changed: recorded 10 bytes, found 12.")
+        );
+        assert_eq!(
+            judge(&recorded(), &present(10, "abcdee", png)),
+            rejected("Checksum mismatch.")
+        );
+        assert_eq!(
+            judge(
+                &recorded(),
+                &present(10, "abcdef", Some(AllowedContentType::Pdf))
+            ),
+            rejected("Content type changed: recorded image/png, found application/pdf.")
+        );
+        assert_eq!(
+            judge(&recorded(), &present(10, "abcdef", None)),
+            rejected("Content type changed: recorded image/png, found a type that is not allowed.")
+        );
+        // Size is reported before the checksum.
+        let verdict = judge(&recorded(), &present(0, "", None));
+        assert_eq!(
+            verdict.reason(),
+            Some("Size changed: recorded 10 bytes, found 0.")
+        );
+        assert_eq!(verdict.status(), DocumentStatus::Rejected);
+        // A recorded type with parameters or another case still matches.
+        let mut text = recorded();
+        text.content_type = "Text/Plain; charset=utf-8".into();
+        assert_eq!(
+            judge(
+                &text,
+                &present(10, "abcdef", Some(AllowedContentType::PlainText))
+            ),
+            VerificationOutcome::Verified
+        );
+        // A recorded type that is not allowed (any more) never verifies.
+        let mut html = recorded();
+        html.content_type = "text/html".into();
+        assert!(!judge(&html, &present(10, "abcdef", None)).is_verified());
+    }
+
+    #[test]
+    fn document_ordering() {
+        assert_eq!(
+            DocumentOrderField::parse("-size"),
+            Ok(DocumentOrderField {
+                field: DocumentSortKey::Size,
+                descending: true
+            })
+        );
+        assert!(DocumentOrderField::parse("owner").is_err());
+        assert_eq!(
+            DocumentOrderField::parse_list("name,-uploaded_at").map(|v| v.len()),
+            Ok(2)
+        );
+        assert_eq!(DocumentOrderField::DEFAULT.to_string(), "-uploaded_at");
+    }
+}

@@ -1,0 +1,195 @@
+//! Page-number pagination, as DRF's `PageNumberPagination` does it.
+
+use crate::validation::InvalidValue;
+
+/// Which page of a list to return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    page: u32,
+    page_size: u32,
+}
+
+impl PageRequest {
+    /// Page size when the client gives none.
+    pub const DEFAULT_SIZE: u32 = 20;
+    /// Largest page size a client may ask for.
+    pub const MAX_SIZE: u32 = 100;
+
+    /// Parses `?page=` and `?page_size=`. A non-numeric or zero page is
+    /// refused as DRF does (`Invalid page.`, a 404 at the edge); a page size
+    /// above the maximum is clamped, as DRF does.
+    pub fn parse(page: Option<&str>, page_size: Option<&str>) -> Result<Self, PageError> {
+        let page = match page {
+            None | Some("") => 1,
+            Some("last") => u32::MAX,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => return Err(PageError::InvalidPage),
+            },
+        };
+        let page_size = match page_size {
+            None | Some("") => Self::DEFAULT_SIZE,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(0) => return Err(PageError::InvalidSize(InvalidValue::at_least(1))),
+                Ok(n) => n.min(u64::from(Self::MAX_SIZE)) as u32,
+                Err(_) => {
+                    return Err(PageError::InvalidSize(InvalidValue::new(
+                        "A valid integer is required.",
+                    )));
+                }
+            },
+        };
+        Ok(Self { page, page_size })
+    }
+
+    /// A page request from numbers; the size is clamped to `1..=MAX_SIZE`.
+    pub fn new(page: u32, page_size: u32) -> Self {
+        Self {
+            page: page.max(1),
+            page_size: page_size.clamp(1, Self::MAX_SIZE),
+        }
+    }
+
+    /// The 1-based page number (`u32::MAX` means "the last page").
+    pub fn page(&self) -> u32 {
+        self.page
+    }
+
+    /// Items per page.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    /// The page number actually served for a list of `count` items, or
+    /// `None` when the page is past the end (page 1 always exists).
+    pub fn resolve(&self, count: u64) -> Option<u32> {
+        let pages = count.div_ceil(u64::from(self.page_size)).max(1);
+        let page = if self.page == u32::MAX {
+            pages
+        } else {
+            u64::from(self.page)
+        };
+        (page <= pages).then_some(page as u32)
+    }
+
+    /// Rows to skip for a resolved page.
+    pub fn offset_of(&self, page: u32) -> i64 {
+        i64::from(page.saturating_sub(1)) * i64::from(self.page_size)
+    }
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            page_size: Self::DEFAULT_SIZE,
+        }
+    }
+}
+
+/// Why a page request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The page number is not a positive integer or is past the end.
+    #[error("Invalid page.")]
+    InvalidPage,
+    /// The page size is not a positive integer.
+    #[error("{0}")]
+    InvalidSize(InvalidValue),
+}
+
+/// One page of a list and the size of the whole list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// How many items the whole (filtered) list holds.
+    pub count: u64,
+    /// The page number served.
+    pub page: u32,
+    /// Items per page.
+    pub page_size: u32,
+    /// The items of this page.
+    pub items: Vec<T>,
+}
+
+impl<T> Page<T> {
+    /// Whether a later page exists.
+    pub fn has_next(&self) -> bool {
+        u64::from(self.page) * u64::from(self.page_size) < self.count
+    }
+
+    /// Whether an earlier page exists.
+    pub fn has_previous(&self) -> bool {
+        self.page > 1
+    }
+
+    /// Converts every item.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            count: self.count,
+            page: self.page,
+            page_size: self.page_size,
+            items: self.items.into_iter().map(f).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert_eq!(PageRequest::parse(None, None), Ok(PageRequest::new(1, 20)));
+        assert_eq!(
+            PageRequest::parse(Some("3"), Some("500")),
+            Ok(PageRequest::new(3, 100))
+        );
+        assert_eq!(
+            PageRequest::parse(Some("0"), None),
+            Err(PageError::InvalidPage)
+        );
+        assert_eq!(
+            PageRequest::parse(Some("x"), None),
+            Err(PageError::InvalidPage)
+        );
+        assert!(matches!(
+            PageRequest::parse(None, Some("0")),
+            Err(PageError::InvalidSize(_))
+        ));
+        assert!(matches!(
+            PageRequest::parse(None, Some("-1")),
+            Err(PageError::InvalidSize(_))
+        ));
+    }
+
+    #[test]
+    fn resolving() {
+        let request = PageRequest::new(3, 20);
+        assert_eq!(request.resolve(57), Some(3));
+        assert_eq!(request.resolve(40), None);
+        assert_eq!(PageRequest::new(1, 20).resolve(0), Some(1));
+        assert_eq!(
+            PageRequest::parse(Some("last"), None).map(|r| r.resolve(57)),
+            Ok(Some(3))
+        );
+        assert_eq!(request.offset_of(3), 40);
+    }
+
+    #[test]
+    fn neighbours() {
+        let page = Page {
+            count: 57,
+            page: 2,
+            page_size: 20,
+            items: vec![()],
+        };
+        assert!(page.has_next() && page.has_previous());
+        let last = Page {
+            count: 57,
+            page: 3,
+            page_size: 20,
+            items: vec![()],
+        };
+        assert!(!last.has_next());
+    }
+}

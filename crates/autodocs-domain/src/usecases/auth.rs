@@ -1,0 +1,381 @@
+//! Registration, login, token rotation and logout.
+
+use crate::activity::SystemActivity;
+use crate::activity_log::NewActivity;
+use crate::error::{Error, RepoError, Result};
+use crate::password_policy::{NewPassword, PasswordAttributes};
+use crate::ports::{self, IssuedTokens, PasswordCheck, Repositories, TokenError};
+use crate::user::{Email, NewUser, PersonName, Principal, User, UserId, Username};
+use crate::validation::{InvalidValue, ValidationErrors};
+
+use super::Services;
+
+/// The raw fields of a registration, as the client sent them.
+#[derive(Debug, Clone, Default)]
+pub struct RegisterInput {
+    /// Desired username.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// Password in clear.
+    pub password: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+}
+
+/// A registration whose every field was parsed.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    username: Username,
+    email: Email,
+    password: NewPassword,
+    first_name: PersonName,
+    last_name: PersonName,
+}
+
+impl Registration {
+    /// Parses every field, collecting all errors.
+    pub fn parse(input: &RegisterInput) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let username = errors.check("username", Username::parse(&input.username));
+        let email = errors.check("email", Email::parse(&input.email));
+        let first_name = errors.check("first_name", PersonName::parse(&input.first_name));
+        let last_name = errors.check("last_name", PersonName::parse(&input.last_name));
+        let attributes = PasswordAttributes {
+            username: &input.username,
+            email: &input.email,
+            first_name: &input.first_name,
+            last_name: &input.last_name,
+        };
+        let password = match NewPassword::parse(&input.password, &attributes) {
+            Ok(password) => Some(password),
+            Err(messages) => {
+                for message in messages {
+                    errors.add("password", message);
+                }
+                None
+            }
+        };
+        match (username, email, password, first_name, last_name) {
+            (Some(username), Some(email), Some(password), Some(first_name), Some(last_name))
+                if errors.is_empty() =>
+            {
+                Ok(Self {
+                    username,
+                    email,
+                    password,
+                    first_name,
+                    last_name,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A user together with a fresh token pair.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The user.
+    pub user: User,
+    /// Its tokens.
+    pub tokens: IssuedTokens,
+}
+
+/// The message DRF gives for a username already taken.
+pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
+/// The message given for an email already in use.
+pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
+
+impl Services {
+    /// Creates an account, records `user_registered`, and logs it in.
+    pub fn register(&self, registration: Registration) -> Result<Session> {
+        // Hash before the transaction: PBKDF2 is slow and must not hold a write lock.
+        let password_hash = self.hasher.hash(registration.password.as_str());
+        let new_user = NewUser {
+            username: registration.username,
+            email: registration.email,
+            first_name: registration.first_name,
+            last_name: registration.last_name,
+            password_hash,
+            is_staff: false,
+            is_superuser: false,
+        };
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            ensure_unique(repos, &new_user, None)?;
+            let user = repos
+                .users()
+                .create(&new_user, now)
+                .map_err(unique_violation_as_field)?;
+            repos.activities().record(
+                &NewActivity::system(SystemActivity::UserRegistered, user.id),
+                now,
+            )?;
+            let tokens = self.issue_tokens(repos, user.id)?;
+            Ok(Session { user, tokens })
+        })
+    }
+
+    /// Creates a staff superuser, as `createsuperuser` does; the password
+    /// still has to pass the policy.
+    pub fn create_superuser(&self, username: &str, email: &str, password: &str) -> Result<User> {
+        let input = RegisterInput {
+            username: username.to_owned(),
+            email: email.to_owned(),
+            password: password.to_owned(),
+            ..RegisterInput::default()
+        };
+        let registration = Registration::parse(&input)?;
+        let new_user = NewUser {
+            username: registration.username,
+            email: registration.email,
+            first_name: registration.first_name,
+            last_name: registration.last_name,
+            password_hash: self.hasher.hash(registration.password.as_str()),
+            is_staff: true,
+            is_superuser: true,
+        };
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            ensure_unique(repos, &new_user, None)?;
+            let user = repos
+                .users()
+                .create(&new_user, now)
+                .map_err(unique_violation_as_field)?;
+            repos.activities().record(
+                &NewActivity::system(SystemActivity::UserRegistered, user.id),
+                now,
+            )?;
+            Ok(user)
+        })
+    }
+
+    /// Checks credentials (username or email) and issues a token pair.
+    ///
+    /// Unknown users cost one hash like wrong passwords, so timing does not
+    /// tell which usernames exist. A hash with outdated parameters is
+    /// replaced on success.
+    pub fn login(&self, login: &str, password: &str) -> Result<Session> {
+        let credentials = ports::read(&*self.uow, |repos| {
+            Ok(repos.users().find_credentials(login.trim())?)
+        })?;
+        let Some(credentials) = credentials else {
+            self.hasher.burn(password);
+            return Err(Error::AuthenticationFailed);
+        };
+        let check = self.hasher.verify(password, &credentials.password_hash);
+        if check == PasswordCheck::Mismatch || !credentials.user.is_active {
+            return Err(Error::AuthenticationFailed);
+        }
+        let upgraded_hash =
+            (check == PasswordCheck::MatchNeedsRehash).then(|| self.hasher.hash(password));
+        let now = self.clock.now();
+        let user_id = credentials.user.id;
+        ports::transaction(&*self.uow, |repos| {
+            if let Some(hash) = &upgraded_hash {
+                repos.users().set_password_hash(user_id, hash)?;
+            }
+            repos.users().touch_last_login(user_id, now)?;
+            repos.activities().record(
+                &NewActivity::system(SystemActivity::UserLoggedIn, user_id),
+                now,
+            )?;
+            let tokens = self.issue_tokens(repos, user_id)?;
+            let user = repos
+                .users()
+                .find(user_id)?
+                .ok_or(Error::AuthenticationFailed)?;
+            Ok(Session { user, tokens })
+        })
+    }
+
+    /// Rotates a refresh token: the old one dies, a new pair is issued.
+    ///
+    /// Presenting a token that was already rotated or revoked is taken as
+    /// theft: every refresh token of its user is revoked.
+    pub fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
+        let claims = self
+            .tokens
+            .decode_refresh(refresh_token)
+            .map_err(token_error)?;
+        let now = self.clock.now();
+        enum Outcome {
+            Rotated(IssuedTokens),
+            Reused,
+            Refused,
+        }
+        let outcome = ports::transaction(&*self.uow, |repos| {
+            let Some(record) = repos.refresh_tokens().find(&claims.jti)? else {
+                return Ok(Outcome::Refused);
+            };
+            if record.user != claims.user {
+                return Ok(Outcome::Refused);
+            }
+            let active = repos
+                .users()
+                .find(record.user)?
+                .is_some_and(|user| user.is_active);
+            if !active {
+                return Ok(Outcome::Refused);
+            }
+            let tokens = self.tokens.issue(record.user, now);
+            // Conditional revoke: of two racing rotations only one wins; the
+            // loser is treated as a reuse.
+            if record.revoked_at.is_some()
+                || !repos
+                    .refresh_tokens()
+                    .revoke(&claims.jti, Some(&tokens.refresh_jti), now)?
+            {
+                repos.refresh_tokens().revoke_all(record.user, now)?;
+                return Ok(Outcome::Reused);
+            }
+            repos.refresh_tokens().insert(
+                record.user,
+                &tokens.refresh_jti,
+                now,
+                tokens.refresh_expires_at,
+            )?;
+            Ok(Outcome::Rotated(tokens))
+        })?;
+        match outcome {
+            Outcome::Rotated(tokens) => Ok(tokens),
+            Outcome::Reused => Err(Error::TokenInvalid("Token is blacklisted".into())),
+            Outcome::Refused => Err(Error::TokenInvalid("Token is invalid or expired".into())),
+        }
+    }
+
+    /// Checks any token (access or refresh) as SimpleJWT's verify view does;
+    /// a refresh token must also still be live.
+    pub fn verify_token(&self, token: &str) -> Result<()> {
+        match self.tokens.decode_access(token) {
+            Ok(_) => Ok(()),
+            Err(TokenError::WrongType) => {
+                let claims = self.tokens.decode_refresh(token).map_err(token_error)?;
+                let record = ports::read(&*self.uow, |repos| {
+                    Ok(repos.refresh_tokens().find(&claims.jti)?)
+                })?;
+                match record {
+                    Some(record) if record.revoked_at.is_none() => Ok(()),
+                    Some(_) => Err(Error::TokenInvalid("Token is blacklisted".into())),
+                    None => Err(Error::TokenInvalid("Token is invalid or expired".into())),
+                }
+            }
+            Err(error) => Err(token_error(error)),
+        }
+    }
+
+    /// Kills a refresh token.
+    pub fn logout(&self, refresh_token: &str) -> Result<()> {
+        let claims = self
+            .tokens
+            .decode_refresh(refresh_token)
+            .map_err(token_error)?;
+        let now = self.clock.now();
+        let revoked = ports::transaction(&*self.uow, |repos| {
+            Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?)
+        })?;
+        if revoked {
+            Ok(())
+        } else {
+            Err(Error::TokenInvalid("Token is blacklisted".into()))
+        }
+    }
+
+    /// Resolves an access token to the principal behind it; the user must
+    /// still exist and be active.
+    pub fn authenticate(&self, access_token: &str) -> Result<Principal> {
+        let user_id = self
+            .tokens
+            .decode_access(access_token)
+            .map_err(token_error)?;
+        let user = ports::read(&*self.uow, |repos| Ok(repos.users().find(user_id)?))?;
+        match user {
+            Some(user) if user.is_active => Ok(Principal {
+                user_id: user.id,
+                is_staff: user.is_staff,
+            }),
+            Some(_) => Err(Error::TokenInvalid("User is inactive".into())),
+            None => Err(Error::TokenInvalid("User not found".into())),
+        }
+    }
+
+    pub(crate) fn issue_tokens(
+        &self,
+        repos: &mut dyn Repositories,
+        user: UserId,
+    ) -> Result<IssuedTokens> {
+        let now = self.clock.now();
+        let tokens = self.tokens.issue(user, now);
+        repos
+            .refresh_tokens()
+            .insert(user, &tokens.refresh_jti, now, tokens.refresh_expires_at)?;
+        Ok(tokens)
+    }
+}
+
+/// Refuses a new user whose username or email is taken.
+fn ensure_unique(
+    repos: &mut dyn Repositories,
+    user: &NewUser,
+    except: Option<UserId>,
+) -> Result<()> {
+    let mut errors = ValidationErrors::new();
+    if repos.users().username_exists(user.username.as_str())? {
+        errors.add("username", USERNAME_TAKEN);
+    }
+    if repos.users().email_exists(user.email.as_str(), except)? {
+        errors.add("email", EMAIL_TAKEN);
+    }
+    Ok(errors.into_result()?)
+}
+
+/// A unique index that fired after the explicit checks (a racing request)
+/// becomes the same field error the checks give.
+pub(crate) fn unique_violation_as_field(error: RepoError) -> Error {
+    match &error {
+        RepoError::UniqueViolation(constraint) if constraint.contains("username") => {
+            Error::field("username", USERNAME_TAKEN)
+        }
+        RepoError::UniqueViolation(constraint) if constraint.contains("email") => {
+            Error::field("email", EMAIL_TAKEN)
+        }
+        _ => Error::Repository(error),
+    }
+}
+
+fn token_error(error: TokenError) -> Error {
+    let message = match error {
+        TokenError::Expired => "Token is expired",
+        TokenError::WrongType => "Token has wrong type",
+        TokenError::Invalid => "Token is invalid",
+    };
+    Error::TokenInvalid(message.into())
+}
+
+/// Parses a login's two fields, as SimpleJWT's serializer requires them.
+pub fn require_credentials(
+    login: Option<&str>,
+    password: Option<&str>,
+) -> Result<(String, String), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let mut required = |field: &str, value: Option<&str>| match value {
+        Some(value) if !value.trim().is_empty() => Some(value.to_owned()),
+        Some(_) => {
+            errors.add(field, InvalidValue::blank().0);
+            None
+        }
+        None => {
+            errors.add(field, InvalidValue::required().0);
+            None
+        }
+    };
+    let login = required("username", login);
+    let password = required("password", password);
+    match (login, password) {
+        (Some(login), Some(password)) => Ok((login, password)),
+        _ => Err(errors),
+    }
+}

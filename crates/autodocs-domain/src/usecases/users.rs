@@ -1,0 +1,243 @@
+//! The user's own account and profile, and staff user management.
+
+use serde_json::Value;
+
+use crate::activity::SystemActivity;
+use crate::activity_log::NewActivity;
+use crate::error::{Error, Result};
+use crate::paging::Page;
+use crate::password_policy::{NewPassword, PasswordAttributes};
+use crate::ports::{self, PasswordCheck};
+use crate::user::{
+    Email, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges, UserId, UserQuery,
+    bounded_json_object,
+};
+use crate::validation::ValidationErrors;
+
+use super::Services;
+use super::auth::{EMAIL_TAKEN, unique_violation_as_field};
+
+/// The raw fields of an account update; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct AccountInput {
+    /// New email.
+    pub email: Option<String>,
+    /// New first name.
+    pub first_name: Option<String>,
+    /// New last name.
+    pub last_name: Option<String>,
+    /// New active flag (staff only).
+    pub is_active: Option<bool>,
+    /// New staff flag (staff only).
+    pub is_staff: Option<bool>,
+    /// Profile fields.
+    pub profile: ProfileInput,
+}
+
+/// The raw fields of a profile update.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileInput {
+    /// New phone.
+    pub phone: Option<String>,
+    /// New organization.
+    pub organization: Option<String>,
+    /// New bio.
+    pub bio: Option<String>,
+    /// New time zone name.
+    pub timezone: Option<String>,
+    /// New preferences object.
+    pub preferences: Option<Value>,
+}
+
+impl AccountInput {
+    /// Parses every present field; profile errors are keyed `profile.<field>`.
+    pub fn parse(&self) -> Result<UserChanges, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let mut changes = UserChanges {
+            email: self
+                .email
+                .as_deref()
+                .and_then(|raw| errors.check("email", Email::parse(raw))),
+            first_name: self
+                .first_name
+                .as_deref()
+                .and_then(|raw| errors.check("first_name", PersonName::parse(raw))),
+            last_name: self
+                .last_name
+                .as_deref()
+                .and_then(|raw| errors.check("last_name", PersonName::parse(raw))),
+            is_active: self.is_active,
+            is_staff: self.is_staff,
+            profile: ProfilePatch::default(),
+        };
+        let profile = &self.profile;
+        changes.profile = ProfilePatch {
+            phone: profile
+                .phone
+                .as_deref()
+                .and_then(|raw| errors.check("profile.phone", ProfilePatch::parse_phone(raw))),
+            organization: profile.organization.as_deref().and_then(|raw| {
+                errors.check(
+                    "profile.organization",
+                    ProfilePatch::parse_organization(raw),
+                )
+            }),
+            bio: profile
+                .bio
+                .as_deref()
+                .and_then(|raw| errors.check("profile.bio", ProfilePatch::parse_bio(raw))),
+            timezone: profile
+                .timezone
+                .as_deref()
+                .and_then(|raw| errors.check("profile.timezone", TimeZoneName::parse(raw))),
+            preferences: profile
+                .preferences
+                .as_ref()
+                .and_then(|raw| errors.check("profile.preferences", bounded_json_object(raw))),
+        };
+        errors.into_result().map(|()| changes)
+    }
+}
+
+/// The message Django gives for a wrong current password.
+pub const WRONG_OLD_PASSWORD: &str =
+    "Your old password was entered incorrectly. Please enter it again.";
+
+impl Services {
+    /// The caller's own account.
+    pub fn me(&self, principal: Principal) -> Result<User> {
+        ports::read(&*self.uow, |repos| {
+            repos
+                .users()
+                .find(principal.user_id)?
+                .ok_or(Error::NotFound)
+        })
+    }
+
+    /// Updates the caller's own account and profile (never the flags) and
+    /// records `profile_updated`.
+    pub fn update_me(&self, principal: Principal, input: &AccountInput) -> Result<User> {
+        let mut changes = input.parse()?;
+        changes.is_active = None;
+        changes.is_staff = None;
+        self.apply_changes(principal.user_id, principal.user_id, changes)
+    }
+
+    /// Changes the caller's password; every refresh token of the user dies.
+    pub fn change_password(
+        &self,
+        principal: Principal,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<()> {
+        let user = self.me(principal)?;
+        let stored = ports::read(&*self.uow, |repos| {
+            repos.users().password_hash(user.id)?.ok_or(Error::NotFound)
+        })?;
+        let mut errors = ValidationErrors::new();
+        if self.hasher.verify(old_password, &stored) == PasswordCheck::Mismatch {
+            errors.add("old_password", WRONG_OLD_PASSWORD);
+        }
+        let attributes = PasswordAttributes {
+            username: &user.username,
+            email: &user.email,
+            first_name: &user.first_name,
+            last_name: &user.last_name,
+        };
+        let new_password = match NewPassword::parse(new_password, &attributes) {
+            Ok(password) => Some(password),
+            Err(messages) => {
+                messages
+                    .into_iter()
+                    .for_each(|message| errors.add("new_password", message));
+                None
+            }
+        };
+        errors.into_result()?;
+        let Some(new_password) = new_password else {
+            return Err(Error::NotFound);
+        };
+        let hash = self.hasher.hash(new_password.as_str());
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            repos.users().set_password_hash(user.id, &hash)?;
+            repos.refresh_tokens().revoke_all(user.id, now)?;
+            repos.activities().record(
+                &NewActivity::system(SystemActivity::PasswordChanged, user.id),
+                now,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Staff: a page of users.
+    pub fn list_users(&self, principal: Principal, query: &UserQuery) -> Result<Page<User>> {
+        require_staff(principal)?;
+        ports::read(&*self.uow, |repos| Ok(repos.users().list(query)?))
+    }
+
+    /// Staff: one user.
+    pub fn get_user(&self, principal: Principal, id: UserId) -> Result<User> {
+        require_staff(principal)?;
+        ports::read(&*self.uow, |repos| {
+            repos.users().find(id)?.ok_or(Error::NotFound)
+        })
+    }
+
+    /// Staff: updates any user, flags included.
+    pub fn update_user(
+        &self,
+        principal: Principal,
+        id: UserId,
+        input: &AccountInput,
+    ) -> Result<User> {
+        require_staff(principal)?;
+        let changes = input.parse()?;
+        self.apply_changes(principal.user_id, id, changes)
+    }
+
+    /// Staff: deletes a user and everything they own.
+    pub fn delete_user(&self, principal: Principal, id: UserId) -> Result<()> {
+        require_staff(principal)?;
+        let deleted = ports::transaction(&*self.uow, |repos| Ok(repos.users().delete(id)?))?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    fn apply_changes(&self, actor: UserId, id: UserId, changes: UserChanges) -> Result<User> {
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
+            if let Some(email) = &changes.email {
+                if repos.users().email_exists(email.as_str(), Some(id))? {
+                    return Err(Error::field("email", EMAIL_TAKEN));
+                }
+            }
+            if changes.touches_account() {
+                repos
+                    .users()
+                    .update_account(id, &changes)
+                    .map_err(unique_violation_as_field)?;
+            }
+            if !changes.profile.is_empty() {
+                changes.profile.apply_to(&mut user.profile);
+                repos.users().save_profile(id, &user.profile, now)?;
+            }
+            let activity = NewActivity::system(SystemActivity::ProfileUpdated, actor)
+                .with_detail("user_id", id.0);
+            repos.activities().record(&activity, now)?;
+            repos.users().find(id)?.ok_or(Error::NotFound)
+        })
+    }
+}
+
+fn require_staff(principal: Principal) -> Result<()> {
+    if principal.is_staff {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied)
+    }
+}

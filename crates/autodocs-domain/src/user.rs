@@ -1,0 +1,428 @@
+//! Users, their profiles and the values that make them up.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::validation::{InvalidValue, optional_text};
+
+/// The primary key of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub i64);
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A username as Django accepts it: 1–150 of letters, digits and `.@+-_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Username(String);
+
+impl Username {
+    /// Longest username Django allows.
+    pub const MAX_CHARS: usize = 150;
+
+    /// Parses a username (`^[\w.@+-]{1,150}$`, Unicode word characters).
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.trim().is_empty() {
+            return Err(InvalidValue::blank());
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidValue::too_long(Self::MAX_CHARS));
+        }
+        let allowed = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '@' | '+' | '-');
+        if !raw.chars().all(allowed) {
+            return Err(InvalidValue::new(
+                "Enter a valid username. This value may contain only letters, numbers, and @/./+/-/_ characters.",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The username as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address, validated as Django's `EmailValidator` does in substance;
+/// the domain part is lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Longest address accepted.
+    pub const MAX_CHARS: usize = 254;
+
+    /// Parses an email address.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(InvalidValue::blank());
+        }
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(InvalidValue::too_long(Self::MAX_CHARS));
+        }
+        let invalid = || InvalidValue::new("Enter a valid email address.");
+        let (local, domain) = raw.rsplit_once('@').ok_or_else(invalid)?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+            })
+            && labels
+                .last()
+                .is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()));
+        if !local_ok || !domain_ok {
+            return Err(invalid());
+        }
+        Ok(Self(format!("{local}@{}", domain.to_lowercase())))
+    }
+
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A first or last name: at most 150 characters, may be empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PersonName(String);
+
+impl PersonName {
+    /// Parses a name.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        optional_text(raw, 150).map(Self)
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An IANA time zone name such as `Europe/Paris`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeZoneName(String);
+
+impl TimeZoneName {
+    /// Parses a zone name against the IANA database.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        raw.parse::<chrono_tz::Tz>()
+            .map(|tz| Self(tz.name().to_owned()))
+            .map_err(|_| {
+                InvalidValue::new(format!(
+                    "\"{}\" is not a valid time zone.",
+                    truncate(raw, 64)
+                ))
+            })
+    }
+
+    /// The zone name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TimeZoneName {
+    fn default() -> Self {
+        Self("UTC".to_owned())
+    }
+}
+
+/// Largest serialised size of a JSON object held in the database.
+pub const MAX_JSON_OBJECT_BYTES: usize = 16 * 1024;
+
+/// Checks a JSON value is an object whose serialised form fits `MAX_JSON_OBJECT_BYTES`.
+pub fn bounded_json_object(value: &Value) -> Result<Map<String, Value>, InvalidValue> {
+    let Value::Object(map) = value else {
+        return Err(InvalidValue::new("Expected a JSON object."));
+    };
+    let size = serde_json::to_vec(value)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_JSON_OBJECT_BYTES {
+        return Err(InvalidValue::new(format!(
+            "Ensure this object is at most {MAX_JSON_OBJECT_BYTES} bytes when serialised."
+        )));
+    }
+    Ok(map.clone())
+}
+
+fn truncate(raw: &str, max: usize) -> String {
+    raw.chars().take(max).collect()
+}
+
+/// The profile every user has.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserProfile {
+    /// Phone number, free text up to 32 characters.
+    pub phone: String,
+    /// Organization, up to 200 characters.
+    pub organization: String,
+    /// Free text, up to 5000 characters.
+    pub bio: String,
+    /// IANA time zone name, `UTC` by default.
+    pub timezone: String,
+    /// The frontend's preferences, a JSON object of at most 16 KiB.
+    pub preferences: Map<String, Value>,
+}
+
+impl Default for UserProfile {
+    fn default() -> Self {
+        Self {
+            phone: String::new(),
+            organization: String::new(),
+            bio: String::new(),
+            timezone: TimeZoneName::default().0,
+            preferences: Map::new(),
+        }
+    }
+}
+
+/// A partial change to a profile; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfilePatch {
+    /// New phone.
+    pub phone: Option<String>,
+    /// New organization.
+    pub organization: Option<String>,
+    /// New bio.
+    pub bio: Option<String>,
+    /// New time zone.
+    pub timezone: Option<TimeZoneName>,
+    /// New preferences (replaces the whole object).
+    pub preferences: Option<Map<String, Value>>,
+}
+
+impl ProfilePatch {
+    /// Parses the phone field.
+    pub fn parse_phone(raw: &str) -> Result<String, InvalidValue> {
+        optional_text(raw, 32)
+    }
+
+    /// Parses the organization field.
+    pub fn parse_organization(raw: &str) -> Result<String, InvalidValue> {
+        optional_text(raw, 200)
+    }
+
+    /// Parses the bio field.
+    pub fn parse_bio(raw: &str) -> Result<String, InvalidValue> {
+        optional_text(raw, 5000)
+    }
+
+    /// Applies the patch to a profile.
+    pub fn apply_to(&self, profile: &mut UserProfile) {
+        if let Some(phone) = &self.phone {
+            profile.phone.clone_from(phone);
+        }
+        if let Some(organization) = &self.organization {
+            profile.organization.clone_from(organization);
+        }
+        if let Some(bio) = &self.bio {
+            profile.bio.clone_from(bio);
+        }
+        if let Some(timezone) = &self.timezone {
+            profile.timezone = timezone.as_str().to_owned();
+        }
+        if let Some(preferences) = &self.preferences {
+            profile.preferences.clone_from(preferences);
+        }
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// A user account with its profile, as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// Primary key.
+    pub id: UserId,
+    /// Unique (case-insensitively) login name.
+    pub username: String,
+    /// Unique (case-insensitively) email address.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Staff see everyone's objects and manage users.
+    pub is_staff: bool,
+    /// Superusers are staff created from the command line.
+    pub is_superuser: bool,
+    /// Inactive users cannot log in or use their tokens.
+    pub is_active: bool,
+    /// When the account was created.
+    pub date_joined: DateTime<Utc>,
+    /// The last successful login.
+    pub last_login: Option<DateTime<Utc>>,
+    /// The profile.
+    pub profile: UserProfile,
+}
+
+/// What a request needs to know about the user behind a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    /// The authenticated user.
+    pub user_id: UserId,
+    /// Whether the user is staff.
+    pub is_staff: bool,
+}
+
+impl Principal {
+    /// Whether this principal may see an object owned by `owner`.
+    pub fn can_see(&self, owner: UserId) -> bool {
+        self.is_staff || self.user_id == owner
+    }
+
+    /// The owner a list is restricted to: `None` for staff (everyone's).
+    pub fn visible_owner(&self) -> Option<UserId> {
+        (!self.is_staff).then_some(self.user_id)
+    }
+}
+
+/// A user to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    /// Login name.
+    pub username: Username,
+    /// Email address.
+    pub email: Email,
+    /// Given name.
+    pub first_name: PersonName,
+    /// Family name.
+    pub last_name: PersonName,
+    /// The encoded password hash (never the password).
+    pub password_hash: String,
+    /// Staff flag.
+    pub is_staff: bool,
+    /// Superuser flag.
+    pub is_superuser: bool,
+}
+
+/// Changes to a user's own account fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserChanges {
+    /// New email.
+    pub email: Option<Email>,
+    /// New first name.
+    pub first_name: Option<PersonName>,
+    /// New last name.
+    pub last_name: Option<PersonName>,
+    /// New active flag (staff only).
+    pub is_active: Option<bool>,
+    /// New staff flag (staff only).
+    pub is_staff: Option<bool>,
+    /// Profile changes.
+    pub profile: ProfilePatch,
+}
+
+impl UserChanges {
+    /// Whether any field of the account row (not the profile) changes.
+    pub fn touches_account(&self) -> bool {
+        self.email.is_some()
+            || self.first_name.is_some()
+            || self.last_name.is_some()
+            || self.is_active.is_some()
+            || self.is_staff.is_some()
+    }
+}
+
+/// The filters of the staff user list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserQuery {
+    /// Case-insensitive substring of username or email.
+    pub search: Option<String>,
+    /// Only active or only inactive users.
+    pub is_active: Option<bool>,
+    /// Which page.
+    pub page: crate::paging::PageRequest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(Username::parse("alice.b+c@d-e_f").is_ok());
+        assert!(Username::parse("émilie").is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("with space").is_err());
+        assert!(Username::parse("semi;colon").is_err());
+        assert!(Username::parse(&"a".repeat(150)).is_ok());
+        assert!(Username::parse(&"a".repeat(151)).is_err());
+        assert!(Username::parse("nul\0").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse("A.b@Example.COM").map(|e| e.0),
+            Ok("A.b@example.com".into())
+        );
+        for bad in [
+            "",
+            "plain",
+            "a@b",
+            "@x.com",
+            "a@.com",
+            "a..b@x.com",
+            "a@x..com",
+            "a b@x.com",
+            "a@x.c0m-",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_zones() {
+        assert!(TimeZoneName::parse("Europe/Paris").is_ok());
+        assert!(TimeZoneName::parse("Mars/Olympus").is_err());
+        assert_eq!(TimeZoneName::default().as_str(), "UTC");
+    }
+
+    #[test]
+    fn json_objects() {
+        assert!(bounded_json_object(&serde_json::json!({"a": 1})).is_ok());
+        assert!(bounded_json_object(&serde_json::json!([1])).is_err());
+        let big = "x".repeat(MAX_JSON_OBJECT_BYTES);
+        assert!(bounded_json_object(&serde_json::json!({ "a": big })).is_err());
+    }
+
+    #[test]
+    fn principals() {
+        let user = Principal {
+            user_id: UserId(1),
+            is_staff: false,
+        };
+        assert!(user.can_see(UserId(1)));
+        assert!(!user.can_see(UserId(2)));
+        assert_eq!(user.visible_owner(), Some(UserId(1)));
+        let staff = Principal {
+            user_id: UserId(3),
+            is_staff: true,
+        };
+        assert!(staff.can_see(UserId(2)));
+        assert_eq!(staff.visible_owner(), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! Field-level validation errors, shaped like Django REST Framework's.
+
+use std::collections::BTreeMap;
+
+/// Why one value was refused, in words a client can show next to the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+impl InvalidValue {
+    /// A refusal with the given message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// DRF's message for a required field that was absent.
+    pub fn required() -> Self {
+        Self::new("This field is required.")
+    }
+
+    /// DRF's message for an explicit `null` where none is allowed.
+    pub fn null() -> Self {
+        Self::new("This field may not be null.")
+    }
+
+    /// DRF's message for an empty (or whitespace-only) string.
+    pub fn blank() -> Self {
+        Self::new("This field may not be blank.")
+    }
+
+    /// DRF's message for a string over `max` characters.
+    pub fn too_long(max: usize) -> Self {
+        Self::new(format!(
+            "Ensure this field has no more than {max} characters."
+        ))
+    }
+
+    /// DRF's message for a value outside a choice list.
+    pub fn invalid_choice(value: &str) -> Self {
+        Self::new(format!("\"{value}\" is not a valid choice."))
+    }
+
+    /// DRF's message for an integer outside a range.
+    pub fn at_most(max: i64) -> Self {
+        Self::new(format!("Ensure this value is less than or equal to {max}."))
+    }
+
+    /// DRF's message for an integer below a bound.
+    pub fn at_least(min: i64) -> Self {
+        Self::new(format!(
+            "Ensure this value is greater than or equal to {min}."
+        ))
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The key DRF uses for errors that belong to no single field.
+pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+
+/// Every refused field of one request, each with its messages.
+///
+/// Serialised by the HTTP layer as `{"field": ["message", ...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationErrors {
+    fields: BTreeMap<String, Vec<String>>,
+}
+
+impl ValidationErrors {
+    /// No errors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Errors made of one message on one field.
+    pub fn single(field: impl Into<String>, error: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, error);
+        errors
+    }
+
+    /// Adds a message to a field.
+    pub fn add(&mut self, field: impl Into<String>, error: impl Into<String>) {
+        self.fields
+            .entry(field.into())
+            .or_default()
+            .push(error.into());
+    }
+
+    /// Adds an error that concerns the request as a whole.
+    pub fn add_non_field(&mut self, error: impl Into<String>) {
+        self.add(NON_FIELD_ERRORS, error);
+    }
+
+    /// Records the error of a parse, if any, and returns its value.
+    pub fn check<T>(&mut self, field: &str, parsed: Result<T, InvalidValue>) -> Option<T> {
+        match parsed {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.add(field, error.0);
+                None
+            }
+        }
+    }
+
+    /// Adds every message of another set, field by field.
+    pub fn merge(&mut self, other: ValidationErrors) {
+        for (field, messages) in other.fields {
+            self.fields.entry(field).or_default().extend(messages);
+        }
+    }
+
+    /// Whether nothing was refused.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// `Ok(())` when empty, else the errors.
+    pub fn into_result(self) -> Result<(), ValidationErrors> {
+        if self.is_empty() { Ok(()) } else { Err(self) }
+    }
+
+    /// The refused fields with their messages, by field name.
+    pub fn fields(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.fields
+    }
+
+    /// The messages of one field.
+    pub fn field(&self, name: &str) -> Option<&[String]> {
+        self.fields.get(name).map(Vec::as_slice)
+    }
+}
+
+impl std::fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (field, messages) in &self.fields {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{field}: {}", messages.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}
+
+/// Trims a string and checks it is non-blank and at most `max` characters.
+pub fn bounded_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidValue::blank());
+    }
+    optional_text(trimmed, max)
+}
+
+/// Trims a string and checks it is at most `max` characters; empty is allowed.
+pub fn optional_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
+    let trimmed = raw.trim();
+    if trimmed.contains('\0') {
+        return Err(InvalidValue::new("Null characters are not allowed."));
+    }
+    if trimmed.chars().count() > max {
+        return Err(InvalidValue::too_long(max));
+    }
+    Ok(trimmed.to_owned())
+}

@@ -1,0 +1,8 @@
+//! Authentication adapters: Django-compatible password hashes and
+//! SimpleJWT-compatible tokens.
+
+pub mod jwt;
+pub mod password;
+
+pub use jwt::JwtTokenService;
+pub use password::DjangoPasswordHasher;

@@ -1,0 +1,157 @@
+//! The JSON error bodies of the contract, one type for every failure.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use autodocs_domain::validation::ValidationErrors;
+use autodocs_domain::{Error, RepoError};
+use serde_json::{Map, Value, json};
+
+/// Every way a request can fail, rendered as the contract's JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A use case failed.
+    #[error(transparent)]
+    Domain(#[from] Error),
+    /// The body is not valid JSON.
+    #[error("JSON parse error - {0}")]
+    MalformedJson(String),
+    /// The body has a content type the endpoint does not take.
+    #[error("Unsupported media type \"{0}\" in request.")]
+    UnsupportedMediaType(String),
+    /// The body is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+    /// No credentials were sent.
+    #[error("Authentication credentials were not provided.")]
+    NotAuthenticated,
+    /// The route does not exist.
+    #[error("Not found.")]
+    NotFound,
+    /// A page past the end.
+    #[error("Invalid page.")]
+    InvalidPage,
+    /// The route exists but not with this method.
+    #[error("Method \"{0}\" not allowed.")]
+    MethodNotAllowed(String),
+    /// A blocking task could not run (the pool shut down or the task panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        ApiError::Domain(Error::Validation(errors))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(error.to_string())
+    }
+}
+
+/// Renders validation errors as DRF does; `a.b` keys nest as `{"a": {"b": [...]}}`.
+pub fn validation_body(errors: &ValidationErrors) -> Value {
+    let mut body = Map::new();
+    for (field, messages) in errors.fields() {
+        let messages = Value::from(messages.clone());
+        match field.split_once('.') {
+            Some((outer, inner)) => {
+                let nested = body
+                    .entry(outer.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(nested) = nested {
+                    nested.insert(inner.to_owned(), messages);
+                }
+            }
+            None => {
+                body.insert(field.clone(), messages);
+            }
+        }
+    }
+    Value::Object(body)
+}
+
+impl ApiError {
+    fn body(&self) -> Value {
+        match self {
+            ApiError::Domain(Error::Validation(errors)) => validation_body(errors),
+            ApiError::Domain(Error::NotFound) | ApiError::NotFound => {
+                json!({"detail": "Not found."})
+            }
+            ApiError::Domain(Error::InvalidTransition(error)) => {
+                json!({"detail": error.to_string(), "code": "invalid_transition"})
+            }
+            ApiError::Domain(Error::AuthenticationFailed) => json!({
+                "detail": "No active account found with the given credentials",
+                "code": "authentication_failed",
+            }),
+            ApiError::Domain(Error::TokenInvalid(reason)) => json!({
+                "detail": "Given token not valid for any token type",
+                "code": "token_not_valid",
+                "messages": [{"message": reason}],
+            }),
+            ApiError::Domain(Error::PermissionDenied) => {
+                json!({"detail": "You do not have permission to perform this action."})
+            }
+            ApiError::Domain(Error::Repository(RepoError::Unavailable(_))) => {
+                json!({"detail": "Service temporarily unavailable, try again later.", "code": "service_unavailable"})
+            }
+            ApiError::Domain(Error::Repository(_)) | ApiError::Internal(_) => {
+                json!({"detail": "Internal server error."})
+            }
+            ApiError::MalformedJson(_) => json!({"detail": self.to_string()}),
+            ApiError::UnsupportedMediaType(_) => {
+                json!({"detail": self.to_string(), "code": "unsupported_media_type"})
+            }
+            ApiError::TooLarge(detail) => json!({"detail": detail, "code": "file_too_large"}),
+            ApiError::NotAuthenticated => {
+                json!({"detail": self.to_string(), "code": "not_authenticated"})
+            }
+            ApiError::InvalidPage => json!({"detail": "Invalid page."}),
+            ApiError::MethodNotAllowed(_) => json!({"detail": self.to_string()}),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(error) => match error {
+                Error::Validation(_) => StatusCode::BAD_REQUEST,
+                Error::NotFound => StatusCode::NOT_FOUND,
+                Error::InvalidTransition(_) => StatusCode::CONFLICT,
+                Error::AuthenticationFailed | Error::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
+                Error::PermissionDenied => StatusCode::FORBIDDEN,
+                Error::Repository(RepoError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+                Error::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"api\""),
+            ));
+        }
+        response.json(self.body())
+    }
+}
+
+/// The result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,279 @@
+//! Extractors: the authenticated principal, JSON bodies read the DRF way,
+//! and typed access to the fields of a JSON object.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use autodocs_domain::user::Principal;
+use autodocs_domain::validation::{InvalidValue, ValidationErrors};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The user behind a valid `Authorization: Bearer` access token.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated(pub Principal);
+
+/// The bearer token of a request, if it sent one.
+pub fn bearer_token(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| token_invalid("Authorization header is not valid"))?;
+    let mut parts = value.split_whitespace();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(scheme), Some(token), None) if scheme.eq_ignore_ascii_case("bearer") => {
+            Ok(Some(token.to_owned()))
+        }
+        // Another scheme is not ours to judge: treated as no credentials, as SimpleJWT does.
+        (Some(scheme), _, _) if !scheme.eq_ignore_ascii_case("bearer") => Ok(None),
+        _ => Err(token_invalid(
+            "Authorization header must contain two space-delimited values",
+        )),
+    }
+}
+
+fn token_invalid(reason: &str) -> ApiError {
+    ApiError::Domain(autodocs_domain::Error::TokenInvalid(reason.to_owned()))
+}
+
+/// Resolves a token to its principal off the event loop.
+pub async fn authenticate(state: &AppState, token: String) -> Result<Principal, ApiError> {
+    let services = state.services.clone();
+    Ok(web::block(move || services.authenticate(&token)).await??)
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(request);
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            let token = token?.ok_or(ApiError::NotAuthenticated)?;
+            Ok(Authenticated(authenticate(&state, token).await?))
+        })
+    }
+}
+
+/// A JSON object body, read as DRF's JSONParser does: the content type must
+/// be JSON, malformed JSON is a 400 `JSON parse error`, a non-object is a
+/// 400 on `non_field_errors`, an empty body is an empty object.
+#[derive(Debug, Clone, Default)]
+pub struct JsonObject(pub Map<String, Value>);
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BODY: usize = 2 * 1024 * 1024;
+
+impl FromRequest for JsonObject {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| {
+                value
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+                if body.len() + chunk.len() > MAX_JSON_BODY {
+                    return Err(ApiError::TooLarge(format!(
+                        "Request body exceeds {MAX_JSON_BODY} bytes."
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            match content_type.as_deref() {
+                None | Some("") if body.is_empty() => return Ok(JsonObject::default()),
+                Some(kind) if kind == "application/json" || kind.ends_with("+json") => {}
+                Some("application/x-www-form-urlencoded" | "multipart/form-data")
+                    if body.is_empty() =>
+                {
+                    return Ok(JsonObject::default());
+                }
+                other => {
+                    return Err(ApiError::UnsupportedMediaType(
+                        other.unwrap_or("").to_owned(),
+                    ));
+                }
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(JsonObject::default());
+            }
+            let value: Value = serde_json::from_slice(&body)
+                .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+            match value {
+                Value::Object(map) => Ok(JsonObject(map)),
+                other => Err(ValidationErrors::single(
+                    autodocs_domain::validation::NON_FIELD_ERRORS,
+                    format!(
+                        "Invalid data. Expected a dictionary, but got {}.",
+                        json_kind(&other)
+                    ),
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Typed reads of a JSON object's fields, collecting DRF-style errors.
+pub struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    prefix: &'static str,
+    /// Errors found so far.
+    pub errors: ValidationErrors,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads fields of `map`.
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        Self {
+            map,
+            prefix: "",
+            errors: ValidationErrors::new(),
+        }
+    }
+
+    /// Reads fields of a nested object; errors are keyed `prefix.field`.
+    pub fn nested(map: &'a Map<String, Value>, prefix: &'static str) -> Self {
+        Self {
+            map,
+            prefix,
+            errors: ValidationErrors::new(),
+        }
+    }
+
+    fn fail(&mut self, field: &str, error: InvalidValue) {
+        if self.prefix.is_empty() {
+            self.errors.add(field, error.0);
+        } else {
+            self.errors.add(format!("{}.{field}", self.prefix), error.0);
+        }
+    }
+
+    /// Whether the field is present.
+    pub fn has(&self, field: &str) -> bool {
+        self.map.contains_key(field)
+    }
+
+    /// An optional string (numbers are taken as their text, as DRF does).
+    pub fn string(&mut self, field: &str) -> Option<String> {
+        match self.map.get(field)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Null => {
+                self.fail(field, InvalidValue::null());
+                None
+            }
+            _ => {
+                self.fail(field, InvalidValue::new("Not a valid string."));
+                None
+            }
+        }
+    }
+
+    /// An optional string where `null` means empty.
+    pub fn nullable_string(&mut self, field: &str) -> Option<String> {
+        match self.map.get(field)? {
+            Value::Null => Some(String::new()),
+            _ => self.string(field),
+        }
+    }
+
+    /// A required string.
+    pub fn required_string(&mut self, field: &str) -> Option<String> {
+        if !self.has(field) {
+            self.fail(field, InvalidValue::required());
+            return None;
+        }
+        self.string(field)
+    }
+
+    /// An optional boolean, accepting DRF's spellings.
+    pub fn boolean(&mut self, field: &str) -> Option<bool> {
+        let value = self.map.get(field)?;
+        let parsed = match value {
+            Value::Bool(flag) => Some(*flag),
+            Value::Number(number) => match number.as_i64() {
+                Some(1) => Some(true),
+                Some(0) => Some(false),
+                _ => None,
+            },
+            Value::String(text) => parse_bool(text),
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.fail(field, InvalidValue::new("Must be a valid boolean."));
+        }
+        parsed
+    }
+
+    /// An optional JSON object.
+    pub fn object(&mut self, field: &str) -> Option<&'a Map<String, Value>> {
+        match self.map.get(field)? {
+            Value::Object(map) => Some(map),
+            other => {
+                let kind = json_kind(other);
+                self.fail(
+                    field,
+                    InvalidValue::new(format!(
+                        "Invalid data. Expected a dictionary, but got {kind}."
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional raw JSON value.
+    pub fn raw(&self, field: &str) -> Option<&'a Value> {
+        self.map.get(field)
+    }
+
+    /// Ends reading: the errors, if any.
+    pub fn finish(self) -> Result<(), ValidationErrors> {
+        self.errors.into_result()
+    }
+}
+
+/// DRF's boolean spellings (query strings and form values).
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,162 @@
+//! `/api/auth/`: registration, login and tokens.
+
+use actix_web::{HttpResponse, web};
+use autodocs_domain::usecases::auth::{RegisterInput, Registration, Session, require_credentials};
+use serde_json::json;
+
+use crate::error::ApiResult;
+use crate::extract::{Fields, JsonObject};
+use crate::state::AppState;
+use crate::views::UserView;
+
+/// Body of register and login answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    user: UserView,
+    access: String,
+    refresh: String,
+}
+
+impl From<Session> for SessionView {
+    fn from(session: Session) -> Self {
+        Self {
+            user: session.user.into(),
+            access: session.tokens.access,
+            refresh: session.tokens.refresh,
+        }
+    }
+}
+
+/// Registers a user and logs them in.
+#[utoipa::path(post, path = "/api/auth/register/", tag = "auth",
+    request_body(content = Object, description = "username, email, password, first_name?, last_name?"),
+    responses((status = 201, body = SessionView), (status = 400, description = "Validation errors")))]
+pub async fn register(
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let mut fields = Fields::new(&body);
+    let input = RegisterInput {
+        username: fields.required_string("username").unwrap_or_default(),
+        email: fields.required_string("email").unwrap_or_default(),
+        password: fields.required_string("password").unwrap_or_default(),
+        first_name: fields.string("first_name").unwrap_or_default(),
+        last_name: fields.string("last_name").unwrap_or_default(),
+    };
+    let mut errors = fields.errors;
+    let registration = match Registration::parse(&input) {
+        Ok(registration) if errors.is_empty() => registration,
+        Ok(_) => return Err(errors.into()),
+        Err(parse_errors) => {
+            // A missing field reports "required" only, not also "blank".
+            for (field, messages) in parse_errors.fields() {
+                if errors.field(field).is_none() {
+                    messages
+                        .iter()
+                        .for_each(|message| errors.add(field.clone(), message.clone()));
+                }
+            }
+            return Err(errors.into());
+        }
+    };
+    let services = state.services.clone();
+    let session = web::block(move || services.register(registration)).await??;
+    Ok(HttpResponse::Created().json(SessionView::from(session)))
+}
+
+async fn login_session(
+    state: &AppState,
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Session> {
+    let mut fields = Fields::new(body);
+    let login = fields.string("username").or_else(|| fields.string("email"));
+    let password = fields.string("password");
+    fields.finish()?;
+    let (login, password) = require_credentials(login.as_deref(), password.as_deref())?;
+    let services = state.services.clone();
+    Ok(web::block(move || services.login(&login, &password)).await??)
+}
+
+/// Logs in with a username (or an email) and a password.
+#[utoipa::path(post, path = "/api/auth/login/", tag = "auth",
+    request_body(content = Object, description = "username (or email), password"),
+    responses((status = 200, body = SessionView), (status = 401, description = "Bad credentials")))]
+pub async fn login(
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let session = login_session(&state, &body).await?;
+    Ok(HttpResponse::Ok().json(SessionView::from(session)))
+}
+
+/// SimpleJWT's token pair endpoint: a login that answers with tokens only.
+#[utoipa::path(post, path = "/api/auth/token/", tag = "auth",
+    request_body(content = Object, description = "username (or email), password"),
+    responses((status = 200, description = "access and refresh"), (status = 401, description = "Bad credentials")))]
+pub async fn token(
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let session = login_session(&state, &body).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"access": session.tokens.access, "refresh": session.tokens.refresh})))
+}
+
+fn required_token(
+    body: &serde_json::Map<String, serde_json::Value>,
+    field: &str,
+) -> ApiResult<String> {
+    let mut fields = Fields::new(body);
+    let token = fields.required_string(field);
+    fields.finish()?;
+    match token {
+        Some(token) if !token.trim().is_empty() => Ok(token),
+        _ => Err(autodocs_domain::validation::ValidationErrors::single(
+            field,
+            "This field may not be blank.",
+        )
+        .into()),
+    }
+}
+
+/// Rotates a refresh token.
+#[utoipa::path(post, path = "/api/auth/token/refresh/", tag = "auth",
+    request_body(content = Object, description = "refresh"),
+    responses((status = 200, description = "new access and refresh"), (status = 401, description = "Invalid, expired or reused")))]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let token = required_token(&body, "refresh")?;
+    let services = state.services.clone();
+    let tokens = web::block(move || services.refresh(&token)).await??;
+    Ok(HttpResponse::Ok().json(json!({"access": tokens.access, "refresh": tokens.refresh})))
+}
+
+/// Checks a token.
+#[utoipa::path(post, path = "/api/auth/token/verify/", tag = "auth",
+    request_body(content = Object, description = "token"),
+    responses((status = 200, description = "{}"), (status = 401, description = "Invalid")))]
+pub async fn verify(
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let token = required_token(&body, "token")?;
+    let services = state.services.clone();
+    web::block(move || services.verify_token(&token)).await??;
+    Ok(HttpResponse::Ok().json(json!({})))
+}
+
+/// Kills a refresh token.
+#[utoipa::path(post, path = "/api/auth/logout/", tag = "auth",
+    request_body(content = Object, description = "refresh"),
+    responses((status = 205, description = "Logged out"), (status = 401, description = "Invalid")))]
+pub async fn logout(
+    state: web::Data<AppState>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let token = required_token(&body, "refresh")?;
+    let services = state.services.clone();
+    web::block(move || services.logout(&token)).await??;
+    Ok(HttpResponse::ResetContent().finish())
+}

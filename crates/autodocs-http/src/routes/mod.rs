@@ -1,0 +1,69 @@
+//! Route handlers, one module per section of the contract.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest};
+use autodocs_domain::paging::{PageError, PageRequest};
+use autodocs_domain::validation::ValidationErrors;
+
+use crate::error::ApiError;
+use crate::views::url_pairs;
+
+pub mod auth;
+pub mod ops;
+pub mod users;
+
+/// The decoded query string of a list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pairs: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    /// The last value given for a key (as Django's `QueryDict.get`).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Comma-separated values of a key, every occurrence, blanks dropped.
+    pub fn list(&self, key: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(name, _)| name == key)
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .collect()
+    }
+}
+
+impl FromRequest for ListQuery {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(ListQuery {
+            pairs: url_pairs(request.query_string()),
+        }))
+    }
+}
+
+/// The page a list asks for; a bad page size is a field error, a bad page a 404.
+pub fn page_request(
+    query: &ListQuery,
+    errors: &mut ValidationErrors,
+) -> Result<PageRequest, ApiError> {
+    match PageRequest::parse(query.get("page"), query.get("page_size")) {
+        Ok(page) => Ok(page),
+        Err(PageError::InvalidPage) => Err(ApiError::InvalidPage),
+        Err(PageError::InvalidSize(error)) => {
+            errors.add("page_size", error.0);
+            Ok(PageRequest::default())
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Operations: health and the OpenAPI document.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Whether the server and its database answer.
+#[utoipa::path(get, path = "/api/health/", tag = "ops",
+    responses((status = 200, description = "{\"status\": \"ok\", \"database\": \"ok\"}"), (status = 503, description = "Database down")))]
+pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
+    let health = state.health.clone();
+    let database_ok = web::block(move || health.database_ok()).await?;
+    Ok(if database_ok {
+        HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .json(json!({"status": "error", "database": "unavailable"}))
+    })
+}
+
+/// The OpenAPI 3 document of the API.
+pub async fn schema() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
+}

@@ -1,0 +1,20 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use autodocs_domain::Services;
+
+/// Checks that the database answers, for `/api/health/`.
+pub trait HealthCheck: Send + Sync {
+    /// Whether the database answers a trivial query (blocking).
+    fn database_ok(&self) -> bool;
+}
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub services: Services,
+    /// The database probe.
+    pub health: Arc<dyn HealthCheck>,
+}

@@ -1,0 +1,176 @@
+//! JSON representations of domain values, as the contract shows them.
+
+use actix_web::HttpRequest;
+use autodocs_domain::paging::Page;
+use autodocs_domain::user::User;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+/// RFC 3339 in UTC with microseconds, as DRF renders datetimes.
+pub fn timestamp(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Optional timestamp.
+pub fn maybe_timestamp(instant: Option<DateTime<Utc>>) -> Value {
+    instant.map_or(Value::Null, |instant| Value::String(timestamp(instant)))
+}
+
+/// The `profile` of a User.
+#[derive(Serialize, ToSchema)]
+pub struct ProfileView {
+    phone: String,
+    organization: String,
+    bio: String,
+    timezone: String,
+    #[schema(value_type = Object)]
+    preferences: Map<String, Value>,
+}
+
+/// A User.
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    id: i64,
+    username: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    is_staff: bool,
+    is_active: bool,
+    date_joined: String,
+    last_login: Option<String>,
+    profile: ProfileView,
+}
+
+impl From<User> for UserView {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id.0,
+            username: user.username,
+            email: user.email,
+            first_name: user.first_name,
+            last_name: user.last_name,
+            is_staff: user.is_staff,
+            is_active: user.is_active,
+            date_joined: timestamp(user.date_joined),
+            last_login: user.last_login.map(timestamp),
+            profile: ProfileView {
+                phone: user.profile.phone,
+                organization: user.profile.organization,
+                bio: user.profile.bio,
+                timezone: user.profile.timezone,
+                preferences: user.profile.preferences,
+            },
+        }
+    }
+}
+
+/// Renders a page as DRF's `{"count", "next", "previous", "results"}`,
+/// with absolute links that keep the request's other query parameters.
+pub fn paginated<T, V: Serialize>(
+    request: &HttpRequest,
+    page: Page<T>,
+    view: impl FnMut(T) -> V,
+) -> Value {
+    let link = |number: u32| {
+        let info = request.connection_info();
+        let mut pairs: Vec<(String, String)> = url_pairs(request.query_string())
+            .into_iter()
+            .filter(|(key, _)| key != "page")
+            .collect();
+        if number > 1 {
+            pairs.push(("page".into(), number.to_string()));
+        }
+        let query = pairs
+            .iter()
+            .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let base = format!("{}://{}{}", info.scheme(), info.host(), request.path());
+        if query.is_empty() {
+            base
+        } else {
+            format!("{base}?{query}")
+        }
+    };
+    let next = page.has_next().then(|| link(page.page + 1));
+    let previous = page.has_previous().then(|| link(page.page - 1));
+    let count = page.count;
+    let results: Vec<V> = page.items.into_iter().map(view).collect();
+    json!({"count": count, "next": next, "previous": previous, "results": results})
+}
+
+/// The decoded key/value pairs of a query string.
+pub fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+fn decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' if index + 2 < bytes.len() => match (hex(bytes[index + 1]), hex(bytes[index + 2]))
+            {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    index += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(digit: u8) -> Option<u8> {
+    (digit as char).to_digit(16).map(|value| value as u8)
+}
+
+fn encode(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b',') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_round_trip() {
+        assert_eq!(
+            url_pairs("a=1&b=x%20y&c=p+q&d"),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "p q".into()),
+                ("d".into(), "".into())
+            ]
+        );
+        assert_eq!(
+            url_pairs("bad=%zz&t=%4"),
+            vec![("bad".into(), "%zz".into()), ("t".into(), "%4".into())]
+        );
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+}

@@ -1,0 +1,128 @@
+//! `autodocs`: the one binary — serve, migrate, createsuperuser, check.
+
+mod settings;
+mod wiring;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::settings::Settings;
+
+#[derive(Parser)]
+#[command(name = "autodocs", version, about = "The AutoDocs API server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Create a staff superuser (password from AUTODOCS_PASSWORD or a prompt).
+    Createsuperuser {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Validate the settings and the database connection.
+    Check,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("autodocs: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    match command {
+        Command::Serve => serve(settings),
+        Command::Migrate => {
+            let database = wiring::open_database(&settings)?;
+            let applied = database.migrate()?;
+            if applied.is_empty() {
+                println!("No migrations to apply.");
+            }
+            for version in applied {
+                println!("Applied migration {version}");
+            }
+            Ok(())
+        }
+        Command::Createsuperuser { username, email } => {
+            let password = match std::env::var("AUTODOCS_PASSWORD") {
+                Ok(password) => password,
+                Err(_) => {
+                    let password = rpassword::prompt_password("Password: ")?;
+                    let again = rpassword::prompt_password("Password (again): ")?;
+                    if password != again {
+                        bail!("passwords do not match");
+                    }
+                    password
+                }
+            };
+            let database = wiring::open_database(&settings)?;
+            wiring::ensure_migrated(&settings, &database)?;
+            let services = wiring::services(&settings, &database);
+            let user = services
+                .create_superuser(&username, &email, &password)
+                .map_err(|error| match error {
+                    autodocs_domain::Error::Validation(errors) => anyhow::anyhow!("{errors}"),
+                    other => anyhow::anyhow!(other),
+                })?;
+            println!("Superuser {} created (id {}).", user.username, user.id);
+            Ok(())
+        }
+        Command::Check => {
+            let database = wiring::open_database(&settings)?;
+            let pending = database.pending_migrations()?;
+            println!("Settings OK (environment {}).", settings.environment);
+            println!(
+                "Database {:?}: reachable, {} pending migration(s).",
+                database.backend(),
+                pending.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    let database = wiring::open_database(&settings)?;
+    wiring::ensure_migrated(&settings, &database)?;
+    let listener = std::net::TcpListener::bind(&settings.server.bind)
+        .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+    let address = listener.local_addr()?;
+    let state = wiring::app_state(&settings, &database);
+    let http_settings = autodocs_http::HttpSettings {
+        cors_allowed_origins: settings.cors.allowed_origins.clone(),
+        workers: settings.server.workers,
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let server = autodocs_http::serve(listener, state, http_settings)?;
+        println!("autodocs listening on http://{address}");
+        std::io::stdout().flush()?;
+        tracing::info!(%address, "serving");
+        server.await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,9 @@
+-- Reverse of up.sql (SQLite). Indexes go with their tables.
+DROP TABLE IF EXISTS jobs_job;
+DROP TABLE IF EXISTS activities_activity;
+DROP TABLE IF EXISTS documents_document;
+DROP TABLE IF EXISTS missions_planstep;
+DROP TABLE IF EXISTS missions_mission;
+DROP TABLE IF EXISTS auth_refreshtoken;
+DROP TABLE IF EXISTS users_userprofile;
+DROP TABLE IF EXISTS auth_user;

@@ -1,0 +1,12 @@
+//! Black-box API tests: the real `autodocs` binary on a random port, spoken to
+//! over HTTP as the frontend would (see `/work/shared/API.md`).
+//!
+//! Every test body runs against SQLite and, when `TEST_DATABASE_URL` points at
+//! a PostgreSQL server, against a fresh PostgreSQL database too.
+
+#[macro_use]
+mod harness;
+
+mod auth;
+mod ops;
+mod users;

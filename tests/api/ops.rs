@@ -1,0 +1,432 @@
+//! Operations: health, request ids, error shapes of the router, trailing
+//! slashes, CORS, the OpenAPI document, and the operator CLI.
+
+use std::collections::HashSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::harness::{
+    Backend, TestApp, TestDb, adjust_env, autodocs_command, base_env, describe, random_secret,
+    run_cli,
+};
+
+const HEALTH: &str = "/api/health/";
+const FRONTEND: &str = "http://localhost:3000";
+
+backend_tests!(
+    health_reports_ok,
+    every_response_has_a_request_id,
+    request_id_is_echoed,
+    unknown_route_is_json_404,
+    wrong_method_is_json_405,
+    trailing_slash_is_optional,
+    cors_preflight_allows_frontend_origin,
+    cors_ignores_unknown_origin,
+    schema_is_openapi_3,
+);
+
+backend_custom_tests!(check_accepts_valid_settings, migrate_is_idempotent);
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+async fn health_reports_ok(app: TestApp) {
+    let r = app.get(HEALTH, None).await;
+    r.assert_body(200, &json!({"status": "ok", "database": "ok"}));
+    let r = app.get("/api/health", None).await;
+    r.assert_body(200, &json!({"status": "ok", "database": "ok"}));
+}
+
+async fn every_response_has_a_request_id(app: TestApp) {
+    let user = app.register("rid").await;
+    let responses = vec![
+        app.get(HEALTH, None).await,
+        app.get("/api/nope/", None).await,
+        app.get("/api/users/me/", None).await,
+        app.get("/api/users/me/", Some(&user.access)).await,
+        app.get("/api/users/", Some(&user.access)).await,
+        app.raw(Method::PUT, "/api/auth/login/", &[], None).await,
+        app.post_json("/api/auth/login/", &json!({}), None).await,
+        app.post_json(
+            "/api/auth/register/",
+            &json!({"username": "rid2", "email": "rid2@example.com", "password": crate::harness::strong_password()}),
+            None,
+        )
+        .await,
+        app.post_json("/api/auth/logout/", &json!({"refresh": user.refresh}), None).await,
+    ];
+    let mut ids = HashSet::new();
+    for r in &responses {
+        let id = r.header("x-request-id");
+        assert!(
+            id.as_deref().is_some_and(|id| !id.trim().is_empty()),
+            "X-Request-Id on every response\n{}",
+            r.describe()
+        );
+        ids.insert(id.unwrap_or_default());
+    }
+    assert_eq!(
+        ids.len(),
+        responses.len(),
+        "each request gets its own id: {ids:?}"
+    );
+}
+
+async fn request_id_is_echoed(app: TestApp) {
+    for path in [HEALTH, "/api/nope/", "/api/users/me/"] {
+        let id = format!("frontend-{}", uuid::Uuid::new_v4());
+        let r = app
+            .raw(Method::GET, path, &[("x-request-id", id.as_str())], None)
+            .await;
+        assert_eq!(
+            r.header("x-request-id").as_deref(),
+            Some(id.as_str()),
+            "echoed X-Request-Id\n{}",
+            r.describe()
+        );
+    }
+    let id = format!("post-{}", uuid::Uuid::new_v4().simple());
+    let r = app
+        .raw(
+            Method::POST,
+            "/api/auth/login/",
+            &[
+                ("x-request-id", id.as_str()),
+                ("content-type", "application/json"),
+            ],
+            Some(br#"{"username": "x", "password": "y"}"#.to_vec()),
+        )
+        .await;
+    r.assert_status(401);
+    assert_eq!(r.header("x-request-id").as_deref(), Some(id.as_str()));
+}
+
+async fn unknown_route_is_json_404(app: TestApp) {
+    let user = app.register("lost").await;
+    app.get("/api/nope/", None).await.assert_not_found();
+    app.get("/api/nope", None).await.assert_not_found();
+    app.get("/api/nope/", Some(&user.access))
+        .await
+        .assert_not_found();
+    app.post_json("/api/nope/", &json!({}), None)
+        .await
+        .assert_not_found();
+    app.get("/api/users/me/extra/", Some(&user.access))
+        .await
+        .assert_not_found();
+    app.get("/nope", None).await.assert_not_found();
+}
+
+async fn wrong_method_is_json_405(app: TestApp) {
+    let user = app.register("meth").await;
+    let cases = [
+        (Method::PUT, "/api/auth/login/", None),
+        (Method::GET, "/api/auth/login/", None),
+        (Method::GET, "/api/auth/register/", None),
+        (Method::DELETE, "/api/health/", None),
+        (Method::DELETE, "/api/users/me/", Some(user.access.as_str())),
+        (
+            Method::GET,
+            "/api/users/me/password/",
+            Some(user.access.as_str()),
+        ),
+    ];
+    for (method, path, token) in cases {
+        let r = app.request(method.clone(), path, token, None).await;
+        r.assert_body(
+            405,
+            &json!({"detail": format!("Method \"{}\" not allowed.", method.as_str())}),
+        );
+    }
+}
+
+async fn trailing_slash_is_optional(app: TestApp) {
+    let user = app.register("slash").await;
+    let with_slash = app.get("/api/users/me/", Some(&user.access)).await;
+    with_slash.assert_status(200);
+    let without = app.get("/api/users/me", Some(&user.access)).await;
+    without.assert_status(200).assert_json();
+    assert_eq!(without.body, with_slash.body);
+
+    let r = app
+        .post_json(
+            "/api/auth/login",
+            &json!({"username": "slash", "password": user.password}),
+            None,
+        )
+        .await;
+    r.assert_status(200);
+    let r = app
+        .patch_json(
+            "/api/users/me",
+            &json!({"first_name": "Slash"}),
+            Some(&user.access),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["first_name"], "Slash");
+    let r = app
+        .post_json(
+            "/api/auth/token/refresh",
+            &json!({"refresh": user.refresh}),
+            None,
+        )
+        .await;
+    r.assert_status(200);
+    app.get("/api/users/me", None)
+        .await
+        .assert_unauthorized("not_authenticated");
+}
+
+async fn cors_preflight_allows_frontend_origin(app: TestApp) {
+    for (path, method) in [("/api/auth/login/", "POST"), ("/api/users/me/", "PATCH")] {
+        let r = app
+            .raw(
+                Method::OPTIONS,
+                path,
+                &[
+                    ("origin", FRONTEND),
+                    ("access-control-request-method", method),
+                    (
+                        "access-control-request-headers",
+                        "authorization, content-type",
+                    ),
+                ],
+                None,
+            )
+            .await;
+        assert!(
+            r.status.is_success(),
+            "preflight succeeds\n{}",
+            r.describe()
+        );
+        assert_eq!(
+            r.header("access-control-allow-origin").as_deref(),
+            Some(FRONTEND),
+            "{}",
+            r.describe()
+        );
+        assert_eq!(
+            r.header("access-control-allow-credentials").as_deref(),
+            Some("true"),
+            "{}",
+            r.describe()
+        );
+        let methods = r.header("access-control-allow-methods").unwrap_or_default();
+        assert!(
+            methods.to_ascii_uppercase().contains(method),
+            "allows {method}: {methods:?}"
+        );
+        let headers = r
+            .header("access-control-allow-headers")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        assert!(
+            headers.contains("authorization") && headers.contains("content-type"),
+            "allows the requested headers: {headers:?}"
+        );
+    }
+    // The actual request carries the CORS headers too.
+    let r = app
+        .raw(Method::GET, HEALTH, &[("origin", FRONTEND)], None)
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some(FRONTEND)
+    );
+    assert_eq!(
+        r.header("access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+}
+
+async fn cors_ignores_unknown_origin(app: TestApp) {
+    let evil = "http://evil.example";
+    let r = app
+        .raw(
+            Method::OPTIONS,
+            "/api/auth/login/",
+            &[("origin", evil), ("access-control-request-method", "POST")],
+            None,
+        )
+        .await;
+    r.assert_not_5xx();
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "{}",
+        r.describe()
+    );
+    assert_ne!(
+        r.header("access-control-allow-credentials").as_deref(),
+        Some("true"),
+        "{}",
+        r.describe()
+    );
+    let r = app
+        .raw(Method::GET, HEALTH, &[("origin", evil)], None)
+        .await;
+    r.assert_not_5xx();
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "{}",
+        r.describe()
+    );
+}
+
+async fn schema_is_openapi_3(app: TestApp) {
+    let r = app
+        .raw(
+            Method::GET,
+            "/api/schema/",
+            &[("accept", "application/json")],
+            None,
+        )
+        .await;
+    r.assert_status(200);
+    assert!(r.is_json, "the schema is JSON\n{}", r.describe());
+    let version = r.body["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3."), "openapi version {version:?}");
+    let paths = r.body["paths"]
+        .as_object()
+        .unwrap_or_else(|| panic!("paths is an object\n{}", r.describe()));
+    for path in [
+        "/api/auth/register/",
+        "/api/auth/login/",
+        "/api/auth/token/",
+        "/api/auth/token/refresh/",
+        "/api/auth/token/verify/",
+        "/api/auth/logout/",
+        "/api/users/",
+        "/api/users/me/",
+        "/api/users/me/password/",
+        "/api/health/",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "schema documents {path}; has {:?}",
+            paths.keys().collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        paths.keys().any(|p| p.starts_with("/api/users/{")),
+        "schema documents /api/users/{{id}}/"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------
+
+async fn check_accepts_valid_settings(backend: Backend) {
+    let db = TestDb::new(backend);
+    let env = base_env(&db, &random_secret());
+    let out = run_cli(&["check"], &env).await;
+    assert!(
+        out.status.success(),
+        "`autodocs check` with valid settings\n{}",
+        describe(&out)
+    );
+}
+
+async fn migrate_is_idempotent(backend: Backend) {
+    let db = TestDb::new(backend);
+    let env = base_env(&db, &random_secret());
+    for run in 1..=2 {
+        let out = run_cli(&["migrate"], &env).await;
+        assert!(
+            out.status.success(),
+            "`autodocs migrate` run {run}\n{}",
+            describe(&out)
+        );
+    }
+    for table in ["auth_user", "users_userprofile", "auth_refreshtoken"] {
+        let count = db.query_value(&format!(
+            "SELECT CAST(count(*) AS TEXT) AS value FROM {table}"
+        ));
+        assert_eq!(count.as_deref(), Some("0"), "{table} exists and is empty");
+    }
+}
+
+#[tokio::test]
+async fn production_refuses_the_development_secret() {
+    let db = TestDb::new(Backend::Sqlite);
+    let mut env = base_env(&db, "unused");
+    adjust_env(
+        &mut env,
+        &[("AUTODOCS_ENV", "production")],
+        &["AUTODOCS__AUTH__SECRET_KEY"],
+    );
+
+    let out = run_cli(&["check"], &env).await;
+    assert!(!out.status.success(), "check must fail\n{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        stderr.contains("secret"),
+        "stderr mentions the secret key\n{}",
+        describe(&out)
+    );
+
+    // `serve` refuses to start (it must exit, not listen).
+    let mut cmd = autodocs_command(&env);
+    cmd.arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn autodocs serve");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("`autodocs serve` with the development secret in production must exit, not run")
+        .expect("wait for autodocs serve");
+    assert!(!out.status.success(), "serve must fail\n{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stdout.contains("listening"),
+        "serve must not listen\n{}",
+        describe(&out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(
+        stderr.contains("secret"),
+        "stderr mentions the secret key\n{}",
+        describe(&out)
+    );
+
+    // Control: the same production settings with a real secret are accepted.
+    adjust_env(
+        &mut env,
+        &[("AUTODOCS__AUTH__SECRET_KEY", &random_secret())],
+        &[],
+    );
+    let out = run_cli(&["check"], &env).await;
+    assert!(
+        out.status.success(),
+        "production with a real secret key passes `check`\n{}",
+        describe(&out)
+    );
+}
+
+#[tokio::test]
+async fn invalid_settings_fail_check() {
+    let db = TestDb::new(Backend::Sqlite);
+    let mut env = base_env(&db, &random_secret());
+    adjust_env(&mut env, &[("AUTODOCS__UPLOADS__MAX_BYTES", "lots")], &[]);
+    let out = run_cli(&["check"], &env).await;
+    assert!(
+        !out.status.success(),
+        "check must reject a non-numeric uploads.max_bytes\n{}",
+        describe(&out)
+    );
+    assert!(
+        !out.stderr.is_empty(),
+        "and say why on stderr\n{}",
+        describe(&out)
+    );
+}
