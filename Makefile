@@ -1,0 +1,44 @@
+# AutoDocs — the two commands a newcomer needs are `make run` and `make test`.
+
+CARGO ?= cargo
+DATABASE_URL ?= sqlite://autodocs.sqlite3
+
+.PHONY: run build release migrate test test-sqlite lint fmt doc bench clean
+
+## Build, migrate the SQLite file and serve on 127.0.0.1:8000.
+run:
+	$(CARGO) build --release -p autodocs
+	DATABASE_URL=$(DATABASE_URL) ./target/release/autodocs migrate
+	DATABASE_URL=$(DATABASE_URL) ./target/release/autodocs serve
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p autodocs
+
+migrate:
+	DATABASE_URL=$(DATABASE_URL) $(CARGO) run -q -p autodocs -- migrate
+
+## Every test: unit, repository and black-box. PostgreSQL variants run when
+## TEST_DATABASE_URL points at a PostgreSQL server (see README).
+test:
+	$(CARGO) test --workspace --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p autodocs-domain
+
+fmt:
+	$(CARGO) fmt --all
+
+doc:
+	$(CARGO) doc --no-deps --workspace
+
+## Benchmarks against the release binary (see docs/benchmarks.md).
+bench: release
+	./bench/run.sh
+
+clean:
+	$(CARGO) clean
