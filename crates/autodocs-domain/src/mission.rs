@@ -978,3 +978,146 @@ mod tests {
         assert_eq!(MissionOrderField::DEFAULT.to_string(), "-created_at");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+/// A mission as stored, with the counts its list and detail views show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mission {
+    /// Primary key.
+    pub id: i64,
+    /// Title.
+    pub title: Title,
+    /// Description, possibly empty.
+    pub description: Description,
+    /// Kind of mission.
+    pub kind: MissionType,
+    /// Lifecycle status.
+    pub status: MissionStatus,
+    /// Urgency.
+    pub priority: Priority,
+    /// Share of done leaf steps.
+    pub progress: Progress,
+    /// Its owner.
+    pub owner: crate::user::UserId,
+    /// Optional deadline.
+    pub deadline: Option<DateTime<Utc>>,
+    /// When it was last started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it completed.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// How many plan steps it has, at every level.
+    pub steps_total: u64,
+    /// How many of them are `completed`.
+    pub steps_completed: u64,
+    /// How many documents are attached to it.
+    pub document_count: u64,
+}
+
+/// A mission to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMission {
+    /// Title.
+    pub title: Title,
+    /// Description.
+    pub description: Description,
+    /// Kind.
+    pub kind: MissionType,
+    /// Urgency.
+    pub priority: Priority,
+    /// Optional deadline.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// Changes to a mission's editable fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MissionChanges {
+    /// New title.
+    pub title: Option<Title>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New kind.
+    pub kind: Option<MissionType>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// New deadline (`Some(None)` clears it).
+    pub deadline: Option<Option<DateTime<Utc>>>,
+}
+
+impl MissionChanges {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The names of the fields that change, for the activity's details.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.title.is_some() {
+            fields.push("title");
+        }
+        if self.description.is_some() {
+            fields.push("description");
+        }
+        if self.kind.is_some() {
+            fields.push("type");
+        }
+        if self.priority.is_some() {
+            fields.push("priority");
+        }
+        if self.deadline.is_some() {
+            fields.push("deadline");
+        }
+        fields
+    }
+}
+
+/// A status change to apply conditionally, with the timestamps it sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissionTransition {
+    /// The new status.
+    pub to: MissionStatus,
+    /// Sets `started_at` when given.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Sets `completed_at` when given.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Sets `progress` when given.
+    pub progress: Option<Progress>,
+}
+
+impl MissionTransition {
+    /// The change an action makes at `now`.
+    pub fn for_action(action: MissionAction, to: MissionStatus, now: DateTime<Utc>) -> Self {
+        Self {
+            to,
+            started_at: (action == MissionAction::Start).then_some(now),
+            completed_at: (action == MissionAction::Complete).then_some(now),
+            progress: (action == MissionAction::Complete).then_some(Progress::COMPLETE),
+        }
+    }
+}
+
+/// The filters and ordering of a mission list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MissionQuery {
+    /// Only this owner's missions (`None`: everyone's, staff only).
+    pub owner: Option<crate::user::UserId>,
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<MissionStatus>,
+    /// Any of these types.
+    pub kinds: Vec<MissionType>,
+    /// Any of these priorities.
+    pub priorities: Vec<Priority>,
+    /// Case-insensitive substring of title or description.
+    pub search: Option<String>,
+    /// Sort keys, first one first (empty: `-created_at`).
+    pub ordering: Vec<MissionOrderField>,
+    /// Which page.
+    pub page: crate::paging::PageRequest,
+}
