@@ -8,6 +8,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
+use crate::mission::{Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress};
+use crate::plan_step::{NewPlanStep, PlanStep, StepChanges};
 use crate::error::{Error, RepoError};
 use crate::paging::Page;
 use crate::user::{NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
@@ -109,8 +111,59 @@ pub trait ActivityRepository {
     fn list(&mut self, query: &ActivityQuery) -> RepoResult<Page<Activity>>;
 }
 
+/// Storage of missions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait MissionRepository {
+    /// Inserts a mission (status `pending`, progress 0).
+    fn create(&mut self, owner: UserId, mission: &NewMission, now: DateTime<Utc>) -> RepoResult<Mission>;
+    /// A mission with its counts, if `owner` (when given) owns it.
+    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
+    /// A page of missions with their counts, without one query per row.
+    fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>>;
+    /// Applies changes to the editable fields.
+    fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Applies a status change only if the status is still one of `from`
+    /// (a conditional update); true if this call won.
+    fn transition(
+        &mut self,
+        id: i64,
+        from: &[MissionStatus],
+        change: &MissionTransition,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Stores a recomputed progress.
+    fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Deletes a mission unless its status is `protected` (conditional); true if deleted.
+    fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool>;
+}
+
+/// Storage of plan steps.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait PlanStepRepository {
+    /// Every step of a mission, flat, by `order` then id.
+    fn list(&mut self, mission: i64) -> RepoResult<Vec<PlanStep>>;
+    /// One step of a mission.
+    fn find(&mut self, mission: i64, id: i64) -> RepoResult<Option<PlanStep>>;
+    /// Inserts a step.
+    fn create(&mut self, step: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep>;
+    /// Applies changes to a step.
+    fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Sets the stored depth of a step (after its subtree moved).
+    fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()>;
+    /// Deletes a step and its subtree; returns how many rows went.
+    fn delete(&mut self, id: i64) -> RepoResult<u64>;
+    /// Marks every open step (pending, in progress, failed) of a mission `skipped`.
+    fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64>;
+    /// The `order` a new last child of `parent` gets.
+    fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32>;
+}
+
 /// Every repository, bound to one transaction.
 pub trait Repositories {
+    /// Missions.
+    fn missions(&mut self) -> &mut dyn MissionRepository;
+    /// Plan steps.
+    fn steps(&mut self) -> &mut dyn PlanStepRepository;
     /// Users and profiles.
     fn users(&mut self) -> &mut dyn UserRepository;
     /// Refresh tokens.

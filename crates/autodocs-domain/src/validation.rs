@@ -170,3 +170,40 @@ pub fn optional_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
     }
     Ok(trimmed.to_owned())
 }
+
+/// DRF's message for a datetime it cannot parse.
+pub const DATETIME_FORMAT_MESSAGE: &str =
+    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
+
+/// Parses an RFC 3339 timestamp (a date alone means its midnight UTC) into
+/// UTC, truncated to the microseconds the databases keep.
+pub fn parse_timestamp(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, InvalidValue> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
+    let raw = raw.trim();
+    let parsed = DateTime::parse_from_rfc3339(raw)
+        .map(|instant| instant.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc()))
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").map(|naive| naive.and_utc()))
+        .or_else(|_| {
+            NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| InvalidValue::new(DATETIME_FORMAT_MESSAGE))?;
+    Ok(parsed.trunc_subsecs(6))
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        let parsed = parse_timestamp("2026-11-25T10:00:00.123456789+01:00").map(|t| t.to_rfc3339());
+        assert_eq!(parsed, Ok("2026-11-25T09:00:00.123456+00:00".to_owned()));
+        assert!(parse_timestamp("2026-11-25").is_ok());
+        assert!(parse_timestamp("2026-11-25T10:00").is_ok());
+        for bad in ["", "yesterday", "2026-13-01", "2026-11-25T25:00:00Z", "1e9"] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+}

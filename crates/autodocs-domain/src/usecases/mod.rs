@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use crate::ports::{Clock, PasswordHasher, TokenService, UnitOfWork};
 
+pub mod activities;
 pub mod auth;
+pub mod missions;
+pub mod steps;
 pub mod users;
 
 /// The ports every use case draws on, wired once by the binary.

@@ -6,7 +6,8 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::error::Error;
 use crate::ports::{
-    ActivityRepository, MockActivityRepository, MockClock, MockPasswordHasher,
+    ActivityRepository, MissionRepository, MockActivityRepository, MockMissionRepository, MockPlanStepRepository,
+    PlanStepRepository, MockClock, MockPasswordHasher,
     MockRefreshTokenRepository, MockTokenService, MockUserRepository, RefreshTokenRepository,
     Repositories, UnitOfWork, UserRepository,
 };
@@ -19,9 +20,17 @@ pub struct MockRepos {
     pub users: MockUserRepository,
     pub refresh_tokens: MockRefreshTokenRepository,
     pub activities: MockActivityRepository,
+    pub missions: MockMissionRepository,
+    pub steps: MockPlanStepRepository,
 }
 
 impl Repositories for MockRepos {
+    fn missions(&mut self) -> &mut dyn MissionRepository {
+        &mut self.missions
+    }
+    fn steps(&mut self) -> &mut dyn PlanStepRepository {
+        &mut self.steps
+    }
     fn users(&mut self) -> &mut dyn UserRepository {
         &mut self.users
     }

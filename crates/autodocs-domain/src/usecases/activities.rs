@@ -1,0 +1,86 @@
+//! The activity log as clients see it: read their own, append their own types.
+
+use serde_json::Value;
+
+use crate::activity::{ActivityDetails, ActivityMessage, ActivityType, CustomActivityType};
+use crate::activity_log::{Activity, ActivityQuery, NewActivity};
+use crate::error::{Error, Result};
+use crate::paging::Page;
+use crate::ports;
+use crate::user::Principal;
+use crate::validation::{InvalidValue, ValidationErrors};
+
+use super::Services;
+
+/// The raw fields of a client-written activity.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityInput {
+    /// Type: a custom one, never a system type.
+    pub kind: Option<String>,
+    /// Message.
+    pub message: Option<String>,
+    /// Details object.
+    pub details: Option<Value>,
+    /// Mission it concerns (must be the caller's).
+    pub mission: Option<i64>,
+    /// Document it concerns (must be the caller's).
+    pub document: Option<i64>,
+}
+
+impl Services {
+    /// A page of the activities the principal can see, newest first.
+    pub fn list_activities(&self, principal: Principal, mut query: ActivityQuery) -> Result<Page<Activity>> {
+        if !principal.is_staff {
+            query.user = Some(principal.user_id);
+        }
+        ports::read(&*self.uow, |repos| Ok(repos.activities().list(&query)?))
+    }
+
+    /// One activity.
+    pub fn get_activity(&self, principal: Principal, id: i64) -> Result<Activity> {
+        ports::read(&*self.uow, |repos| repos.activities().find(id, principal.visible_owner())?.ok_or(Error::NotFound))
+    }
+
+    /// Appends a client activity of a custom type.
+    pub fn create_activity(&self, principal: Principal, input: &ActivityInput) -> Result<Activity> {
+        let mut errors = ValidationErrors::new();
+        let kind = match &input.kind {
+            Some(raw) => errors.check("type", CustomActivityType::parse(raw)),
+            None => errors.check("type", Err(InvalidValue::required())),
+        };
+        let message = match &input.message {
+            Some(raw) => errors.check("message", ActivityMessage::parse(raw)),
+            None => errors.check("message", Err(InvalidValue::required())),
+        };
+        let details = match &input.details {
+            None | Some(Value::Null) => Some(ActivityDetails::empty()),
+            Some(raw) => errors.check("details", ActivityDetails::parse(raw.clone())),
+        };
+        errors.into_result()?;
+        let (Some(kind), Some(message), Some(details)) = (kind, message, details) else {
+            return Err(Error::field("type", InvalidValue::required().0));
+        };
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            let mut errors = ValidationErrors::new();
+            if let Some(mission) = input.mission {
+                if repos.missions().find(mission, Some(principal.user_id))?.is_none() {
+                    errors.add("mission", format!("Invalid pk \"{mission}\" - object does not exist."));
+                }
+            }
+            if input.document.is_some() {
+                errors.add("document", "Documents cannot be referenced yet.");
+            }
+            errors.into_result()?;
+            let activity = NewActivity {
+                kind: ActivityType::Custom(kind).as_str().to_owned(),
+                message: message.as_str().to_owned(),
+                details: details.as_map().clone(),
+                user: Some(principal.user_id),
+                mission: input.mission,
+                document: input.document,
+            };
+            Ok(repos.activities().record(&activity, now)?)
+        })
+    }
+}

@@ -1,0 +1,199 @@
+//! Plan steps: the tree under a mission, kept consistent with its progress.
+
+use serde_json::Value;
+
+use crate::activity::SystemActivity;
+use crate::activity_log::NewActivity;
+use crate::error::{Error, Result};
+use crate::mission::{Description, Mission, Title};
+use crate::plan_step::{NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepStatus};
+use crate::ports::{self, Repositories};
+use crate::user::Principal;
+use crate::validation::{InvalidValue, ValidationErrors};
+
+use super::Services;
+use super::missions::refresh_progress;
+
+/// The raw fields of a step create or update; `None` means absent.
+#[derive(Debug, Clone, Default)]
+pub struct StepInput {
+    /// Title.
+    pub title: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Parent id: `Some(None)` is an explicit null (top level).
+    pub parent: Option<Option<i64>>,
+    /// Position among siblings.
+    pub order: Option<i64>,
+    /// Action (create only).
+    pub action: Option<Value>,
+    /// Status (update only).
+    pub status: Option<String>,
+}
+
+fn parse_order(raw: i64) -> Result<i32, InvalidValue> {
+    if raw < 0 {
+        return Err(InvalidValue::at_least(0));
+    }
+    i32::try_from(raw).map_err(|_| InvalidValue::at_most(i64::from(i32::MAX)))
+}
+
+/// A step's position in the tree after a change, checked against the tree rules.
+fn placement(tree: &PlanStepTree<PlanStep>, step: Option<i64>, parent: Option<i64>) -> Result<u8> {
+    let depth = tree.check_parent(step, parent).map_err(|error| Error::field("parent", error.0))?;
+    u8::try_from(depth).map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))
+}
+
+impl Services {
+    /// The step tree of a mission.
+    pub fn list_steps(&self, principal: Principal, mission: i64) -> Result<PlanStepTree<PlanStep>> {
+        ports::read(&*self.uow, |repos| {
+            visible_mission(repos, principal, mission)?;
+            Ok(PlanStepTree::of_steps(repos.steps().list(mission)?))
+        })
+    }
+
+    /// One step with its subtree.
+    pub fn get_step(&self, principal: Principal, mission: i64, step: i64) -> Result<StepNode<PlanStep>> {
+        ports::read(&*self.uow, |repos| {
+            visible_mission(repos, principal, mission)?;
+            subtree(repos, mission, step)
+        })
+    }
+
+    /// Adds a step (appended last among its siblings unless `order` is given).
+    pub fn create_step(&self, principal: Principal, mission_id: i64, input: &StepInput) -> Result<StepNode<PlanStep>> {
+        let mut errors = ValidationErrors::new();
+        let title = match &input.title {
+            Some(raw) => errors.check("title", Title::parse(raw)),
+            None => errors.check("title", Err(InvalidValue::required())),
+        };
+        let description = errors.check("description", Description::parse(input.description.as_deref().unwrap_or("")));
+        let order = input.order.map(|raw| errors.check("order", parse_order(raw)));
+        let action = match &input.action {
+            Some(raw) => errors.check("action", StepAction::parse(raw)),
+            None => Some(StepAction::default()),
+        };
+        errors.into_result()?;
+        let (Some(title), Some(description), Some(action)) = (title, description, action) else {
+            return Err(Error::field("title", InvalidValue::required().0));
+        };
+        let parent = input.parent.flatten();
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            let mission = visible_mission(repos, principal, mission_id)?;
+            let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
+            let depth = placement(&tree, None, parent)?;
+            let order = match order.flatten() {
+                Some(order) => order,
+                None => repos.steps().next_order(mission_id, parent)?,
+            };
+            let step = repos.steps().create(
+                &NewPlanStep { mission: mission_id, parent, title, description, order, depth, action },
+                now,
+            )?;
+            let activity = NewActivity::system(SystemActivity::StepCreated, mission.owner)
+                .with_mission(mission_id)
+                .with_detail("step_id", step.id);
+            repos.activities().record(&activity, now)?;
+            refresh_progress(repos, mission_id, now)?;
+            subtree(repos, mission_id, step.id)
+        })
+    }
+
+    /// Edits a step; a status change moves the mission's progress in the same transaction.
+    pub fn update_step(
+        &self,
+        principal: Principal,
+        mission_id: i64,
+        step_id: i64,
+        input: &StepInput,
+    ) -> Result<StepNode<PlanStep>> {
+        let mut errors = ValidationErrors::new();
+        let mut changes = StepChanges {
+            title: input.title.as_deref().and_then(|raw| errors.check("title", Title::parse(raw))),
+            description: input.description.as_deref().and_then(|raw| errors.check("description", Description::parse(raw))),
+            order: input.order.and_then(|raw| errors.check("order", parse_order(raw))),
+            ..StepChanges::default()
+        };
+        let status = input.status.as_deref().and_then(|raw| errors.check("status", StepStatus::parse(raw)));
+        errors.into_result()?;
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            let mission = visible_mission(repos, principal, mission_id)?;
+            let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
+            let node = tree.find(step_id).ok_or(Error::NotFound)?;
+            let step = &node.item;
+            let mut moved = None;
+            if let Some(parent) = input.parent {
+                if parent != step.parent {
+                    let depth = placement(&tree, Some(step_id), parent)?;
+                    changes.parent = Some((parent, depth));
+                    moved = Some(i32::from(depth) - i32::from(step.depth));
+                }
+            }
+            if let Some(target) = status {
+                let status_change = StepChanges::status(step.status, step.status.transition_to(target)?, now);
+                changes.status = status_change.status;
+                changes.started_at = status_change.started_at;
+                changes.completed_at = status_change.completed_at;
+            }
+            if changes == StepChanges::default() {
+                return subtree(repos, mission_id, step_id);
+            }
+            repos.steps().update(step_id, &changes, now)?;
+            if let Some(shift) = moved.filter(|shift| *shift != 0) {
+                shift_descendants(repos, node, shift)?;
+            }
+            let activity = NewActivity::system(SystemActivity::StepUpdated, mission.owner)
+                .with_mission(mission_id)
+                .with_detail("step_id", step_id)
+                .with_detail("fields", changes.changed_fields());
+            let activity = match changes.status {
+                Some(status) => activity.with_detail("status", status.as_str()),
+                None => activity,
+            };
+            repos.activities().record(&activity, now)?;
+            refresh_progress(repos, mission_id, now)?;
+            subtree(repos, mission_id, step_id)
+        })
+    }
+
+    /// Deletes a step and its subtree.
+    pub fn delete_step(&self, principal: Principal, mission_id: i64, step_id: i64) -> Result<()> {
+        let now = self.clock.now();
+        ports::transaction(&*self.uow, |repos| {
+            let mission = visible_mission(repos, principal, mission_id)?;
+            repos.steps().find(mission_id, step_id)?.ok_or(Error::NotFound)?;
+            let removed = repos.steps().delete(step_id)?;
+            let activity = NewActivity::system(SystemActivity::StepDeleted, mission.owner)
+                .with_mission(mission_id)
+                .with_detail("step_id", step_id)
+                .with_detail("removed", removed);
+            repos.activities().record(&activity, now)?;
+            refresh_progress(repos, mission_id, now)
+        })
+    }
+}
+
+/// The mission, if the principal may see it.
+fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) -> Result<Mission> {
+    repos.missions().find(id, principal.visible_owner())?.ok_or(Error::NotFound)
+}
+
+/// A step with its children, freshly read.
+fn subtree(repos: &mut dyn Repositories, mission: i64, step: i64) -> Result<StepNode<PlanStep>> {
+    let tree = PlanStepTree::of_steps(repos.steps().list(mission)?);
+    tree.find(step).cloned().ok_or(Error::NotFound)
+}
+
+/// Moves the stored depth of every descendant of `node` by `shift`.
+fn shift_descendants(repos: &mut dyn Repositories, node: &StepNode<PlanStep>, shift: i32) -> Result<()> {
+    for child in &node.children {
+        let depth = u8::try_from(i32::from(child.item.depth) + shift)
+            .map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))?;
+        repos.steps().set_depth(child.id, depth)?;
+        shift_descendants(repos, child, shift)?;
+    }
+    Ok(())
+}
