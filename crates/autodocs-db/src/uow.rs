@@ -3,7 +3,8 @@
 use autodocs_domain::Error;
 use autodocs_domain::RepoError;
 use autodocs_domain::ports::{
-    ActivityRepository, RefreshTokenRepository, Repositories, UnitOfWork, UserRepository,
+    ActivityRepository, MissionRepository, PlanStepRepository, RefreshTokenRepository,
+    Repositories, UnitOfWork, UserRepository,
 };
 use diesel::connection::SimpleConnection;
 
@@ -16,6 +17,12 @@ pub(crate) struct DieselRepos<'c> {
 }
 
 impl Repositories for DieselRepos<'_> {
+    fn missions(&mut self) -> &mut dyn MissionRepository {
+        self
+    }
+    fn steps(&mut self) -> &mut dyn PlanStepRepository {
+        self
+    }
     fn users(&mut self) -> &mut dyn UserRepository {
         self
     }

@@ -11,7 +11,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use autodocs_db::{Backend, Database, DieselUnitOfWork, PoolSettings};
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
+use autodocs_domain::mission::{
+    Description, Mission, MissionAction, MissionChanges, MissionOrderField, MissionQuery,
+    MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
+};
+use autodocs_domain::paging::Page;
 use autodocs_domain::paging::PageRequest;
+use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
 use autodocs_domain::ports::{Repositories, read, transaction};
 use autodocs_domain::user::{
     Email, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery, Username,
@@ -183,6 +189,18 @@ on_both_backends!(
     transaction_panic_rolls_back_and_pool_survives,
     concurrent_transactions_all_commit,
     timestamps_round_trip_at_microseconds,
+    missions_create_and_find_by_owner,
+    missions_list_filters_and_search,
+    missions_list_ordering_and_pages,
+    missions_counts_without_a_query_per_row,
+    missions_update_is_partial,
+    missions_transition_race_has_one_winner,
+    missions_transition_from_wrong_status_changes_nothing,
+    missions_delete_spares_protected_status,
+    steps_create_list_and_find,
+    steps_update_status_timestamps_and_parent,
+    steps_delete_counts_the_subtree,
+    steps_skip_open_and_next_order,
 );
 
 // ---------------------------------------------------------------------------
@@ -1659,5 +1677,1051 @@ fn timestamps_round_trip_at_microseconds(uow: &DieselUnitOfWork) {
     assert_eq!(
         listed.items.iter().map(|a| a.timestamp).collect::<Vec<_>>(),
         sorted
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Missions
+// ---------------------------------------------------------------------------
+
+fn new_mission(title: &str, kind: MissionType, priority: Priority) -> NewMission {
+    NewMission {
+        title: Title::parse(title).expect("valid title"),
+        description: Description::default(),
+        kind,
+        priority,
+        deadline: None,
+    }
+}
+
+fn create_mission(
+    uow: &DieselUnitOfWork,
+    owner: UserId,
+    new: &NewMission,
+    at: DateTime<Utc>,
+) -> Mission {
+    tx(uow, |repos| Ok(repos.missions().create(owner, new, at)?))
+}
+
+/// A custom, medium-priority mission created at `t0() + minutes`.
+fn simple_mission(uow: &DieselUnitOfWork, owner: UserId, title: &str, minutes: i64) -> Mission {
+    create_mission(
+        uow,
+        owner,
+        &new_mission(title, MissionType::Custom, Priority::Medium),
+        t0() + Duration::minutes(minutes),
+    )
+}
+
+fn find_mission(uow: &DieselUnitOfWork, id: i64, owner: Option<UserId>) -> Option<Mission> {
+    rd(uow, |repos| Ok(repos.missions().find(id, owner)?))
+}
+
+fn list_missions(uow: &DieselUnitOfWork, query: MissionQuery) -> Page<Mission> {
+    rd(uow, |repos| Ok(repos.missions().list(&query)?))
+}
+
+fn mission_ids(page: &Page<Mission>) -> Vec<i64> {
+    page.items.iter().map(|mission| mission.id).collect()
+}
+
+fn ordered(ordering: &str) -> MissionQuery {
+    MissionQuery {
+        ordering: MissionOrderField::parse_list(ordering).expect("valid ordering"),
+        ..MissionQuery::default()
+    }
+}
+
+fn transition(uow: &DieselUnitOfWork, id: i64, action: MissionAction, at: DateTime<Utc>) -> bool {
+    let change = MissionTransition::for_action(action, action.target(), at);
+    tx(uow, |repos| {
+        Ok(repos
+            .missions()
+            .transition(id, action.allowed_from(), &change, at)?)
+    })
+}
+
+/// Inserts a document row directly (the documents repository is not this suite's concern).
+fn insert_document(uow: &DieselUnitOfWork, owner: UserId, mission: Option<i64>, key: &str) {
+    use autodocs_db::schema::documents_document as document;
+    use diesel::prelude::*;
+    let mut conn = uow.database().connection().expect("a connection");
+    let at = t0().naive_utc();
+    diesel::insert_into(document::table)
+        .values((
+            document::name.eq(key),
+            document::type_.eq("other"),
+            document::status.eq("uploaded"),
+            document::verified.eq(false),
+            document::verification_error.eq(""),
+            document::mission_id.eq(mission),
+            document::owner_id.eq(owner.0),
+            document::original_filename.eq(format!("{key}.pdf")),
+            document::content_type.eq("application/pdf"),
+            document::size.eq(1_i64),
+            document::sha256.eq("0".repeat(64)),
+            document::storage_key.eq(key),
+            document::uploaded_at.eq(at),
+            document::updated_at.eq(at),
+        ))
+        .execute(&mut *conn)
+        .expect("insert a document");
+}
+
+fn missions_create_and_find_by_owner(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let bob = create_user(uow, "bob", "bob@example.com");
+    let deadline = t0() + Duration::days(3);
+    let new = NewMission {
+        title: Title::parse("Retrieve Tax Documents").expect("title"),
+        description: Description::parse("Every form of 2025").expect("description"),
+        kind: MissionType::DocumentRetrieval,
+        priority: Priority::High,
+        deadline: Some(deadline),
+    };
+    let created = create_mission(uow, alice.id, &new, t0());
+    assert!(created.id > 0);
+    assert_eq!(created.title.as_str(), "Retrieve Tax Documents");
+    assert_eq!(created.description.as_str(), "Every form of 2025");
+    assert_eq!(created.kind, MissionType::DocumentRetrieval);
+    assert_eq!(created.status, MissionStatus::Pending);
+    assert_eq!(created.priority, Priority::High);
+    assert_eq!(created.progress, Progress::ZERO);
+    assert_eq!(created.owner, alice.id);
+    assert_eq!(created.deadline, Some(deadline));
+    assert_eq!((created.started_at, created.completed_at), (None, None));
+    assert_eq!((created.created_at, created.updated_at), (t0(), t0()));
+    assert_eq!(
+        (
+            created.steps_total,
+            created.steps_completed,
+            created.document_count
+        ),
+        (0, 0, 0)
+    );
+
+    assert_eq!(find_mission(uow, created.id, None), Some(created.clone()));
+    assert_eq!(
+        find_mission(uow, created.id, Some(alice.id)),
+        Some(created.clone())
+    );
+    assert_eq!(
+        find_mission(uow, created.id, Some(bob.id)),
+        None,
+        "bob does not own it"
+    );
+    assert_eq!(find_mission(uow, created.id + 1000, None), None);
+
+    let other = simple_mission(uow, bob.id, "Bob's", 1);
+    assert_ne!(other.id, created.id);
+    assert_eq!(other.deadline, None);
+    assert_eq!(other.priority, Priority::Medium);
+}
+
+fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let bob = create_user(uow, "bob", "bob@example.com");
+    let mut create = |owner: UserId, title: &str, description: &str, kind, priority, minutes| {
+        let new = NewMission {
+            description: Description::parse(description).expect("description"),
+            ..new_mission(title, kind, priority)
+        };
+        create_mission(uow, owner, &new, t0() + Duration::minutes(minutes))
+    };
+    use MissionType as K;
+    use Priority as P;
+    let tax = create(
+        alice.id,
+        "Tax Documents",
+        "",
+        K::DocumentRetrieval,
+        P::High,
+        0,
+    );
+    let percent = create(alice.id, "100% done", "", K::Custom, P::Low, 1);
+    let a_b = create(alice.id, "a_b", "", K::FormSubmission, P::Urgent, 2);
+    let axb = create(
+        alice.id,
+        "axb",
+        "About TAXES",
+        K::DataExtraction,
+        P::Medium,
+        3,
+    );
+    let bobs = create(bob.id, "Bob tax", "", K::DocumentRetrieval, P::High, 4);
+    assert!(transition(uow, percent.id, MissionAction::Start, t0()));
+    assert!(transition(uow, a_b.id, MissionAction::Start, t0()));
+    assert!(transition(uow, a_b.id, MissionAction::Pause, t0()));
+    assert!(transition(uow, bobs.id, MissionAction::Cancel, t0()));
+
+    let of_alice = || MissionQuery {
+        owner: Some(alice.id),
+        ..MissionQuery::default()
+    };
+    // Default ordering: newest first.
+    assert_eq!(
+        mission_ids(&list_missions(uow, of_alice())),
+        [axb.id, a_b.id, percent.id, tax.id]
+    );
+    let everyone = list_missions(uow, MissionQuery::default());
+    assert_eq!(everyone.count, 5);
+    assert_eq!(
+        mission_ids(&everyone),
+        [bobs.id, axb.id, a_b.id, percent.id, tax.id]
+    );
+
+    let by_status = |statuses: Vec<MissionStatus>| {
+        mission_ids(&list_missions(
+            uow,
+            MissionQuery {
+                statuses,
+                ..of_alice()
+            },
+        ))
+    };
+    assert_eq!(by_status(vec![MissionStatus::Pending]), [axb.id, tax.id]);
+    assert_eq!(
+        by_status(vec![MissionStatus::InProgress, MissionStatus::Paused]),
+        [a_b.id, percent.id]
+    );
+    assert_eq!(by_status(vec![MissionStatus::Cancelled]), Vec::<i64>::new());
+
+    let by_kind = |kinds: Vec<MissionType>| {
+        mission_ids(&list_missions(
+            uow,
+            MissionQuery {
+                kinds,
+                ..MissionQuery::default()
+            },
+        ))
+    };
+    assert_eq!(by_kind(vec![K::DocumentRetrieval]), [bobs.id, tax.id]);
+    assert_eq!(
+        by_kind(vec![K::Custom, K::DataExtraction]),
+        [axb.id, percent.id]
+    );
+    assert_eq!(by_kind(vec![K::DocumentVerification]), Vec::<i64>::new());
+
+    let by_priority = |priorities: Vec<Priority>| {
+        mission_ids(&list_missions(
+            uow,
+            MissionQuery {
+                priorities,
+                ..of_alice()
+            },
+        ))
+    };
+    assert_eq!(by_priority(vec![P::High]), [tax.id]);
+    assert_eq!(by_priority(vec![P::Urgent, P::Low]), [a_b.id, percent.id]);
+
+    let search = |needle: &str, query: MissionQuery| {
+        mission_ids(&list_missions(
+            uow,
+            MissionQuery {
+                search: Some(needle.to_owned()),
+                ..query
+            },
+        ))
+    };
+    // Case-insensitive, in the title or the description.
+    assert_eq!(search("TAX", of_alice()), [axb.id, tax.id]);
+    assert_eq!(
+        search("tax", MissionQuery::default()),
+        [bobs.id, axb.id, tax.id]
+    );
+    assert_eq!(search("taxes", of_alice()), [axb.id]);
+    // Wildcards are literal.
+    assert_eq!(search("%", of_alice()), [percent.id]);
+    assert_eq!(search("_", of_alice()), [a_b.id]);
+    assert_eq!(search("a_b", of_alice()), [a_b.id]);
+    assert_eq!(search("nothing", of_alice()), Vec::<i64>::new());
+    // An empty search filters nothing.
+    assert_eq!(search("", of_alice()).len(), 4);
+
+    // Filters combine.
+    assert_eq!(
+        search(
+            "tax",
+            MissionQuery {
+                kinds: vec![K::DocumentRetrieval],
+                statuses: vec![MissionStatus::Pending],
+                ..MissionQuery::default()
+            }
+        ),
+        [tax.id]
+    );
+}
+
+fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mut create = |title: &str, priority, minutes, deadline: Option<i64>| {
+        let new = NewMission {
+            deadline: deadline.map(|days| t0() + Duration::days(days)),
+            ..new_mission(title, MissionType::Custom, priority)
+        };
+        create_mission(uow, alice.id, &new, t0() + Duration::minutes(minutes))
+    };
+    let medium = create("bravo", Priority::Medium, 0, Some(2));
+    let urgent = create("delta", Priority::Urgent, 1, None);
+    let low = create("alpha", Priority::Low, 2, Some(1));
+    let high = create("charlie", Priority::High, 3, None);
+    // Same creation time and priority as `medium`: ties are broken by id.
+    let medium2 = create("echo", Priority::Medium, 0, Some(3));
+
+    let ids = |ordering: &str| mission_ids(&list_missions(uow, ordered(ordering)));
+    assert_eq!(
+        ids(""),
+        [high.id, low.id, urgent.id, medium2.id, medium.id],
+        "default -created_at, then -id"
+    );
+    assert_eq!(
+        ids("created_at"),
+        [medium.id, medium2.id, urgent.id, low.id, high.id]
+    );
+    // By urgency, not by the alphabet.
+    assert_eq!(
+        ids("-priority"),
+        [urgent.id, high.id, medium2.id, medium.id, low.id]
+    );
+    assert_eq!(
+        ids("priority"),
+        [low.id, medium.id, medium2.id, high.id, urgent.id]
+    );
+    assert_eq!(
+        ids("title"),
+        [low.id, medium.id, high.id, urgent.id, medium2.id]
+    );
+    assert_eq!(
+        ids("-title"),
+        [medium2.id, urgent.id, high.id, medium.id, low.id]
+    );
+    // Several keys.
+    assert_eq!(
+        ids("-priority,title"),
+        [urgent.id, high.id, medium.id, medium2.id, low.id]
+    );
+    assert_eq!(
+        ids("-priority,-title"),
+        [urgent.id, high.id, medium2.id, medium.id, low.id]
+    );
+    assert_eq!(
+        ids("priority,-created_at"),
+        [low.id, medium.id, medium2.id, high.id, urgent.id],
+        "equal creation times: the id, ascending like the first key"
+    );
+    // Missing deadlines last ascending, first descending, on both backends.
+    assert_eq!(
+        ids("deadline"),
+        [low.id, medium.id, medium2.id, urgent.id, high.id]
+    );
+    assert_eq!(
+        ids("-deadline"),
+        [high.id, urgent.id, medium2.id, medium.id, low.id]
+    );
+    // Progress and updated_at are orderable too.
+    tx(uow, |repos| {
+        repos
+            .missions()
+            .set_progress(high.id, Progress::parse(50).expect("progress"), t0())?;
+        Ok(repos
+            .missions()
+            .set_progress(low.id, Progress::parse(10).expect("progress"), t0())?)
+    });
+    assert_eq!(
+        ids("-progress,title"),
+        [high.id, low.id, medium.id, urgent.id, medium2.id]
+    );
+    assert_eq!(
+        ids("updated_at"),
+        [high.id, low.id, medium.id, medium2.id, urgent.id],
+        "set_progress moved updated_at back to t0"
+    );
+
+    // Pages follow the ordering.
+    let page = |number: u32| {
+        list_missions(
+            uow,
+            MissionQuery {
+                page: PageRequest::new(number, 2),
+                ..ordered("title")
+            },
+        )
+    };
+    let first = page(1);
+    assert_eq!((first.count, first.page, first.page_size), (5, 1, 2));
+    assert_eq!(mission_ids(&first), [low.id, medium.id]);
+    assert!(first.has_next());
+    let second = page(2);
+    assert_eq!(mission_ids(&second), [high.id, urgent.id]);
+    let third = page(3);
+    assert_eq!((third.page, mission_ids(&third)), (3, vec![medium2.id]));
+    assert!(!third.has_next());
+    let past_end = page(4);
+    assert_eq!((past_end.count, past_end.page), (5, 0));
+    assert!(past_end.items.is_empty());
+    let last = list_missions(
+        uow,
+        MissionQuery {
+            page: PageRequest::parse(Some("last"), Some("2")).expect("page"),
+            ..ordered("title")
+        },
+    );
+    assert_eq!((last.page, mission_ids(&last)), (3, vec![medium2.id]));
+    // An empty list still has a page 1.
+    let empty = list_missions(
+        uow,
+        MissionQuery {
+            search: Some("nothing".into()),
+            ..MissionQuery::default()
+        },
+    );
+    assert_eq!((empty.count, empty.page, empty.items.len()), (0, 1, 0));
+}
+
+fn missions_counts_without_a_query_per_row(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let busy = simple_mission(uow, alice.id, "busy", 0);
+    let docs_only = simple_mission(uow, alice.id, "docs only", 1);
+    let empty = simple_mission(uow, alice.id, "empty", 2);
+    let root = create_step(uow, &new_step(busy.id, None, "root", 0), t0());
+    let child = create_step(uow, &new_step(busy.id, Some(&root), "child", 0), t0());
+    let other = create_step(uow, &new_step(busy.id, None, "other", 1), t0());
+    create_step(uow, &new_step(busy.id, Some(&child), "grandchild", 0), t0());
+    let done = |step: &PlanStep| {
+        let changes = StepChanges::status(step.status, StepStatus::Completed, t0());
+        tx(uow, |repos| {
+            Ok(repos.steps().update(step.id, &changes, t0())?)
+        });
+    };
+    done(&child);
+    done(&other);
+    let skipped = StepChanges::status(StepStatus::Pending, StepStatus::Skipped, t0());
+    tx(uow, |repos| {
+        Ok(repos.steps().update(root.id, &skipped, t0())?)
+    });
+    insert_document(uow, alice.id, Some(busy.id), "doc-1");
+    insert_document(uow, alice.id, Some(busy.id), "doc-2");
+    insert_document(uow, alice.id, Some(docs_only.id), "doc-3");
+    insert_document(uow, alice.id, None, "doc-4");
+
+    let counts = |mission: &Mission| {
+        (
+            mission.steps_total,
+            mission.steps_completed,
+            mission.document_count,
+        )
+    };
+    let found = find_mission(uow, busy.id, None).expect("busy");
+    assert_eq!(counts(&found), (4, 2, 2), "skipped is not completed");
+    assert_eq!(
+        counts(&find_mission(uow, docs_only.id, None).expect("docs only")),
+        (0, 0, 1)
+    );
+    assert_eq!(
+        counts(&find_mission(uow, empty.id, None).expect("empty")),
+        (0, 0, 0)
+    );
+
+    let listed = list_missions(uow, MissionQuery::default());
+    let listed: Vec<(i64, (u64, u64, u64))> = listed
+        .items
+        .iter()
+        .map(|mission| (mission.id, counts(mission)))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (empty.id, (0, 0, 0)),
+            (docs_only.id, (0, 0, 1)),
+            (busy.id, (4, 2, 2)),
+        ]
+    );
+    // The list item equals the detail record.
+    let page = list_missions(uow, ordered("title"));
+    assert_eq!(page.items[0], found);
+}
+
+fn missions_update_is_partial(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let deadline = t0() + Duration::days(7);
+    let new = NewMission {
+        description: Description::parse("original").expect("description"),
+        deadline: Some(deadline),
+        ..new_mission("Original", MissionType::Custom, Priority::Low)
+    };
+    let mission = create_mission(uow, alice.id, &new, t0());
+    let untouched = simple_mission(uow, alice.id, "untouched", 1);
+    let t1 = t0() + Duration::hours(1);
+
+    let changes = MissionChanges {
+        title: Some(Title::parse("Renamed").expect("title")),
+        priority: Some(Priority::Urgent),
+        ..MissionChanges::default()
+    };
+    tx(uow, |repos| {
+        Ok(repos.missions().update(mission.id, &changes, t1)?)
+    });
+    let updated = find_mission(uow, mission.id, None).expect("mission");
+    assert_eq!(
+        updated,
+        Mission {
+            title: Title::parse("Renamed").expect("title"),
+            priority: Priority::Urgent,
+            updated_at: t1,
+            ..mission.clone()
+        }
+    );
+    // The rank followed the priority.
+    assert_eq!(
+        mission_ids(&list_missions(uow, ordered("-priority"))),
+        [mission.id, untouched.id]
+    );
+
+    // `Some(None)` clears the deadline; the rest stays.
+    let t2 = t1 + Duration::hours(1);
+    let changes = MissionChanges {
+        deadline: Some(None),
+        kind: Some(MissionType::FormSubmission),
+        description: Some(Description::default()),
+        ..MissionChanges::default()
+    };
+    tx(uow, |repos| {
+        Ok(repos.missions().update(mission.id, &changes, t2)?)
+    });
+    let cleared = find_mission(uow, mission.id, None).expect("mission");
+    assert_eq!(cleared.deadline, None);
+    assert_eq!(cleared.kind, MissionType::FormSubmission);
+    assert!(cleared.description.is_empty());
+    assert_eq!(cleared.title.as_str(), "Renamed");
+    assert_eq!(cleared.priority, Priority::Urgent);
+    assert_eq!((cleared.created_at, cleared.updated_at), (t0(), t2));
+
+    // A new deadline; an empty change only touches updated_at.
+    let changes = MissionChanges {
+        deadline: Some(Some(deadline)),
+        ..MissionChanges::default()
+    };
+    tx(uow, |repos| {
+        Ok(repos.missions().update(mission.id, &changes, t2)?)
+    });
+    assert_eq!(
+        find_mission(uow, mission.id, None).and_then(|m| m.deadline),
+        Some(deadline)
+    );
+    let t3 = t2 + Duration::hours(1);
+    tx(uow, |repos| {
+        Ok(repos
+            .missions()
+            .update(mission.id, &MissionChanges::default(), t3)?)
+    });
+    let touched = find_mission(uow, mission.id, None).expect("mission");
+    assert_eq!(
+        touched,
+        Mission {
+            updated_at: t3,
+            ..find_mission(uow, mission.id, None).expect("mission")
+        }
+    );
+    assert_eq!(touched.deadline, Some(deadline));
+    assert_eq!(find_mission(uow, untouched.id, None), Some(untouched));
+}
+
+fn missions_transition_race_has_one_winner(uow: &DieselUnitOfWork) {
+    const THREADS: usize = 20;
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "contested", 0);
+    let t1 = t0() + Duration::hours(1);
+    let barrier = std::sync::Barrier::new(THREADS);
+    let outcomes: Vec<Result<bool, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let uow = uow.clone();
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let change = MissionTransition::for_action(
+                        MissionAction::Start,
+                        MissionStatus::InProgress,
+                        t1,
+                    );
+                    barrier.wait();
+                    transaction(&uow, |repos| {
+                        Ok(repos.missions().transition(
+                            mission.id,
+                            &[MissionStatus::Pending],
+                            &change,
+                            t1,
+                        )?)
+                    })
+                    .map_err(|error| format!("{error:?}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("thread finished"))
+            .collect()
+    });
+    let failures: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(failures.is_empty(), "transactions failed: {failures:#?}");
+    let winners = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
+    assert_eq!(winners, 1, "exactly one caller wins: {outcomes:?}");
+    let started = find_mission(uow, mission.id, None).expect("mission");
+    assert_eq!(started.status, MissionStatus::InProgress);
+    assert_eq!(started.started_at, Some(t1));
+    assert_eq!(started.updated_at, t1);
+    assert_eq!(started.completed_at, None);
+}
+
+fn missions_transition_from_wrong_status_changes_nothing(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "mission", 0);
+    let t1 = t0() + Duration::hours(1);
+    // Pending cannot be paused or completed.
+    assert!(!transition(uow, mission.id, MissionAction::Pause, t1));
+    assert!(!transition(uow, mission.id, MissionAction::Complete, t1));
+    assert!(
+        !transition(uow, mission.id + 1000, MissionAction::Start, t1),
+        "no such mission"
+    );
+    assert_eq!(find_mission(uow, mission.id, None), Some(mission.clone()));
+    let nothing = tx(uow, |repos| {
+        Ok(repos.missions().transition(
+            mission.id,
+            &[],
+            &MissionTransition::for_action(MissionAction::Start, MissionStatus::InProgress, t1),
+            t1,
+        )?)
+    });
+    assert!(!nothing, "no allowed status: nothing matches");
+
+    assert!(transition(uow, mission.id, MissionAction::Start, t1));
+    assert!(!transition(uow, mission.id, MissionAction::Start, t1));
+    let t2 = t1 + Duration::hours(1);
+    tx(uow, |repos| {
+        Ok(repos
+            .missions()
+            .set_progress(mission.id, Progress::parse(40).expect("progress"), t2)?)
+    });
+    let t3 = t2 + Duration::hours(1);
+    assert!(transition(uow, mission.id, MissionAction::Pause, t3));
+    let paused = find_mission(uow, mission.id, None).expect("mission");
+    assert_eq!(
+        (
+            paused.status,
+            paused.started_at,
+            paused.progress.value(),
+            paused.updated_at
+        ),
+        (MissionStatus::Paused, Some(t1), 40, t3),
+        "pause keeps started_at and progress"
+    );
+    let t4 = t3 + Duration::hours(1);
+    assert!(transition(uow, mission.id, MissionAction::Complete, t4));
+    let completed = find_mission(uow, mission.id, None).expect("mission");
+    assert_eq!(completed.status, MissionStatus::Completed);
+    assert_eq!(completed.progress, Progress::COMPLETE);
+    assert_eq!(completed.completed_at, Some(t4));
+    assert_eq!(completed.started_at, Some(t1));
+    // Completed is terminal.
+    for action in MissionAction::ALL {
+        assert!(!transition(
+            uow,
+            mission.id,
+            action,
+            t4 + Duration::hours(1)
+        ));
+    }
+    assert_eq!(find_mission(uow, mission.id, None), Some(completed));
+}
+
+fn missions_delete_spares_protected_status(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let running = simple_mission(uow, alice.id, "running", 0);
+    let idle = simple_mission(uow, alice.id, "idle", 1);
+    let step = create_step(uow, &new_step(idle.id, None, "step", 0), t0());
+    insert_document(uow, alice.id, Some(idle.id), "doc");
+    assert!(transition(uow, running.id, MissionAction::Start, t0()));
+
+    let delete = |id: i64| {
+        tx(uow, |repos| {
+            Ok(repos.missions().delete(id, MissionStatus::InProgress)?)
+        })
+    };
+    assert!(!delete(running.id), "an in-progress mission is kept");
+    assert!(find_mission(uow, running.id, None).is_some());
+    assert!(delete(idle.id));
+    assert_eq!(find_mission(uow, idle.id, None), None);
+    assert!(!delete(idle.id), "already gone");
+    assert_eq!(
+        rd(uow, |repos| Ok(repos.steps().find(idle.id, step.id)?)),
+        None,
+        "its steps went with it"
+    );
+    assert_eq!(list_missions(uow, MissionQuery::default()).count, 1);
+
+    assert!(transition(uow, running.id, MissionAction::Pause, t0()));
+    assert!(delete(running.id), "deletable once paused");
+}
+
+// ---------------------------------------------------------------------------
+// Plan steps
+// ---------------------------------------------------------------------------
+
+fn new_step(mission: i64, parent: Option<&PlanStep>, title: &str, order: i32) -> NewPlanStep {
+    NewPlanStep {
+        mission,
+        parent: parent.map(|parent| parent.id),
+        title: Title::parse(title).expect("valid title"),
+        description: Description::default(),
+        order,
+        depth: parent.map_or(1, |parent| parent.depth + 1),
+        action: StepAction::Manual,
+    }
+}
+
+fn create_step(uow: &DieselUnitOfWork, new: &NewPlanStep, at: DateTime<Utc>) -> PlanStep {
+    tx(uow, |repos| Ok(repos.steps().create(new, at)?))
+}
+
+fn list_steps(uow: &DieselUnitOfWork, mission: i64) -> Vec<PlanStep> {
+    rd(uow, |repos| Ok(repos.steps().list(mission)?))
+}
+
+fn step_ids(steps: &[PlanStep]) -> Vec<i64> {
+    steps.iter().map(|step| step.id).collect()
+}
+
+fn find_step(uow: &DieselUnitOfWork, mission: i64, id: i64) -> Option<PlanStep> {
+    rd(uow, |repos| Ok(repos.steps().find(mission, id)?))
+}
+
+fn update_step(uow: &DieselUnitOfWork, id: i64, changes: &StepChanges, at: DateTime<Utc>) {
+    tx(uow, |repos| Ok(repos.steps().update(id, changes, at)?));
+}
+
+fn steps_create_list_and_find(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "mission", 0);
+    let other = simple_mission(uow, alice.id, "other", 1);
+
+    let wait = StepAction::parse(&json!({"kind": "wait", "seconds": 5})).expect("action");
+    let first = create_step(
+        uow,
+        &NewPlanStep {
+            description: Description::parse("Gather the forms").expect("description"),
+            action: wait.clone(),
+            ..new_step(mission.id, None, "First", 0)
+        },
+        t0(),
+    );
+    assert!(first.id > 0);
+    assert_eq!(first.mission, mission.id);
+    assert_eq!(first.parent, None);
+    assert_eq!(first.title.as_str(), "First");
+    assert_eq!(first.description.as_str(), "Gather the forms");
+    assert_eq!((first.order, first.depth), (0, 1));
+    assert_eq!(first.status, StepStatus::Pending);
+    assert_eq!(first.action, wait);
+    assert_eq!(first.last_error, None);
+    assert_eq!((first.started_at, first.completed_at), (None, None));
+    assert_eq!((first.created_at, first.updated_at), (t0(), t0()));
+
+    let fetch =
+        StepAction::parse(&json!({"kind": "fetch_url", "url": "https://example.com/a?b=c"}))
+            .expect("action");
+    let second = create_step(
+        uow,
+        &NewPlanStep {
+            action: fetch.clone(),
+            ..new_step(mission.id, None, "Second", 1)
+        },
+        t0(),
+    );
+    let child = create_step(uow, &new_step(mission.id, Some(&first), "Child", 0), t0());
+    assert_eq!((child.parent, child.depth), (Some(first.id), 2));
+    let also_first = create_step(uow, &new_step(mission.id, None, "Also first", 0), t0());
+    let elsewhere = create_step(uow, &new_step(other.id, None, "Elsewhere", 0), t0());
+
+    // Flat, by order then id.
+    let steps = list_steps(uow, mission.id);
+    assert_eq!(
+        step_ids(&steps),
+        [first.id, child.id, also_first.id, second.id]
+    );
+    assert_eq!(steps[0], first);
+    assert_eq!(steps[3].action, fetch);
+    assert_eq!(step_ids(&list_steps(uow, other.id)), [elsewhere.id]);
+    assert!(list_steps(uow, other.id + 1000).is_empty());
+
+    assert_eq!(find_step(uow, mission.id, child.id), Some(child.clone()));
+    assert_eq!(
+        find_step(uow, other.id, child.id),
+        None,
+        "a step of another mission"
+    );
+    assert_eq!(find_step(uow, mission.id, child.id + 1000), None);
+
+    // An action that somehow is not valid JSON reads as manual.
+    {
+        use autodocs_db::schema::missions_planstep as step;
+        use diesel::prelude::*;
+        let mut conn = uow.database().connection().expect("a connection");
+        diesel::update(step::table.find(second.id))
+            .set(step::action.eq("not json"))
+            .execute(&mut *conn)
+            .expect("corrupt the action");
+    }
+    assert_eq!(
+        find_step(uow, mission.id, second.id).map(|step| step.action),
+        Some(StepAction::Manual)
+    );
+
+    // A parent in another mission... is the domain's check; a missing one is refused.
+    let orphan = NewPlanStep {
+        parent: Some(elsewhere.id + 1000),
+        depth: 2,
+        ..new_step(mission.id, None, "Orphan", 0)
+    };
+    let refused = transaction(uow, |repos| Ok(repos.steps().create(&orphan, t0())?));
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Repository(RepoError::ConstraintViolation(_)))
+        ),
+        "{refused:?}"
+    );
+}
+
+fn steps_update_status_timestamps_and_parent(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "mission", 0);
+    let a = create_step(uow, &new_step(mission.id, None, "a", 0), t0());
+    let b = create_step(uow, &new_step(mission.id, None, "b", 1), t0());
+    let child = create_step(uow, &new_step(mission.id, Some(&a), "child", 0), t0());
+    let at = |hours: i64| t0() + Duration::hours(hours);
+
+    // Status changes and their timestamps.
+    update_step(
+        uow,
+        child.id,
+        &StepChanges::status(StepStatus::Pending, StepStatus::InProgress, at(1)),
+        at(1),
+    );
+    let started = find_step(uow, mission.id, child.id).expect("step");
+    assert_eq!(
+        started,
+        PlanStep {
+            status: StepStatus::InProgress,
+            started_at: Some(at(1)),
+            updated_at: at(1),
+            ..child.clone()
+        }
+    );
+    update_step(
+        uow,
+        child.id,
+        &StepChanges {
+            last_error: Some(Some("connection refused".into())),
+            ..StepChanges::status(StepStatus::InProgress, StepStatus::Failed, at(2))
+        },
+        at(2),
+    );
+    let failed = find_step(uow, mission.id, child.id).expect("step");
+    assert_eq!(failed.status, StepStatus::Failed);
+    assert_eq!(
+        (failed.started_at, failed.completed_at),
+        (Some(at(1)), Some(at(2)))
+    );
+    assert_eq!(failed.last_error.as_deref(), Some("connection refused"));
+    update_step(
+        uow,
+        child.id,
+        &StepChanges {
+            last_error: Some(None),
+            ..StepChanges::status(StepStatus::Failed, StepStatus::Pending, at(3))
+        },
+        at(3),
+    );
+    let reset = find_step(uow, mission.id, child.id).expect("step");
+    assert_eq!(
+        reset,
+        PlanStep {
+            updated_at: at(3),
+            ..child.clone()
+        },
+        "back to pending clears the timestamps and the error"
+    );
+
+    // Title, description and order alone.
+    update_step(
+        uow,
+        b.id,
+        &StepChanges {
+            title: Some(Title::parse("B renamed").expect("title")),
+            description: Some(Description::parse("more").expect("description")),
+            order: Some(7),
+            ..StepChanges::default()
+        },
+        at(4),
+    );
+    let renamed = find_step(uow, mission.id, b.id).expect("step");
+    assert_eq!(
+        renamed,
+        PlanStep {
+            title: Title::parse("B renamed").expect("title"),
+            description: Description::parse("more").expect("description"),
+            order: 7,
+            updated_at: at(4),
+            ..b.clone()
+        }
+    );
+
+    // Moves: under another parent, then to the top level.
+    update_step(
+        uow,
+        b.id,
+        &StepChanges {
+            parent: Some((Some(child.id), 3)),
+            order: Some(0),
+            ..StepChanges::default()
+        },
+        at(5),
+    );
+    let moved = find_step(uow, mission.id, b.id).expect("step");
+    assert_eq!(
+        (moved.parent, moved.depth, moved.order),
+        (Some(child.id), 3, 0)
+    );
+    update_step(
+        uow,
+        child.id,
+        &StepChanges {
+            parent: Some((None, 1)),
+            ..StepChanges::default()
+        },
+        at(6),
+    );
+    tx(uow, |repos| Ok(repos.steps().set_depth(b.id, 2)?));
+    let top = find_step(uow, mission.id, child.id).expect("step");
+    assert_eq!((top.parent, top.depth, top.updated_at), (None, 1, at(6)));
+    let b_now = find_step(uow, mission.id, b.id).expect("step");
+    assert_eq!(
+        (b_now.parent, b_now.depth, b_now.updated_at),
+        (Some(child.id), 2, at(5)),
+        "set_depth changes only the depth"
+    );
+    assert_eq!(find_step(uow, mission.id, a.id), Some(a));
+}
+
+fn steps_delete_counts_the_subtree(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "mission", 0);
+    let other = simple_mission(uow, alice.id, "other", 1);
+    let root = create_step(uow, &new_step(mission.id, None, "root", 0), t0());
+    let middle = create_step(uow, &new_step(mission.id, Some(&root), "middle", 0), t0());
+    let leaf = create_step(uow, &new_step(mission.id, Some(&middle), "leaf", 0), t0());
+    let sibling = create_step(uow, &new_step(mission.id, None, "sibling", 1), t0());
+    let sibling_child = create_step(
+        uow,
+        &new_step(mission.id, Some(&sibling), "sibling child", 0),
+        t0(),
+    );
+    let elsewhere = create_step(uow, &new_step(other.id, None, "elsewhere", 0), t0());
+
+    let delete = |id: i64| tx(uow, |repos| Ok(repos.steps().delete(id)?));
+    assert_eq!(delete(root.id), 3, "root, middle and leaf");
+    assert_eq!(
+        step_ids(&list_steps(uow, mission.id)),
+        [sibling_child.id, sibling.id]
+    );
+    assert_eq!(find_step(uow, mission.id, leaf.id), None);
+    assert_eq!(delete(root.id), 0, "already gone");
+    assert_eq!(delete(sibling_child.id), 1, "a leaf");
+    assert_eq!(step_ids(&list_steps(uow, mission.id)), [sibling.id]);
+    assert_eq!(delete(sibling.id), 1);
+    assert!(list_steps(uow, mission.id).is_empty());
+    assert_eq!(step_ids(&list_steps(uow, other.id)), [elsewhere.id]);
+}
+
+fn steps_skip_open_and_next_order(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "mission", 0);
+    let other = simple_mission(uow, alice.id, "other", 1);
+    let next_order = |mission: i64, parent: Option<i64>| {
+        rd(uow, |repos| {
+            Ok(repos.steps().next_order(mission, parent)?)
+        })
+    };
+    assert_eq!(next_order(mission.id, None), 0, "no step yet");
+
+    let at = |hours: i64| t0() + Duration::hours(hours);
+    let with_status = |title: &str, order: i32, status: StepStatus| {
+        let step = create_step(uow, &new_step(mission.id, None, title, order), t0());
+        if status != StepStatus::Pending {
+            update_step(
+                uow,
+                step.id,
+                &StepChanges::status(StepStatus::Pending, status, at(1)),
+                at(1),
+            );
+        }
+        find_step(uow, mission.id, step.id).expect("step")
+    };
+    let pending = with_status("pending", 0, StepStatus::Pending);
+    let running = with_status("running", 5, StepStatus::InProgress);
+    let failed = with_status("failed", 2, StepStatus::Failed);
+    let completed = with_status("completed", 3, StepStatus::Completed);
+    let skipped = with_status("skipped", 4, StepStatus::Skipped);
+    let elsewhere = create_step(uow, &new_step(other.id, None, "elsewhere", 9), t0());
+
+    assert_eq!(next_order(mission.id, None), 6, "after the largest order");
+    assert_eq!(next_order(other.id, None), 10);
+    assert_eq!(next_order(mission.id, Some(pending.id)), 0, "no child yet");
+    let child = create_step(uow, &new_step(mission.id, Some(&pending), "child", 2), t0());
+    assert_eq!(next_order(mission.id, Some(pending.id)), 3);
+    assert_eq!(
+        next_order(mission.id, None),
+        6,
+        "children do not count at the top level"
+    );
+    create_step(
+        uow,
+        &new_step(mission.id, Some(&child), "grandchild", 4),
+        t0(),
+    );
+    assert_eq!(next_order(mission.id, Some(pending.id)), 3);
+    assert_eq!(next_order(mission.id, Some(child.id)), 5);
+
+    let skipped_count = tx(uow, |repos| {
+        Ok(repos.steps().skip_open(mission.id, at(2))?)
+    });
+    assert_eq!(
+        skipped_count, 5,
+        "pending, running, failed, child, grandchild"
+    );
+    for open in [&pending, &running, &failed] {
+        let step = find_step(uow, mission.id, open.id).expect("step");
+        assert_eq!(step.status, StepStatus::Skipped, "{}", open.title);
+        assert_eq!(step.completed_at, Some(at(2)), "{}", open.title);
+        assert_eq!(step.updated_at, at(2), "{}", open.title);
+        assert_eq!(step.started_at, open.started_at, "{}", open.title);
+    }
+    assert_eq!(
+        find_step(uow, mission.id, completed.id),
+        Some(completed),
+        "done steps are left alone"
+    );
+    assert_eq!(find_step(uow, mission.id, skipped.id), Some(skipped));
+    assert_eq!(
+        find_step(uow, other.id, elsewhere.id),
+        Some(elsewhere),
+        "another mission's steps are left alone"
+    );
+    assert_eq!(
+        tx(uow, |repos| Ok(repos
+            .steps()
+            .skip_open(mission.id, at(3))?)),
+        0,
+        "nothing left open"
     );
 }

@@ -1516,7 +1516,11 @@ impl HasStepStatus for PlanStep {
 impl PlanStepTree<PlanStep> {
     /// The tree of a mission's steps.
     pub fn of_steps(steps: Vec<PlanStep>) -> Self {
-        Self::build(steps.into_iter().map(|step| (step.id, step.parent, i64::from(step.order), step)))
+        Self::build(
+            steps
+                .into_iter()
+                .map(|step| (step.id, step.parent, i64::from(step.order), step)),
+        )
     }
 }
 
@@ -1563,7 +1567,10 @@ pub struct StepChanges {
 impl StepChanges {
     /// The status change `to` with the timestamps it implies at `now`.
     pub fn status(from: StepStatus, to: StepStatus, now: chrono::DateTime<chrono::Utc>) -> Self {
-        let mut changes = Self { status: Some(to), ..Self::default() };
+        let mut changes = Self {
+            status: Some(to),
+            ..Self::default()
+        };
         if from != to {
             match to {
                 StepStatus::InProgress => changes.started_at = Some(Some(now)),

@@ -8,10 +8,12 @@
 use chrono::{DateTime, Utc};
 
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
-use crate::mission::{Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress};
-use crate::plan_step::{NewPlanStep, PlanStep, StepChanges};
 use crate::error::{Error, RepoError};
+use crate::mission::{
+    Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress,
+};
 use crate::paging::Page;
+use crate::plan_step::{NewPlanStep, PlanStep, StepChanges};
 use crate::user::{NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
 
 /// Result of a repository call.
@@ -115,7 +117,12 @@ pub trait ActivityRepository {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait MissionRepository {
     /// Inserts a mission (status `pending`, progress 0).
-    fn create(&mut self, owner: UserId, mission: &NewMission, now: DateTime<Utc>) -> RepoResult<Mission>;
+    fn create(
+        &mut self,
+        owner: UserId,
+        mission: &NewMission,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Mission>;
     /// A mission with its counts, if `owner` (when given) owns it.
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
     /// A page of missions with their counts, without one query per row.

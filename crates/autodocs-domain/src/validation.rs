@@ -172,8 +172,7 @@ pub fn optional_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
 }
 
 /// DRF's message for a datetime it cannot parse.
-pub const DATETIME_FORMAT_MESSAGE: &str =
-    "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
+pub const DATETIME_FORMAT_MESSAGE: &str = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
 /// Parses an RFC 3339 timestamp (a date alone means its midnight UTC) into
 /// UTC, truncated to the microseconds the databases keep.
@@ -182,8 +181,12 @@ pub fn parse_timestamp(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, Inval
     let raw = raw.trim();
     let parsed = DateTime::parse_from_rfc3339(raw)
         .map(|instant| instant.with_timezone(&Utc))
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc()))
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").map(|naive| naive.and_utc()))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").map(|naive| naive.and_utc())
+        })
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").map(|naive| naive.and_utc())
+        })
         .or_else(|_| {
             NaiveDate::parse_from_str(raw, "%Y-%m-%d")
                 .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())

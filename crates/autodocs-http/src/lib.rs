@@ -49,7 +49,7 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
 
 /// Registers every route of the API.
 pub fn configure(config: &mut web::ServiceConfig) {
-    use routes::{auth, ops, users};
+    use routes::{activities, auth, missions, ops, steps, users};
     config
         .service(resource(
             "/api/auth/register/",
@@ -96,6 +96,49 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 web::put().to(users::update),
                 web::delete().to(users::delete),
             ],
+        ))
+        .service(resource(
+            "/api/missions/",
+            vec![
+                web::get().to(missions::list),
+                web::post().to(missions::create),
+            ],
+        ))
+        .service(resource(
+            "/api/missions/{id}/",
+            vec![
+                web::get().to(missions::detail),
+                web::patch().to(missions::patch),
+                web::put().to(missions::put),
+                web::delete().to(missions::delete),
+            ],
+        ))
+        .service(resource(
+            "/api/missions/{id}/steps/",
+            vec![web::get().to(steps::list), web::post().to(steps::create)],
+        ))
+        .service(resource(
+            "/api/missions/{id}/steps/{step_id}/",
+            vec![
+                web::get().to(steps::detail),
+                web::patch().to(steps::update),
+                web::delete().to(steps::delete),
+            ],
+        ))
+        .service(resource(
+            "/api/missions/{id}/{action}/",
+            vec![web::post().to(missions::act)],
+        ))
+        .service(resource(
+            "/api/activities/",
+            vec![
+                web::get().to(activities::list),
+                web::post().to(activities::create),
+            ],
+        ))
+        .service(resource(
+            "/api/activities/{id}/",
+            vec![web::get().to(activities::detail)],
         ))
         .service(resource("/api/health/", vec![web::get().to(ops::health)]))
         .service(resource("/api/schema/", vec![web::get().to(ops::schema)]))

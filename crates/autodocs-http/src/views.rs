@@ -174,3 +174,82 @@ mod tests {
         assert_eq!(encode("a b&c"), "a%20b%26c");
     }
 }
+
+/// A Mission (list item); the detail adds `plan_steps` and `documents`.
+pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> Value {
+    json!({
+        "id": mission.id,
+        "title": mission.title.as_str(),
+        "description": mission.description.as_str(),
+        "type": mission.kind.as_str(),
+        "status": mission.status.as_str(),
+        "priority": mission.priority.as_str(),
+        "progress": mission.progress.value(),
+        "owner": mission.owner.0,
+        "deadline": maybe_timestamp(mission.deadline),
+        "started_at": maybe_timestamp(mission.started_at),
+        "completed_at": maybe_timestamp(mission.completed_at),
+        "created_at": timestamp(mission.created_at),
+        "updated_at": timestamp(mission.updated_at),
+        "steps_total": mission.steps_total,
+        "steps_completed": mission.steps_completed,
+        "document_count": mission.document_count,
+    })
+}
+
+/// A Mission with its step tree and documents.
+pub fn mission_detail_json(detail: &autodocs_domain::usecases::missions::MissionDetail) -> Value {
+    let mut body = mission_json(&detail.mission);
+    if let Value::Object(map) = &mut body {
+        let steps: Vec<Value> = detail.plan.roots().iter().map(step_tree_json).collect();
+        map.insert("plan_steps".into(), Value::Array(steps));
+        map.insert("documents".into(), Value::Array(Vec::new()));
+    }
+    body
+}
+
+/// A PlanStep without children.
+pub fn step_json(step: &autodocs_domain::plan_step::PlanStep) -> Value {
+    json!({
+        "id": step.id,
+        "mission": step.mission,
+        "parent": step.parent,
+        "title": step.title.as_str(),
+        "description": step.description.as_str(),
+        "order": step.order,
+        "status": step.status.as_str(),
+        "action": step.action.to_json(),
+        "started_at": maybe_timestamp(step.started_at),
+        "completed_at": maybe_timestamp(step.completed_at),
+        "created_at": timestamp(step.created_at),
+        "updated_at": timestamp(step.updated_at),
+    })
+}
+
+/// A PlanStep with its `children`, recursively.
+pub fn step_tree_json(
+    node: &autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>,
+) -> Value {
+    let mut body = step_json(&node.item);
+    if let Value::Object(map) = &mut body {
+        map.insert(
+            "children".into(),
+            Value::Array(node.children.iter().map(step_tree_json).collect()),
+        );
+    }
+    body
+}
+
+/// An Activity.
+pub fn activity_json(activity: &autodocs_domain::activity_log::Activity) -> Value {
+    json!({
+        "id": activity.id,
+        "type": activity.kind,
+        "message": activity.message,
+        "details": activity.details,
+        "user": activity.user.map(|user| user.0),
+        "mission": activity.mission,
+        "document": activity.document,
+        "timestamp": timestamp(activity.timestamp),
+    })
+}

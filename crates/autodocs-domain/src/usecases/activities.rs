@@ -29,7 +29,11 @@ pub struct ActivityInput {
 
 impl Services {
     /// A page of the activities the principal can see, newest first.
-    pub fn list_activities(&self, principal: Principal, mut query: ActivityQuery) -> Result<Page<Activity>> {
+    pub fn list_activities(
+        &self,
+        principal: Principal,
+        mut query: ActivityQuery,
+    ) -> Result<Page<Activity>> {
         if !principal.is_staff {
             query.user = Some(principal.user_id);
         }
@@ -38,7 +42,12 @@ impl Services {
 
     /// One activity.
     pub fn get_activity(&self, principal: Principal, id: i64) -> Result<Activity> {
-        ports::read(&*self.uow, |repos| repos.activities().find(id, principal.visible_owner())?.ok_or(Error::NotFound))
+        ports::read(&*self.uow, |repos| {
+            repos
+                .activities()
+                .find(id, principal.visible_owner())?
+                .ok_or(Error::NotFound)
+        })
     }
 
     /// Appends a client activity of a custom type.
@@ -64,8 +73,15 @@ impl Services {
         ports::transaction(&*self.uow, |repos| {
             let mut errors = ValidationErrors::new();
             if let Some(mission) = input.mission {
-                if repos.missions().find(mission, Some(principal.user_id))?.is_none() {
-                    errors.add("mission", format!("Invalid pk \"{mission}\" - object does not exist."));
+                if repos
+                    .missions()
+                    .find(mission, Some(principal.user_id))?
+                    .is_none()
+                {
+                    errors.add(
+                        "mission",
+                        format!("Invalid pk \"{mission}\" - object does not exist."),
+                    );
                 }
             }
             if input.document.is_some() {

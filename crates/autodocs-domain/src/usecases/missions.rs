@@ -7,8 +7,8 @@ use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
 use crate::mission::{
-    Description, InvalidTransition, Mission, MissionAction, MissionChanges, MissionQuery, MissionStatus,
-    MissionTransition, MissionType, NewMission, Priority, Progress, Title,
+    Description, InvalidTransition, Mission, MissionAction, MissionChanges, MissionQuery,
+    MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
 use crate::paging::Page;
 use crate::plan_step::{MAX_DEPTH, NewPlanStep, PlanStep, PlanStepTree, StepAction};
@@ -64,20 +64,40 @@ fn parse_deadline(raw: &Option<String>) -> Result<Option<DateTime<Utc>>, Invalid
 /// Parses a nested plan (`[{title, description?, action?, children?}]`);
 /// errors are keyed `plan_steps` with the path of the faulty item.
 pub fn parse_plan(value: &Value, errors: &mut ValidationErrors) -> Vec<PlannedStep> {
-    fn walk(value: &Value, depth: usize, path: &str, errors: &mut ValidationErrors) -> Vec<PlannedStep> {
+    fn walk(
+        value: &Value,
+        depth: usize,
+        path: &str,
+        errors: &mut ValidationErrors,
+    ) -> Vec<PlannedStep> {
         let Value::Array(items) = value else {
-            errors.add("plan_steps", format!("{path}Expected a list of items but got type \"{}\".", kind_of(value)));
+            errors.add(
+                "plan_steps",
+                format!(
+                    "{path}Expected a list of items but got type \"{}\".",
+                    kind_of(value)
+                ),
+            );
             return Vec::new();
         };
         if depth > MAX_DEPTH {
-            errors.add("plan_steps", format!("Plan steps can be nested at most {MAX_DEPTH} levels deep."));
+            errors.add(
+                "plan_steps",
+                format!("Plan steps can be nested at most {MAX_DEPTH} levels deep."),
+            );
             return Vec::new();
         }
         let mut steps = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let here = format!("{path}[{index}] ");
             let Value::Object(fields) = item else {
-                errors.add("plan_steps", format!("{here}Invalid data. Expected a dictionary, but got {}.", kind_of(item)));
+                errors.add(
+                    "plan_steps",
+                    format!(
+                        "{here}Invalid data. Expected a dictionary, but got {}.",
+                        kind_of(item)
+                    ),
+                );
                 continue;
             };
             let title = match fields.get("title") {
@@ -101,12 +121,19 @@ pub fn parse_plan(value: &Value, errors: &mut ValidationErrors) -> Vec<PlannedSt
             };
             match (title, description, action) {
                 (Ok(title), Ok(description), Ok(action)) => {
-                    steps.push(PlannedStep { title, description, action, children });
+                    steps.push(PlannedStep {
+                        title,
+                        description,
+                        action,
+                        children,
+                    });
                 }
                 (title, description, action) => {
-                    for (field, error) in
-                        [("title", title.err()), ("description", description.err()), ("action", action.err())]
-                    {
+                    for (field, error) in [
+                        ("title", title.err()),
+                        ("description", description.err()),
+                        ("action", action.err()),
+                    ] {
                         if let Some(error) = error {
                             errors.add("plan_steps", format!("{here}{field}: {error}"));
                         }
@@ -142,7 +169,10 @@ impl MissionInput {
             Some(raw) => errors.check("type", MissionType::parse(raw)),
             None => errors.check("type", Err(InvalidValue::required())),
         };
-        let description = errors.check("description", Description::parse(self.description.as_deref().unwrap_or("")));
+        let description = errors.check(
+            "description",
+            Description::parse(self.description.as_deref().unwrap_or("")),
+        );
         let priority = match &self.priority {
             Some(raw) => errors.check("priority", Priority::parse(raw)),
             None => Some(Priority::default()),
@@ -156,8 +186,19 @@ impl MissionInput {
             Some(value) => parse_plan(value, &mut errors),
         };
         match (title, kind, description, priority, deadline) {
-            (Some(title), Some(kind), Some(description), Some(priority), Some(deadline)) if errors.is_empty() => {
-                Ok(MissionDraft { mission: NewMission { title, description, kind, priority, deadline }, plan })
+            (Some(title), Some(kind), Some(description), Some(priority), Some(deadline))
+                if errors.is_empty() =>
+            {
+                Ok(MissionDraft {
+                    mission: NewMission {
+                        title,
+                        description,
+                        kind,
+                        priority,
+                        deadline,
+                    },
+                    plan,
+                })
             }
             _ => Err(errors),
         }
@@ -174,11 +215,26 @@ impl MissionInput {
             }
         }
         let changes = MissionChanges {
-            title: self.title.as_deref().and_then(|raw| errors.check("title", Title::parse(raw))),
-            description: self.description.as_deref().and_then(|raw| errors.check("description", Description::parse(raw))),
-            kind: self.kind.as_deref().and_then(|raw| errors.check("type", MissionType::parse(raw))),
-            priority: self.priority.as_deref().and_then(|raw| errors.check("priority", Priority::parse(raw))),
-            deadline: self.deadline.as_ref().and_then(|raw| errors.check("deadline", parse_deadline(raw))),
+            title: self
+                .title
+                .as_deref()
+                .and_then(|raw| errors.check("title", Title::parse(raw))),
+            description: self
+                .description
+                .as_deref()
+                .and_then(|raw| errors.check("description", Description::parse(raw))),
+            kind: self
+                .kind
+                .as_deref()
+                .and_then(|raw| errors.check("type", MissionType::parse(raw))),
+            priority: self
+                .priority
+                .as_deref()
+                .and_then(|raw| errors.check("priority", Priority::parse(raw))),
+            deadline: self
+                .deadline
+                .as_ref()
+                .and_then(|raw| errors.check("deadline", parse_deadline(raw))),
         };
         errors.into_result().map(|()| changes)
     }
@@ -195,19 +251,30 @@ pub struct MissionDetail {
 
 impl Services {
     /// Creates a mission and its nested plan, recording `mission_created`.
-    pub fn create_mission(&self, principal: Principal, draft: MissionDraft) -> Result<MissionDetail> {
+    pub fn create_mission(
+        &self,
+        principal: Principal,
+        draft: MissionDraft,
+    ) -> Result<MissionDetail> {
         let now = self.clock.now();
         ports::transaction(&*self.uow, |repos| {
-            let mission = repos.missions().create(principal.user_id, &draft.mission, now)?;
+            let mission = repos
+                .missions()
+                .create(principal.user_id, &draft.mission, now)?;
             create_plan(repos, mission.id, None, 1, &draft.plan, now)?;
-            let activity = NewActivity::system(SystemActivity::MissionCreated, principal.user_id).with_mission(mission.id);
+            let activity = NewActivity::system(SystemActivity::MissionCreated, principal.user_id)
+                .with_mission(mission.id);
             repos.activities().record(&activity, now)?;
             load_detail(repos, mission.id, None)
         })
     }
 
     /// A page of the missions the principal can see.
-    pub fn list_missions(&self, principal: Principal, mut query: MissionQuery) -> Result<Page<Mission>> {
+    pub fn list_missions(
+        &self,
+        principal: Principal,
+        mut query: MissionQuery,
+    ) -> Result<Page<Mission>> {
         if !principal.is_staff {
             query.owner = Some(principal.user_id);
         }
@@ -216,14 +283,24 @@ impl Services {
 
     /// One mission with its plan.
     pub fn get_mission(&self, principal: Principal, id: i64) -> Result<MissionDetail> {
-        ports::read(&*self.uow, |repos| load_detail(repos, id, principal.visible_owner()))
+        ports::read(&*self.uow, |repos| {
+            load_detail(repos, id, principal.visible_owner())
+        })
     }
 
     /// Edits a mission, recording `mission_updated` with the changed fields.
-    pub fn update_mission(&self, principal: Principal, id: i64, changes: MissionChanges) -> Result<MissionDetail> {
+    pub fn update_mission(
+        &self,
+        principal: Principal,
+        id: i64,
+        changes: MissionChanges,
+    ) -> Result<MissionDetail> {
         let now = self.clock.now();
         ports::transaction(&*self.uow, |repos| {
-            let mission = repos.missions().find(id, principal.visible_owner())?.ok_or(Error::NotFound)?;
+            let mission = repos
+                .missions()
+                .find(id, principal.visible_owner())?
+                .ok_or(Error::NotFound)?;
             if !changes.is_empty() {
                 repos.missions().update(id, &changes, now)?;
                 let activity = NewActivity::system(SystemActivity::MissionUpdated, mission.owner)
@@ -239,9 +316,14 @@ impl Services {
     pub fn delete_mission(&self, principal: Principal, id: i64) -> Result<()> {
         let now = self.clock.now();
         ports::transaction(&*self.uow, |repos| {
-            let mission = repos.missions().find(id, principal.visible_owner())?.ok_or(Error::NotFound)?;
+            let mission = repos
+                .missions()
+                .find(id, principal.visible_owner())?
+                .ok_or(Error::NotFound)?;
             if !mission.status.can_delete() {
-                return Err(InvalidTransition::new("mission", "delete", mission.status.as_str()).into());
+                return Err(
+                    InvalidTransition::new("mission", "delete", mission.status.as_str()).into(),
+                );
             }
             // The activity outlives the mission: its id and title go in the details.
             let activity = NewActivity::system(SystemActivity::MissionDeleted, mission.owner)
@@ -250,17 +332,30 @@ impl Services {
             repos.activities().record(&activity, now)?;
             if !repos.missions().delete(id, MissionStatus::InProgress)? {
                 // It was started between the read and the delete.
-                return Err(InvalidTransition::new("mission", "delete", MissionStatus::InProgress.as_str()).into());
+                return Err(InvalidTransition::new(
+                    "mission",
+                    "delete",
+                    MissionStatus::InProgress.as_str(),
+                )
+                .into());
             }
             Ok(())
         })
     }
 
     /// Applies a lifecycle action; of racing requests only one can win.
-    pub fn act_on_mission(&self, principal: Principal, id: i64, action: MissionAction) -> Result<MissionDetail> {
+    pub fn act_on_mission(
+        &self,
+        principal: Principal,
+        id: i64,
+        action: MissionAction,
+    ) -> Result<MissionDetail> {
         let now = self.clock.now();
         ports::transaction(&*self.uow, |repos| {
-            let mission = repos.missions().find(id, principal.visible_owner())?.ok_or(Error::NotFound)?;
+            let mission = repos
+                .missions()
+                .find(id, principal.visible_owner())?
+                .ok_or(Error::NotFound)?;
             apply_action(repos, &mission, action, now, None)?;
             load_detail(repos, id, None)
         })
@@ -278,15 +373,26 @@ pub(crate) fn apply_action(
 ) -> Result<()> {
     let to = mission.status.apply(action)?;
     let change = MissionTransition::for_action(action, to, now);
-    if !repos.missions().transition(mission.id, MissionStatus::allowed_from(action), &change, now)? {
+    if !repos.missions().transition(
+        mission.id,
+        MissionStatus::allowed_from(action),
+        &change,
+        now,
+    )? {
         // Another request changed the status since we read it: report the status it left.
-        let current = repos.missions().find(mission.id, None)?.ok_or(Error::NotFound)?;
-        return Err(InvalidTransition::new("mission", action.as_str(), current.status.as_str()).into());
+        let current = repos
+            .missions()
+            .find(mission.id, None)?
+            .ok_or(Error::NotFound)?;
+        return Err(
+            InvalidTransition::new("mission", action.as_str(), current.status.as_str()).into(),
+        );
     }
     if action == MissionAction::Complete {
         repos.steps().skip_open(mission.id, now)?;
     }
-    let mut activity = NewActivity::system(SystemActivity::from(action), mission.owner).with_mission(mission.id);
+    let mut activity =
+        NewActivity::system(SystemActivity::from(action), mission.owner).with_mission(mission.id);
     if let Some(details) = details {
         activity.details = details;
     }
@@ -313,23 +419,44 @@ fn create_plan(
             action: planned.action.clone(),
         };
         let created = repos.steps().create(&step, now)?;
-        create_plan(repos, mission, Some(created.id), depth + 1, &planned.children, now)?;
+        create_plan(
+            repos,
+            mission,
+            Some(created.id),
+            depth + 1,
+            &planned.children,
+            now,
+        )?;
     }
     Ok(())
 }
 
 /// A mission with its plan, if `owner` (when given) owns it.
-pub(crate) fn load_detail(repos: &mut dyn Repositories, id: i64, owner: Option<crate::user::UserId>) -> Result<MissionDetail> {
+pub(crate) fn load_detail(
+    repos: &mut dyn Repositories,
+    id: i64,
+    owner: Option<crate::user::UserId>,
+) -> Result<MissionDetail> {
     let mission = repos.missions().find(id, owner)?.ok_or(Error::NotFound)?;
     let steps = repos.steps().list(id)?;
-    Ok(MissionDetail { mission, plan: PlanStepTree::of_steps(steps) })
+    Ok(MissionDetail {
+        mission,
+        plan: PlanStepTree::of_steps(steps),
+    })
 }
 
 /// Recomputes a mission's progress from its leaf steps, in the caller's
 /// transaction; an `in_progress` mission whose last open leaf is done
 /// completes by itself.
-pub(crate) fn refresh_progress(repos: &mut dyn Repositories, mission_id: i64, now: DateTime<Utc>) -> Result<()> {
-    let mission = repos.missions().find(mission_id, None)?.ok_or(Error::NotFound)?;
+pub(crate) fn refresh_progress(
+    repos: &mut dyn Repositories,
+    mission_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mission = repos
+        .missions()
+        .find(mission_id, None)?
+        .ok_or(Error::NotFound)?;
     if mission.status == MissionStatus::Completed {
         return Ok(());
     }

@@ -6,7 +6,9 @@ use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
 use crate::mission::{Description, Mission, Title};
-use crate::plan_step::{NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepStatus};
+use crate::plan_step::{
+    NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepStatus,
+};
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors};
@@ -40,7 +42,9 @@ fn parse_order(raw: i64) -> Result<i32, InvalidValue> {
 
 /// A step's position in the tree after a change, checked against the tree rules.
 fn placement(tree: &PlanStepTree<PlanStep>, step: Option<i64>, parent: Option<i64>) -> Result<u8> {
-    let depth = tree.check_parent(step, parent).map_err(|error| Error::field("parent", error.0))?;
+    let depth = tree
+        .check_parent(step, parent)
+        .map_err(|error| Error::field("parent", error.0))?;
     u8::try_from(depth).map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))
 }
 
@@ -54,7 +58,12 @@ impl Services {
     }
 
     /// One step with its subtree.
-    pub fn get_step(&self, principal: Principal, mission: i64, step: i64) -> Result<StepNode<PlanStep>> {
+    pub fn get_step(
+        &self,
+        principal: Principal,
+        mission: i64,
+        step: i64,
+    ) -> Result<StepNode<PlanStep>> {
         ports::read(&*self.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             subtree(repos, mission, step)
@@ -62,14 +71,24 @@ impl Services {
     }
 
     /// Adds a step (appended last among its siblings unless `order` is given).
-    pub fn create_step(&self, principal: Principal, mission_id: i64, input: &StepInput) -> Result<StepNode<PlanStep>> {
+    pub fn create_step(
+        &self,
+        principal: Principal,
+        mission_id: i64,
+        input: &StepInput,
+    ) -> Result<StepNode<PlanStep>> {
         let mut errors = ValidationErrors::new();
         let title = match &input.title {
             Some(raw) => errors.check("title", Title::parse(raw)),
             None => errors.check("title", Err(InvalidValue::required())),
         };
-        let description = errors.check("description", Description::parse(input.description.as_deref().unwrap_or("")));
-        let order = input.order.map(|raw| errors.check("order", parse_order(raw)));
+        let description = errors.check(
+            "description",
+            Description::parse(input.description.as_deref().unwrap_or("")),
+        );
+        let order = input
+            .order
+            .map(|raw| errors.check("order", parse_order(raw)));
         let action = match &input.action {
             Some(raw) => errors.check("action", StepAction::parse(raw)),
             None => Some(StepAction::default()),
@@ -89,7 +108,15 @@ impl Services {
                 None => repos.steps().next_order(mission_id, parent)?,
             };
             let step = repos.steps().create(
-                &NewPlanStep { mission: mission_id, parent, title, description, order, depth, action },
+                &NewPlanStep {
+                    mission: mission_id,
+                    parent,
+                    title,
+                    description,
+                    order,
+                    depth,
+                    action,
+                },
                 now,
             )?;
             let activity = NewActivity::system(SystemActivity::StepCreated, mission.owner)
@@ -111,12 +138,23 @@ impl Services {
     ) -> Result<StepNode<PlanStep>> {
         let mut errors = ValidationErrors::new();
         let mut changes = StepChanges {
-            title: input.title.as_deref().and_then(|raw| errors.check("title", Title::parse(raw))),
-            description: input.description.as_deref().and_then(|raw| errors.check("description", Description::parse(raw))),
-            order: input.order.and_then(|raw| errors.check("order", parse_order(raw))),
+            title: input
+                .title
+                .as_deref()
+                .and_then(|raw| errors.check("title", Title::parse(raw))),
+            description: input
+                .description
+                .as_deref()
+                .and_then(|raw| errors.check("description", Description::parse(raw))),
+            order: input
+                .order
+                .and_then(|raw| errors.check("order", parse_order(raw))),
             ..StepChanges::default()
         };
-        let status = input.status.as_deref().and_then(|raw| errors.check("status", StepStatus::parse(raw)));
+        let status = input
+            .status
+            .as_deref()
+            .and_then(|raw| errors.check("status", StepStatus::parse(raw)));
         errors.into_result()?;
         let now = self.clock.now();
         ports::transaction(&*self.uow, |repos| {
@@ -133,7 +171,8 @@ impl Services {
                 }
             }
             if let Some(target) = status {
-                let status_change = StepChanges::status(step.status, step.status.transition_to(target)?, now);
+                let status_change =
+                    StepChanges::status(step.status, step.status.transition_to(target)?, now);
                 changes.status = status_change.status;
                 changes.started_at = status_change.started_at;
                 changes.completed_at = status_change.completed_at;
@@ -164,7 +203,10 @@ impl Services {
         let now = self.clock.now();
         ports::transaction(&*self.uow, |repos| {
             let mission = visible_mission(repos, principal, mission_id)?;
-            repos.steps().find(mission_id, step_id)?.ok_or(Error::NotFound)?;
+            repos
+                .steps()
+                .find(mission_id, step_id)?
+                .ok_or(Error::NotFound)?;
             let removed = repos.steps().delete(step_id)?;
             let activity = NewActivity::system(SystemActivity::StepDeleted, mission.owner)
                 .with_mission(mission_id)
@@ -178,7 +220,10 @@ impl Services {
 
 /// The mission, if the principal may see it.
 fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) -> Result<Mission> {
-    repos.missions().find(id, principal.visible_owner())?.ok_or(Error::NotFound)
+    repos
+        .missions()
+        .find(id, principal.visible_owner())?
+        .ok_or(Error::NotFound)
 }
 
 /// A step with its children, freshly read.
@@ -188,7 +233,11 @@ fn subtree(repos: &mut dyn Repositories, mission: i64, step: i64) -> Result<Step
 }
 
 /// Moves the stored depth of every descendant of `node` by `shift`.
-fn shift_descendants(repos: &mut dyn Repositories, node: &StepNode<PlanStep>, shift: i32) -> Result<()> {
+fn shift_descendants(
+    repos: &mut dyn Repositories,
+    node: &StepNode<PlanStep>,
+    shift: i32,
+) -> Result<()> {
     for child in &node.children {
         let depth = u8::try_from(i32::from(child.item.depth) + shift)
             .map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))?;

@@ -6,10 +6,10 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::error::Error;
 use crate::ports::{
-    ActivityRepository, MissionRepository, MockActivityRepository, MockMissionRepository, MockPlanStepRepository,
-    PlanStepRepository, MockClock, MockPasswordHasher,
-    MockRefreshTokenRepository, MockTokenService, MockUserRepository, RefreshTokenRepository,
-    Repositories, UnitOfWork, UserRepository,
+    ActivityRepository, MissionRepository, MockActivityRepository, MockClock,
+    MockMissionRepository, MockPasswordHasher, MockPlanStepRepository, MockRefreshTokenRepository,
+    MockTokenService, MockUserRepository, PlanStepRepository, RefreshTokenRepository, Repositories,
+    UnitOfWork, UserRepository,
 };
 
 use super::Services;

@@ -10,8 +10,11 @@ use autodocs_domain::validation::ValidationErrors;
 use crate::error::ApiError;
 use crate::views::url_pairs;
 
+pub mod activities;
 pub mod auth;
+pub mod missions;
 pub mod ops;
+pub mod steps;
 pub mod users;
 
 /// The decoded query string of a list request.
@@ -66,4 +69,13 @@ pub fn page_request(
             Ok(PageRequest::default())
         }
     }
+}
+
+/// An object id from the path; anything that is not one is a 404, as an
+/// unmatched DRF route would be.
+pub fn object_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(ApiError::NotFound)
 }

@@ -1,0 +1,372 @@
+use std::collections::HashMap;
+
+use autodocs_domain::RepoError;
+use autodocs_domain::mission::{
+    Description, Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey,
+    MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
+};
+use autodocs_domain::paging::Page;
+use autodocs_domain::plan_step::StepStatus;
+use autodocs_domain::ports::{MissionRepository, RepoResult};
+use autodocs_domain::user::UserId;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::{contains_pattern, lower};
+use crate::connection::AnyConnection;
+use crate::error::OrRepoError;
+use crate::schema::documents_document as document;
+use crate::schema::missions_mission as mission;
+use crate::schema::missions_planstep as step;
+use crate::time::{from_db, to_db};
+use crate::uow::DieselRepos;
+
+type Db = <AnyConnection as Connection>::Backend;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = mission)]
+struct MissionRow {
+    id: i64,
+    title: String,
+    description: String,
+    type_: String,
+    status: String,
+    priority: String,
+    progress: i16,
+    owner_id: i64,
+    deadline: Option<NaiveDateTime>,
+    started_at: Option<NaiveDateTime>,
+    completed_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// The counts shown beside a mission.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    steps_total: u64,
+    steps_completed: u64,
+    document_count: u64,
+}
+
+/// A stored value that does not parse (the database checks should prevent it).
+fn corrupt(id: i64, field: &str, error: impl std::fmt::Display) -> RepoError {
+    RepoError::Other(format!(
+        "mission {id} has an invalid stored {field}: {error}"
+    ))
+}
+
+fn to_mission(row: MissionRow, counts: Counts) -> RepoResult<Mission> {
+    let id = row.id;
+    Ok(Mission {
+        id,
+        title: Title::parse(&row.title).map_err(|e| corrupt(id, "title", e))?,
+        description: Description::parse(&row.description)
+            .map_err(|e| corrupt(id, "description", e))?,
+        kind: MissionType::parse(&row.type_).map_err(|e| corrupt(id, "type", e))?,
+        status: MissionStatus::parse(&row.status).map_err(|e| corrupt(id, "status", e))?,
+        priority: Priority::parse(&row.priority).map_err(|e| corrupt(id, "priority", e))?,
+        progress: Progress::parse(i64::from(row.progress))
+            .map_err(|e| corrupt(id, "progress", e))?,
+        owner: UserId(row.owner_id),
+        deadline: row.deadline.map(from_db),
+        started_at: row.started_at.map(from_db),
+        completed_at: row.completed_at.map(from_db),
+        created_at: from_db(row.created_at),
+        updated_at: from_db(row.updated_at),
+        steps_total: counts.steps_total,
+        steps_completed: counts.steps_completed,
+        document_count: counts.document_count,
+    })
+}
+
+fn as_count(count: i64) -> u64 {
+    count.max(0) as u64
+}
+
+/// The counts of several missions in three grouped queries (not one per mission).
+fn counts_of(conn: &mut AnyConnection, ids: &[i64]) -> RepoResult<HashMap<i64, Counts>> {
+    let mut counts: HashMap<i64, Counts> = ids.iter().map(|id| (*id, Counts::default())).collect();
+    if ids.is_empty() {
+        return Ok(counts);
+    }
+    let totals: Vec<(i64, i64)> = step::table
+        .filter(step::mission_id.eq_any(ids))
+        .group_by(step::mission_id)
+        .select((step::mission_id, diesel::dsl::count_star()))
+        .load(conn)
+        .repo()?;
+    for (id, total) in totals {
+        counts.entry(id).or_default().steps_total = as_count(total);
+    }
+    let completed: Vec<(i64, i64)> = step::table
+        .filter(step::mission_id.eq_any(ids))
+        .filter(step::status.eq(StepStatus::Completed.as_str()))
+        .group_by(step::mission_id)
+        .select((step::mission_id, diesel::dsl::count_star()))
+        .load(conn)
+        .repo()?;
+    for (id, done) in completed {
+        counts.entry(id).or_default().steps_completed = as_count(done);
+    }
+    let documents: Vec<(Option<i64>, i64)> = document::table
+        .filter(document::mission_id.eq_any(ids))
+        .group_by(document::mission_id)
+        .select((document::mission_id, diesel::dsl::count_star()))
+        .load(conn)
+        .repo()?;
+    for (id, documents) in documents {
+        if let Some(id) = id {
+            counts.entry(id).or_default().document_count = as_count(documents);
+        }
+    }
+    Ok(counts)
+}
+
+/// Appends one sort key. Deadlines without a value sort last ascending and
+/// first descending on both backends (PostgreSQL's rule).
+fn then_order(
+    query: mission::BoxedQuery<'_, Db>,
+    item: MissionOrderField,
+) -> mission::BoxedQuery<'_, Db> {
+    use MissionSortKey as Key;
+    match (item.field, item.descending) {
+        (Key::CreatedAt, false) => query.then_order_by(mission::created_at.asc()),
+        (Key::CreatedAt, true) => query.then_order_by(mission::created_at.desc()),
+        (Key::UpdatedAt, false) => query.then_order_by(mission::updated_at.asc()),
+        (Key::UpdatedAt, true) => query.then_order_by(mission::updated_at.desc()),
+        (Key::Priority, false) => query.then_order_by(mission::priority_rank.asc()),
+        (Key::Priority, true) => query.then_order_by(mission::priority_rank.desc()),
+        (Key::Progress, false) => query.then_order_by(mission::progress.asc()),
+        (Key::Progress, true) => query.then_order_by(mission::progress.desc()),
+        (Key::Title, false) => query.then_order_by(mission::title.asc()),
+        (Key::Title, true) => query.then_order_by(mission::title.desc()),
+        (Key::Deadline, false) => query
+            .then_order_by(mission::deadline.is_null().asc())
+            .then_order_by(mission::deadline.asc()),
+        (Key::Deadline, true) => query
+            .then_order_by(mission::deadline.is_null().desc())
+            .then_order_by(mission::deadline.desc()),
+    }
+}
+
+impl DieselRepos<'_> {
+    /// A mission row without its counts.
+    fn mission_row(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<MissionRow>> {
+        let mut query = mission::table.filter(mission::id.eq(id)).into_boxed();
+        if let Some(owner) = owner {
+            query = query.filter(mission::owner_id.eq(owner.0));
+        }
+        query
+            .select(MissionRow::as_select())
+            .first(self.conn)
+            .optional()
+            .repo()
+    }
+}
+
+impl MissionRepository for DieselRepos<'_> {
+    fn create(
+        &mut self,
+        owner: UserId,
+        new: &NewMission,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Mission> {
+        let id: i64 = diesel::insert_into(mission::table)
+            .values((
+                mission::title.eq(new.title.as_str()),
+                mission::description.eq(new.description.as_str()),
+                mission::type_.eq(new.kind.as_str()),
+                mission::status.eq(MissionStatus::Pending.as_str()),
+                mission::priority.eq(new.priority.as_str()),
+                mission::priority_rank.eq(new.priority.rank()),
+                mission::progress.eq(i16::from(Progress::ZERO.value())),
+                mission::owner_id.eq(owner.0),
+                mission::deadline.eq(new.deadline.map(to_db)),
+                mission::created_at.eq(to_db(now)),
+                mission::updated_at.eq(to_db(now)),
+            ))
+            .returning(mission::id)
+            .get_result(self.conn)
+            .repo()?;
+        let row = self
+            .mission_row(id, None)?
+            .ok_or_else(|| RepoError::Other("mission vanished after insert".into()))?;
+        to_mission(row, Counts::default())
+    }
+
+    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+        let Some(row) = self.mission_row(id, owner)? else {
+            return Ok(None);
+        };
+        let counts = counts_of(self.conn, &[id])?.remove(&id).unwrap_or_default();
+        to_mission(row, counts).map(Some)
+    }
+
+    fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>> {
+        let filtered = || {
+            let mut select = mission::table.into_boxed::<Db>();
+            if let Some(owner) = query.owner {
+                select = select.filter(mission::owner_id.eq(owner.0));
+            }
+            if !query.statuses.is_empty() {
+                let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+                select = select.filter(mission::status.eq_any(statuses));
+            }
+            if !query.kinds.is_empty() {
+                let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
+                select = select.filter(mission::type_.eq_any(kinds));
+            }
+            if !query.priorities.is_empty() {
+                let ranks: Vec<i16> = query.priorities.iter().map(|p| p.rank()).collect();
+                select = select.filter(mission::priority_rank.eq_any(ranks));
+            }
+            if let Some(search) = query.search.as_deref().filter(|search| !search.is_empty()) {
+                let pattern = contains_pattern(search);
+                select = select.filter(
+                    lower(mission::title)
+                        .like(pattern.clone())
+                        .escape('\\')
+                        .or(lower(mission::description).like(pattern).escape('\\')),
+                );
+            }
+            select
+        };
+        let count: i64 = filtered().count().get_result(self.conn).repo()?;
+        let count = as_count(count);
+        let Some(page) = query.page.resolve(count) else {
+            return Ok(Page {
+                count,
+                page: 0,
+                page_size: query.page.page_size(),
+                items: Vec::new(),
+            });
+        };
+        let ordering: &[MissionOrderField] = if query.ordering.is_empty() {
+            &[MissionOrderField::DEFAULT]
+        } else {
+            &query.ordering
+        };
+        let mut ordered = filtered();
+        for item in ordering {
+            ordered = then_order(ordered, *item);
+        }
+        // A total order, so pages never overlap: the id breaks ties, in the
+        // direction of the first key.
+        ordered = if ordering[0].descending {
+            ordered.then_order_by(mission::id.desc())
+        } else {
+            ordered.then_order_by(mission::id.asc())
+        };
+        let rows: Vec<MissionRow> = ordered
+            .select(MissionRow::as_select())
+            .limit(i64::from(query.page.page_size()))
+            .offset(query.page.offset_of(page))
+            .load(self.conn)
+            .repo()?;
+        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+        let mut counts = counts_of(self.conn, &ids)?;
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let counts = counts.remove(&row.id).unwrap_or_default();
+                to_mission(row, counts)
+            })
+            .collect::<RepoResult<Vec<_>>>()?;
+        Ok(Page {
+            count,
+            page,
+            page_size: query.page.page_size(),
+            items,
+        })
+    }
+
+    fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+        #[derive(AsChangeset)]
+        #[diesel(table_name = mission)]
+        struct Changeset<'a> {
+            title: Option<&'a str>,
+            description: Option<&'a str>,
+            type_: Option<&'static str>,
+            priority: Option<&'static str>,
+            priority_rank: Option<i16>,
+            deadline: Option<Option<NaiveDateTime>>,
+            updated_at: NaiveDateTime,
+        }
+        let changeset = Changeset {
+            title: changes.title.as_ref().map(Title::as_str),
+            description: changes.description.as_ref().map(Description::as_str),
+            type_: changes.kind.map(MissionType::as_str),
+            priority: changes.priority.map(Priority::as_str),
+            priority_rank: changes.priority.map(Priority::rank),
+            deadline: changes.deadline.map(|deadline| deadline.map(to_db)),
+            updated_at: to_db(now),
+        };
+        diesel::update(mission::table.find(id))
+            .set(changeset)
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn transition(
+        &mut self,
+        id: i64,
+        from: &[MissionStatus],
+        change: &MissionTransition,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        #[derive(AsChangeset)]
+        #[diesel(table_name = mission)]
+        struct Changeset {
+            status: &'static str,
+            started_at: Option<Option<NaiveDateTime>>,
+            completed_at: Option<Option<NaiveDateTime>>,
+            progress: Option<i16>,
+            updated_at: NaiveDateTime,
+        }
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let changeset = Changeset {
+            status: change.to.as_str(),
+            started_at: change.started_at.map(|at| Some(to_db(at))),
+            completed_at: change.completed_at.map(|at| Some(to_db(at))),
+            progress: change.progress.map(|progress| i16::from(progress.value())),
+            updated_at: to_db(now),
+        };
+        let from: Vec<&str> = from.iter().map(|status| status.as_str()).collect();
+        // One conditional UPDATE: of two racing callers only one matches.
+        let updated = diesel::update(
+            mission::table
+                .filter(mission::id.eq(id))
+                .filter(mission::status.eq_any(from)),
+        )
+        .set(changeset)
+        .execute(self.conn)
+        .repo()?;
+        Ok(updated == 1)
+    }
+
+    fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+        diesel::update(mission::table.find(id))
+            .set((
+                mission::progress.eq(i16::from(progress.value())),
+                mission::updated_at.eq(to_db(now)),
+            ))
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool> {
+        let deleted = diesel::delete(
+            mission::table
+                .filter(mission::id.eq(id))
+                .filter(mission::status.ne(protected.as_str())),
+        )
+        .execute(self.conn)
+        .repo()?;
+        Ok(deleted > 0)
+    }
+}

@@ -1,0 +1,221 @@
+use std::collections::HashMap;
+
+use autodocs_domain::RepoError;
+use autodocs_domain::mission::{Description, Title};
+use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
+use autodocs_domain::ports::{PlanStepRepository, RepoResult};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::error::OrRepoError;
+use crate::schema::missions_planstep as step;
+use crate::time::{from_db, to_db};
+use crate::uow::DieselRepos;
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = step)]
+struct StepRow {
+    id: i64,
+    mission_id: i64,
+    parent_id: Option<i64>,
+    title: String,
+    description: String,
+    position: i32,
+    depth: i16,
+    status: String,
+    action: String,
+    last_error: Option<String>,
+    started_at: Option<NaiveDateTime>,
+    completed_at: Option<NaiveDateTime>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+/// A stored value that does not parse (the database checks should prevent it).
+fn corrupt(id: i64, field: &str, error: impl std::fmt::Display) -> RepoError {
+    RepoError::Other(format!("step {id} has an invalid stored {field}: {error}"))
+}
+
+/// The stored action; a manual step if the text is somehow not a valid action.
+fn parse_action(stored: &str) -> StepAction {
+    serde_json::from_str(stored)
+        .ok()
+        .and_then(|value| StepAction::parse(&value).ok())
+        .unwrap_or(StepAction::Manual)
+}
+
+fn to_step(row: StepRow) -> RepoResult<PlanStep> {
+    let id = row.id;
+    Ok(PlanStep {
+        id,
+        mission: row.mission_id,
+        parent: row.parent_id,
+        title: Title::parse(&row.title).map_err(|e| corrupt(id, "title", e))?,
+        description: Description::parse(&row.description)
+            .map_err(|e| corrupt(id, "description", e))?,
+        order: row.position,
+        depth: u8::try_from(row.depth).map_err(|e| corrupt(id, "depth", e))?,
+        status: StepStatus::parse(&row.status).map_err(|e| corrupt(id, "status", e))?,
+        action: parse_action(&row.action),
+        last_error: row.last_error,
+        started_at: row.started_at.map(from_db),
+        completed_at: row.completed_at.map(from_db),
+        created_at: from_db(row.created_at),
+        updated_at: from_db(row.updated_at),
+    })
+}
+
+impl PlanStepRepository for DieselRepos<'_> {
+    fn list(&mut self, mission: i64) -> RepoResult<Vec<PlanStep>> {
+        let rows: Vec<StepRow> = step::table
+            .filter(step::mission_id.eq(mission))
+            .select(StepRow::as_select())
+            .order((step::position.asc(), step::id.asc()))
+            .load(self.conn)
+            .repo()?;
+        rows.into_iter().map(to_step).collect()
+    }
+
+    fn find(&mut self, mission: i64, id: i64) -> RepoResult<Option<PlanStep>> {
+        let row: Option<StepRow> = step::table
+            .filter(step::id.eq(id))
+            .filter(step::mission_id.eq(mission))
+            .select(StepRow::as_select())
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        row.map(to_step).transpose()
+    }
+
+    fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {
+        let id: i64 = diesel::insert_into(step::table)
+            .values((
+                step::mission_id.eq(new.mission),
+                step::parent_id.eq(new.parent),
+                step::title.eq(new.title.as_str()),
+                step::description.eq(new.description.as_str()),
+                step::position.eq(new.order),
+                step::depth.eq(i16::from(new.depth)),
+                step::status.eq(StepStatus::Pending.as_str()),
+                step::action.eq(new.action.to_json().to_string()),
+                step::created_at.eq(to_db(now)),
+                step::updated_at.eq(to_db(now)),
+            ))
+            .returning(step::id)
+            .get_result(self.conn)
+            .repo()?;
+        self.find(new.mission, id)?
+            .ok_or_else(|| RepoError::Other("step vanished after insert".into()))
+    }
+
+    fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
+        #[derive(AsChangeset)]
+        #[diesel(table_name = step)]
+        struct Changeset<'a> {
+            title: Option<&'a str>,
+            description: Option<&'a str>,
+            position: Option<i32>,
+            parent_id: Option<Option<i64>>,
+            depth: Option<i16>,
+            status: Option<&'static str>,
+            started_at: Option<Option<NaiveDateTime>>,
+            completed_at: Option<Option<NaiveDateTime>>,
+            last_error: Option<Option<&'a str>>,
+            updated_at: NaiveDateTime,
+        }
+        let changeset = Changeset {
+            title: changes.title.as_ref().map(Title::as_str),
+            description: changes.description.as_ref().map(Description::as_str),
+            position: changes.order,
+            parent_id: changes.parent.map(|(parent, _)| parent),
+            depth: changes.parent.map(|(_, depth)| i16::from(depth)),
+            status: changes.status.map(StepStatus::as_str),
+            started_at: changes.started_at.map(|at| at.map(to_db)),
+            completed_at: changes.completed_at.map(|at| at.map(to_db)),
+            last_error: changes.last_error.as_ref().map(|error| error.as_deref()),
+            updated_at: to_db(now),
+        };
+        diesel::update(step::table.find(id))
+            .set(changeset)
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()> {
+        diesel::update(step::table.find(id))
+            .set(step::depth.eq(i16::from(depth)))
+            .execute(self.conn)
+            .repo()?;
+        Ok(())
+    }
+
+    fn delete(&mut self, id: i64) -> RepoResult<u64> {
+        let mission: Option<i64> = step::table
+            .find(id)
+            .select(step::mission_id)
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        let Some(mission) = mission else {
+            return Ok(0);
+        };
+        // Count the subtree first: the foreign key's ON DELETE CASCADE removes
+        // the descendants, but the DELETE only reports the one row it names.
+        let edges: Vec<(i64, Option<i64>)> = step::table
+            .filter(step::mission_id.eq(mission))
+            .select((step::id, step::parent_id))
+            .load(self.conn)
+            .repo()?;
+        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        for (child, parent) in edges {
+            if let Some(parent) = parent {
+                children.entry(parent).or_default().push(child);
+            }
+        }
+        let mut subtree: u64 = 0;
+        let mut pending = vec![id];
+        while let Some(next) = pending.pop() {
+            subtree += 1;
+            if let Some(kids) = children.remove(&next) {
+                pending.extend(kids);
+            }
+        }
+        let deleted = diesel::delete(step::table.find(id))
+            .execute(self.conn)
+            .repo()?;
+        Ok(if deleted == 0 { 0 } else { subtree })
+    }
+
+    fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64> {
+        let open: Vec<&str> = StepStatus::OPEN.iter().map(|s| s.as_str()).collect();
+        let skipped = diesel::update(
+            step::table
+                .filter(step::mission_id.eq(mission))
+                .filter(step::status.eq_any(open)),
+        )
+        .set((
+            step::status.eq(StepStatus::Skipped.as_str()),
+            step::completed_at.eq(Some(to_db(now))),
+            step::updated_at.eq(to_db(now)),
+        ))
+        .execute(self.conn)
+        .repo()?;
+        Ok(skipped as u64)
+    }
+
+    fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32> {
+        let mut query = step::table
+            .filter(step::mission_id.eq(mission))
+            .into_boxed();
+        query = match parent {
+            Some(parent) => query.filter(step::parent_id.eq(parent)),
+            None => query.filter(step::parent_id.is_null()),
+        };
+        let last: Option<i32> = query
+            .select(diesel::dsl::max(step::position))
+            .get_result(self.conn)
+            .repo()?;
+        Ok(last.map_or(0, |last| last.saturating_add(1)))
+    }
+}

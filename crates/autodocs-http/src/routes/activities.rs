@@ -1,0 +1,133 @@
+//! `/api/activities/`: the audit log, append-only.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use autodocs_domain::activity::ActivityType;
+use autodocs_domain::activity_log::ActivityQuery;
+use autodocs_domain::usecases::activities::ActivityInput;
+use autodocs_domain::user::UserId;
+use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestamp};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Authenticated, Fields, JsonObject};
+use crate::routes::missions::choices;
+use crate::routes::{ListQuery, object_id, page_request};
+use crate::state::AppState;
+use crate::views::{activity_json, paginated};
+
+fn id_filter(query: &ListQuery, key: &str, errors: &mut ValidationErrors) -> Option<i64> {
+    let raw = query.get(key).filter(|raw| !raw.is_empty())?;
+    errors.check(
+        key,
+        raw.parse::<i64>()
+            .map_err(|_| InvalidValue::new("Enter a number.")),
+    )
+}
+
+/// Lists the caller's activities (staff: everyone's), newest first.
+#[utoipa::path(get, path = "/api/activities/", tag = "activities", security(("bearer" = [])),
+    params(("type" = Option<String>, Query, description = "comma-separated types"),
+           ("mission" = Option<i64>, Query), ("document" = Option<i64>, Query),
+           ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query),
+           ("user" = Option<i64>, Query, description = "staff only"), ("search" = Option<String>, Query),
+           ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
+    responses((status = 200, description = "Paginated activities")))]
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    query: ListQuery,
+) -> ApiResult<HttpResponse> {
+    let mut errors = ValidationErrors::new();
+    let kinds = choices(
+        &query,
+        "type",
+        |raw| ActivityType::parse_filter(raw).map(|kind| kind.as_str().to_owned()),
+        &mut errors,
+    );
+    let mission = id_filter(&query, "mission", &mut errors);
+    let document = id_filter(&query, "document", &mut errors);
+    let user = id_filter(&query, "user", &mut errors).map(UserId);
+    let since = query
+        .get("since")
+        .filter(|raw| !raw.is_empty())
+        .and_then(|raw| errors.check("since", parse_timestamp(raw)));
+    let until = query
+        .get("until")
+        .filter(|raw| !raw.is_empty())
+        .and_then(|raw| errors.check("until", parse_timestamp(raw)));
+    let page = page_request(&query, &mut errors)?;
+    errors.into_result()?;
+    let activity_query = ActivityQuery {
+        user,
+        kinds,
+        mission,
+        document,
+        since,
+        until,
+        search: query.get("search").map(str::to_owned),
+        page,
+    };
+    let services = state.services.clone();
+    let page = web::block(move || services.list_activities(principal, activity_query)).await??;
+    if page.page == 0 {
+        return Err(ApiError::InvalidPage);
+    }
+    Ok(
+        HttpResponse::Ok().json(paginated(&request, page, |activity| {
+            activity_json(&activity)
+        })),
+    )
+}
+
+/// Appends an activity of a custom type.
+#[utoipa::path(post, path = "/api/activities/", tag = "activities", security(("bearer" = [])),
+    request_body(content = Object, description = "type, message, details?, mission?, document?"),
+    responses((status = 201, description = "The Activity"), (status = 400, description = "Validation errors")))]
+pub async fn create(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let mut fields = Fields::new(&body);
+    let kind = fields.string("type");
+    let message = fields.string("message");
+    let details = fields.raw("details").cloned();
+    let mut errors = fields.errors;
+    let mut reference = |key: &str| match body.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(number)) if number.as_i64().is_some() => number.as_i64(),
+        Some(Value::String(text)) if text.trim().parse::<i64>().is_ok() => {
+            text.trim().parse::<i64>().ok()
+        }
+        Some(_) => {
+            errors.add(key, "Incorrect type. Expected pk value.");
+            None
+        }
+    };
+    let input = ActivityInput {
+        kind,
+        message,
+        details,
+        mission: reference("mission"),
+        document: reference("document"),
+    };
+    errors.into_result()?;
+    let services = state.services.clone();
+    let activity = web::block(move || services.create_activity(principal, &input)).await??;
+    Ok(HttpResponse::Created().json(activity_json(&activity)))
+}
+
+/// One activity.
+#[utoipa::path(get, path = "/api/activities/{id}/", tag = "activities", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, description = "The Activity"), (status = 404, description = "Not found")))]
+pub async fn detail(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let services = state.services.clone();
+    let activity = web::block(move || services.get_activity(principal, id)).await??;
+    Ok(HttpResponse::Ok().json(activity_json(&activity)))
+}

@@ -1,0 +1,128 @@
+//! `/api/missions/{id}/steps/`: the plan step tree of a mission.
+
+use actix_web::{HttpResponse, web};
+use autodocs_domain::usecases::steps::StepInput;
+use autodocs_domain::validation::{InvalidValue, ValidationErrors};
+use serde_json::{Map, Value};
+
+use crate::error::ApiResult;
+use crate::extract::{Authenticated, Fields, JsonObject};
+use crate::routes::object_id;
+use crate::state::AppState;
+use crate::views::step_tree_json;
+
+fn integer(fields: &mut ValidationErrors, field: &str, value: &Value) -> Option<i64> {
+    let parsed = match value {
+        Value::Number(number) => number.as_i64(),
+        Value::String(text) => text.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    if parsed.is_none() {
+        fields.add(field, InvalidValue::new("A valid integer is required.").0);
+    }
+    parsed
+}
+
+fn step_input(body: &Map<String, Value>) -> Result<StepInput, ValidationErrors> {
+    let mut fields = Fields::new(body);
+    let mut input = StepInput {
+        title: fields.string("title"),
+        description: fields.nullable_string("description"),
+        action: fields.raw("action").cloned(),
+        status: fields.string("status"),
+        ..StepInput::default()
+    };
+    let mut errors = fields.errors;
+    input.parent = match body.get("parent") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(value) => integer(&mut errors, "parent", value).map(Some),
+    };
+    input.order = match body.get("order") {
+        None | Some(Value::Null) => None,
+        Some(value) => integer(&mut errors, "order", value),
+    };
+    errors.into_result().map(|()| input)
+}
+
+/// The mission's steps as a tree.
+#[utoipa::path(get, path = "/api/missions/{id}/steps/", tag = "steps", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, description = "PlanStep tree")))]
+pub async fn list(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let mission = object_id(&path)?;
+    let services = state.services.clone();
+    let tree = web::block(move || services.list_steps(principal, mission)).await??;
+    let steps: Vec<Value> = tree.roots().iter().map(step_tree_json).collect();
+    Ok(HttpResponse::Ok().json(steps))
+}
+
+/// Adds a step.
+#[utoipa::path(post, path = "/api/missions/{id}/steps/", tag = "steps", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body(content = Object, description = "title, description?, parent?, order?, action?"),
+    responses((status = 201, description = "The PlanStep"), (status = 400, description = "Validation errors")))]
+pub async fn create(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let mission = object_id(&path)?;
+    let input = step_input(&body)?;
+    let services = state.services.clone();
+    let step = web::block(move || services.create_step(principal, mission, &input)).await??;
+    Ok(HttpResponse::Created().json(step_tree_json(&step)))
+}
+
+fn ids(path: &(String, String)) -> ApiResult<(i64, i64)> {
+    Ok((object_id(&path.0)?, object_id(&path.1)?))
+}
+
+/// One step with its children.
+#[utoipa::path(get, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", security(("bearer" = [])),
+    params(("id" = i64, Path), ("step_id" = i64, Path)), responses((status = 200, description = "The PlanStep")))]
+pub async fn detail(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (mission, step) = ids(&path)?;
+    let services = state.services.clone();
+    let step = web::block(move || services.get_step(principal, mission, step)).await??;
+    Ok(HttpResponse::Ok().json(step_tree_json(&step)))
+}
+
+/// Edits a step: `title, description, order, parent, status`.
+#[utoipa::path(patch, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", security(("bearer" = [])),
+    params(("id" = i64, Path), ("step_id" = i64, Path)),
+    request_body(content = Object, description = "title, description, order, parent, status"),
+    responses((status = 200, description = "The PlanStep"), (status = 409, description = "invalid_transition")))]
+pub async fn update(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<(String, String)>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let (mission, step) = ids(&path)?;
+    let input = step_input(&body)?;
+    let services = state.services.clone();
+    let step = web::block(move || services.update_step(principal, mission, step, &input)).await??;
+    Ok(HttpResponse::Ok().json(step_tree_json(&step)))
+}
+
+/// Deletes a step and its subtree.
+#[utoipa::path(delete, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", security(("bearer" = [])),
+    params(("id" = i64, Path), ("step_id" = i64, Path)), responses((status = 204, description = "Deleted")))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (mission, step) = ids(&path)?;
+    let services = state.services.clone();
+    web::block(move || services.delete_step(principal, mission, step)).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
