@@ -4,6 +4,7 @@
 
 mod connection;
 mod error;
+mod notify;
 mod repos;
 #[allow(missing_docs)]
 pub mod schema;
@@ -11,4 +12,5 @@ mod time;
 mod uow;
 
 pub use connection::{AnyConnection, Backend, Database, DatabaseError, PoolSettings};
+pub use notify::{CHANNEL as EVENT_CHANNEL, PgListener, PgNotifyPublisher};
 pub use uow::DieselUnitOfWork;

@@ -14,9 +14,23 @@ use crate::error::repo_error;
 /// The repositories, bound to one connection (and its open transaction).
 pub(crate) struct DieselRepos<'c> {
     pub(crate) conn: &'c mut AnyConnection,
+    /// Activities recorded in this unit of work, for post-commit events.
+    pub(crate) recorded: Vec<autodocs_domain::activity_log::Activity>,
+}
+
+impl<'c> DieselRepos<'c> {
+    pub(crate) fn new(conn: &'c mut AnyConnection) -> Self {
+        Self {
+            conn,
+            recorded: Vec::new(),
+        }
+    }
 }
 
 impl Repositories for DieselRepos<'_> {
+    fn take_recorded(&mut self) -> Vec<autodocs_domain::activity_log::Activity> {
+        std::mem::take(&mut self.recorded)
+    }
     fn missions(&mut self) -> &mut dyn MissionRepository {
         self
     }
@@ -98,7 +112,7 @@ impl UnitOfWork for DieselUnitOfWork {
         let Some(tx_conn) = guard.conn.as_deref_mut() else {
             return Err(unavailable("transaction connection missing"));
         };
-        let outcome = work(&mut DieselRepos { conn: tx_conn });
+        let outcome = work(&mut DieselRepos::new(tx_conn));
         let Some(tx_conn) = guard.conn.take() else {
             return Err(unavailable("transaction connection missing"));
         };
@@ -124,6 +138,6 @@ impl UnitOfWork for DieselUnitOfWork {
         work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut conn = self.database.connection().map_err(unavailable)?;
-        work(&mut DieselRepos { conn: &mut conn })
+        work(&mut DieselRepos::new(&mut conn))
     }
 }

@@ -11,6 +11,7 @@ pub mod activity;
 pub mod activity_log;
 pub mod document;
 pub mod error;
+pub mod events;
 pub mod mission;
 pub mod paging;
 pub mod password_policy;

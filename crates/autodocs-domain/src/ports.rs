@@ -167,6 +167,9 @@ pub trait PlanStepRepository {
 
 /// Every repository, bound to one transaction.
 pub trait Repositories {
+    /// The activities recorded through this unit of work so far, taken out
+    /// (they become `activity.created` events once the transaction commits).
+    fn take_recorded(&mut self) -> Vec<Activity>;
     /// Missions.
     fn missions(&mut self) -> &mut dyn MissionRepository;
     /// Plan steps.

@@ -34,6 +34,9 @@ pub enum ApiError {
     /// The route exists but not with this method.
     #[error("Method \"{0}\" not allowed.")]
     MethodNotAllowed(String),
+    /// A malformed request that has no field to blame.
+    #[error("{0}")]
+    BadRequest(String),
     /// A blocking task could not run (the pool shut down or the task panicked).
     #[error("internal error: {0}")]
     Internal(String),
@@ -101,7 +104,9 @@ impl ApiError {
             ApiError::Domain(Error::Repository(_)) | ApiError::Internal(_) => {
                 json!({"detail": "Internal server error."})
             }
-            ApiError::MalformedJson(_) => json!({"detail": self.to_string()}),
+            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => {
+                json!({"detail": self.to_string()})
+            }
             ApiError::UnsupportedMediaType(_) => {
                 json!({"detail": self.to_string(), "code": "unsupported_media_type"})
             }
@@ -127,7 +132,7 @@ impl ResponseError for ApiError {
                 Error::Repository(RepoError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,

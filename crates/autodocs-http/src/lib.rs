@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod hub;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -49,7 +50,7 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
 
 /// Registers every route of the API.
 pub fn configure(config: &mut web::ServiceConfig) {
-    use routes::{activities, auth, missions, ops, steps, users};
+    use routes::{activities, auth, missions, ops, steps, users, ws};
     config
         .service(resource(
             "/api/auth/register/",
@@ -140,6 +141,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/api/activities/{id}/",
             vec![web::get().to(activities::detail)],
         ))
+        .service(resource("/ws/events/", vec![web::get().to(ws::events)]))
+        .service(resource(
+            "/ws/missions/{id}/",
+            vec![web::get().to(ws::mission)],
+        ))
         .service(resource("/api/health/", vec![web::get().to(ops::health)]))
         .service(resource("/api/schema/", vec![web::get().to(ops::schema)]))
         .default_service(web::to(not_found));
@@ -197,5 +203,5 @@ pub fn serve(
     if settings.workers > 0 {
         server = server.workers(settings.workers);
     }
-    Ok(server.shutdown_timeout(10).run())
+    Ok(server.shutdown_timeout(10).disable_signals().run())
 }

@@ -17,4 +17,6 @@ pub struct AppState {
     pub services: Services,
     /// The database probe.
     pub health: Arc<dyn HealthCheck>,
+    /// The sockets of this process.
+    pub hub: Arc<crate::hub::EventHub>,
 }

@@ -6,7 +6,10 @@ mod wiring;
 use std::io::Write;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
+use autodocs_domain::events::DiscardEvents;
 use clap::{Parser, Subcommand};
 
 use crate::settings::Settings;
@@ -82,7 +85,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             };
             let database = wiring::open_database(&settings)?;
             wiring::ensure_migrated(&settings, &database)?;
-            let services = wiring::services(&settings, &database);
+            let services = wiring::services(&settings, &database, Arc::new(DiscardEvents));
             let user = services
                 .create_superuser(&username, &email, &password)
                 .map_err(|error| match error {
@@ -112,17 +115,48 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&settings.server.bind)
         .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
     let address = listener.local_addr()?;
-    let state = wiring::app_state(&settings, &database);
+    let (state, _listener) = wiring::app_state(&settings, &database)?;
+    let hub = state.hub.clone();
     let http_settings = autodocs_http::HttpSettings {
         cors_allowed_origins: settings.cors.allowed_origins.clone(),
         workers: settings.server.workers,
     };
     actix_web::rt::System::new().block_on(async move {
         let server = autodocs_http::serve(listener, state, http_settings)?;
+        let handle = server.handle();
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing sockets, finishing requests");
+            hub.close_all();
+            handle.stop(true).await;
+        });
         println!("autodocs listening on http://{address}");
         std::io::stdout().flush()?;
         tracing::info!(%address, "serving");
         server.await?;
         Ok(())
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use actix_web::rt::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = actix_web::rt::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = actix_web::rt::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = actix_web::rt::signal::ctrl_c().await;
+    }
 }

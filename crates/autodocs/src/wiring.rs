@@ -3,10 +3,14 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use autodocs_db::{Database, DieselUnitOfWork, PoolSettings};
+use autodocs_db::{
+    Backend, Database, DieselUnitOfWork, PgListener, PgNotifyPublisher, PoolSettings,
+};
 use autodocs_domain::Services;
+use autodocs_domain::events::EventPublisher;
 use autodocs_domain::ports::Clock;
 use autodocs_http::auth::{DjangoPasswordHasher, JwtTokenService};
+use autodocs_http::hub::EventHub;
 use autodocs_http::{AppState, HealthCheck};
 use chrono::{DateTime, SubsecRound, Utc};
 
@@ -57,9 +61,14 @@ pub fn ensure_migrated(settings: &Settings, database: &Database) -> anyhow::Resu
     Ok(())
 }
 
-pub fn services(settings: &Settings, database: &Database) -> Services {
+pub fn services(
+    settings: &Settings,
+    database: &Database,
+    events: Arc<dyn EventPublisher>,
+) -> Services {
     let auth = &settings.auth;
     Services {
+        events,
         uow: Arc::new(DieselUnitOfWork::new(database.clone())),
         hasher: Arc::new(DjangoPasswordHasher::new(auth.password_iterations)),
         tokens: Arc::new(JwtTokenService::new(
@@ -71,9 +80,58 @@ pub fn services(settings: &Settings, database: &Database) -> Services {
     }
 }
 
-pub fn app_state(settings: &Settings, database: &Database) -> AppState {
-    AppState {
-        services: services(settings, database),
+/// The HTTP state, and on PostgreSQL the listener that brings other
+/// processes' events to this one's sockets (keep it alive while serving).
+pub fn app_state(
+    settings: &Settings,
+    database: &Database,
+) -> anyhow::Result<(AppState, Option<PgListener>)> {
+    let hub = EventHub::new();
+    let local: Arc<dyn EventPublisher> = hub.clone();
+    let (events, origin): (Arc<dyn EventPublisher>, Option<String>) = match database.backend() {
+        Backend::Sqlite => (local, None),
+        Backend::Postgres => {
+            let origin = process_origin();
+            (
+                Arc::new(PgNotifyPublisher::new(
+                    local,
+                    database.clone(),
+                    origin.clone(),
+                )),
+                Some(origin),
+            )
+        }
+    };
+    let services = services(settings, database, events);
+    let listener = match origin {
+        Some(origin) => {
+            let loader = services.clone();
+            let hub = hub.clone();
+            let deliver = Arc::new(move |reference| match loader.load_event(reference) {
+                Ok(Some(event)) => hub.publish(vec![event]),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "could not load an announced event"),
+            });
+            Some(
+                PgListener::spawn(settings.database.url.clone(), origin, deliver)
+                    .context("cannot start the event listener")?,
+            )
+        }
+        None => None,
+    };
+    let state = AppState {
+        services,
         health: Arc::new(DatabaseHealth(database.clone())),
-    }
+        hub,
+    };
+    Ok((state, listener))
+}
+
+/// A name for this process among those sharing the database.
+fn process_origin() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos}", std::process::id())
 }

@@ -64,6 +64,7 @@ impl ActivityRepository for DieselRepos<'_> {
                 timestamp: now,
             })
             .repo()
+            .inspect(|recorded| self.recorded.push(recorded.clone()))
     }
 
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {

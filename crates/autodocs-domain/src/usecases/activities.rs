@@ -70,7 +70,7 @@ impl Services {
             return Err(Error::field("type", InvalidValue::required().0));
         };
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mut errors = ValidationErrors::new();
             if let Some(mission) = input.mission {
                 if repos

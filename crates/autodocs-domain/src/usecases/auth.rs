@@ -104,7 +104,7 @@ impl Services {
             is_superuser: false,
         };
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             ensure_unique(repos, &new_user, None)?;
             let user = repos
                 .users()
@@ -139,7 +139,7 @@ impl Services {
             is_superuser: true,
         };
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             ensure_unique(repos, &new_user, None)?;
             let user = repos
                 .users()
@@ -174,7 +174,7 @@ impl Services {
             (check == PasswordCheck::MatchNeedsRehash).then(|| self.hasher.hash(password));
         let now = self.clock.now();
         let user_id = credentials.user.id;
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             if let Some(hash) = &upgraded_hash {
                 repos.users().set_password_hash(user_id, hash)?;
             }
@@ -207,7 +207,7 @@ impl Services {
             Reused,
             Refused,
         }
-        let outcome = ports::transaction(&*self.uow, |repos| {
+        let outcome = self.write(|repos| {
             let Some(record) = repos.refresh_tokens().find(&claims.jti)? else {
                 return Ok(Outcome::Refused);
             };
@@ -274,7 +274,7 @@ impl Services {
             .decode_refresh(refresh_token)
             .map_err(token_error)?;
         let now = self.clock.now();
-        let revoked = ports::transaction(&*self.uow, |repos| {
+        let revoked = self.write(|repos| {
             Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?)
         })?;
         if revoked {

@@ -257,7 +257,7 @@ impl Services {
         draft: MissionDraft,
     ) -> Result<MissionDetail> {
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = repos
                 .missions()
                 .create(principal.user_id, &draft.mission, now)?;
@@ -296,7 +296,7 @@ impl Services {
         changes: MissionChanges,
     ) -> Result<MissionDetail> {
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = repos
                 .missions()
                 .find(id, principal.visible_owner())?
@@ -315,7 +315,7 @@ impl Services {
     /// Deletes a mission (not while it is in progress), recording `mission_deleted`.
     pub fn delete_mission(&self, principal: Principal, id: i64) -> Result<()> {
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = repos
                 .missions()
                 .find(id, principal.visible_owner())?
@@ -351,7 +351,7 @@ impl Services {
         action: MissionAction,
     ) -> Result<MissionDetail> {
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = repos
                 .missions()
                 .find(id, principal.visible_owner())?

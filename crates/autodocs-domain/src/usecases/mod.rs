@@ -3,7 +3,12 @@
 
 use std::sync::Arc;
 
-use crate::ports::{Clock, PasswordHasher, TokenService, UnitOfWork};
+use std::collections::BTreeSet;
+
+use crate::activity_log::Activity;
+use crate::error::Result;
+use crate::events::{Event, EventPayload, EventPublisher, EventRef};
+use crate::ports::{self, Clock, PasswordHasher, Repositories, TokenService, UnitOfWork};
 
 pub mod activities;
 pub mod auth;
@@ -22,7 +27,80 @@ pub struct Services {
     pub tokens: Arc<dyn TokenService>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Live events, published after each commit.
+    pub events: Arc<dyn EventPublisher>,
+}
+
+impl Services {
+    /// Runs a change in one transaction, then (only once it committed)
+    /// publishes the events of the activities it recorded: every change
+    /// records an activity, so this one place covers them all.
+    pub(crate) fn write<T>(&self, work: impl FnOnce(&mut dyn Repositories) -> Result<T>) -> Result<T> {
+        let mut recorded = Vec::new();
+        let output = ports::transaction(&*self.uow, |repos| {
+            let output = work(repos)?;
+            recorded = repos.take_recorded();
+            Ok(output)
+        })?;
+        self.publish_recorded(recorded);
+        Ok(output)
+    }
+
+    fn publish_recorded(&self, recorded: Vec<Activity>) {
+        if recorded.is_empty() {
+            return;
+        }
+        let missions: BTreeSet<i64> = recorded.iter().filter_map(|activity| activity.mission).collect();
+        let mut events: Vec<Event> = recorded
+            .into_iter()
+            .filter_map(|activity| {
+                let user = activity.user?;
+                Some(Event { user, mission: activity.mission, payload: EventPayload::ActivityCreated(activity) })
+            })
+            .collect();
+        // The committed state of each mission touched (it may be gone: deleted).
+        let loaded = ports::read(&*self.uow, |repos| {
+            let mut loaded = Vec::with_capacity(missions.len());
+            for id in &missions {
+                if let Some(mission) = repos.missions().find(*id, None)? {
+                    loaded.push(mission);
+                }
+            }
+            Ok(loaded)
+        });
+        match loaded {
+            Ok(loaded) => events.extend(loaded.into_iter().map(|mission| Event {
+                user: mission.owner,
+                mission: Some(mission.id),
+                payload: EventPayload::MissionUpdated(mission),
+            })),
+            // A failed read after the commit costs only the `mission.updated`
+            // frames; the activity frames still go out.
+            Err(_) => {}
+        }
+        self.events.publish(events);
+    }
+
+    /// Rebuilds the event a reference points at, for delivery in another
+    /// process; `None` when its subject is gone.
+    pub fn load_event(&self, reference: EventRef) -> Result<Option<Event>> {
+        ports::read(&*self.uow, |repos| {
+            Ok(match reference {
+                EventRef::Activity(id) => repos.activities().find(id, None)?.and_then(|activity| {
+                    let user = activity.user?;
+                    Some(Event { user, mission: activity.mission, payload: EventPayload::ActivityCreated(activity) })
+                }),
+                EventRef::Mission(id) => repos.missions().find(id, None)?.map(|mission| Event {
+                    user: mission.owner,
+                    mission: Some(mission.id),
+                    payload: EventPayload::MissionUpdated(mission),
+                }),
+            })
+        })
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod testing;
+#[cfg(test)]
+mod tests;

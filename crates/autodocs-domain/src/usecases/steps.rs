@@ -99,7 +99,7 @@ impl Services {
         };
         let parent = input.parent.flatten();
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = visible_mission(repos, principal, mission_id)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let depth = placement(&tree, None, parent)?;
@@ -157,7 +157,7 @@ impl Services {
             .and_then(|raw| errors.check("status", StepStatus::parse(raw)));
         errors.into_result()?;
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = visible_mission(repos, principal, mission_id)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let node = tree.find(step_id).ok_or(Error::NotFound)?;
@@ -201,7 +201,7 @@ impl Services {
     /// Deletes a step and its subtree.
     pub fn delete_step(&self, principal: Principal, mission_id: i64, step_id: i64) -> Result<()> {
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mission = visible_mission(repos, principal, mission_id)?;
             repos
                 .steps()

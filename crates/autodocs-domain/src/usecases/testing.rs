@@ -25,6 +25,9 @@ pub struct MockRepos {
 }
 
 impl Repositories for MockRepos {
+    fn take_recorded(&mut self) -> Vec<crate::activity_log::Activity> {
+        Vec::new()
+    }
     fn missions(&mut self) -> &mut dyn MissionRepository {
         &mut self.missions
     }
@@ -94,5 +97,76 @@ pub fn services(
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
         clock: Arc::new(clock),
+        events: Arc::new(crate::events::DiscardEvents),
+    }
+}
+
+/// An active, non-staff user with id `id`, joined at [`fixed_now`].
+pub fn sample_user(id: i64) -> crate::user::User {
+    crate::user::User {
+        id: crate::user::UserId(id),
+        username: format!("user{id}"),
+        email: format!("user{id}@example.com"),
+        first_name: "Ada".to_owned(),
+        last_name: "Lovelace".to_owned(),
+        is_staff: false,
+        is_superuser: false,
+        is_active: true,
+        date_joined: fixed_now(),
+        last_login: None,
+        profile: crate::user::UserProfile::default(),
+    }
+}
+
+/// A mission `id` of `owner` in `status`, progress 0, without steps.
+pub fn sample_mission(
+    id: i64,
+    owner: crate::user::UserId,
+    status: crate::mission::MissionStatus,
+) -> crate::mission::Mission {
+    crate::mission::Mission {
+        id,
+        title: crate::mission::Title::parse("Retrieve Tax Documents").expect("valid title"),
+        description: crate::mission::Description::default(),
+        kind: crate::mission::MissionType::DocumentRetrieval,
+        status,
+        priority: crate::mission::Priority::default(),
+        progress: crate::mission::Progress::ZERO,
+        owner,
+        deadline: None,
+        started_at: None,
+        completed_at: None,
+        created_at: fixed_now(),
+        updated_at: fixed_now(),
+        steps_total: 0,
+        steps_completed: 0,
+        document_count: 0,
+    }
+}
+
+/// A manual step `id` of `mission` under `parent` (depth 1 at the top
+/// level, 2 otherwise: override `depth` for deeper steps).
+pub fn sample_step(
+    id: i64,
+    mission: i64,
+    parent: Option<i64>,
+    order: i32,
+    status: crate::plan_step::StepStatus,
+) -> crate::plan_step::PlanStep {
+    crate::plan_step::PlanStep {
+        id,
+        mission,
+        parent,
+        title: crate::mission::Title::parse(&format!("Step {id}")).expect("valid title"),
+        description: crate::mission::Description::default(),
+        order,
+        depth: if parent.is_some() { 2 } else { 1 },
+        status,
+        action: crate::plan_step::StepAction::Manual,
+        last_error: None,
+        started_at: None,
+        completed_at: None,
+        created_at: fixed_now(),
+        updated_at: fixed_now(),
     }
 }

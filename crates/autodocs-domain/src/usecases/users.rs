@@ -159,7 +159,7 @@ impl Services {
         };
         let hash = self.hasher.hash(new_password.as_str());
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             repos.users().set_password_hash(user.id, &hash)?;
             repos.refresh_tokens().revoke_all(user.id, now)?;
             repos.activities().record(
@@ -199,7 +199,7 @@ impl Services {
     /// Staff: deletes a user and everything they own.
     pub fn delete_user(&self, principal: Principal, id: UserId) -> Result<()> {
         require_staff(principal)?;
-        let deleted = ports::transaction(&*self.uow, |repos| Ok(repos.users().delete(id)?))?;
+        let deleted = self.write(|repos| Ok(repos.users().delete(id)?))?;
         if deleted {
             Ok(())
         } else {
@@ -209,7 +209,7 @@ impl Services {
 
     fn apply_changes(&self, actor: UserId, id: UserId, changes: UserChanges) -> Result<User> {
         let now = self.clock.now();
-        ports::transaction(&*self.uow, |repos| {
+        self.write(|repos| {
             let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
             if let Some(email) = &changes.email {
                 if repos.users().email_exists(email.as_str(), Some(id))? {

@@ -16,6 +16,7 @@ pub mod missions;
 pub mod ops;
 pub mod steps;
 pub mod users;
+pub mod ws;
 
 /// The decoded query string of a list request.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +43,15 @@ impl ListQuery {
             .map(str::trim)
             .filter(|value| !value.is_empty())
             .collect()
+    }
+}
+
+impl ListQuery {
+    /// Parses a raw query string.
+    pub fn from_query_string(query: &str) -> Self {
+        ListQuery {
+            pairs: url_pairs(query),
+        }
     }
 }
 
