@@ -62,6 +62,7 @@ backend_tests!(
     verify_accepts_valid_tokens,
     verify_rejects_invalid_tokens,
     logout_kills_only_that_refresh_token,
+    logged_out_token_is_not_treated_as_reuse,
     logout_rejects_bad_input,
     protected_endpoint_requires_credentials,
     token_signed_with_server_secret_is_accepted,
@@ -798,19 +799,34 @@ async fn logout_kills_only_that_refresh_token(app: TestApp) {
     r.assert_status(200);
     let rotated = r.body["refresh"].as_str().expect("refresh").to_owned();
 
-    // The logged-out token is dead.
-    app.refresh(&noah.refresh)
-        .await
-        .assert_unauthorized("token_not_valid");
-
     // Logging out of the other session works with an access header as well.
     let r = app
         .post_json(LOGOUT, &json!({"refresh": rotated}), Some(&noah.access))
         .await;
     r.assert_status(205);
+
+    // Both logged-out tokens are dead.
     app.refresh(&rotated)
         .await
         .assert_unauthorized("token_not_valid");
+    app.refresh(&noah.refresh)
+        .await
+        .assert_unauthorized("token_not_valid");
+}
+
+async fn logged_out_token_is_not_treated_as_reuse(app: TestApp) {
+    // API.md: reuse is presenting an *already-rotated* refresh token again;
+    // logout only kills "that refresh token" (SimpleJWT's blacklist).
+    let opal = app.register("opal").await;
+    let (_, other_session) = app.login_tokens("opal", &opal.password).await;
+    app.post_json(LOGOUT, &json!({"refresh": opal.refresh}), None)
+        .await
+        .assert_status(205);
+    app.refresh(&opal.refresh)
+        .await
+        .assert_unauthorized("token_not_valid");
+    // Presenting the logged-out token did not end the other session.
+    app.refresh(&other_session).await.assert_status(200);
 }
 
 async fn logout_rejects_bad_input(app: TestApp) {

@@ -7,6 +7,11 @@
 #[macro_use]
 mod harness;
 
+mod activities;
 mod auth;
+mod hostile;
+mod missions;
 mod ops;
+mod realtime;
+mod steps;
 mod users;

@@ -4,7 +4,10 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Registered, TestApp, assert_keys, assert_user_shape, assert_user_shape_with};
+use crate::harness::{
+    Registered, TestApp, assert_keys, assert_user_exact_keys, assert_user_shape,
+    assert_user_shape_with,
+};
 
 const ME: &str = "/api/users/me/";
 const PASSWORD: &str = "/api/users/me/password/";
@@ -60,6 +63,7 @@ fn assert_page(r: &crate::harness::Resp) {
 }
 
 backend_tests!(
+    user_representation_has_exactly_the_contract_keys,
     me_returns_own_user,
     me_patch_first_name_only,
     me_patch_nested_profile_is_partial,
@@ -86,6 +90,25 @@ backend_tests!(
 // ---------------------------------------------------------------------------
 // me/
 // ---------------------------------------------------------------------------
+
+async fn user_representation_has_exactly_the_contract_keys(app: TestApp) {
+    // API.md: User is {id, username, email, first_name, last_name, is_staff,
+    // date_joined, last_login, profile{phone, organization, bio, timezone,
+    // preferences}}, in every answer a user gets about themselves.
+    let ann = app.register("ann").await;
+    assert_user_exact_keys(&ann.user);
+    let r = app.login("ann", &ann.password).await;
+    r.assert_status(200);
+    assert_user_exact_keys(&r.body["user"]);
+    let r = app.get(ME, Some(&ann.access)).await;
+    r.assert_status(200);
+    assert_user_exact_keys(&r.body);
+    let r = app
+        .patch_json(ME, &json!({"first_name": "Ann"}), Some(&ann.access))
+        .await;
+    r.assert_status(200);
+    assert_user_exact_keys(&r.body);
+}
 
 async fn me_returns_own_user(app: TestApp) {
     let anna = app.register("anna").await;

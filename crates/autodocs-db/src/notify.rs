@@ -199,10 +199,10 @@ mod tests {
     #[test]
     fn payloads_stay_small_and_round_trip() {
         let references: Vec<EventRef> = (0..5000).map(EventRef::Activity).collect();
-        let payloads = payloads("origin-1", &references);
-        assert!(payloads.len() > 1);
+        let announced = payloads("origin-1", &references);
+        assert!(announced.len() > 1);
         let mut decoded = Vec::new();
-        for payload in &payloads {
+        for payload in &announced {
             assert!(payload.len() <= MAX_PAYLOAD);
             let (origin, refs) = parse_payload(payload).expect("well formed");
             assert_eq!(origin, "origin-1");

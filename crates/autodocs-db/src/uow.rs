@@ -28,6 +28,9 @@ impl<'c> DieselRepos<'c> {
 }
 
 impl Repositories for DieselRepos<'_> {
+    fn jobs(&mut self) -> &mut dyn autodocs_domain::ports::JobQueue {
+        self
+    }
     fn take_recorded(&mut self) -> Vec<autodocs_domain::activity_log::Activity> {
         std::mem::take(&mut self.recorded)
     }
@@ -44,6 +47,9 @@ impl Repositories for DieselRepos<'_> {
         self
     }
     fn activities(&mut self) -> &mut dyn ActivityRepository {
+        self
+    }
+    fn documents(&mut self) -> &mut dyn autodocs_domain::ports::DocumentRepository {
         self
     }
 }

@@ -1821,7 +1821,7 @@ fn missions_create_and_find_by_owner(uow: &DieselUnitOfWork) {
 fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
     let alice = create_user(uow, "alice", "alice@example.com");
     let bob = create_user(uow, "bob", "bob@example.com");
-    let mut create = |owner: UserId, title: &str, description: &str, kind, priority, minutes| {
+    let create = |owner: UserId, title: &str, description: &str, kind, priority, minutes| {
         let new = NewMission {
             description: Description::parse(description).expect("description"),
             ..new_mission(title, kind, priority)
@@ -1954,7 +1954,7 @@ fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
 
 fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
     let alice = create_user(uow, "alice", "alice@example.com");
-    let mut create = |title: &str, priority, minutes, deadline: Option<i64>| {
+    let create = |title: &str, priority, minutes, deadline: Option<i64>| {
         let new = NewMission {
             deadline: deadline.map(|days| t0() + Duration::days(days)),
             ..new_mission(title, MissionType::Custom, priority)
@@ -2033,8 +2033,8 @@ fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
     );
     assert_eq!(
         ids("updated_at"),
-        [high.id, low.id, medium.id, medium2.id, urgent.id],
-        "set_progress moved updated_at back to t0"
+        [medium.id, low.id, high.id, medium2.id, urgent.id],
+        "set_progress set updated_at to t0; equal times by id"
     );
 
     // Pages follow the ordering.

@@ -8,7 +8,11 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chrono::{DateTime, Utc};
+
 use crate::mission::{InvalidTransition, text_value};
+use crate::paging::PageRequest;
+use crate::user::UserId;
 use crate::validation::InvalidValue;
 
 /// What a document is.
@@ -627,6 +631,208 @@ impl fmt::Display for DocumentOrderField {
         }
         f.write_str(self.field.as_str())
     }
+}
+
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+/// Where storage keeps a document's bytes. Always chosen by the server
+/// (a fresh UUID for the local directory), never derived from a client's
+/// input: 1–100 characters of `A–Z a–z 0–9 - _`, so it can never name a
+/// path outside the storage root.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StorageKey(String);
+
+impl StorageKey {
+    /// The most characters a key may have (the column's width).
+    pub const MAX_CHARS: usize = 100;
+
+    /// Checks a key's characters and length.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        if raw.is_empty() {
+            return Err(InvalidValue::blank());
+        }
+        if raw.len() > Self::MAX_CHARS {
+            return Err(InvalidValue::too_long(Self::MAX_CHARS));
+        }
+        if !raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(InvalidValue::new(
+                "A storage key may only hold letters, digits, '-' and '_'.",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+}
+text_value!(StorageKey);
+
+/// A document as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// Primary key.
+    pub id: i64,
+    /// Display name.
+    pub name: DocumentName,
+    /// What it is.
+    pub kind: DocumentType,
+    /// Result of the last verification.
+    pub status: DocumentStatus,
+    /// When it was last found as recorded (`None` unless `verified`).
+    pub verified_at: Option<DateTime<Utc>>,
+    /// Why the last verification rejected it (empty otherwise).
+    pub verification_error: String,
+    /// The mission it belongs to.
+    pub mission: Option<i64>,
+    /// Its owner.
+    pub owner: UserId,
+    /// The client's file name, sanitised.
+    pub original_filename: OriginalFilename,
+    /// The sniffed MIME type recorded at upload.
+    pub content_type: String,
+    /// Size in bytes recorded at upload.
+    pub size: u64,
+    /// SHA-256 (lower-case hex) recorded at upload.
+    pub sha256: String,
+    /// Where storage keeps the bytes.
+    pub storage_key: StorageKey,
+    /// Upload time.
+    pub uploaded_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Document {
+    /// The API's `verified` flag.
+    pub fn verified(&self) -> bool {
+        self.status.is_verified()
+    }
+
+    /// What was recorded about the file, for [`judge`].
+    pub fn recorded(&self) -> RecordedFile {
+        RecordedFile {
+            size: self.size,
+            sha256: self.sha256.clone(),
+            content_type: self.content_type.clone(),
+        }
+    }
+}
+
+/// What storage measured while receiving an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedFile {
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// The sniffed type, or `None` if it is not an allowed type.
+    pub content_type: Option<AllowedContentType>,
+}
+
+/// A document to insert, its file already in storage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDocument {
+    /// Display name.
+    pub name: DocumentName,
+    /// What it is.
+    pub kind: DocumentType,
+    /// The mission it belongs to (the owner's own).
+    pub mission: Option<i64>,
+    /// Its owner.
+    pub owner: UserId,
+    /// The client's file name, sanitised.
+    pub original_filename: OriginalFilename,
+    /// The sniffed type.
+    pub content_type: AllowedContentType,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lower-case hex.
+    pub sha256: String,
+    /// Where storage keeps the bytes.
+    pub storage_key: StorageKey,
+}
+
+/// Changes to a document's editable fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocumentChanges {
+    /// New name.
+    pub name: Option<DocumentName>,
+    /// New type.
+    pub kind: Option<DocumentType>,
+    /// New mission (`Some(None)` detaches it).
+    pub mission: Option<Option<i64>>,
+}
+
+impl DocumentChanges {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The names of the fields that change, for the activity's details.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.name.is_some() {
+            fields.push("name");
+        }
+        if self.kind.is_some() {
+            fields.push("type");
+        }
+        if self.mission.is_some() {
+            fields.push("mission");
+        }
+        fields
+    }
+}
+
+/// The stored result of a verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentVerification {
+    /// The new status.
+    pub status: DocumentStatus,
+    /// `now` when verified, `None` when rejected.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// The reason of a rejection, empty when verified.
+    pub error: String,
+}
+
+impl DocumentVerification {
+    /// What a verification with `outcome` stores on a document in status `from`.
+    pub fn of(
+        from: DocumentStatus,
+        outcome: &VerificationOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<Self, InvalidTransition> {
+        let status = from.apply(outcome)?;
+        Ok(Self {
+            status,
+            verified_at: status.is_verified().then_some(now),
+            error: outcome.reason().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// The filters and ordering of a document list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocumentQuery {
+    /// Only this owner's documents (`None`: everyone's).
+    pub owner: Option<UserId>,
+    /// Only documents of any of these missions (empty: all).
+    pub missions: Vec<i64>,
+    /// Any of these types.
+    pub kinds: Vec<DocumentType>,
+    /// Any of these statuses.
+    pub statuses: Vec<DocumentStatus>,
+    /// Only verified (`true`) or only unverified (`false`) documents.
+    pub verified: Option<bool>,
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    /// Sort keys, first one first (empty: `-uploaded_at`).
+    pub ordering: Vec<DocumentOrderField>,
+    /// Which page.
+    pub page: PageRequest,
 }
 
 #[cfg(test)]

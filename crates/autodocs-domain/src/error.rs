@@ -41,6 +41,9 @@ pub enum Error {
     /// Authenticated, but not allowed to do this (403).
     #[error("permission denied")]
     PermissionDenied,
+    /// An uploaded file's sniffed type is not an allowed one (415).
+    #[error("{0}")]
+    UnsupportedFileType(String),
     /// The storage failed (500, or 503 when unavailable).
     #[error(transparent)]
     Repository(#[from] RepoError),

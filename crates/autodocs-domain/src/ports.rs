@@ -8,6 +8,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
+use crate::document::{
+    Document, DocumentChanges, DocumentQuery, DocumentVerification, NewDocument, ObservedFile,
+    StorageKey, UploadedFile,
+};
 use crate::error::{Error, RepoError};
 use crate::mission::{
     Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress,
@@ -90,6 +94,7 @@ pub trait RefreshTokenRepository {
     fn find(&mut self, jti: &str) -> RepoResult<Option<RefreshTokenRecord>>;
     /// Revokes a token if it is still live; true if this call revoked it
     /// (a conditional update, so two racing rotations cannot both win).
+    #[allow(clippy::needless_lifetimes)] // mockall cannot mock an elided lifetime inside Option<&str>
     fn revoke<'a>(
         &mut self,
         jti: &str,
@@ -140,6 +145,11 @@ pub trait MissionRepository {
     ) -> RepoResult<bool>;
     /// Stores a recomputed progress.
     fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Open missions (pending, in progress, paused) whose deadline passed
+    /// and that were not flagged overdue yet.
+    fn overdue(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<Mission>>;
+    /// Flags a mission overdue unless it already is (conditional); true if this call did.
+    fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Deletes a mission unless its status is `protected` (conditional); true if deleted.
     fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool>;
 }
@@ -165,8 +175,70 @@ pub trait PlanStepRepository {
     fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32>;
 }
 
+/// Storage of document rows (the bytes live behind [`FileStorage`]).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait DocumentRepository {
+    /// Inserts a document (status `uploaded`).
+    fn create(&mut self, document: &NewDocument, now: DateTime<Utc>) -> RepoResult<Document>;
+    /// A document, if `owner` (when given) owns it.
+    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Document>>;
+    /// A page of documents.
+    fn list(&mut self, query: &DocumentQuery) -> RepoResult<Page<Document>>;
+    /// Every document of a mission, newest first.
+    fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>>;
+    /// Applies changes to the editable fields.
+    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>)
+    -> RepoResult<()>;
+    /// Stores the result of a verification.
+    fn set_verification(
+        &mut self,
+        id: i64,
+        verification: &DocumentVerification,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
+    /// Deletes a document row; false if it was absent.
+    fn delete(&mut self, id: i64) -> RepoResult<bool>;
+    /// Which of `keys` some document row references.
+    fn existing_storage_keys(&mut self, keys: &[StorageKey]) -> RepoResult<Vec<StorageKey>>;
+}
+
+/// The durable job queue, in the application's database.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait JobQueue {
+    /// Enqueues a job in the caller's transaction; `None` when a live job
+    /// with the same unique key already exists.
+    fn enqueue(&mut self, job: &crate::jobs::NewJob, now: DateTime<Utc>) -> RepoResult<Option<i64>>;
+    /// Takes the lease of the next due job (queued and due, or running with
+    /// an expired lease), skipping jobs other workers hold.
+    fn claim(
+        &mut self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> RepoResult<Option<crate::jobs::ClaimedJob>>;
+    /// Ends a job this worker holds: done.
+    fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Puts a job this worker holds back in the queue for `run_at`;
+    /// `error` is kept, and `count_attempt: false` gives the attempt back.
+    fn requeue(
+        &mut self,
+        id: i64,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        error: Option<String>,
+        count_attempt: bool,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Declares a job dead, kept for inspection.
+    fn bury(&mut self, id: i64, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Counts jobs by status name (`queued`, `running`, `done`, `dead`).
+    fn count(&mut self, status: &str) -> RepoResult<u64>;
+}
+
 /// Every repository, bound to one transaction.
 pub trait Repositories {
+    /// The job queue.
+    fn jobs(&mut self) -> &mut dyn JobQueue;
     /// The activities recorded through this unit of work so far, taken out
     /// (they become `activity.created` events once the transaction commits).
     fn take_recorded(&mut self) -> Vec<Activity>;
@@ -180,6 +252,8 @@ pub trait Repositories {
     fn refresh_tokens(&mut self) -> &mut dyn RefreshTokenRepository;
     /// The activity log.
     fn activities(&mut self) -> &mut dyn ActivityRepository;
+    /// Documents.
+    fn documents(&mut self) -> &mut dyn DocumentRepository;
 }
 
 /// Opens transactions over the repositories.
@@ -231,6 +305,98 @@ pub fn read<T>(
         Ok(())
     })?;
     output.ok_or_else(|| Error::Repository(RepoError::Other("read body did not run".into())))
+}
+
+/// Why file storage failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    /// The key cannot name a file of this storage.
+    #[error("invalid storage key {0:?}")]
+    InvalidKey(String),
+    /// The storage could not read or write.
+    #[error("file storage failed: {0}")]
+    Io(String),
+}
+
+impl From<StorageError> for Error {
+    /// A storage failure is a failure of the storage behind a port (a 500).
+    fn from(error: StorageError) -> Self {
+        Error::Repository(RepoError::Other(error.to_string()))
+    }
+}
+
+/// Why an upload could not be received.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// More than `limit` bytes were sent; nothing was kept.
+    #[error("The file is larger than {limit} bytes.")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The storage failed; nothing was kept.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Receives the bytes of one upload into a temporary place, measuring its
+/// size, SHA-256 and type as they pass (the bytes are never held whole).
+///
+/// Dropping a sink without [`finish`](Self::finish) discards everything.
+pub trait UploadSink: Send {
+    /// Appends bytes; refuses them once the limit is passed.
+    fn write(&mut self, chunk: &[u8]) -> Result<(), UploadError>;
+    /// Ends the upload: the bytes are durable in a temporary place, not yet stored.
+    fn finish(self: Box<Self>) -> Result<Box<dyn StagedUpload>, UploadError>;
+}
+
+/// A received upload, durable but not yet stored under a key.
+///
+/// Dropping it without [`persist`](Self::persist) discards it.
+pub trait StagedUpload: Send {
+    /// What was measured while receiving it.
+    fn file(&self) -> &UploadedFile;
+    /// Moves it into place atomically under a fresh, server-chosen key.
+    fn persist(self: Box<Self>) -> Result<StorageKey, StorageError>;
+}
+
+/// A readable, seekable stored file.
+pub trait FileRead: std::io::Read + std::io::Seek + Send {}
+
+impl<T: std::io::Read + std::io::Seek + Send> FileRead for T {}
+
+/// A stored file opened for reading.
+pub struct StoredFile {
+    /// Its current size in bytes.
+    pub size: u64,
+    /// Its bytes.
+    pub reader: Box<dyn FileRead>,
+}
+
+impl std::fmt::Debug for StoredFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredFile")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where document bytes live (a local directory by default). Blocking:
+/// call it from a blocking pool, as the use cases are.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait FileStorage: Send + Sync {
+    /// Starts receiving an upload of at most `max_bytes`.
+    fn begin_upload(&self, max_bytes: u64) -> Result<Box<dyn UploadSink>, StorageError>;
+    /// Opens a stored file; `None` if it is missing.
+    fn open(&self, key: &StorageKey) -> Result<Option<StoredFile>, StorageError>;
+    /// Re-reads a stored file whole: its size, SHA-256 and sniffed type.
+    fn inspect(&self, key: &StorageKey) -> Result<ObservedFile, StorageError>;
+    /// Deletes a stored file; false if it was already gone.
+    fn delete(&self, key: &StorageKey) -> Result<bool, StorageError>;
+    /// Deletes temporary files untouched for `min_age`; returns how many.
+    fn sweep_temporary(&self, min_age: std::time::Duration) -> Result<u64, StorageError>;
+    /// The keys of stored files untouched for `min_age`.
+    fn stale_keys(&self, min_age: std::time::Duration) -> Result<Vec<StorageKey>, StorageError>;
 }
 
 /// The current time, injectable for tests.
@@ -307,4 +473,34 @@ pub trait TokenService: Send + Sync {
     fn decode_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError>;
     /// Checks an access token's signature, expiry and type; returns its user.
     fn decode_access(&self, token: &str) -> Result<UserId, TokenError>;
+}
+
+/// What a fetch learned besides the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// A file name suggested by the response or the URL (unsanitised).
+    pub filename: String,
+}
+
+/// Why a URL could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The URL (or a redirect) resolves to an address that is not allowed
+    /// (loopback, private, link-local, multicast, unspecified).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The server could not be reached, answered an error, or timed out.
+    #[error("fetch failed: {0}")]
+    Failed(String),
+    /// The body was larger than the upload limit.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+}
+
+/// Downloads a URL into an upload sink (with timeouts, a redirect limit and
+/// an SSRF guard in production).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait UrlFetcher: Send + Sync {
+    /// Streams the body of `url` into `sink`.
+    fn fetch(&self, url: &crate::plan_step::HttpUrl, sink: &mut dyn UploadSink) -> Result<Fetched, FetchError>;
 }

@@ -22,6 +22,12 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
+    /// An uploaded file's sniffed type is not allowed.
+    #[error("{0}")]
+    UnsupportedFileType(String),
+    /// A multipart body that cannot be parsed (or was cut off).
+    #[error("Multipart form parse error - {0}")]
+    MalformedMultipart(String),
     /// No credentials were sent.
     #[error("Authentication credentials were not provided.")]
     NotAuthenticated,
@@ -111,6 +117,11 @@ impl ApiError {
                 json!({"detail": self.to_string(), "code": "unsupported_media_type"})
             }
             ApiError::TooLarge(detail) => json!({"detail": detail, "code": "file_too_large"}),
+            ApiError::UnsupportedFileType(detail)
+            | ApiError::Domain(Error::UnsupportedFileType(detail)) => {
+                json!({"detail": detail, "code": "unsupported_file_type"})
+            }
+            ApiError::MalformedMultipart(_) => json!({"detail": self.to_string()}),
             ApiError::NotAuthenticated => {
                 json!({"detail": self.to_string(), "code": "not_authenticated"})
             }
@@ -129,12 +140,15 @@ impl ResponseError for ApiError {
                 Error::InvalidTransition(_) => StatusCode::CONFLICT,
                 Error::AuthenticationFailed | Error::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
                 Error::PermissionDenied => StatusCode::FORBIDDEN,
+                Error::UnsupportedFileType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Error::Repository(RepoError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedFileType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MalformedMultipart(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,

@@ -50,7 +50,7 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
 
 /// Registers every route of the API.
 pub fn configure(config: &mut web::ServiceConfig) {
-    use routes::{activities, auth, missions, ops, steps, users, ws};
+    use routes::{activities, auth, documents, missions, ops, steps, users, ws};
     config
         .service(resource(
             "/api/auth/register/",
@@ -145,6 +145,32 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource(
             "/ws/missions/{id}/",
             vec![web::get().to(ws::mission)],
+        ))
+        .service(resource(
+            "/api/documents/",
+            vec![
+                web::get().to(documents::list),
+                web::post().to(documents::upload),
+            ],
+        ))
+        .service(resource(
+            "/api/documents/{id}/",
+            vec![
+                web::get().to(documents::detail),
+                web::patch().to(documents::update),
+                web::delete().to(documents::delete),
+            ],
+        ))
+        .service(resource(
+            "/api/documents/{id}/download/",
+            vec![
+                web::get().to(documents::download),
+                web::head().to(documents::download),
+            ],
+        ))
+        .service(resource(
+            "/api/documents/{id}/verify/",
+            vec![web::post().to(documents::verify)],
         ))
         .service(resource("/api/health/", vec![web::get().to(ops::health)]))
         .service(resource("/api/schema/", vec![web::get().to(ops::schema)]))

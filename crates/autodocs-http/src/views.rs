@@ -198,14 +198,53 @@ pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> Value {
 }
 
 /// A Mission with its step tree and documents.
-pub fn mission_detail_json(detail: &autodocs_domain::usecases::missions::MissionDetail) -> Value {
+pub fn mission_detail_json(
+    request: &HttpRequest,
+    detail: &autodocs_domain::usecases::missions::MissionDetail,
+) -> Value {
     let mut body = mission_json(&detail.mission);
     if let Value::Object(map) = &mut body {
         let steps: Vec<Value> = detail.plan.roots().iter().map(step_tree_json).collect();
         map.insert("plan_steps".into(), Value::Array(steps));
-        map.insert("documents".into(), Value::Array(Vec::new()));
+        let documents: Vec<Value> = detail
+            .documents
+            .iter()
+            .map(|document| document_json(request, document))
+            .collect();
+        map.insert("documents".into(), Value::Array(documents));
     }
     body
+}
+
+/// An absolute URL of `path` on the host the request came to.
+pub fn absolute_url(request: &HttpRequest, path: &str) -> String {
+    let info = request.connection_info();
+    format!("{}://{}{path}", info.scheme(), info.host())
+}
+
+/// A Document, with the absolute URL of its bytes.
+pub fn document_json(request: &HttpRequest, document: &autodocs_domain::document::Document) -> Value {
+    json!({
+        "id": document.id,
+        "name": document.name.as_str(),
+        "type": document.kind.as_str(),
+        "status": document.status.as_str(),
+        "verified": document.verified(),
+        "verified_at": maybe_timestamp(document.verified_at),
+        "verification_error": document.verification_error,
+        "mission": document.mission,
+        "owner": document.owner.0,
+        "original_filename": document.original_filename.as_str(),
+        "content_type": document.content_type,
+        "size": document.size,
+        "sha256": document.sha256,
+        "download_url": absolute_url(
+            request,
+            &format!("/api/documents/{}/download/", document.id),
+        ),
+        "uploaded_at": timestamp(document.uploaded_at),
+        "updated_at": timestamp(document.updated_at),
+    })
 }
 
 /// A PlanStep without children.

@@ -2,6 +2,7 @@
 
 mod settings;
 mod wiring;
+mod worker;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -23,8 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API.
+    /// Run the HTTP API (and, unless `jobs.run_in_serve` is false, the background workers).
     Serve,
+    /// Run background workers only.
+    Worker,
     /// Apply pending database migrations.
     Migrate,
     /// Create a staff superuser (password from AUTODOCS_PASSWORD or a prompt).
@@ -60,6 +63,7 @@ fn run(command: Command) -> anyhow::Result<()> {
     let settings = Settings::load()?;
     match command {
         Command::Serve => serve(settings),
+        Command::Worker => run_workers(settings),
         Command::Migrate => {
             let database = wiring::open_database(&settings)?;
             let applied = database.migrate()?;
@@ -117,6 +121,11 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let (state, _listener) = wiring::app_state(&settings, &database)?;
     let hub = state.hub.clone();
+    let workers = if settings.jobs.run_in_serve && settings.jobs.workers > 0 {
+        Some(worker::Workers::start(state.services.clone(), settings.jobs.workers, &wiring::process_origin())?)
+    } else {
+        None
+    };
     let http_settings = autodocs_http::HttpSettings {
         cors_allowed_origins: settings.cors.allowed_origins.clone(),
         workers: settings.server.workers,
@@ -134,8 +143,26 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         std::io::stdout().flush()?;
         tracing::info!(%address, "serving");
         server.await?;
+        if let Some(workers) = workers {
+            tracing::info!("waiting for running jobs to finish");
+            workers.shutdown();
+        }
         Ok(())
     })
+}
+
+fn run_workers(settings: Settings) -> anyhow::Result<()> {
+    let database = wiring::open_database(&settings)?;
+    wiring::ensure_migrated(&settings, &database)?;
+    let services = wiring::worker_services(&settings, &database);
+    let count = settings.jobs.workers.max(1);
+    let workers = worker::Workers::start(services, count, &wiring::process_origin())?;
+    println!("autodocs worker running {count} worker(s)");
+    std::io::stdout().flush()?;
+    actix_web::rt::System::new().block_on(shutdown_signal());
+    tracing::info!("shutting down: letting running jobs finish");
+    workers.shutdown();
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

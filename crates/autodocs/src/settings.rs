@@ -84,6 +84,8 @@ pub struct ThrottleSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobSettings {
     pub allow_private_networks: bool,
+    pub run_in_serve: bool,
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,7 +7,7 @@ use autodocs_db::{
     Backend, Database, DieselUnitOfWork, PgListener, PgNotifyPublisher, PoolSettings,
 };
 use autodocs_domain::Services;
-use autodocs_domain::events::EventPublisher;
+use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_http::auth::{DjangoPasswordHasher, JwtTokenService};
 use autodocs_http::hub::EventHub;
@@ -127,8 +127,18 @@ pub fn app_state(
     Ok((state, listener))
 }
 
+/// Services for a worker-only process: its events reach the `serve`
+/// processes through PostgreSQL; on SQLite there is no one to tell.
+pub fn worker_services(settings: &Settings, database: &Database) -> Services {
+    let events: Arc<dyn EventPublisher> = match database.backend() {
+        Backend::Sqlite => Arc::new(DiscardEvents),
+        Backend::Postgres => Arc::new(PgNotifyPublisher::new(Arc::new(DiscardEvents), database.clone(), process_origin())),
+    };
+    services(settings, database, events)
+}
+
 /// A name for this process among those sharing the database.
-fn process_origin() -> String {
+pub fn process_origin() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())

@@ -359,6 +359,30 @@ impl MissionRepository for DieselRepos<'_> {
         Ok(())
     }
 
+    fn overdue(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<Mission>> {
+        let open = [MissionStatus::Pending, MissionStatus::InProgress, MissionStatus::Paused].map(MissionStatus::as_str);
+        let rows: Vec<MissionRow> = mission::table
+            .filter(mission::deadline.lt(to_db(now)))
+            .filter(mission::overdue_notified_at.is_null())
+            .filter(mission::status.eq_any(open))
+            .order(mission::id.asc())
+            .limit(500)
+            .select(MissionRow::as_select())
+            .load(self.conn)
+            .repo()?;
+        rows.into_iter().map(|row| to_mission(row, Counts::default())).collect()
+    }
+
+    fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+        let updated = diesel::update(
+            mission::table.filter(mission::id.eq(id)).filter(mission::overdue_notified_at.is_null()),
+        )
+        .set(mission::overdue_notified_at.eq(Some(to_db(now))))
+        .execute(self.conn)
+        .repo()?;
+        Ok(updated == 1)
+    }
+
     fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool> {
         let deleted = diesel::delete(
             mission::table

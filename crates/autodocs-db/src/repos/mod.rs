@@ -1,6 +1,8 @@
 //! Implementations of the domain's repository ports.
 
 mod activities;
+mod jobs;
+mod documents;
 mod missions;
 mod plan_steps;
 mod refresh_tokens;

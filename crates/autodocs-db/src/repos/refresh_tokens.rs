@@ -51,6 +51,7 @@ impl RefreshTokenRepository for DieselRepos<'_> {
         )
     }
 
+    #[allow(clippy::needless_lifetimes)] // matches the port, whose lifetime mockall needs
     fn revoke<'a>(
         &mut self,
         jti: &str,

@@ -72,20 +72,27 @@ impl Services {
         let now = self.clock.now();
         self.write(|repos| {
             let mut errors = ValidationErrors::new();
-            if let Some(mission) = input.mission {
-                if repos
+            if let Some(mission) = input.mission
+                && repos
                     .missions()
                     .find(mission, Some(principal.user_id))?
                     .is_none()
-                {
-                    errors.add(
-                        "mission",
-                        format!("Invalid pk \"{mission}\" - object does not exist."),
-                    );
-                }
+            {
+                errors.add(
+                    "mission",
+                    format!("Invalid pk \"{mission}\" - object does not exist."),
+                );
             }
-            if input.document.is_some() {
-                errors.add("document", "Documents cannot be referenced yet.");
+            if let Some(document) = input.document
+                && repos
+                    .documents()
+                    .find(document, Some(principal.user_id))?
+                    .is_none()
+            {
+                errors.add(
+                    "document",
+                    format!("Invalid pk \"{document}\" - object does not exist."),
+                );
             }
             errors.into_result()?;
             let activity = NewActivity {

@@ -274,9 +274,8 @@ impl Services {
             .decode_refresh(refresh_token)
             .map_err(token_error)?;
         let now = self.clock.now();
-        let revoked = self.write(|repos| {
-            Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?)
-        })?;
+        let revoked =
+            self.write(|repos| Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?))?;
         if revoked {
             Ok(())
         } else {

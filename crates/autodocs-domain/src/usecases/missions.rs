@@ -11,7 +11,7 @@ use crate::mission::{
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
 use crate::paging::Page;
-use crate::plan_step::{MAX_DEPTH, NewPlanStep, PlanStep, PlanStepTree, StepAction};
+use crate::plan_step::{MAX_DEPTH, NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus};
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors, parse_timestamp};
@@ -247,6 +247,8 @@ pub struct MissionDetail {
     pub mission: Mission,
     /// Its steps as a tree, by `order`.
     pub plan: PlanStepTree<PlanStep>,
+    /// Its documents, newest first.
+    pub documents: Vec<crate::document::Document>,
 }
 
 impl Services {
@@ -388,8 +390,26 @@ pub(crate) fn apply_action(
             InvalidTransition::new("mission", action.as_str(), current.status.as_str()).into(),
         );
     }
-    if action == MissionAction::Complete {
-        repos.steps().skip_open(mission.id, now)?;
+    match action {
+        MissionAction::Complete => {
+            repos.steps().skip_open(mission.id, now)?;
+        }
+        MissionAction::Start | MissionAction::Resume => {
+            if mission.status == MissionStatus::Failed {
+                // Retry from the failed step.
+                for step in repos.steps().list(mission.id)? {
+                    if step.status == StepStatus::Failed {
+                        let changes = StepChanges {
+                            last_error: Some(None),
+                            ..StepChanges::status(step.status, StepStatus::Pending, now)
+                        };
+                        repos.steps().update(step.id, &changes, now)?;
+                    }
+                }
+            }
+            super::engine::enqueue_advance(repos, mission.id, now)?;
+        }
+        MissionAction::Pause | MissionAction::Cancel | MissionAction::Fail => {}
     }
     let mut activity =
         NewActivity::system(SystemActivity::from(action), mission.owner).with_mission(mission.id);
@@ -439,9 +459,11 @@ pub(crate) fn load_detail(
 ) -> Result<MissionDetail> {
     let mission = repos.missions().find(id, owner)?.ok_or(Error::NotFound)?;
     let steps = repos.steps().list(id)?;
+    let documents = repos.documents().list_for_mission(id)?;
     Ok(MissionDetail {
         mission,
         plan: PlanStepTree::of_steps(steps),
+        documents,
     })
 }
 
@@ -467,6 +489,10 @@ pub(crate) fn refresh_progress(
     let progress: Progress = plan.progress();
     if progress != mission.progress {
         repos.missions().set_progress(mission_id, progress, now)?;
+    }
+    if mission.status == MissionStatus::InProgress {
+        // The plan changed under a running mission: let the engine look again.
+        super::engine::enqueue_advance(repos, mission_id, now)?;
     }
     Ok(())
 }

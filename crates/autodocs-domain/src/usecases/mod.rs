@@ -12,6 +12,8 @@ use crate::ports::{self, Clock, PasswordHasher, Repositories, TokenService, Unit
 
 pub mod activities;
 pub mod auth;
+pub mod documents;
+pub mod engine;
 pub mod missions;
 pub mod steps;
 pub mod users;
@@ -27,15 +29,24 @@ pub struct Services {
     pub tokens: Arc<dyn TokenService>,
     /// The time.
     pub clock: Arc<dyn Clock>,
+    /// Downloads for `fetch_url` steps.
+    pub fetcher: Arc<dyn crate::ports::UrlFetcher>,
     /// Live events, published after each commit.
     pub events: Arc<dyn EventPublisher>,
+    /// Where document bytes live.
+    pub storage: Arc<dyn crate::ports::FileStorage>,
+    /// The largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 impl Services {
     /// Runs a change in one transaction, then (only once it committed)
     /// publishes the events of the activities it recorded: every change
     /// records an activity, so this one place covers them all.
-    pub(crate) fn write<T>(&self, work: impl FnOnce(&mut dyn Repositories) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&mut dyn Repositories) -> Result<T>,
+    ) -> Result<T> {
         let mut recorded = Vec::new();
         let output = ports::transaction(&*self.uow, |repos| {
             let output = work(repos)?;
@@ -50,12 +61,19 @@ impl Services {
         if recorded.is_empty() {
             return;
         }
-        let missions: BTreeSet<i64> = recorded.iter().filter_map(|activity| activity.mission).collect();
+        let missions: BTreeSet<i64> = recorded
+            .iter()
+            .filter_map(|activity| activity.mission)
+            .collect();
         let mut events: Vec<Event> = recorded
             .into_iter()
             .filter_map(|activity| {
                 let user = activity.user?;
-                Some(Event { user, mission: activity.mission, payload: EventPayload::ActivityCreated(activity) })
+                Some(Event {
+                    user,
+                    mission: activity.mission,
+                    payload: EventPayload::ActivityCreated(activity),
+                })
             })
             .collect();
         // The committed state of each mission touched (it may be gone: deleted).
@@ -68,15 +86,14 @@ impl Services {
             }
             Ok(loaded)
         });
-        match loaded {
-            Ok(loaded) => events.extend(loaded.into_iter().map(|mission| Event {
+        // A failed read after the commit costs only the `mission.updated`
+        // frames; the activity frames still go out.
+        if let Ok(loaded) = loaded {
+            events.extend(loaded.into_iter().map(|mission| Event {
                 user: mission.owner,
                 mission: Some(mission.id),
                 payload: EventPayload::MissionUpdated(mission),
-            })),
-            // A failed read after the commit costs only the `mission.updated`
-            // frames; the activity frames still go out.
-            Err(_) => {}
+            }));
         }
         self.events.publish(events);
     }
@@ -88,7 +105,11 @@ impl Services {
             Ok(match reference {
                 EventRef::Activity(id) => repos.activities().find(id, None)?.and_then(|activity| {
                     let user = activity.user?;
-                    Some(Event { user, mission: activity.mission, payload: EventPayload::ActivityCreated(activity) })
+                    Some(Event {
+                        user,
+                        mission: activity.mission,
+                        payload: EventPayload::ActivityCreated(activity),
+                    })
                 }),
                 EventRef::Mission(id) => repos.missions().find(id, None)?.map(|mission| Event {
                     user: mission.owner,

@@ -163,12 +163,12 @@ impl Services {
             let node = tree.find(step_id).ok_or(Error::NotFound)?;
             let step = &node.item;
             let mut moved = None;
-            if let Some(parent) = input.parent {
-                if parent != step.parent {
-                    let depth = placement(&tree, Some(step_id), parent)?;
-                    changes.parent = Some((parent, depth));
-                    moved = Some(i32::from(depth) - i32::from(step.depth));
-                }
+            if let Some(parent) = input.parent
+                && parent != step.parent
+            {
+                let depth = placement(&tree, Some(step_id), parent)?;
+                changes.parent = Some((parent, depth));
+                moved = Some(i32::from(depth) - i32::from(step.depth));
             }
             if let Some(target) = status {
                 let status_change =

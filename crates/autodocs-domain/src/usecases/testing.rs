@@ -15,16 +15,39 @@ use crate::ports::{
 use super::Services;
 
 /// The mocks one test sets expectations on.
-#[derive(Default)]
 pub struct MockRepos {
     pub users: MockUserRepository,
     pub refresh_tokens: MockRefreshTokenRepository,
     pub activities: MockActivityRepository,
     pub missions: MockMissionRepository,
     pub steps: MockPlanStepRepository,
+    pub jobs: crate::ports::MockJobQueue,
+    pub documents: crate::ports::MockDocumentRepository,
+}
+
+impl Default for MockRepos {
+    /// No expectations, except that missions have no documents (every
+    /// mission detail lists them).
+    fn default() -> Self {
+        let mut documents = crate::ports::MockDocumentRepository::new();
+        documents
+            .expect_list_for_mission()
+            .returning(|_| Ok(Vec::new()));
+        Self {
+            users: MockUserRepository::default(),
+            refresh_tokens: MockRefreshTokenRepository::default(),
+            activities: MockActivityRepository::default(),
+            missions: MockMissionRepository::default(),
+            steps: MockPlanStepRepository::default(),
+            documents,
+        }
+    }
 }
 
 impl Repositories for MockRepos {
+    fn jobs(&mut self) -> &mut dyn crate::ports::JobQueue {
+        &mut self.jobs
+    }
     fn take_recorded(&mut self) -> Vec<crate::activity_log::Activity> {
         Vec::new()
     }
@@ -42,6 +65,9 @@ impl Repositories for MockRepos {
     }
     fn activities(&mut self) -> &mut dyn ActivityRepository {
         &mut self.activities
+    }
+    fn documents(&mut self) -> &mut dyn crate::ports::DocumentRepository {
+        &mut self.documents
     }
 }
 
@@ -98,6 +124,9 @@ pub fn services(
         tokens: Arc::new(tokens),
         clock: Arc::new(clock),
         events: Arc::new(crate::events::DiscardEvents),
+        fetcher: Arc::new(crate::ports::MockUrlFetcher::new()),
+        storage: Arc::new(crate::ports::MockFileStorage::new()),
+        max_upload_bytes: 25 * 1024 * 1024,
     }
 }
 

@@ -211,10 +211,10 @@ impl Services {
         let now = self.clock.now();
         self.write(|repos| {
             let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
-            if let Some(email) = &changes.email {
-                if repos.users().email_exists(email.as_str(), Some(id))? {
-                    return Err(Error::field("email", EMAIL_TAKEN));
-                }
+            if let Some(email) = &changes.email
+                && repos.users().email_exists(email.as_str(), Some(id))?
+            {
+                return Err(Error::field("email", EMAIL_TAKEN));
             }
             if changes.touches_account() {
                 repos

@@ -109,6 +109,7 @@ pub async fn list(
     request_body(content = Object, description = "title, type, priority?, description?, deadline?, plan_steps?"),
     responses((status = 201, description = "The Mission with plan_steps"), (status = 400, description = "Validation errors")))]
 pub async fn create(
+    request: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     JsonObject(body): JsonObject,
@@ -116,13 +117,14 @@ pub async fn create(
     let draft = mission_input(&body)?.parse_new()?;
     let services = state.services.clone();
     let detail = web::block(move || services.create_mission(principal, draft)).await??;
-    Ok(HttpResponse::Created().json(mission_detail_json(&detail)))
+    Ok(HttpResponse::Created().json(mission_detail_json(&request, &detail)))
 }
 
 /// One mission with its plan and documents.
 #[utoipa::path(get, path = "/api/missions/{id}/", tag = "missions", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, description = "Mission detail"), (status = 404, description = "Not found")))]
 pub async fn detail(
+    request: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
@@ -130,10 +132,11 @@ pub async fn detail(
     let id = object_id(&path)?;
     let services = state.services.clone();
     let detail = web::block(move || services.get_mission(principal, id)).await??;
-    Ok(HttpResponse::Ok().json(mission_detail_json(&detail)))
+    Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
 
 async fn update(
+    request: HttpRequest,
     state: web::Data<AppState>,
     principal: autodocs_domain::user::Principal,
     path: web::Path<String>,
@@ -144,7 +147,7 @@ async fn update(
     let changes = mission_input(&body)?.parse_changes(full)?;
     let services = state.services.clone();
     let detail = web::block(move || services.update_mission(principal, id, changes)).await??;
-    Ok(HttpResponse::Ok().json(mission_detail_json(&detail)))
+    Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
 
 /// Partially updates a mission.
@@ -152,12 +155,13 @@ async fn update(
     params(("id" = i64, Path)), request_body(content = Object, description = "title, description, type, priority, deadline"),
     responses((status = 200, description = "Mission detail")))]
 pub async fn patch(
+    request: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    update(state, principal, path, body, false).await
+    update(request, state, principal, path, body, false).await
 }
 
 /// Replaces a mission's editable fields (`title` and `type` required).
@@ -165,12 +169,13 @@ pub async fn patch(
     params(("id" = i64, Path)), request_body(content = Object, description = "title, type, description?, priority?, deadline?"),
     responses((status = 200, description = "Mission detail")))]
 pub async fn put(
+    request: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    update(state, principal, path, body, true).await
+    update(request, state, principal, path, body, true).await
 }
 
 /// Deletes a mission (409 while in progress).
@@ -192,6 +197,7 @@ pub async fn delete(
     params(("id" = i64, Path), ("action" = String, Path, description = "start | pause | resume | complete | cancel")),
     responses((status = 200, description = "The updated Mission"), (status = 409, description = "invalid_transition")))]
 pub async fn act(
+    request: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
     path: web::Path<(String, String)>,
@@ -208,5 +214,5 @@ pub async fn act(
     };
     let services = state.services.clone();
     let detail = web::block(move || services.act_on_mission(principal, id, action)).await??;
-    Ok(HttpResponse::Ok().json(mission_detail_json(&detail)))
+    Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }

@@ -12,6 +12,7 @@ use crate::views::url_pairs;
 
 pub mod activities;
 pub mod auth;
+pub mod documents;
 pub mod missions;
 pub mod ops;
 pub mod steps;

@@ -1,0 +1,285 @@
+//! The mission engine and the maintenance jobs, run by background workers.
+//!
+//! While a mission is `in_progress`, its automated steps run one at a time
+//! in tree order (depth first, by `order`); a `manual` step waits for the
+//! user. Each run of [`Services::run_job`] does one step of work and is
+//! idempotent: a worker that dies mid-job loses its lease and the job runs
+//! again from what was committed.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::activity::SystemActivity;
+use crate::activity_log::NewActivity;
+use crate::error::{Error, Result};
+use crate::jobs::{ClaimedJob, JobKind, JobOutcome, NewJob};
+use crate::mission::{Mission, MissionAction, MissionStatus};
+use crate::plan_step::{PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus};
+use crate::ports::{self, FetchError, Repositories};
+use crate::user::Principal;
+
+use super::Services;
+use super::documents::{DocumentInput, UploadedPart};
+use super::missions::{apply_action, refresh_progress};
+
+/// How old a temporary or orphan file must be before the sweep removes it.
+pub const SWEEP_MIN_AGE: Duration = Duration::minutes(10);
+
+/// What the first phase of a mission run decided.
+enum Next {
+    /// Nothing to do now.
+    Idle,
+    /// Run this step's action (it is `in_progress`).
+    Run(Box<Mission>, Box<PlanStep>),
+}
+
+/// Why an action failed, and whether trying again can help.
+struct ActionFailure {
+    message: String,
+    permanent: bool,
+}
+
+impl ActionFailure {
+    fn transient(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: false }
+    }
+
+    fn permanent(message: impl Into<String>) -> Self {
+        Self { message: message.into(), permanent: true }
+    }
+}
+
+/// Enqueues the run of a mission in the caller's transaction.
+pub(crate) fn enqueue_advance(repos: &mut dyn Repositories, mission: i64, now: DateTime<Utc>) -> Result<()> {
+    repos.jobs().enqueue(&NewJob::now(JobKind::AdvanceMission { mission }, now), now)?;
+    Ok(())
+}
+
+impl Services {
+    /// Takes the lease of the next due job, if any.
+    pub fn claim_job(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+        let now = self.clock.now();
+        self.write(|repos| Ok(repos.jobs().claim(worker, now, lease)?))
+    }
+
+    /// Records what became of a job: done, run again later, retried with
+    /// `retry_in` of backoff, or dead once its attempts are spent.
+    pub fn settle_job(&self, job: &ClaimedJob, worker: &str, outcome: JobOutcome, retry_in: Duration) -> Result<()> {
+        let now = self.clock.now();
+        self.write(|repos| {
+            let jobs = repos.jobs();
+            match outcome {
+                JobOutcome::Done => jobs.finish(job.id, worker, now)?,
+                JobOutcome::RunAgainAt(at) => jobs.requeue(job.id, worker, at, None, false, now)?,
+                JobOutcome::Failed(error) if job.attempt >= job.max_attempts || job.kind.is_none() => {
+                    jobs.bury(job.id, worker, &error, now)?
+                }
+                JobOutcome::Failed(error) => jobs.requeue(job.id, worker, now + retry_in, Some(error), true, now)?,
+            };
+            Ok(())
+        })
+    }
+
+    /// Runs one claimed job; the worker applies the outcome to the queue.
+    pub fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome> {
+        let Some(kind) = &job.kind else {
+            return Ok(JobOutcome::Failed(format!("unknown job kind {:?}", job.kind_name)));
+        };
+        match kind {
+            JobKind::AdvanceMission { mission } => self.advance_mission(*mission, job),
+            JobKind::PurgeRefreshTokens => {
+                let now = self.clock.now();
+                self.write(|repos| Ok(repos.refresh_tokens().purge_expired(now)?))?;
+                Ok(JobOutcome::Done)
+            }
+            JobKind::SweepFiles => {
+                self.sweep_storage(SWEEP_MIN_AGE)?;
+                Ok(JobOutcome::Done)
+            }
+            JobKind::FlagOverdueMissions => {
+                self.flag_overdue_missions()?;
+                Ok(JobOutcome::Done)
+            }
+        }
+    }
+
+    /// Enqueues the periodic maintenance jobs of the current period; the
+    /// unique keys make concurrent schedulers in several processes enqueue
+    /// each one once.
+    pub fn schedule_maintenance(&self, period: Duration) -> Result<()> {
+        let now = self.clock.now();
+        let bucket = now.timestamp() / period.num_seconds().max(1);
+        self.write(|repos| {
+            for kind in [JobKind::PurgeRefreshTokens, JobKind::SweepFiles, JobKind::FlagOverdueMissions] {
+                let key = format!("{}:{bucket}", kind.name());
+                repos.jobs().enqueue(&NewJob::now(kind, now).unique(key), now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records `mission_overdue` once for each open mission past its deadline.
+    pub fn flag_overdue_missions(&self) -> Result<u64> {
+        let now = self.clock.now();
+        self.write(|repos| {
+            let overdue = repos.missions().overdue(now)?;
+            let mut flagged = 0;
+            for mission in overdue {
+                if repos.missions().mark_overdue(mission.id, now)? {
+                    let mut activity =
+                        NewActivity::system(SystemActivity::MissionOverdue, mission.owner).with_mission(mission.id);
+                    if let Some(deadline) = mission.deadline {
+                        activity = activity.with_detail("deadline", deadline.to_rfc3339());
+                    }
+                    repos.activities().record(&activity, now)?;
+                    flagged += 1;
+                }
+            }
+            Ok(flagged)
+        })
+    }
+
+    fn advance_mission(&self, mission_id: i64, job: &ClaimedJob) -> Result<JobOutcome> {
+        let now = self.clock.now();
+        let next = self.write(|repos| {
+            let Some(mission) = repos.missions().find(mission_id, None)? else { return Ok(Next::Idle) };
+            if mission.status != MissionStatus::InProgress {
+                return Ok(Next::Idle);
+            }
+            let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
+            let Some(step_id) = tree.next_runnable() else {
+                refresh_progress(repos, mission_id, now)?;
+                return Ok(Next::Idle);
+            };
+            let Some(step) = tree.find(step_id).map(|node| node.item.clone()) else { return Ok(Next::Idle) };
+            match (step.status, step.action.is_automated()) {
+                (_, false) | (StepStatus::Failed, _) => Ok(Next::Idle),
+                (StepStatus::InProgress, true) => Ok(Next::Run(Box::new(mission), Box::new(step))),
+                (_, true) => {
+                    let changes = StepChanges::status(step.status, StepStatus::InProgress, now);
+                    repos.steps().update(step.id, &changes, now)?;
+                    record_step(repos, &mission, step.id, StepStatus::InProgress, now)?;
+                    let started = PlanStep { status: StepStatus::InProgress, started_at: Some(now), ..step };
+                    Ok(Next::Run(Box::new(mission), Box::new(started)))
+                }
+            }
+        })?;
+        let Next::Run(mission, step) = next else { return Ok(JobOutcome::Done) };
+        match self.run_action(&mission, &step) {
+            Ok(Some(later)) => Ok(JobOutcome::RunAgainAt(later)),
+            Ok(None) => self.finish_step(&mission, &step),
+            Err(failure) if failure.permanent || job.attempt >= job.max_attempts => {
+                self.fail_step(&mission, &step, &failure.message)?;
+                Ok(JobOutcome::Done)
+            }
+            Err(failure) => {
+                let now = self.clock.now();
+                self.write(|repos| {
+                    Ok(repos.steps().update(
+                        step.id,
+                        &StepChanges { last_error: Some(Some(failure.message.clone())), ..StepChanges::default() },
+                        now,
+                    )?)
+                })?;
+                Ok(JobOutcome::Failed(failure.message))
+            }
+        }
+    }
+
+    /// Runs a step's action; `Some(instant)` means "not finished, look again then".
+    fn run_action(&self, mission: &Mission, step: &PlanStep) -> Result<Option<DateTime<Utc>>, ActionFailure> {
+        let owner = Principal { user_id: mission.owner, is_staff: false };
+        match &step.action {
+            StepAction::Manual => Ok(None),
+            StepAction::Wait { seconds } => {
+                let due = step.started_at.unwrap_or_else(|| self.clock.now()) + Duration::seconds(i64::from(*seconds));
+                Ok((self.clock.now() < due).then_some(due))
+            }
+            StepAction::VerifyDocuments => {
+                let documents = ports::read(&*self.uow, |repos| Ok(repos.documents().list_for_mission(mission.id)?))
+                    .map_err(|error| ActionFailure::transient(error.to_string()))?;
+                for document in documents {
+                    match self.verify_document(owner, document.id) {
+                        Ok(_) | Err(Error::NotFound) => {}
+                        Err(error) => return Err(ActionFailure::transient(error.to_string())),
+                    }
+                }
+                Ok(None)
+            }
+            StepAction::FetchUrl { url } => {
+                let mut sink = self.begin_upload().map_err(|error| ActionFailure::transient(error.to_string()))?;
+                let fetched = self.fetcher.fetch(url, sink.as_mut()).map_err(|error| match error {
+                    FetchError::Refused(reason) => ActionFailure::permanent(reason),
+                    FetchError::Upload(upload) => ActionFailure::permanent(upload.to_string()),
+                    FetchError::Failed(reason) => ActionFailure::transient(reason),
+                })?;
+                let staged = sink.finish().map_err(|error| ActionFailure::permanent(error.to_string()))?;
+                let input = DocumentInput { mission: Some(Some(mission.id.to_string())), ..DocumentInput::default() };
+                let part = UploadedPart { filename: fetched.filename, staged };
+                match self.upload_document(owner, &input, Some(part)) {
+                    Ok(_) => Ok(None),
+                    Err(Error::Repository(error)) => Err(ActionFailure::transient(error.to_string())),
+                    Err(error) => Err(ActionFailure::permanent(format!("The downloaded file was refused: {error}"))),
+                }
+            }
+        }
+    }
+
+    /// Marks a step completed (even if the mission was paused meanwhile:
+    /// its result is kept) and continues with the next step if the mission
+    /// is still running.
+    fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome> {
+        let now = self.clock.now();
+        let still_running = self.write(|repos| {
+            let Some(current) = repos.steps().find(mission.id, step.id)? else { return Ok(false) };
+            if current.status == StepStatus::InProgress {
+                let changes = StepChanges::status(current.status, StepStatus::Completed, now);
+                repos.steps().update(step.id, &changes, now)?;
+                record_step(repos, mission, step.id, StepStatus::Completed, now)?;
+                refresh_progress(repos, mission.id, now)?;
+            }
+            let status = repos.missions().find(mission.id, None)?.map(|current| current.status);
+            Ok(status == Some(MissionStatus::InProgress))
+        })?;
+        Ok(if still_running { JobOutcome::RunAgainAt(now) } else { JobOutcome::Done })
+    }
+
+    /// A step that failed for good fails its mission (`mission_failed`,
+    /// the error in `details`).
+    fn fail_step(&self, mission: &Mission, step: &PlanStep, message: &str) -> Result<()> {
+        let now = self.clock.now();
+        self.write(|repos| {
+            let changes = StepChanges {
+                last_error: Some(Some(message.to_owned())),
+                ..StepChanges::status(step.status, StepStatus::Failed, now)
+            };
+            repos.steps().update(step.id, &changes, now)?;
+            record_step(repos, mission, step.id, StepStatus::Failed, now)?;
+            let Some(current) = repos.missions().find(mission.id, None)? else { return Ok(()) };
+            if current.status.apply(MissionAction::Fail).is_ok() {
+                let details = serde_json::json!({"error": message, "step_id": step.id, "step": step.title.as_str()});
+                let details = match details {
+                    serde_json::Value::Object(map) => Some(map),
+                    _ => None,
+                };
+                apply_action(repos, &current, MissionAction::Fail, now, details)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn record_step(
+    repos: &mut dyn Repositories,
+    mission: &Mission,
+    step: i64,
+    status: StepStatus,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let activity = NewActivity::system(SystemActivity::StepUpdated, mission.owner)
+        .with_mission(mission.id)
+        .with_detail("step_id", step)
+        .with_detail("status", status.as_str())
+        .with_detail("automated", true);
+    repos.activities().record(&activity, now)?;
+    Ok(())
+}
