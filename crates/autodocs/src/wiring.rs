@@ -12,6 +12,7 @@ use autodocs_domain::ports::Clock;
 use autodocs_http::auth::{DjangoPasswordHasher, JwtTokenService};
 use autodocs_http::hub::EventHub;
 use autodocs_http::{AppState, HealthCheck};
+use autodocs_storage::LocalStorage;
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::settings::Settings;
@@ -77,7 +78,33 @@ pub fn services(
             chrono::Duration::seconds(auth.refresh_token_lifetime_seconds),
         )),
         clock: Arc::new(SystemClock),
+        storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
+        max_upload_bytes: settings.uploads.max_bytes,
     }
+}
+
+/// How long a temporary or unreferenced stored file must have been left
+/// untouched before a sweep removes it (uploads in flight in another
+/// process sharing the media root are younger).
+pub const STORAGE_SWEEP_MIN_AGE: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Creates the media directories (failing early if they cannot be
+/// written), then removes what interrupted uploads and deletes left behind.
+pub fn prepare_storage(settings: &Settings, services: &Services) -> anyhow::Result<()> {
+    let root = &settings.storage.media_root;
+    LocalStorage::new(root.clone())
+        .prepare()
+        .with_context(|| format!("cannot use the media root {}", root.display()))?;
+    match services.sweep_storage(STORAGE_SWEEP_MIN_AGE) {
+        Ok(report) if report.temporary + report.orphans > 0 => tracing::info!(
+            temporary = report.temporary,
+            orphans = report.orphans,
+            "removed leftover files from the media root"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not sweep the media root"),
+    }
+    Ok(())
 }
 
 /// The HTTP state, and on PostgreSQL the listener that brings other
