@@ -7,6 +7,7 @@ use autodocs_db::{
     Backend, Database, DieselUnitOfWork, PgListener, PgNotifyPublisher, PoolSettings,
 };
 use autodocs_domain::Services;
+use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_http::auth::{DjangoPasswordHasher, JwtTokenService};
@@ -80,6 +81,10 @@ pub fn services(
         clock: Arc::new(SystemClock),
         storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
         max_upload_bytes: settings.uploads.max_bytes,
+        fetcher: Arc::new(HttpFetcher::new(FetchSettings {
+            allow_private_networks: settings.jobs.allow_private_networks,
+            ..FetchSettings::default()
+        })),
     }
 }
 
