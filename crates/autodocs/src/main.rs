@@ -120,9 +120,11 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
     let address = listener.local_addr()?;
     let (state, _listener) = wiring::app_state(&settings, &database)?;
+    wiring::prepare_storage(&settings, &state.services)?;
     let hub = state.hub.clone();
     let workers = if settings.jobs.run_in_serve && settings.jobs.workers > 0 {
-        Some(worker::Workers::start(state.services.clone(), settings.jobs.workers, &wiring::process_origin())?)
+        let worker_settings = worker::WorkerSettings::from_settings(&settings.jobs);
+        Some(worker::Workers::start(state.services.clone(), worker_settings, &wiring::process_origin())?)
     } else {
         None
     };
@@ -155,9 +157,9 @@ fn run_workers(settings: Settings) -> anyhow::Result<()> {
     let database = wiring::open_database(&settings)?;
     wiring::ensure_migrated(&settings, &database)?;
     let services = wiring::worker_services(&settings, &database);
-    let count = settings.jobs.workers.max(1);
-    let workers = worker::Workers::start(services, count, &wiring::process_origin())?;
-    println!("autodocs worker running {count} worker(s)");
+    let worker_settings = worker::WorkerSettings::from_settings(&settings.jobs);
+    let workers = worker::Workers::start(services, worker_settings, &wiring::process_origin())?;
+    println!("autodocs worker running {} worker(s)", worker_settings.count);
     std::io::stdout().flush()?;
     actix_web::rt::System::new().block_on(shutdown_signal());
     tracing::info!("shutting down: letting running jobs finish");

@@ -86,6 +86,8 @@ pub struct JobSettings {
     pub allow_private_networks: bool,
     pub run_in_serve: bool,
     pub workers: usize,
+    pub lease_seconds: i64,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,6 +170,9 @@ impl Settings {
         }
         if self.auth.password_iterations == 0 {
             bail!("auth.password_iterations must be positive");
+        }
+        if self.jobs.lease_seconds <= 0 || self.jobs.poll_interval_ms == 0 {
+            bail!("jobs.lease_seconds and jobs.poll_interval_ms must be positive");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");

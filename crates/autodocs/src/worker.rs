@@ -9,10 +9,26 @@ use std::time::{Duration, Instant};
 use autodocs_domain::Services;
 use autodocs_domain::jobs::{ClaimedJob, JobOutcome, retry_delay};
 
-/// How long a claimed job is leased before another worker may take it over.
-pub const LEASE: chrono::Duration = chrono::Duration::seconds(120);
-/// How long an idle worker sleeps before looking for work again.
-const IDLE_POLL: Duration = Duration::from_millis(200);
+/// How workers claim and wait.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// Worker threads.
+    pub count: usize,
+    /// How long a claimed job is leased before another worker may take it over.
+    pub lease: chrono::Duration,
+    /// How long an idle worker sleeps before looking for work again.
+    pub idle_poll: Duration,
+}
+
+impl WorkerSettings {
+    pub fn from_settings(jobs: &crate::settings::JobSettings) -> Self {
+        Self {
+            count: jobs.workers.max(1),
+            lease: chrono::Duration::seconds(jobs.lease_seconds),
+            idle_poll: Duration::from_millis(jobs.poll_interval_ms),
+        }
+    }
+}
 /// How often maintenance jobs are scheduled.
 const MAINTENANCE_PERIOD: chrono::Duration = chrono::Duration::minutes(5);
 
@@ -24,11 +40,11 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `count` workers named after `process`.
-    pub fn start(services: Services, count: usize, process: &str) -> std::io::Result<Self> {
+    /// Starts the workers, named after `process`.
+    pub fn start(services: Services, settings: WorkerSettings, process: &str) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::with_capacity(count);
-        for index in 0..count {
+        let mut threads = Vec::with_capacity(settings.count);
+        for index in 0..settings.count {
             let services = services.clone();
             let stop = Arc::clone(&stop);
             let name = format!("{process}-worker-{index}");
@@ -36,7 +52,7 @@ impl Workers {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{index}"))
-                    .spawn(move || work(&services, &name, &stop, schedules))?,
+                    .spawn(move || work(&services, &name, &stop, schedules, settings))?,
             );
         }
         Ok(Self { stop, threads })
@@ -61,7 +77,7 @@ impl Drop for Workers {
     }
 }
 
-fn work(services: &Services, name: &str, stop: &AtomicBool, schedules: bool) {
+fn work(services: &Services, name: &str, stop: &AtomicBool, schedules: bool, settings: WorkerSettings) {
     let mut next_schedule = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if schedules && Instant::now() >= next_schedule {
@@ -70,9 +86,9 @@ fn work(services: &Services, name: &str, stop: &AtomicBool, schedules: bool) {
             }
             next_schedule = Instant::now() + Duration::from_secs(60);
         }
-        match services.claim_job(name, LEASE) {
+        match services.claim_job(name, settings.lease) {
             Ok(Some(job)) => run_one(services, name, &job),
-            Ok(None) => sleep_unless_stopped(stop, IDLE_POLL),
+            Ok(None) => sleep_unless_stopped(stop, settings.idle_poll),
             Err(error) => {
                 tracing::warn!(%error, "could not claim a job");
                 sleep_unless_stopped(stop, Duration::from_secs(1));
