@@ -10,7 +10,7 @@ use autodocs_domain::Services;
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
-use autodocs_http::auth::{DjangoPasswordHasher, JwtTokenService};
+use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, JwtTokenService};
 use autodocs_http::hub::EventHub;
 use autodocs_http::{AppState, HealthCheck};
 use autodocs_storage::LocalStorage;
@@ -72,7 +72,10 @@ pub fn services(
     Services {
         events,
         uow: Arc::new(DieselUnitOfWork::new(database.clone())),
-        hasher: Arc::new(DjangoPasswordHasher::new(auth.password_iterations)),
+        hasher: Arc::new(BoundedHasher::new(
+            DjangoPasswordHasher::new(auth.password_iterations),
+            BoundedHasher::<DjangoPasswordHasher>::permits_for_this_machine(),
+        )),
         tokens: Arc::new(JwtTokenService::new(
             auth.secret_key.as_bytes(),
             chrono::Duration::seconds(auth.access_token_lifetime_seconds),

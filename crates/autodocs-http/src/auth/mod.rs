@@ -3,6 +3,8 @@
 
 pub mod jwt;
 pub mod password;
+pub mod throttled;
 
 pub use jwt::JwtTokenService;
 pub use password::DjangoPasswordHasher;
+pub use throttled::BoundedHasher;
