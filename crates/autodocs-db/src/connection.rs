@@ -110,7 +110,9 @@ impl Database {
         let manager = ConnectionManager::<AnyConnection>::new(normalise_url(url));
         let builder = Pool::builder()
             .max_size(settings.max_connections)
-            .min_idle(Some(1))
+            // Connections are opened on demand: a background connect racing
+            // a short command's exit (`check`, `migrate`) must not happen.
+            .min_idle(Some(0))
             .connection_timeout(settings.connection_timeout)
             .test_on_check_out(false);
         let builder = match backend {
@@ -123,11 +125,10 @@ impl Database {
             .build(manager)
             .map_err(|error| DatabaseError::Connect(error.to_string()))?;
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Self {
-            pool,
-            backend,
-            write_lock,
-        })
+        let database = Self { pool, backend, write_lock };
+        // Fail now, with the reason, rather than on the first request.
+        database.connection()?;
+        Ok(database)
     }
 
     /// Which backend this is.

@@ -77,6 +77,8 @@ pub struct RefreshTokenRecord {
     pub expires_at: DateTime<Utc>,
     /// When it was rotated away, logged out or revoked.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The token that replaced it, when it was rotated away (not logged out).
+    pub replaced_by: Option<String>,
 }
 
 /// Storage of issued refresh tokens, for rotation and reuse detection.
@@ -187,8 +189,7 @@ pub trait DocumentRepository {
     /// Every document of a mission, newest first.
     fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>>;
     /// Applies changes to the editable fields.
-    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>)
-    -> RepoResult<()>;
+    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()>;
     /// Stores the result of a verification.
     fn set_verification(
         &mut self,

@@ -192,6 +192,10 @@ impl<'a> Fields<'a> {
     /// An optional string (numbers are taken as their text, as DRF does).
     pub fn string(&mut self, field: &str) -> Option<String> {
         match self.map.get(field)? {
+            Value::String(text) if text.contains('\0') => {
+                self.fail(field, InvalidValue::new("Null characters are not allowed."));
+                None
+            }
             Value::String(text) => Some(text.clone()),
             Value::Number(number) => Some(number.to_string()),
             Value::Null => {

@@ -38,7 +38,6 @@ pub struct UserView {
     first_name: String,
     last_name: String,
     is_staff: bool,
-    is_active: bool,
     date_joined: String,
     last_login: Option<String>,
     profile: ProfileView,
@@ -53,7 +52,6 @@ impl From<User> for UserView {
             first_name: user.first_name,
             last_name: user.last_name,
             is_staff: user.is_staff,
-            is_active: user.is_active,
             date_joined: timestamp(user.date_joined),
             last_login: user.last_login.map(timestamp),
             profile: ProfileView {
@@ -223,7 +221,10 @@ pub fn absolute_url(request: &HttpRequest, path: &str) -> String {
 }
 
 /// A Document, with the absolute URL of its bytes.
-pub fn document_json(request: &HttpRequest, document: &autodocs_domain::document::Document) -> Value {
+pub fn document_json(
+    request: &HttpRequest,
+    document: &autodocs_domain::document::Document,
+) -> Value {
     json!({
         "id": document.id,
         "name": document.name.as_str(),

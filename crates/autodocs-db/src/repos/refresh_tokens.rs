@@ -29,26 +29,26 @@ impl RefreshTokenRepository for DieselRepos<'_> {
     }
 
     fn find(&mut self, jti: &str) -> RepoResult<Option<RefreshTokenRecord>> {
-        let row: Option<(i64, String, NaiveDateTime, Option<NaiveDateTime>)> =
-            auth_refreshtoken::table
-                .filter(auth_refreshtoken::jti.eq(jti))
-                .select((
-                    auth_refreshtoken::user_id,
-                    auth_refreshtoken::jti,
-                    auth_refreshtoken::expires_at,
-                    auth_refreshtoken::revoked_at,
-                ))
-                .first(self.conn)
-                .optional()
-                .repo()?;
-        Ok(
-            row.map(|(user, jti, expires_at, revoked_at)| RefreshTokenRecord {
-                user: UserId(user),
-                jti,
-                expires_at: from_db(expires_at),
-                revoked_at: revoked_at.map(from_db),
-            }),
-        )
+        type Row = (i64, String, NaiveDateTime, Option<NaiveDateTime>, Option<String>);
+        let row: Option<Row> = auth_refreshtoken::table
+            .filter(auth_refreshtoken::jti.eq(jti))
+            .select((
+                auth_refreshtoken::user_id,
+                auth_refreshtoken::jti,
+                auth_refreshtoken::expires_at,
+                auth_refreshtoken::revoked_at,
+                auth_refreshtoken::replaced_by,
+            ))
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        Ok(row.map(|(user, jti, expires_at, revoked_at, replaced_by)| RefreshTokenRecord {
+            user: UserId(user),
+            jti,
+            expires_at: from_db(expires_at),
+            revoked_at: revoked_at.map(from_db),
+            replaced_by,
+        }))
     }
 
     #[allow(clippy::needless_lifetimes)] // matches the port, whose lifetime mockall needs

@@ -221,6 +221,10 @@ impl Services {
             if !active {
                 return Ok(Outcome::Refused);
             }
+            if record.revoked_at.is_some() && record.replaced_by.is_none() {
+                // Logged out: dead, but not a sign of theft.
+                return Ok(Outcome::Refused);
+            }
             let tokens = self.tokens.issue(record.user, now);
             // Conditional revoke: of two racing rotations only one wins; the
             // loser is treated as a reuse.

@@ -61,9 +61,15 @@ impl FromRequest for ListQuery {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(ListQuery {
-            pairs: url_pairs(request.query_string()),
-        }))
+        let query = ListQuery::from_query_string(request.query_string());
+        // Databases refuse NUL in text (PostgreSQL errors): refuse it here, as DRF does.
+        let mut errors = ValidationErrors::new();
+        for (key, value) in &query.pairs {
+            if value.contains('\0') {
+                errors.add(key.clone(), "Null characters are not allowed.");
+            }
+        }
+        ready(errors.into_result().map(|()| query).map_err(ApiError::from))
     }
 }
 
