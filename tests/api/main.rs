@@ -9,7 +9,9 @@ mod harness;
 
 mod activities;
 mod auth;
+mod documents;
 mod hostile;
+mod jobs;
 mod missions;
 mod ops;
 mod realtime;

@@ -85,6 +85,7 @@ backend_tests!(
     staff_gets_and_patches_user,
     staff_deletes_user,
     staff_unknown_user_is_not_found,
+    nul_bytes_never_cause_server_errors,
 );
 
 // ---------------------------------------------------------------------------
@@ -819,4 +820,63 @@ async fn staff_unknown_user_is_not_found(app: TestApp) {
             .await
             .assert_not_found();
     }
+}
+
+async fn nul_bytes_never_cause_server_errors(app: TestApp) {
+    // PostgreSQL text cannot hold NUL: DRF refuses it ("Null characters are
+    // not allowed."); whatever the answer, it is never a 5xx.
+    let admin = app.create_superuser("admin").await;
+    let wyn = app.register("wyn").await;
+    let logins = [
+        json!({"username": "wyn\0", "password": wyn.password}),
+        json!({"username": "wyn@example.com\0", "password": wyn.password}),
+        json!({"username": "wyn", "password": "a\0b"}),
+    ];
+    for body in &logins {
+        for path in ["/api/auth/login/", "/api/auth/token/"] {
+            let r = app.post_json(path, body, None).await;
+            r.assert_not_5xx();
+            assert!(r.code() == 400 || r.code() == 401, "{}", r.describe());
+        }
+    }
+    for body in [
+        json!({"first_name": "a\0b"}),
+        json!({"email": "w\0yn@example.com"}),
+        json!({"profile": {"bio": "a\0b"}}),
+        json!({"profile": {"timezone": "UTC\0"}}),
+    ] {
+        let r = app.patch_json(ME, &body, Some(&wyn.access)).await;
+        r.assert_not_5xx();
+        assert_eq!(r.code(), 400, "{body}\n{}", r.describe());
+    }
+    // Inside a JSON object it is just an escaped character.
+    let prefs = json!({"k\0": "v\0"});
+    let r = app
+        .patch_json(
+            ME,
+            &json!({"profile": {"preferences": prefs}}),
+            Some(&wyn.access),
+        )
+        .await;
+    r.assert_not_5xx();
+    if r.code() == 200 {
+        assert_eq!(r.body["profile"]["preferences"], prefs);
+    }
+    let r = app
+        .post_json(
+            PASSWORD,
+            &json!({"old_password": "a\0b", "new_password": "Brand-new-pass-42"}),
+            Some(&wyn.access),
+        )
+        .await;
+    r.assert_not_5xx();
+    assert_eq!(r.code(), 400, "{}", r.describe());
+    for query in ["search=a%00b", "is_active=true%00"] {
+        let r = app
+            .get(&format!("{USERS}?{query}"), Some(&admin.access))
+            .await;
+        r.assert_not_5xx();
+        assert!(r.code() == 200 || r.code() == 400, "{}", r.describe());
+    }
+    app.login("wyn", &wyn.password).await.assert_status(200);
 }

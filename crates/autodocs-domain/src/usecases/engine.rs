@@ -141,11 +141,25 @@ impl Services {
     fn advance_mission(&self, mission_id: i64, job: &ClaimedJob) -> Result<JobOutcome> {
         let now = self.clock.now();
         let next = self.write(|repos| {
-            let Some(mission) = repos.missions().find(mission_id, None)? else { return Ok(Next::Idle) };
+            let Some(mission) = repos.missions().find(mission_id, None)? else {
+                return Ok(Next::Idle);
+            };
+            let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
+            // A step already running finishes even if the mission was paused
+            // meanwhile (its result is kept); pausing only stops new steps.
+            if mission.status == MissionStatus::Paused {
+                let running = tree
+                    .leaves()
+                    .find(|node| node.item.status == StepStatus::InProgress && node.item.action.is_automated())
+                    .map(|node| node.item.clone());
+                return Ok(match running {
+                    Some(step) => Next::Run(Box::new(mission), Box::new(step)),
+                    None => Next::Idle,
+                });
+            }
             if mission.status != MissionStatus::InProgress {
                 return Ok(Next::Idle);
             }
-            let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let Some(step_id) = tree.next_runnable() else {
                 refresh_progress(repos, mission_id, now)?;
                 return Ok(Next::Idle);

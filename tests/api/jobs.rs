@@ -1,0 +1,1140 @@
+//! Background work: the durable job queue and the mission engine, seen from
+//! outside. Missions with automated steps (`wait`, `verify_documents`,
+//! `fetch_url`) run by themselves; pause/resume, manual steps, SSRF refusals,
+//! enqueue-in-the-same-transaction, lease expiry after a killed worker, and
+//! two worker processes sharing one PostgreSQL queue.
+//!
+//! Every wait is a poll with a deadline; nothing asserts on the server's speed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Registered, Resp, TestApp, sha256};
+
+backend_tests!(
+    automated_steps_complete_the_mission,
+    pause_lets_the_running_step_finish_and_holds_the_next,
+    manual_step_waits_for_the_user,
+);
+
+backend_custom_tests!(
+    fetch_url_downloads_into_the_mission,
+    fetch_url_refuses_private_addresses_by_default,
+    enqueue_commits_with_the_change_or_not_at_all,
+    a_killed_workers_job_runs_again_after_its_lease,
+);
+
+/// How long a mission may take to get where a test expects it.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const MISSIONS: &str = "/api/missions/";
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn id_of(v: &Value) -> i64 {
+    v["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("`id` is an integer: {v}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn wait(seconds: u32) -> Value {
+    json!({"kind": "wait", "seconds": seconds})
+}
+
+/// A `custom` mission with one root step per action, in this order; returns
+/// (mission id, step ids).
+async fn mission_with_steps(
+    app: &TestApp,
+    user: &Registered,
+    title: &str,
+    actions: &[Value],
+) -> (i64, Vec<i64>) {
+    let r = app
+        .post_json(
+            MISSIONS,
+            &json!({"title": title, "type": "custom"}),
+            Some(&user.access),
+        )
+        .await;
+    r.assert_status(201);
+    let mission = id_of(&r.body);
+    let mut steps = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        let r = app
+            .post_json(
+                &format!("/api/missions/{mission}/steps/"),
+                &json!({"title": format!("step {}", i + 1), "action": action}),
+                Some(&user.access),
+            )
+            .await;
+        r.assert_status(201);
+        assert_eq!(&r.body["action"], action, "action stored\n{}", r.describe());
+        assert_eq!(r.body["status"], "pending", "{}", r.describe());
+        steps.push(id_of(&r.body));
+    }
+    (mission, steps)
+}
+
+async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Resp {
+    app.request(
+        Method::POST,
+        &format!("/api/missions/{mission}/{action}/"),
+        Some(&user.access),
+        None,
+    )
+    .await
+}
+
+/// An action that must answer 200 with `status`; returns the mission.
+async fn act_ok(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+    action: &str,
+    status: &str,
+) -> Value {
+    let r = act(app, user, mission, action).await;
+    r.assert_status(200);
+    assert_eq!(r.body["status"], status, "{action}\n{}", r.describe());
+    r.body.clone()
+}
+
+async fn detail(app: &TestApp, user: &Registered, mission: i64) -> Value {
+    let r = app
+        .get(&format!("/api/missions/{mission}/"), Some(&user.access))
+        .await;
+    r.assert_status(200);
+    r.body.clone()
+}
+
+/// The step `id` anywhere in a mission detail's `plan_steps` tree.
+fn step_of(detail: &Value, id: i64) -> Value {
+    fn find(steps: &Value, id: i64) -> Option<Value> {
+        for step in steps.as_array()? {
+            if step["id"] == id {
+                return Some(step.clone());
+            }
+            if let Some(found) = find(&step["children"], id) {
+                return Some(found);
+            }
+        }
+        None
+    }
+    find(&detail["plan_steps"], id)
+        .unwrap_or_else(|| panic!("step {id} in the mission detail: {detail}"))
+}
+
+fn step_status(detail: &Value, id: i64) -> String {
+    step_of(detail, id)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The activities of a mission, oldest first (by id).
+async fn mission_activities(app: &TestApp, user: &Registered, mission: i64) -> Vec<Value> {
+    activities(app, user, &format!("mission={mission}")).await
+}
+
+/// The activities matching a query (first 100), oldest first (by id).
+async fn activities(app: &TestApp, user: &Registered, query: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            &format!("/api/activities/?page_size=100&{query}"),
+            Some(&user.access),
+        )
+        .await;
+    r.assert_status(200);
+    let mut list = r.body["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page of activities\n{}", r.describe()))
+        .clone();
+    list.sort_by_key(id_of);
+    list
+}
+
+/// The `details.status` values of the `step_updated` activities of one step,
+/// oldest first.
+fn step_events(activities: &[Value], step: i64) -> Vec<String> {
+    activities
+        .iter()
+        .filter(|a| a["type"] == "step_updated" && a["details"]["step_id"] == step)
+        .map(|a| a["details"]["status"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// The first activity of `kind` (with `step` when given) and that status.
+fn position(activities: &[Value], kind: &str, step: Option<(i64, &str)>) -> usize {
+    activities
+        .iter()
+        .position(|a| {
+            a["type"] == kind
+                && step.is_none_or(|(id, status)| {
+                    a["details"]["step_id"] == id && a["details"]["status"] == status
+                })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {kind} activity {step:?} among:\n{}",
+                summary(activities)
+            )
+        })
+}
+
+fn summary(activities: &[Value]) -> String {
+    activities
+        .iter()
+        .map(|a| format!("  {} {} {}", a["id"], a["type"], a["details"]))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn count_type(activities: &[Value], kind: &str) -> usize {
+    activities.iter().filter(|a| a["type"] == kind).count()
+}
+
+/// Polls the mission until its status is `want`; panics at once if it reaches
+/// another final status, or at the deadline.
+async fn await_status(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+    want: &str,
+    deadline: Duration,
+) -> Value {
+    let until = Instant::now() + deadline;
+    loop {
+        let d = detail(app, user, mission).await;
+        let status = d["status"].as_str().unwrap_or_default().to_owned();
+        if status == want {
+            return d;
+        }
+        let terminal = ["completed", "failed", "cancelled"].contains(&status.as_str());
+        if terminal || Instant::now() > until {
+            let why = if terminal {
+                format!("reached {status:?}")
+            } else {
+                format!("still {status:?} after {deadline:?}")
+            };
+            panic!(
+                "mission {mission}: expected status {want:?}, {why}\ndetail: {d}\nactivities:\n{}",
+                summary(&mission_activities(app, user, mission).await)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls until step `step` has status `want`.
+async fn await_step(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+    step: i64,
+    want: &str,
+    why: &str,
+) -> Value {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let d = detail(app, user, mission).await;
+        if step_status(&d, step) == want {
+            return d;
+        }
+        if Instant::now() > until {
+            panic!(
+                "mission {mission}: step {step} not {want:?} after {DEADLINE:?} ({why})\ndetail: {d}\nactivities:\n{}",
+                summary(&mission_activities(app, user, mission).await)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Uploads a file (multipart) into a mission; returns the Document.
+async fn upload_text(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+    name: &str,
+    body: &[u8],
+) -> Value {
+    let url = app.url("/api/documents/");
+    let part = reqwest::multipart::Part::bytes(body.to_vec())
+        .file_name(name.to_owned())
+        .mime_str("text/plain")
+        .expect("a MIME type");
+    let form = reqwest::multipart::Form::new()
+        .text("mission", mission.to_string())
+        .part("file", part);
+    let req = app
+        .client()
+        .post(&url)
+        .bearer_auth(&user.access)
+        .multipart(form);
+    let r = app.send(&Method::POST, &url, req).await;
+    r.assert_status(201);
+    assert_eq!(r.body["mission"], mission, "{}", r.describe());
+    r.body.clone()
+}
+
+// ---- The job table ----------------------------------------------------------
+
+fn count(app: &TestApp, filter: &str) -> i64 {
+    let sql = format!("SELECT CAST(count(*) AS TEXT) AS value FROM jobs_job {filter}");
+    app.db
+        .query_value(&sql)
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn all_jobs(app: &TestApp) -> i64 {
+    count(app, "")
+}
+
+fn mission_jobs(app: &TestApp, mission: i64) -> i64 {
+    count(
+        app,
+        &format!("WHERE kind = 'advance_mission' AND mission_id = {mission}"),
+    )
+}
+
+/// `status|locked_by` of the newest job of a mission.
+fn job_state(app: &TestApp, mission: i64) -> String {
+    app.db
+        .query_value(&format!(
+            "SELECT status || '|' || COALESCE(locked_by, '') AS value FROM jobs_job \
+             WHERE mission_id = {mission} ORDER BY id DESC LIMIT 1"
+        ))
+        .unwrap_or_default()
+}
+
+fn job_table(app: &TestApp) -> String {
+    let row = "CAST(id AS TEXT) || ' ' || kind || ' ' || status || ' mission=' || \
+               COALESCE(CAST(mission_id AS TEXT), '-') || ' attempts=' || CAST(attempts AS TEXT) || \
+               ' locked_by=' || COALESCE(locked_by, '-') || ' error=' || COALESCE(last_error, '-')";
+    let sql = match app.backend {
+        Backend::Sqlite => format!(
+            "SELECT group_concat(line, char(10)) AS value FROM (SELECT {row} AS line FROM jobs_job ORDER BY id)"
+        ),
+        Backend::Postgres => {
+            format!(
+                "SELECT COALESCE(string_agg({row}, chr(10) ORDER BY id), '') AS value FROM jobs_job"
+            )
+        }
+    };
+    match app.backend {
+        // `query_value` keeps the first line only.
+        Backend::Sqlite => {
+            crate::harness::sqlite3(&app.db.sqlite_path().expect("sqlite path"), &sql)
+        }
+        Backend::Postgres => app.db.query_value(&sql).unwrap_or_default(),
+    }
+}
+
+// ---- A small HTTP server on 127.0.0.1 ----------------------------------------
+
+const REPORT: &[u8] = b"Quarterly report\nRevenue: 1200 EUR\nAll figures checked.\n";
+
+#[derive(Clone, Copy)]
+enum Reply {
+    /// The whole report.
+    Full,
+    /// Headers and a few bytes, then nothing until the server is dropped.
+    Stall,
+}
+
+/// Serves `REPORT` as an attachment named `report.txt`; `plan(n)` decides
+/// how the n-th connection (from 0) is answered.
+struct FileServer {
+    addr: SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FileServer {
+    fn start(plan: fn(usize) -> Reply) -> FileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test HTTP server");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local address");
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let requests = Arc::clone(&requests);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let reply = plan(n);
+                            n += 1;
+                            let requests = Arc::clone(&requests);
+                            let stop = Arc::clone(&stop);
+                            std::thread::spawn(move || serve(stream, reply, &requests, &stop));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        };
+        FileServer {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The request lines received so far.
+    fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, reply: Reply, requests: &Mutex<Vec<String>>, stop: &AtomicBool) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(line);
+    let headers = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Disposition: attachment; filename=\"report.txt\"\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        REPORT.len()
+    );
+    let _ = stream.write_all(headers.as_bytes());
+    match reply {
+        Reply::Full => {
+            let _ = stream.write_all(REPORT);
+            let _ = stream.flush();
+        }
+        Reply::Stall => {
+            let _ = stream.write_all(&REPORT[..5]);
+            let _ = stream.flush();
+            let until = Instant::now() + Duration::from_secs(120);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+/// `[wait 1 s, verify_documents]` with one uploaded text document runs to
+/// completion by itself, steps in order, the document verified.
+async fn automated_steps_complete_the_mission(app: TestApp) {
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "Automated",
+        &[wait(1), json!({"kind": "verify_documents"})],
+    )
+    .await;
+    let (wait_step, verify_step) = (steps[0], steps[1]);
+    let document = upload_text(
+        &app,
+        &anna,
+        mission,
+        "notes.txt",
+        "Notes – résumé ✓\n".as_bytes(),
+    )
+    .await;
+    let doc = id_of(&document);
+    assert_eq!(
+        document["verified"], false,
+        "not verified before the mission runs: {document}"
+    );
+    assert_eq!(document["status"], "uploaded", "{document}");
+
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    let d = await_status(&app, &anna, mission, "completed", DEADLINE).await;
+    assert_eq!(d["progress"], 100, "{d}");
+    assert_eq!(d["steps_completed"], 2, "{d}");
+    assert!(d["completed_at"].is_string(), "completed_at set: {d}");
+    for step in [wait_step, verify_step] {
+        let s = step_of(&d, step);
+        assert_eq!(s["status"], "completed", "{s}");
+        assert!(s["started_at"].is_string(), "started_at set: {s}");
+        assert!(s["completed_at"].is_string(), "completed_at set: {s}");
+    }
+    let documents = d["documents"].as_array().expect("documents in the detail");
+    assert_eq!(documents.len(), 1, "{d}");
+    assert_eq!(documents[0]["id"], doc);
+    assert_eq!(documents[0]["verified"], true, "verified by the step: {d}");
+    assert_eq!(documents[0]["status"], "verified", "{d}");
+    assert!(documents[0]["verified_at"].is_string(), "{d}");
+    let r = app
+        .get(&format!("/api/documents/{doc}/"), Some(&anna.access))
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["verified"], true, "{}", r.describe());
+
+    let acts = mission_activities(&app, &anna, mission).await;
+    assert_eq!(
+        step_events(&acts, wait_step),
+        ["in_progress", "completed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert_eq!(
+        step_events(&acts, verify_step),
+        ["in_progress", "completed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert_eq!(
+        count_type(&acts, "mission_completed"),
+        1,
+        "\n{}",
+        summary(&acts)
+    );
+    // In tree order: the wait, then the verification, then completion.
+    let order = [
+        position(&acts, "step_updated", Some((wait_step, "in_progress"))),
+        position(&acts, "step_updated", Some((wait_step, "completed"))),
+        position(&acts, "step_updated", Some((verify_step, "in_progress"))),
+        position(&acts, "step_updated", Some((verify_step, "completed"))),
+        position(&acts, "mission_completed", None),
+    ];
+    assert!(order.is_sorted(), "steps ran in order\n{}", summary(&acts));
+    let verified = activities(
+        &app,
+        &anna,
+        &format!("type=document_verified&document={doc}"),
+    )
+    .await;
+    assert_eq!(
+        verified.len(),
+        1,
+        "one document_verified\n{}",
+        summary(&verified)
+    );
+    for a in acts.iter().filter(|a| a["type"] == "step_updated") {
+        assert_eq!(a["user"], anna.id, "recorded for the owner: {a}");
+    }
+}
+
+/// Pausing while step 1 runs: it finishes (result kept), step 2 does not
+/// start while paused; resume continues to completion.
+async fn pause_lets_the_running_step_finish_and_holds_the_next(app: TestApp) {
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(&app, &anna, "Pausable", &[wait(2), wait(1)]).await;
+    let (first, second) = (steps[0], steps[1]);
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    await_step(
+        &app,
+        &anna,
+        mission,
+        first,
+        "in_progress",
+        "the first step starts",
+    )
+    .await;
+    act_ok(&app, &anna, mission, "pause", "paused").await;
+
+    // The running step finishes and keeps its result.
+    let d = await_step(
+        &app,
+        &anna,
+        mission,
+        first,
+        "completed",
+        "a step already running when the mission is paused finishes",
+    )
+    .await;
+    assert_eq!(d["status"], "paused", "{d}");
+    assert_eq!(d["progress"], 50, "{d}");
+
+    // The next one stays pending while paused (checked several times).
+    for _ in 0..6 {
+        let d = detail(&app, &anna, mission).await;
+        assert_eq!(d["status"], "paused", "{d}");
+        assert_eq!(
+            step_status(&d, second),
+            "pending",
+            "no new step while paused: {d}"
+        );
+        assert_eq!(step_status(&d, first), "completed", "result kept: {d}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let acts = mission_activities(&app, &anna, mission).await;
+    assert!(
+        step_events(&acts, second).is_empty(),
+        "\n{}",
+        summary(&acts)
+    );
+
+    act_ok(&app, &anna, mission, "resume", "in_progress").await;
+    let d = await_status(&app, &anna, mission, "completed", DEADLINE).await;
+    assert_eq!(d["progress"], 100, "{d}");
+    assert_eq!(step_status(&d, first), "completed");
+    assert_eq!(step_status(&d, second), "completed");
+    let acts = mission_activities(&app, &anna, mission).await;
+    assert_eq!(
+        step_events(&acts, first),
+        ["in_progress", "completed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert_eq!(
+        step_events(&acts, second),
+        ["in_progress", "completed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert!(
+        position(&acts, "mission_resumed", None)
+            < position(&acts, "step_updated", Some((second, "in_progress"))),
+        "step 2 started after the resume\n{}",
+        summary(&acts)
+    );
+}
+
+/// `[manual, wait 1]`: the manual step waits for the user's PATCH, then the
+/// wait runs and the mission completes.
+async fn manual_step_waits_for_the_user(app: TestApp) {
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "Manual first",
+        &[json!({"kind": "manual"}), wait(1)],
+    )
+    .await;
+    let (manual, timer) = (steps[0], steps[1]);
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    for _ in 0..6 {
+        let d = detail(&app, &anna, mission).await;
+        assert_eq!(d["status"], "in_progress", "{d}");
+        assert_eq!(
+            step_status(&d, manual),
+            "pending",
+            "a manual step waits for the user: {d}"
+        );
+        assert_eq!(
+            step_status(&d, timer),
+            "pending",
+            "nothing runs past a manual step: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+
+    let r = app
+        .patch_json(
+            &format!("/api/missions/{mission}/steps/{manual}/"),
+            &json!({"status": "completed"}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(200);
+    let d = await_status(&app, &anna, mission, "completed", DEADLINE).await;
+    assert_eq!(d["progress"], 100, "{d}");
+    assert_eq!(step_status(&d, timer), "completed", "{d}");
+    let acts = mission_activities(&app, &anna, mission).await;
+    assert_eq!(
+        step_events(&acts, timer),
+        ["in_progress", "completed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert_eq!(
+        count_type(&acts, "mission_completed"),
+        1,
+        "\n{}",
+        summary(&acts)
+    );
+}
+
+/// With private networks allowed, `fetch_url` downloads into a new document
+/// of the mission, named from `Content-Disposition`.
+async fn fetch_url_downloads_into_the_mission(backend: Backend) {
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[("AUTODOCS__JOBS__ALLOW_PRIVATE_NETWORKS", "true")],
+    )
+    .await;
+    let files = FileServer::start(|_| Reply::Full);
+    let anna = app.register("anna").await;
+    let url = files.url("/exports/latest?format=txt");
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "Fetch",
+        &[json!({"kind": "fetch_url", "url": url})],
+    )
+    .await;
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    let d = await_status(&app, &anna, mission, "completed", DEADLINE).await;
+    assert_eq!(d["progress"], 100, "{d}");
+    assert_eq!(step_status(&d, steps[0]), "completed", "{d}");
+    assert_eq!(
+        files.requests(),
+        ["GET /exports/latest?format=txt HTTP/1.1"]
+    );
+
+    let documents = d["documents"].as_array().expect("documents");
+    assert_eq!(documents.len(), 1, "one fetched document: {d}");
+    let document = &documents[0];
+    assert_eq!(document["original_filename"], "report.txt", "{document}");
+    assert_eq!(document["size"], REPORT.len(), "{document}");
+    assert_eq!(document["sha256"], hex(&sha256(REPORT)), "{document}");
+    assert_eq!(document["mission"], mission, "{document}");
+    assert_eq!(
+        document["owner"], anna.id,
+        "owned by the mission's owner: {document}"
+    );
+    assert!(
+        document["content_type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "sniffed as text: {document}"
+    );
+    let r = app
+        .get(
+            &format!("/api/documents/{}/download/", id_of(document)),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(
+        r.text.as_bytes(),
+        REPORT,
+        "the stored bytes are the served ones"
+    );
+}
+
+/// By default a loopback URL is refused for good: the step and the mission
+/// fail with the reason, nothing is contacted; `start` retries (and fails
+/// again the same way).
+async fn fetch_url_refuses_private_addresses_by_default(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let files = FileServer::start(|_| Reply::Full);
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "SSRF",
+        &[
+            json!({"kind": "fetch_url", "url": files.url("/report")}),
+            wait(1),
+        ],
+    )
+    .await;
+    let (fetch, after) = (steps[0], steps[1]);
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    let d = await_status(&app, &anna, mission, "failed", DEADLINE).await;
+    assert_eq!(step_status(&d, fetch), "failed", "{d}");
+    assert_eq!(
+        step_status(&d, after),
+        "pending",
+        "nothing runs after a failed step: {d}"
+    );
+    assert_eq!(d["documents"], json!([]), "{d}");
+    let acts = mission_activities(&app, &anna, mission).await;
+    let failed: Vec<&Value> = acts
+        .iter()
+        .filter(|a| a["type"] == "mission_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "\n{}", summary(&acts));
+    let error = failed[0]["details"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("127.0.0.1") && error.contains("private or local address"),
+        "mission_failed details.error gives the reason: {}",
+        failed[0]
+    );
+    // Refused for good: no retry of the step.
+    assert_eq!(
+        step_events(&acts, fetch),
+        ["in_progress", "failed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert!(
+        files.requests().is_empty(),
+        "the address was never contacted: {:?}",
+        files.requests()
+    );
+
+    // `start` on the failed mission retries from the failed step.
+    let m = act_ok(&app, &anna, mission, "start", "in_progress").await;
+    assert_eq!(m["id"], mission);
+    let until = Instant::now() + DEADLINE;
+    let acts = loop {
+        let acts = mission_activities(&app, &anna, mission).await;
+        if count_type(&acts, "mission_failed") >= 2 {
+            break acts;
+        }
+        assert!(
+            Instant::now() < until,
+            "the retried mission did not fail again\n{}",
+            summary(&acts)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let d = await_status(&app, &anna, mission, "failed", DEADLINE).await;
+    assert_eq!(step_status(&d, fetch), "failed", "{d}");
+    assert_eq!(
+        step_events(&acts, fetch),
+        ["in_progress", "failed", "in_progress", "failed"],
+        "the failed step was reset and run again\n{}",
+        summary(&acts)
+    );
+    let last = acts
+        .iter()
+        .rfind(|a| a["type"] == "mission_failed")
+        .expect("mission_failed");
+    assert!(
+        last["details"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("private or local address")),
+        "same reason: {last}"
+    );
+    assert!(files.requests().is_empty(), "{:?}", files.requests());
+
+    // A host name resolving to loopback is refused the same way.
+    let (other, _) = mission_with_steps(
+        &app,
+        &anna,
+        "SSRF by name",
+        &[json!({"kind": "fetch_url", "url": format!("http://localhost:{}/report", files.addr.port())})],
+    )
+    .await;
+    act_ok(&app, &anna, other, "start", "in_progress").await;
+    await_status(&app, &anna, other, "failed", DEADLINE).await;
+    let acts = mission_activities(&app, &anna, other).await;
+    let failed = &acts[position(&acts, "mission_failed", None)];
+    assert!(
+        failed["details"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("localhost") && e.contains("private or local address")),
+        "{failed}"
+    );
+    assert!(files.requests().is_empty(), "{:?}", files.requests());
+}
+
+/// `start`/`resume` enqueue their job in the same transaction: a success
+/// adds exactly one `advance_mission` row, a refused action adds none.
+async fn enqueue_commits_with_the_change_or_not_at_all(backend: Backend) {
+    let app = TestApp::spawn_with_env(backend, &[("AUTODOCS__JOBS__RUN_IN_SERVE", "false")]).await;
+    let anna = app.register("anna").await;
+    let (a, _) = mission_with_steps(&app, &anna, "A", &[wait(1)]).await;
+    let (b, _) = mission_with_steps(&app, &anna, "B", &[wait(1)]).await;
+    let (c, c_steps) = mission_with_steps(&app, &anna, "C", &[wait(1), wait(1)]).await;
+    assert_eq!(
+        mission_jobs(&app, a),
+        0,
+        "creating a mission enqueues nothing"
+    );
+
+    // A successful start: +1 row for that mission, committed with the 200.
+    let before = all_jobs(&app);
+    act_ok(&app, &anna, a, "start", "in_progress").await;
+    assert_eq!(
+        all_jobs(&app),
+        before + 1,
+        "start enqueued one job\n{}",
+        job_table(&app)
+    );
+    assert_eq!(mission_jobs(&app, a), 1, "\n{}", job_table(&app));
+    assert_eq!(job_state(&app, a), "queued|", "\n{}", job_table(&app));
+
+    // Refused transitions leave the queue as it was.
+    act_ok(&app, &anna, a, "complete", "completed").await;
+    let settled = all_jobs(&app);
+    for action in ["start", "resume", "pause"] {
+        act(&app, &anna, a, action).await.assert_status(409);
+        assert_eq!(
+            all_jobs(&app),
+            settled,
+            "{action} on a completed mission\n{}",
+            job_table(&app)
+        );
+    }
+    act_ok(&app, &anna, b, "cancel", "cancelled").await;
+    let settled = all_jobs(&app);
+    for action in ["start", "resume"] {
+        act(&app, &anna, b, action).await.assert_status(409);
+        assert_eq!(
+            all_jobs(&app),
+            settled,
+            "{action} on a cancelled mission\n{}",
+            job_table(&app)
+        );
+    }
+    act(&app, &anna, c, "resume").await.assert_status(409);
+    assert_eq!(
+        all_jobs(&app),
+        settled,
+        "resume on a pending mission\n{}",
+        job_table(&app)
+    );
+    assert_eq!(mission_jobs(&app, b), 0);
+    assert_eq!(mission_jobs(&app, c), 0);
+
+    // Start and resume of C each enqueue one.
+    act_ok(&app, &anna, c, "start", "in_progress").await;
+    assert_eq!(all_jobs(&app), settled + 1, "\n{}", job_table(&app));
+    assert_eq!(mission_jobs(&app, c), 1);
+    // A refused step change under a running mission enqueues nothing.
+    let r = app
+        .patch_json(
+            &format!("/api/missions/{c}/steps/{}/", c_steps[0]),
+            &json!({"title": "renamed", "parent": c_steps[0]}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        all_jobs(&app),
+        settled + 1,
+        "a refused step change\n{}",
+        job_table(&app)
+    );
+    act_ok(&app, &anna, c, "pause", "paused").await;
+    let paused = all_jobs(&app);
+    act(&app, &anna, c, "pause").await.assert_status(409);
+    assert_eq!(all_jobs(&app), paused, "\n{}", job_table(&app));
+    act_ok(&app, &anna, c, "resume", "in_progress").await;
+    assert_eq!(
+        all_jobs(&app),
+        paused + 1,
+        "resume enqueued one job\n{}",
+        job_table(&app)
+    );
+    assert_eq!(
+        count(
+            &app,
+            &format!("WHERE mission_id = {c} AND kind = 'advance_mission' AND status = 'queued'")
+        ),
+        2,
+        "\n{}",
+        job_table(&app)
+    );
+    // No workers ran: nothing moved.
+    let d = detail(&app, &anna, c).await;
+    assert_eq!(step_status(&d, c_steps[0]), "pending", "{d}");
+}
+
+/// A worker SIGKILLed mid-job leaves the job `running` with a lease; once
+/// the lease lapses another worker process takes it over and the mission
+/// completes.
+///
+/// The job is held mid-run by a `fetch_url` step whose server stalls on the
+/// first request (a `wait` step's job is `running` only for milliseconds: the
+/// timer is a requeue with a later `run_at`, so killing "while running"
+/// could not be arranged reliably with it).
+async fn a_killed_workers_job_runs_again_after_its_lease(backend: Backend) {
+    let app = TestApp::spawn_with_env(backend, &[("AUTODOCS__JOBS__RUN_IN_SERVE", "false")]).await;
+    let files = FileServer::start(|n| if n == 0 { Reply::Stall } else { Reply::Full });
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "Lease",
+        &[
+            json!({"kind": "fetch_url", "url": files.url("/report")}),
+            wait(1),
+        ],
+    )
+    .await;
+    let (fetch, timer) = (steps[0], steps[1]);
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    let worker_env = [
+        ("AUTODOCS__JOBS__LEASE_SECONDS", "2"),
+        ("AUTODOCS__JOBS__POLL_INTERVAL_MS", "50"),
+        ("AUTODOCS__JOBS__WORKERS", "1"),
+        ("AUTODOCS__JOBS__ALLOW_PRIVATE_NETWORKS", "true"),
+    ];
+    let mut first = app.spawn_worker(&worker_env).await;
+
+    // The first worker holds the job: it is downloading from the stalled server.
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let state = job_state(&app, mission);
+        if files.requests().len() == 1
+            && state.starts_with("running|")
+            && state.len() > "running|".len()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the first worker never took the job (state {state:?}, requests {:?})\n{}\n--- worker ---\n{}",
+            files.requests(),
+            job_table(&app),
+            first.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = detail(&app, &anna, mission).await;
+    assert_eq!(step_status(&d, fetch), "in_progress", "{d}");
+
+    first.kill();
+    let state = job_state(&app, mission);
+    assert!(
+        state.starts_with("running|"),
+        "a killed worker's job keeps its lease: {state}"
+    );
+    let _second = app.spawn_worker(&worker_env).await;
+    let d = await_status(&app, &anna, mission, "completed", DEADLINE).await;
+    assert_eq!(step_status(&d, fetch), "completed", "{d}");
+    assert_eq!(step_status(&d, timer), "completed", "{d}");
+    assert_eq!(
+        files.requests().len(),
+        2,
+        "fetched again by the second worker"
+    );
+    let documents = d["documents"].as_array().expect("documents");
+    assert_eq!(
+        documents.len(),
+        1,
+        "one document, from the completed download: {d}"
+    );
+    assert_eq!(documents[0]["sha256"], hex(&sha256(REPORT)), "{d}");
+    let acts = mission_activities(&app, &anna, mission).await;
+    assert_eq!(
+        step_events(&acts, fetch),
+        ["in_progress", "completed"],
+        "the taken-over step continued, not restarted\n{}",
+        summary(&acts)
+    );
+    assert_eq!(
+        step_events(&acts, timer),
+        ["in_progress", "completed"],
+        "\n{}",
+        summary(&acts)
+    );
+    assert_eq!(
+        count_type(&acts, "mission_completed"),
+        1,
+        "\n{}",
+        summary(&acts)
+    );
+}
+
+/// Two worker processes (4 threads each) on one PostgreSQL queue: 20
+/// missions complete and no step is started twice.
+#[tokio::test]
+async fn two_worker_processes_never_run_a_job_twice_at_once() {
+    if !crate::harness::postgres_configured() {
+        println!("skipped: PostgreSQL only (TEST_DATABASE_URL not set)");
+        return;
+    }
+    let app = TestApp::spawn_with_env(
+        Backend::Postgres,
+        &[("AUTODOCS__JOBS__RUN_IN_SERVE", "false")],
+    )
+    .await;
+    let anna = app.register("anna").await;
+    let mut missions = Vec::new();
+    for i in 0..20 {
+        let (mission, steps) =
+            mission_with_steps(&app, &anna, &format!("Batch {i}"), &[wait(1)]).await;
+        missions.push((mission, steps[0]));
+    }
+    for (mission, _) in &missions {
+        act_ok(&app, &anna, *mission, "start", "in_progress").await;
+    }
+    assert_eq!(
+        count(&app, "WHERE kind = 'advance_mission'"),
+        20,
+        "\n{}",
+        job_table(&app)
+    );
+    let worker_env = [
+        ("AUTODOCS__JOBS__WORKERS", "4"),
+        ("AUTODOCS__JOBS__POLL_INTERVAL_MS", "50"),
+    ];
+    let _one = app.spawn_worker(&worker_env).await;
+    let _two = app.spawn_worker(&worker_env).await;
+
+    for (mission, step) in &missions {
+        let d = await_status(&app, &anna, *mission, "completed", Duration::from_secs(60)).await;
+        assert_eq!(step_status(&d, *step), "completed", "{d}");
+    }
+    for (mission, step) in &missions {
+        let acts = mission_activities(&app, &anna, *mission).await;
+        assert_eq!(
+            step_events(&acts, *step),
+            ["in_progress", "completed"],
+            "mission {mission}: the step started exactly once\n{}",
+            summary(&acts)
+        );
+        assert_eq!(
+            count_type(&acts, "mission_completed"),
+            1,
+            "\n{}",
+            summary(&acts)
+        );
+    }
+    // Every job ends done, none dead.
+    let until = Instant::now() + DEADLINE;
+    while count(&app, "WHERE kind = 'advance_mission' AND status <> 'done'") > 0 {
+        assert!(
+            Instant::now() < until,
+            "jobs left unfinished\n{}",
+            job_table(&app)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(&app, "WHERE kind = 'advance_mission'"),
+        20,
+        "\n{}",
+        job_table(&app)
+    );
+}

@@ -1,0 +1,630 @@
+//! Real time: `/ws/events/` and `/ws/missions/{id}/` (API.md, "Real time —
+//! WebSocket"): authentication before the upgrade, the frames each committed
+//! change produces, per-user and per-mission routing, ping/pong, and delivery
+//! across server processes sharing a PostgreSQL database.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::harness::{
+    Backend, Registered, Resp, TestApp, forge_jwt, jwt_claims, now_unix, postgres_configured,
+};
+use crate::missions::{
+    ACTIVITIES, MISSION_KEYS, MISSIONS, act, act_ok, activities, assert_activity_shape,
+    assert_mission_shape, create_mission, find_step, id_of, mission_detail, mission_url,
+    new_mission, step_url, transition_error,
+};
+
+const EVENTS: &str = "/ws/events/";
+
+/// How long a frame (or a handshake) may take to arrive.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn mission_socket(id: i64) -> String {
+    format!("/ws/missions/{id}/")
+}
+
+fn ws_url(app: &TestApp, path: &str) -> String {
+    let host = app
+        .base_url
+        .strip_prefix("http://")
+        .expect("the server speaks plain HTTP");
+    format!("ws://{host}{path}")
+}
+
+fn with_token(path: &str, token: &str) -> String {
+    format!("{path}?token={}", crate::missions::enc(token))
+}
+
+/// Opens a socket (`bearer` goes in the `Authorization` header). `Err` holds
+/// the status of a refused handshake.
+async fn try_connect(app: &TestApp, path: &str, bearer: Option<&str>) -> Result<Ws, u16> {
+    let mut request = ws_url(app, path)
+        .into_client_request()
+        .expect("a WebSocket request");
+    if let Some(token) = bearer {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header value"),
+        );
+    }
+    match tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => panic!("GET {path}: no handshake answer within {FRAME_TIMEOUT:?}"),
+        Ok(Ok((ws, response))) => {
+            assert_eq!(
+                response.status().as_u16(),
+                101,
+                "GET {path}: upgrade status"
+            );
+            Ok(ws)
+        }
+        Ok(Err(tungstenite::Error::Http(response))) => Err(response.status().as_u16()),
+        Ok(Err(e)) => panic!("GET {path}: WebSocket handshake failed: {e}"),
+    }
+}
+
+/// Opens a socket with `?token=`; panics unless upgraded.
+async fn connect(app: &TestApp, path: &str, user: &Registered) -> Ws {
+    match try_connect(app, &with_token(path, &user.access), None).await {
+        Ok(ws) => ws,
+        Err(status) => panic!("GET {path} as {}: refused with {status}", user.username),
+    }
+}
+
+/// The same handshake over plain HTTP, to read a refusal's body.
+async fn handshake_http(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut all = vec![
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    all.extend_from_slice(headers);
+    app.raw(Method::GET, path, &all, None).await
+}
+
+/// The next text frame (pings and pongs skipped): `{"event", "data"}`.
+async fn next_frame(ws: &mut Ws, ctx: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let message = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("{ctx}: no frame within {FRAME_TIMEOUT:?}"),
+            Ok(None) => panic!("{ctx}: the socket closed"),
+            Ok(Some(Err(e))) => panic!("{ctx}: socket error: {e}"),
+            Ok(Some(Ok(message))) => message,
+        };
+        match message {
+            Message::Text(text) => {
+                let frame: Value = serde_json::from_str(text.as_str())
+                    .unwrap_or_else(|e| panic!("{ctx}: a frame is JSON ({e}): {text}"));
+                crate::harness::assert_keys(&frame, &["event", "data"], &format!("{ctx}: frame"));
+                return frame;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("{ctx}: expected a text frame, got {other:?}"),
+        }
+    }
+}
+
+/// The frames of one committed change touching one mission: one or more
+/// `activity.created`, then one `mission.updated`.
+async fn next_change(ws: &mut Ws, ctx: &str) -> (Vec<Value>, Value) {
+    let mut activities = Vec::new();
+    loop {
+        let frame = next_frame(ws, ctx).await;
+        match frame["event"].as_str() {
+            Some("activity.created") => {
+                assert_activity_shape(&frame["data"]);
+                activities.push(frame["data"].clone());
+            }
+            Some("mission.updated") => {
+                assert!(
+                    !activities.is_empty(),
+                    "{ctx}: mission.updated before any activity.created: {frame}"
+                );
+                assert_mission_shape(&frame["data"]);
+                return (activities, frame["data"].clone());
+            }
+            _ => panic!("{ctx}: unexpected event: {frame}"),
+        }
+    }
+}
+
+/// A change that records exactly one activity of `kind` on `mission`;
+/// returns (activity, mission).
+async fn expect_change(ws: &mut Ws, kind: &str, mission: i64, ctx: &str) -> (Value, Value) {
+    let (acts, m) = next_change(ws, ctx).await;
+    let types: Vec<&Value> = acts.iter().map(|a| &a["type"]).collect();
+    assert_eq!(
+        types,
+        [&json!(kind)],
+        "{ctx}: the activity.created frames: {acts:?}"
+    );
+    assert_eq!(
+        acts[0]["mission"],
+        json!(mission),
+        "{ctx}: activity.mission"
+    );
+    assert_eq!(m["id"], json!(mission), "{ctx}: mission.updated id: {m}");
+    (acts[0].clone(), m)
+}
+
+/// Skips frames up to and including the `mission.updated` of `mission`.
+async fn skip_until_mission(ws: &mut Ws, mission: i64, ctx: &str) {
+    loop {
+        let frame = next_frame(ws, ctx).await;
+        if frame["event"] == "mission.updated" && frame["data"]["id"] == json!(mission) {
+            return;
+        }
+    }
+}
+
+/// The Mission list representation of a detail view.
+fn list_view(detail: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for key in MISSION_KEYS {
+        if let Some(v) = detail.get(*key) {
+            out.insert((*key).to_owned(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// The activities of a mission with an id above `after`, as the API lists them.
+async fn activities_after(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+    after: i64,
+) -> Vec<Value> {
+    let mut list: Vec<Value> = activities(app, user, &format!("mission={mission}"))
+        .await
+        .into_iter()
+        .filter(|a| id_of(a) > after)
+        .collect();
+    list.sort_by_key(id_of);
+    list
+}
+
+/// The `activity.created` frames match the activities the change recorded,
+/// as the REST API shows them.
+async fn assert_frames_match_log(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+    after: i64,
+    frames: &[Value],
+    ctx: &str,
+) {
+    let logged = activities_after(app, user, mission, after).await;
+    let mut sent = frames.to_vec();
+    sent.sort_by_key(id_of);
+    assert_eq!(
+        sent, logged,
+        "{ctx}: one activity.created per recorded activity, equal to GET {ACTIVITIES}"
+    );
+}
+
+/// `mission.updated` carries what GET of the mission shows afterwards.
+async fn assert_mission_matches(app: &TestApp, user: &Registered, m: &Value, ctx: &str) {
+    let detail = mission_detail(app, user, id_of(m)).await;
+    assert_eq!(m, &list_view(&detail), "{ctx}: mission.updated vs GET");
+}
+
+fn max_id(list: &[Value]) -> i64 {
+    list.iter().map(id_of).max().unwrap_or(0)
+}
+
+backend_tests!(
+    frames_follow_create_start_and_step_changes,
+    mission_socket_only_gets_its_mission,
+    refused_before_upgrade,
+    failed_changes_send_nothing,
+    users_only_get_their_own_events,
+    ping_is_answered_with_pong,
+);
+
+async fn frames_follow_create_start_and_step_changes(app: TestApp) {
+    let alice = app.register("alice").await;
+    let mut ws = connect(&app, EVENTS, &alice).await;
+
+    // Create, with two steps.
+    let created = create_mission(
+        &app,
+        &alice,
+        &json!({"title": "Passport", "type": "custom",
+                "plan_steps": [{"title": "one"}, {"title": "two"}]}),
+    )
+    .await;
+    let id = id_of(&created);
+    let (acts, m) = next_change(&mut ws, "create").await;
+    assert!(
+        acts.iter().any(|a| a["type"] == "mission_created"),
+        "create: a mission_created activity.created: {acts:?}"
+    );
+    for a in &acts {
+        assert_eq!(a["mission"], json!(id), "create: activity.mission: {a}");
+        assert_eq!(a["user"], json!(alice.id), "create: activity.user: {a}");
+    }
+    assert_frames_match_log(&app, &alice, id, 0, &acts, "create").await;
+    assert_eq!(m["id"], json!(id));
+    assert_eq!(m["title"], "Passport");
+    assert_eq!(m["status"], "pending");
+    assert_eq!(m["progress"], 0);
+    assert_eq!(m["steps_total"], 2);
+    assert_eq!(m["steps_completed"], 0);
+    assert_eq!(m["owner"], created["owner"]);
+    assert_mission_matches(&app, &alice, &m, "create").await;
+    let mut seen = max_id(&acts);
+
+    // Start.
+    act_ok(&app, &alice, id, "start", "in_progress").await;
+    let (a, m) = expect_change(&mut ws, "mission_started", id, "start").await;
+    assert_eq!(a["user"], json!(alice.id), "start: activity.user: {a}");
+    assert_frames_match_log(&app, &alice, id, seen, &[a.clone()], "start").await;
+    assert_eq!(m["status"], "in_progress");
+    assert!(m["started_at"].is_string(), "start: started_at set: {m}");
+    assert_eq!(m["progress"], 0);
+    assert_mission_matches(&app, &alice, &m, "start").await;
+    seen = id_of(&a);
+
+    // A step completed: progress follows.
+    let steps = mission_detail(&app, &alice, id).await["plan_steps"]
+        .as_array()
+        .expect("plan_steps")
+        .clone();
+    let one = id_of(&find_step(&steps, "one"));
+    let two = id_of(&find_step(&steps, "two"));
+    app.patch_json(
+        &step_url(id, one),
+        &json!({"status": "completed"}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(200);
+    let (a, m) = expect_change(&mut ws, "step_updated", id, "step one completed").await;
+    assert_frames_match_log(&app, &alice, id, seen, &[a.clone()], "step one").await;
+    assert_eq!(m["status"], "in_progress");
+    assert_eq!(m["progress"], 50, "step one: progress: {m}");
+    assert_eq!(m["steps_completed"], 1, "step one: steps_completed: {m}");
+    assert_mission_matches(&app, &alice, &m, "step one").await;
+    seen = id_of(&a);
+
+    // The last step: the mission completes by itself in the same change —
+    // every activity first, then one mission.updated.
+    app.patch_json(
+        &step_url(id, two),
+        &json!({"status": "completed"}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(200);
+    let (acts, m) = next_change(&mut ws, "step two completed").await;
+    let types: BTreeSet<&str> = acts.iter().filter_map(|a| a["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["step_updated", "mission_completed"]),
+        "step two: activities: {acts:?}"
+    );
+    assert_eq!(acts.len(), 2, "step two: activities: {acts:?}");
+    assert_frames_match_log(&app, &alice, id, seen, &acts, "step two").await;
+    assert_eq!(m["id"], json!(id));
+    assert_eq!(m["status"], "completed");
+    assert_eq!(m["progress"], 100);
+    assert_eq!(m["steps_completed"], 2);
+    assert!(m["completed_at"].is_string(), "completed_at set: {m}");
+    assert_mission_matches(&app, &alice, &m, "step two").await;
+
+    // One mission.updated per change: the next frame belongs to the next change.
+    let other = new_mission(&app, &alice, "Next").await;
+    let (a, _) = next_change(&mut ws, "marker create").await;
+    assert_eq!(a[0]["type"], "mission_created", "marker: {a:?}");
+    assert_eq!(a[0]["mission"], json!(other), "marker: {a:?}");
+}
+
+async fn mission_socket_only_gets_its_mission(app: TestApp) {
+    let alice = app.register("alice").await;
+    let watched = new_mission(&app, &alice, "Watched").await;
+    let other = new_mission(&app, &alice, "Other").await;
+    let mut ws = connect(&app, &mission_socket(watched), &alice).await;
+    let mut all = connect(&app, EVENTS, &alice).await;
+
+    // Changes on the other mission (and a new mission) are not sent here...
+    act_ok(&app, &alice, other, "start", "in_progress").await;
+    app.patch_json(
+        &mission_url(other),
+        &json!({"title": "Other, renamed"}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(200);
+    let third = new_mission(&app, &alice, "Third").await;
+    // ...though they happened (the user's socket saw them).
+    expect_change(&mut all, "mission_started", other, "events: other start").await;
+    expect_change(&mut all, "mission_updated", other, "events: other rename").await;
+    expect_change(&mut all, "mission_created", third, "events: third create").await;
+
+    // The watched mission's own changes are.
+    act_ok(&app, &alice, watched, "start", "in_progress").await;
+    let (_, m) = expect_change(&mut ws, "mission_started", watched, "watched start").await;
+    assert_eq!(m["status"], "in_progress");
+    act_ok(&app, &alice, other, "pause", "paused").await;
+    act_ok(&app, &alice, watched, "pause", "paused").await;
+    let (_, m) = expect_change(&mut ws, "mission_paused", watched, "watched pause").await;
+    assert_eq!(m["status"], "paused");
+}
+
+async fn refused_before_upgrade(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let alices = new_mission(&app, &alice, "Alice's").await;
+    let bobs = new_mission(&app, &bob, "Bob's").await;
+
+    let expired = {
+        let mut claims = jwt_claims(&alice.access);
+        claims["iat"] = json!(now_unix() - 7200);
+        claims["exp"] = json!(now_unix() - 3600);
+        claims["jti"] = json!(uuid::Uuid::new_v4().simple().to_string());
+        forge_jwt(&app.secret_key, &claims)
+    };
+    // Control: the same forgery with a future exp is accepted, so the
+    // expired one is refused for its exp alone.
+    let fresh = {
+        let mut claims = jwt_claims(&alice.access);
+        claims["iat"] = json!(now_unix() - 10);
+        claims["exp"] = json!(now_unix() + 600);
+        claims["jti"] = json!(uuid::Uuid::new_v4().simple().to_string());
+        forge_jwt(&app.secret_key, &claims)
+    };
+    assert!(
+        try_connect(&app, &with_token(EVENTS, &fresh), None)
+            .await
+            .is_ok(),
+        "a valid forged access token is accepted"
+    );
+
+    let bad_tokens: [(&str, Option<&str>, &str); 4] = [
+        ("no token", None, "not_authenticated"),
+        ("garbage", Some("garbage"), "token_not_valid"),
+        (
+            "refresh token",
+            Some(alice.refresh.as_str()),
+            "token_not_valid",
+        ),
+        ("expired", Some(expired.as_str()), "token_not_valid"),
+    ];
+    for socket in [
+        EVENTS.to_owned(),
+        mission_socket(alices),
+        mission_socket(bobs),
+    ] {
+        for (what, token, code) in bad_tokens {
+            let path = token.map_or(socket.clone(), |t| with_token(&socket, t));
+            let status = try_connect(&app, &path, None).await.err();
+            assert_eq!(status, Some(401), "{what} on {socket}: refused with 401");
+            let r = handshake_http(&app, &path, &[]).await;
+            r.assert_unauthorized(code);
+            // The same token in the Authorization header.
+            if let Some(token) = token {
+                let status = try_connect(&app, &socket, Some(token)).await.err();
+                assert_eq!(status, Some(401), "{what} (header) on {socket}: 401");
+                let header = format!("Bearer {token}");
+                let r = handshake_http(&app, &socket, &[("authorization", &header)]).await;
+                r.assert_unauthorized(code);
+            }
+        }
+    }
+
+    // Someone else's mission and a missing one: 404 before the upgrade.
+    for (what, path) in [
+        ("bob's mission", mission_socket(bobs)),
+        ("missing mission", mission_socket(bobs + 1000)),
+    ] {
+        let status = try_connect(&app, &with_token(&path, &alice.access), None)
+            .await
+            .err();
+        assert_eq!(status, Some(404), "{what}: refused with 404");
+        let status = try_connect(&app, &path, Some(&alice.access)).await.err();
+        assert_eq!(status, Some(404), "{what} (header): refused with 404");
+        handshake_http(&app, &with_token(&path, &alice.access), &[])
+            .await
+            .assert_not_found();
+    }
+
+    // The Authorization header works on both sockets.
+    let mut events = try_connect(&app, EVENTS, Some(&alice.access))
+        .await
+        .unwrap_or_else(|s| panic!("events with the header: refused with {s}"));
+    let mut own = try_connect(&app, &mission_socket(alices), Some(&alice.access))
+        .await
+        .unwrap_or_else(|s| panic!("own mission with the header: refused with {s}"));
+    act_ok(&app, &alice, alices, "start", "in_progress").await;
+    expect_change(&mut events, "mission_started", alices, "header: events").await;
+    expect_change(&mut own, "mission_started", alices, "header: mission").await;
+}
+
+async fn failed_changes_send_nothing(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let id = new_mission(&app, &alice, "Pending").await;
+    let bobs = new_mission(&app, &bob, "Bob's").await;
+    let mut ws = connect(&app, EVENTS, &alice).await;
+    let mut watched = connect(&app, &mission_socket(id), &alice).await;
+
+    // Refused changes.
+    let r = act(&app, &alice, id, "pause").await;
+    r.assert_body(409, &transition_error("pause", "pending"));
+    let r = act(&app, &alice, id, "resume").await;
+    r.assert_body(409, &transition_error("resume", "pending"));
+    app.post_json(
+        MISSIONS,
+        &json!({"title": "", "type": "custom"}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(400);
+    app.patch_json(
+        &mission_url(id),
+        &json!({"title": "   "}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(400);
+    act(&app, &alice, bobs, "start").await.assert_not_found();
+
+    // The marker: the first frame is its own.
+    act_ok(&app, &alice, id, "start", "in_progress").await;
+    expect_change(&mut ws, "mission_started", id, "events: after failures").await;
+    expect_change(
+        &mut watched,
+        "mission_started",
+        id,
+        "mission: after failures",
+    )
+    .await;
+}
+
+async fn users_only_get_their_own_events(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut a_ws = connect(&app, EVENTS, &alice).await;
+    let mut b_ws = connect(&app, EVENTS, &bob).await;
+
+    let a1 = new_mission(&app, &alice, "Alice 1").await;
+    let b1 = new_mission(&app, &bob, "Bob 1").await;
+    act_ok(&app, &bob, b1, "start", "in_progress").await;
+    act_ok(&app, &alice, a1, "start", "in_progress").await;
+    let b2 = new_mission(&app, &bob, "Bob 2").await;
+    act_ok(&app, &alice, a1, "pause", "paused").await;
+    act_ok(&app, &bob, b2, "cancel", "cancelled").await;
+
+    let (a, m) = expect_change(&mut a_ws, "mission_created", a1, "alice 1").await;
+    assert_eq!(a["user"], json!(alice.id));
+    assert_eq!(m["owner"], json!(alice.id));
+    expect_change(&mut a_ws, "mission_started", a1, "alice 2").await;
+    expect_change(&mut a_ws, "mission_paused", a1, "alice 3").await;
+
+    let (a, m) = expect_change(&mut b_ws, "mission_created", b1, "bob 1").await;
+    assert_eq!(a["user"], json!(bob.id));
+    assert_eq!(m["owner"], json!(bob.id));
+    expect_change(&mut b_ws, "mission_started", b1, "bob 2").await;
+    expect_change(&mut b_ws, "mission_created", b2, "bob 3").await;
+    expect_change(&mut b_ws, "mission_cancelled", b2, "bob 4").await;
+
+    // Markers: nothing of the other user's is queued behind.
+    act_ok(&app, &alice, a1, "resume", "in_progress").await;
+    act_ok(&app, &bob, b1, "pause", "paused").await;
+    expect_change(&mut a_ws, "mission_resumed", a1, "alice marker").await;
+    expect_change(&mut b_ws, "mission_paused", b1, "bob marker").await;
+}
+
+async fn ping_is_answered_with_pong(app: TestApp) {
+    let alice = app.register("alice").await;
+    for path in [
+        EVENTS.to_owned(),
+        mission_socket(new_mission(&app, &alice, "P").await),
+    ] {
+        let mut ws = connect(&app, &path, &alice).await;
+        ws.send(Message::Ping(b"are you there"[..].into()))
+            .await
+            .expect("send a ping");
+        let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+        loop {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Err(_) => panic!("{path}: no pong within {FRAME_TIMEOUT:?}"),
+                Ok(None) => panic!("{path}: the socket closed instead of answering"),
+                Ok(Some(Err(e))) => panic!("{path}: socket error: {e}"),
+                Ok(Some(Ok(Message::Pong(payload)))) => {
+                    assert_eq!(
+                        &payload[..],
+                        b"are you there",
+                        "{path}: pong echoes the ping"
+                    );
+                    break;
+                }
+                Ok(Some(Ok(Message::Ping(_)))) => continue,
+                Ok(Some(Ok(other))) => panic!("{path}: expected a pong, got {other:?}"),
+            }
+        }
+        // Still alive afterwards.
+        let id = new_mission(&app, &alice, "After ping").await;
+        if path == EVENTS {
+            expect_change(&mut ws, "mission_created", id, "after ping").await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Several server processes on one PostgreSQL database
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn events_cross_server_processes() {
+    if !postgres_configured() {
+        println!("skipped: TEST_DATABASE_URL not set (PostgreSQL only)");
+        return;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let peer = app.spawn_peer().await;
+    assert_ne!(app.base_url, peer.base_url);
+    let alice = app.register("alice").await;
+    let mut ws = connect(&app, EVENTS, &alice).await;
+    let mut on_peer = connect(&peer, EVENTS, &alice).await;
+    // Events committed just before a socket opened may still be on their way
+    // to the other process (`user_registered` here); a sync change marks
+    // where the exact checks start.
+    let sync = new_mission(&app, &alice, "Sync").await;
+    skip_until_mission(&mut ws, sync, "first: sync").await;
+    skip_until_mission(&mut on_peer, sync, "peer: sync").await;
+
+    // Changes made through the second process reach the first's socket.
+    let id = new_mission(&peer, &alice, "Via the peer").await;
+    let (a, m) = expect_change(&mut ws, "mission_created", id, "peer create").await;
+    assert_eq!(a["user"], json!(alice.id));
+    assert_eq!(m["status"], "pending");
+    assert_eq!(m["title"], "Via the peer");
+    act_ok(&peer, &alice, id, "start", "in_progress").await;
+    let (_, m) = expect_change(&mut ws, "mission_started", id, "peer start").await;
+    assert_eq!(m["status"], "in_progress");
+
+    // A payload larger than PostgreSQL's 8000-byte NOTIFY limit.
+    let description = "d".repeat(10_000);
+    let big = id_of(
+        &create_mission(
+            &peer,
+            &alice,
+            &json!({"title": "Big", "type": "custom", "description": description}),
+        )
+        .await,
+    );
+    let (_, m) = expect_change(&mut ws, "mission_created", big, "big create").await;
+    assert_eq!(
+        m["description"].as_str().map(str::len),
+        Some(10_000),
+        "big create: the whole description"
+    );
+    assert_eq!(m["description"], json!(description));
+
+    // And the other way round; each process delivers every event once.
+    act_ok(&app, &alice, id, "pause", "paused").await;
+    expect_change(&mut on_peer, "mission_created", id, "peer socket: create").await;
+    expect_change(&mut on_peer, "mission_started", id, "peer socket: start").await;
+    expect_change(&mut on_peer, "mission_created", big, "peer socket: big").await;
+    expect_change(&mut on_peer, "mission_paused", id, "peer socket: pause").await;
+    expect_change(&mut ws, "mission_paused", id, "own pause").await;
+    act_ok(&peer, &alice, id, "resume", "in_progress").await;
+    expect_change(&mut ws, "mission_resumed", id, "marker on the first").await;
+    expect_change(&mut on_peer, "mission_resumed", id, "marker on the peer").await;
+
+    drop(peer);
+}
