@@ -39,6 +39,7 @@ impl Default for MockRepos {
             activities: MockActivityRepository::default(),
             missions: MockMissionRepository::default(),
             steps: MockPlanStepRepository::default(),
+            jobs: crate::ports::MockJobQueue::default(),
             documents,
         }
     }
