@@ -201,6 +201,7 @@ on_both_backends!(
     steps_update_status_timestamps_and_parent,
     steps_delete_counts_the_subtree,
     steps_skip_open_and_next_order,
+    documents_round_trip_filter_verify_and_delete,
 );
 
 // ---------------------------------------------------------------------------
@@ -2723,5 +2724,263 @@ fn steps_skip_open_and_next_order(uow: &DieselUnitOfWork) {
             .skip_open(mission.id, at(3))?)),
         0,
         "nothing left open"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------
+
+fn new_document(
+    owner: UserId,
+    mission: Option<i64>,
+    name: &str,
+    kind: autodocs_domain::document::DocumentType,
+    size: u64,
+    key: &str,
+) -> autodocs_domain::document::NewDocument {
+    use autodocs_domain::document::{
+        AllowedContentType, DocumentName, NewDocument, OriginalFilename, StorageKey,
+    };
+    NewDocument {
+        name: DocumentName::parse(name).expect("valid name"),
+        kind,
+        mission,
+        owner,
+        original_filename: OriginalFilename::sanitize(&format!("{name}.pdf")),
+        content_type: AllowedContentType::Pdf,
+        size,
+        sha256: format!("{size:064x}"),
+        storage_key: StorageKey::parse(key).expect("valid key"),
+    }
+}
+
+fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
+    use autodocs_domain::document::{
+        DocumentChanges, DocumentName, DocumentOrderField, DocumentQuery, DocumentStatus,
+        DocumentType, DocumentVerification, StorageKey, VerificationOutcome,
+    };
+    let anna = create_user(uow, "anna", "anna@example.com");
+    let ben = create_user(uow, "ben", "ben@example.com");
+    let mission = simple_mission(uow, anna.id, "Taxes", 0);
+    let at = |minutes: i64| t0() + Duration::minutes(minutes);
+
+    let new = new_document(
+        anna.id,
+        Some(mission.id),
+        "Alpha 100%",
+        DocumentType::Invoice,
+        10,
+        "k1",
+    );
+    let first = tx(uow, |repos| Ok(repos.documents().create(&new, at(1))?));
+    assert_eq!(first.name.as_str(), "Alpha 100%");
+    assert_eq!(first.kind, DocumentType::Invoice);
+    assert_eq!(first.status, DocumentStatus::Uploaded);
+    assert!(!first.verified());
+    assert_eq!(first.verified_at, None);
+    assert_eq!(first.verification_error, "");
+    assert_eq!(first.mission, Some(mission.id));
+    assert_eq!(first.owner, anna.id);
+    assert_eq!(first.original_filename.as_str(), "Alpha 100%.pdf");
+    assert_eq!(first.content_type, "application/pdf");
+    assert_eq!(first.size, 10);
+    assert_eq!(first.sha256, format!("{:064x}", 10));
+    assert_eq!(first.storage_key.as_str(), "k1");
+    assert_eq!(first.uploaded_at, at(1));
+    assert_eq!(first.updated_at, at(1));
+    let second = tx(uow, |repos| {
+        Ok(repos.documents().create(
+            &new_document(
+                anna.id,
+                None,
+                "beta",
+                DocumentType::Other,
+                3_000_000_000,
+                "k2",
+            ),
+            at(2),
+        )?)
+    });
+    assert_eq!(second.size, 3_000_000_000, "sizes past 32 bits survive");
+    let bens = tx(uow, |repos| {
+        Ok(repos.documents().create(
+            &new_document(ben.id, None, "alpha of ben", DocumentType::Invoice, 5, "k3"),
+            at(3),
+        )?)
+    });
+    // Storage keys are unique.
+    let duplicate = transaction(uow, |repos| {
+        Ok(repos.documents().create(
+            &new_document(ben.id, None, "dup", DocumentType::Other, 1, "k3"),
+            at(4),
+        )?)
+    });
+    assert!(
+        matches!(
+            duplicate,
+            Err(Error::Repository(RepoError::UniqueViolation(_)))
+        ),
+        "{duplicate:?}"
+    );
+
+    // Find, by owner.
+    assert_eq!(
+        rd(uow, |repos| Ok(repos
+            .documents()
+            .find(first.id, Some(anna.id))?)),
+        Some(first.clone())
+    );
+    assert_eq!(
+        rd(uow, |repos| Ok(repos
+            .documents()
+            .find(first.id, Some(ben.id))?)),
+        None
+    );
+    assert_eq!(
+        rd(uow, |repos| Ok(repos.documents().find(first.id, None)?)),
+        Some(first.clone())
+    );
+
+    // The mission counts and lists it.
+    let found = rd(uow, |repos| Ok(repos.missions().find(mission.id, None)?)).expect("mission");
+    assert_eq!(found.document_count, 1);
+    let listed = rd(uow, |repos| {
+        Ok(repos.documents().list_for_mission(mission.id)?)
+    });
+    assert_eq!(listed, vec![first.clone()]);
+
+    // Lists.
+    let ids = |query: DocumentQuery| -> Vec<i64> {
+        rd(uow, |repos| Ok(repos.documents().list(&query)?))
+            .items
+            .iter()
+            .map(|document| document.id)
+            .collect()
+    };
+    let own = DocumentQuery {
+        owner: Some(anna.id),
+        ..DocumentQuery::default()
+    };
+    assert_eq!(ids(own.clone()), vec![second.id, first.id]);
+    assert_eq!(
+        ids(DocumentQuery::default()),
+        vec![bens.id, second.id, first.id]
+    );
+    assert_eq!(
+        ids(DocumentQuery {
+            kinds: vec![DocumentType::Invoice],
+            ..own.clone()
+        }),
+        vec![first.id]
+    );
+    assert_eq!(
+        ids(DocumentQuery {
+            missions: vec![mission.id],
+            ..DocumentQuery::default()
+        }),
+        vec![first.id]
+    );
+    assert_eq!(
+        ids(DocumentQuery {
+            search: Some("ALPHA".into()),
+            ..DocumentQuery::default()
+        }),
+        vec![bens.id, first.id]
+    );
+    assert_eq!(
+        ids(DocumentQuery {
+            search: Some("0%".into()),
+            ..DocumentQuery::default()
+        }),
+        vec![first.id]
+    );
+    assert_eq!(
+        ids(DocumentQuery {
+            ordering: DocumentOrderField::parse_list("-size").expect("ordering"),
+            ..DocumentQuery::default()
+        }),
+        vec![second.id, first.id, bens.id]
+    );
+    let page = rd(uow, |repos| {
+        Ok(repos.documents().list(&DocumentQuery {
+            page: PageRequest::new(2, 2),
+            ..DocumentQuery::default()
+        })?)
+    });
+    assert_eq!((page.count, page.page), (3, 2));
+    assert_eq!(page.items.len(), 1);
+
+    // Update and verification.
+    tx(uow, |repos| {
+        Ok(repos.documents().update(
+            first.id,
+            &DocumentChanges {
+                name: Some(DocumentName::parse("Renamed").expect("name")),
+                kind: None,
+                mission: Some(None),
+            },
+            at(5),
+        )?)
+    });
+    let outcome = VerificationOutcome::Verified;
+    let verification =
+        DocumentVerification::of(DocumentStatus::Uploaded, &outcome, at(6)).expect("allowed");
+    tx(uow, |repos| {
+        Ok(repos
+            .documents()
+            .set_verification(first.id, &verification, at(6))?)
+    });
+    let updated = rd(uow, |repos| Ok(repos.documents().find(first.id, None)?)).expect("document");
+    assert_eq!(updated.name.as_str(), "Renamed");
+    assert_eq!(updated.kind, DocumentType::Invoice);
+    assert_eq!(updated.mission, None);
+    assert_eq!(updated.status, DocumentStatus::Verified);
+    assert_eq!(updated.verified_at, Some(at(6)));
+    assert_eq!(updated.updated_at, at(6));
+    assert_eq!(
+        ids(DocumentQuery {
+            verified: Some(true),
+            ..DocumentQuery::default()
+        }),
+        vec![first.id]
+    );
+    let rejection = VerificationOutcome::Rejected("Checksum mismatch.".into());
+    let verification =
+        DocumentVerification::of(updated.status, &rejection, at(7)).expect("allowed");
+    tx(uow, |repos| {
+        Ok(repos
+            .documents()
+            .set_verification(first.id, &verification, at(7))?)
+    });
+    let rejected = rd(uow, |repos| Ok(repos.documents().find(first.id, None)?)).expect("document");
+    assert_eq!(rejected.status, DocumentStatus::Rejected);
+    assert_eq!(rejected.verified_at, None);
+    assert_eq!(rejected.verification_error, "Checksum mismatch.");
+    assert_eq!(
+        ids(DocumentQuery {
+            statuses: vec![DocumentStatus::Rejected],
+            ..DocumentQuery::default()
+        }),
+        vec![first.id]
+    );
+
+    // Which keys are referenced.
+    let keys: Vec<StorageKey> = ["k1", "k2", "gone"]
+        .iter()
+        .map(|key| StorageKey::parse(key).expect("key"))
+        .collect();
+    let mut known = rd(uow, |repos| {
+        Ok(repos.documents().existing_storage_keys(&keys)?)
+    });
+    known.sort();
+    assert_eq!(known, keys[..2].to_vec());
+
+    // Delete.
+    assert!(tx(uow, |repos| Ok(repos.documents().delete(first.id)?)));
+    assert!(!tx(uow, |repos| Ok(repos.documents().delete(first.id)?)));
+    assert_eq!(
+        rd(uow, |repos| Ok(repos.documents().find(first.id, None)?)),
+        None
     );
 }

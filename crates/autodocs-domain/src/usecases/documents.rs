@@ -1,0 +1,439 @@
+//! Documents: upload, list, read, edit, delete and verify.
+//!
+//! The bytes go through the [`FileStorage`](crate::ports::FileStorage) port:
+//! an upload is received into a temporary place by an
+//! [`UploadSink`](crate::ports::UploadSink) (size, SHA-256 and type measured
+//! on the way), then [`Services::upload_document`] checks it, moves it into
+//! place and commits the row with its `document_uploaded` activity. If
+//! anything fails after the move, the stored file is deleted again, so
+//! neither a row without its file nor (short of a crash, which the start-up
+//! sweep cleans up after) a file without its row is left.
+//!
+//! Documents are private: every use case here sees only the caller's own,
+//! staff included; someone else's document is "not found".
+
+use crate::activity::SystemActivity;
+use crate::activity_log::NewActivity;
+use crate::document::{
+    AllowedContentType, Document, DocumentChanges, DocumentName, DocumentQuery, DocumentType,
+    DocumentVerification, NewDocument, OriginalFilename, VerificationOutcome, judge,
+};
+use crate::error::{Error, Result};
+use crate::paging::Page;
+use crate::ports::{self, Repositories, StagedUpload, StoredFile, UploadSink};
+use crate::user::{Principal, UserId};
+use crate::validation::{InvalidValue, ValidationErrors};
+
+use super::Services;
+
+/// DRF's message when the `file` part is absent.
+pub const NO_FILE: &str = "No file was submitted.";
+
+/// DRF's message for an empty file.
+pub const EMPTY_FILE: &str = "The submitted file is empty.";
+
+/// The rejection reason when storage cannot be read at all.
+pub const UNREADABLE_FILE: &str = "File could not be read from storage.";
+
+/// The 415 message for a file whose sniffed type is not allowed.
+pub fn unsupported_file_type_message() -> String {
+    let allowed: Vec<&str> = AllowedContentType::ALL
+        .iter()
+        .map(|kind| kind.mime())
+        .collect();
+    format!(
+        "Unsupported file type: the content is not one of {}.",
+        allowed.join(", ")
+    )
+}
+
+/// The raw form or JSON fields of an upload or an update; `None` means absent.
+#[derive(Debug, Clone, Default)]
+pub struct DocumentInput {
+    /// Display name (an upload defaults it to the file name).
+    pub name: Option<String>,
+    /// Type.
+    pub kind: Option<String>,
+    /// Mission id as text; `Some(None)` (or an empty string) is an explicit null.
+    pub mission: Option<Option<String>>,
+}
+
+/// The `file` part of an upload: the client's file name and the received bytes.
+pub struct UploadedPart {
+    /// The file name the client sent (never used as a path).
+    pub filename: String,
+    /// The bytes, durable in a temporary place.
+    pub staged: Box<dyn StagedUpload>,
+}
+
+impl std::fmt::Debug for UploadedPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadedPart")
+            .field("filename", &self.filename)
+            .field("file", self.staged.file())
+            .finish()
+    }
+}
+
+/// What a storage sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Temporary files of uploads that never finished.
+    pub temporary: u64,
+    /// Stored files no document row references.
+    pub orphans: u64,
+}
+
+/// A mission reference: empty or absent is none, otherwise a positive id.
+fn parse_mission(raw: Option<&str>) -> Result<Option<i64>, InvalidValue> {
+    let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
+        return Ok(None);
+    };
+    match raw.parse::<i64>() {
+        Ok(id) if id > 0 => Ok(Some(id)),
+        _ => Err(InvalidValue::new(format!(
+            "Incorrect type. Expected pk value, received {raw:?}."
+        ))),
+    }
+}
+
+/// DRF's message for a primary key that does not resolve.
+fn missing_pk(id: i64) -> String {
+    format!("Invalid pk \"{id}\" - object does not exist.")
+}
+
+/// Refuses a mission that is not `owner`'s (a 400 on `mission`).
+fn check_own_mission(
+    repos: &mut dyn Repositories,
+    mission: Option<i64>,
+    owner: UserId,
+) -> Result<()> {
+    if let Some(id) = mission
+        && repos.missions().find(id, Some(owner))?.is_none()
+    {
+        return Err(Error::field("mission", missing_pk(id)));
+    }
+    Ok(())
+}
+
+impl DocumentInput {
+    /// Parses an update (`PATCH`): every field optional, `mission` nullable.
+    pub fn parse_changes(&self) -> Result<DocumentChanges, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let changes = DocumentChanges {
+            name: self
+                .name
+                .as_deref()
+                .and_then(|raw| errors.check("name", DocumentName::parse(raw))),
+            kind: self
+                .kind
+                .as_deref()
+                .and_then(|raw| errors.check("type", DocumentType::parse(raw))),
+            mission: self
+                .mission
+                .as_ref()
+                .and_then(|raw| errors.check("mission", parse_mission(raw.as_deref()))),
+        };
+        errors.into_result().map(|()| changes)
+    }
+}
+
+impl Services {
+    /// Starts receiving an upload, limited to the configured size.
+    pub fn begin_upload(&self) -> Result<Box<dyn UploadSink>> {
+        Ok(self.storage.begin_upload(self.max_upload_bytes)?)
+    }
+
+    /// Stores a received upload as a new document of the principal, with
+    /// its `document_uploaded` activity.
+    ///
+    /// A missing or empty file and bad fields are a 400 (together), a type
+    /// that is not allowed a 415; then the file is moved into place and the
+    /// row committed. On every error the upload is discarded: the staged
+    /// file when it is dropped, the stored file by deleting it again.
+    pub fn upload_document(
+        &self,
+        principal: Principal,
+        input: &DocumentInput,
+        file: Option<UploadedPart>,
+    ) -> Result<Document> {
+        let mut errors = ValidationErrors::new();
+        // Form fields left empty count as absent (browsers send every input).
+        let name = match input.name.as_deref().filter(|raw| !raw.trim().is_empty()) {
+            Some(raw) => errors.check("name", DocumentName::parse(raw)).map(Some),
+            None => Some(None),
+        };
+        let kind = match input.kind.as_deref().filter(|raw| !raw.trim().is_empty()) {
+            Some(raw) => errors.check("type", DocumentType::parse(raw)),
+            None => Some(DocumentType::default()),
+        };
+        let mission = errors.check(
+            "mission",
+            parse_mission(input.mission.as_ref().and_then(Option::as_deref)),
+        );
+        let part = match file {
+            None => {
+                errors.add("file", NO_FILE);
+                None
+            }
+            Some(part) if part.staged.file().size == 0 => {
+                errors.add("file", EMPTY_FILE);
+                None
+            }
+            Some(part) => Some(part),
+        };
+        errors.into_result()?;
+        let (Some(name), Some(kind), Some(mission), Some(part)) = (name, kind, mission, part)
+        else {
+            return Err(Error::field("file", NO_FILE));
+        };
+        let uploaded = part.staged.file().clone();
+        let content_type = uploaded
+            .content_type
+            .ok_or_else(|| Error::UnsupportedFileType(unsupported_file_type_message()))?;
+        let original_filename = OriginalFilename::sanitize(&part.filename);
+        let name = name.unwrap_or_else(|| DocumentName::from_filename(&original_filename));
+        let storage_key = part.staged.persist()?;
+        let new = NewDocument {
+            name,
+            kind,
+            mission,
+            owner: principal.user_id,
+            original_filename,
+            content_type,
+            size: uploaded.size,
+            sha256: uploaded.sha256,
+            storage_key: storage_key.clone(),
+        };
+        let now = self.clock.now();
+        let created = self.write(|repos| {
+            check_own_mission(repos, new.mission, new.owner)?;
+            let document = repos.documents().create(&new, now)?;
+            let mut activity = NewActivity::system(SystemActivity::DocumentUploaded, new.owner)
+                .with_document(document.id)
+                .with_detail("name", document.name.as_str())
+                .with_detail("content_type", document.content_type.as_str())
+                .with_detail("size", document.size);
+            if let Some(mission) = document.mission {
+                activity = activity.with_mission(mission);
+            }
+            repos.activities().record(&activity, now)?;
+            Ok(document)
+        });
+        if created.is_err() {
+            // Nothing committed: the file must not stay either. Should this
+            // delete fail, the start-up sweep removes the orphan.
+            let _ = self.storage.delete(&storage_key);
+        }
+        created
+    }
+
+    /// A page of the principal's documents.
+    pub fn list_documents(
+        &self,
+        principal: Principal,
+        mut query: DocumentQuery,
+    ) -> Result<Page<Document>> {
+        query.owner = Some(principal.user_id);
+        ports::read(&*self.uow, |repos| Ok(repos.documents().list(&query)?))
+    }
+
+    /// One of the principal's documents.
+    pub fn get_document(&self, principal: Principal, id: i64) -> Result<Document> {
+        ports::read(&*self.uow, |repos| {
+            repos
+                .documents()
+                .find(id, Some(principal.user_id))?
+                .ok_or(Error::NotFound)
+        })
+    }
+
+    /// One of the principal's documents with its stored file opened for
+    /// reading (`None` if the file is missing from storage).
+    pub fn open_document(
+        &self,
+        principal: Principal,
+        id: i64,
+    ) -> Result<(Document, Option<StoredFile>)> {
+        let document = self.get_document(principal, id)?;
+        let file = self.storage.open(&document.storage_key)?;
+        Ok((document, file))
+    }
+
+    /// Edits a document's name, type or mission (the principal's own),
+    /// recording `document_updated` with the changed fields.
+    pub fn update_document(
+        &self,
+        principal: Principal,
+        id: i64,
+        changes: DocumentChanges,
+    ) -> Result<Document> {
+        let now = self.clock.now();
+        self.write(|repos| {
+            let document = repos
+                .documents()
+                .find(id, Some(principal.user_id))?
+                .ok_or(Error::NotFound)?;
+            if changes.is_empty() {
+                return Ok(document);
+            }
+            if let Some(mission) = changes.mission {
+                check_own_mission(repos, mission, document.owner)?;
+            }
+            repos.documents().update(id, &changes, now)?;
+            let updated = repos.documents().find(id, None)?.ok_or(Error::NotFound)?;
+            let mut activity = NewActivity::system(SystemActivity::DocumentUpdated, document.owner)
+                .with_document(id)
+                .with_detail("fields", changes.changed_fields());
+            if let Some(mission) = updated.mission {
+                activity = activity.with_mission(mission);
+            }
+            repos.activities().record(&activity, now)?;
+            Ok(updated)
+        })
+    }
+
+    /// Deletes a document, recording `document_deleted`: first the row
+    /// (with its activity, committed), then the stored file. A crash
+    /// between the two leaves an orphan file for the sweep, never a row
+    /// without its file.
+    pub fn delete_document(&self, principal: Principal, id: i64) -> Result<()> {
+        let now = self.clock.now();
+        let document = self.write(|repos| {
+            let document = repos
+                .documents()
+                .find(id, Some(principal.user_id))?
+                .ok_or(Error::NotFound)?;
+            // The activity outlives the row: its id and name go in the details.
+            let mut activity = NewActivity::system(SystemActivity::DocumentDeleted, document.owner)
+                .with_detail("document_id", id)
+                .with_detail("name", document.name.as_str());
+            if let Some(mission) = document.mission {
+                activity = activity.with_mission(mission);
+            }
+            repos.activities().record(&activity, now)?;
+            if !repos.documents().delete(id)? {
+                return Err(Error::NotFound);
+            }
+            Ok(document)
+        })?;
+        // The row is gone for good; a file that cannot be deleted now is an
+        // orphan the sweep removes later.
+        let _ = self.storage.delete(&document.storage_key);
+        Ok(())
+    }
+
+    /// Re-reads a document's stored file and compares its size, SHA-256
+    /// and sniffed type with what was recorded at upload: the document
+    /// becomes `verified` or `rejected` (with the reason), with a
+    /// `document_verified` or `document_rejected` activity, in one
+    /// transaction. A missing or unreadable file is a rejection, not an error.
+    pub fn verify_document(&self, principal: Principal, id: i64) -> Result<Document> {
+        let document = self.get_document(principal, id)?;
+        // The long read happens outside the transaction.
+        let outcome = match self.storage.inspect(&document.storage_key) {
+            Ok(observed) => judge(&document.recorded(), &observed),
+            Err(_) => VerificationOutcome::Rejected(UNREADABLE_FILE.to_owned()),
+        };
+        let now = self.clock.now();
+        self.write(|repos| {
+            // Still there and still the caller's (what was recorded never changes).
+            let current = repos
+                .documents()
+                .find(id, Some(principal.user_id))?
+                .ok_or(Error::NotFound)?;
+            let verification = DocumentVerification::of(current.status, &outcome, now)?;
+            repos.documents().set_verification(id, &verification, now)?;
+            let kind = if outcome.is_verified() {
+                SystemActivity::DocumentVerified
+            } else {
+                SystemActivity::DocumentRejected
+            };
+            let mut activity = NewActivity::system(kind, current.owner).with_document(id);
+            if let Some(reason) = outcome.reason() {
+                activity = activity.with_detail("reason", reason);
+            }
+            if let Some(mission) = current.mission {
+                activity = activity.with_mission(mission);
+            }
+            repos.activities().record(&activity, now)?;
+            repos.documents().find(id, None)?.ok_or(Error::NotFound)
+        })
+    }
+
+    /// Removes what failed uploads and interrupted deletes left in storage:
+    /// temporary files and stored files no row references, both only once
+    /// untouched for `min_age` (so uploads in flight in another process
+    /// sharing the storage are spared).
+    pub fn sweep_storage(&self, min_age: chrono::Duration) -> Result<SweepReport> {
+        let min_age = min_age.to_std().unwrap_or_default();
+        let temporary = self.storage.sweep_temporary(min_age)?;
+        let stale = self.storage.stale_keys(min_age)?;
+        let mut orphans = 0;
+        for keys in stale.chunks(500) {
+            let known = ports::read(&*self.uow, |repos| {
+                Ok(repos.documents().existing_storage_keys(keys)?)
+            })?;
+            for key in keys.iter().filter(|key| !known.contains(key)) {
+                if self.storage.delete(key)? {
+                    orphans += 1;
+                }
+            }
+        }
+        Ok(SweepReport { temporary, orphans })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mission_references() {
+        assert_eq!(parse_mission(None), Ok(None));
+        assert_eq!(parse_mission(Some("  ")), Ok(None));
+        assert_eq!(parse_mission(Some(" 12 ")), Ok(Some(12)));
+        assert!(parse_mission(Some("0")).is_err());
+        assert!(parse_mission(Some("abc")).is_err());
+    }
+
+    #[test]
+    fn changes_parse_field_by_field() {
+        let input = DocumentInput {
+            name: Some(" New name ".into()),
+            kind: Some("passport".into()),
+            mission: Some(None),
+        };
+        let errors = input.parse_changes().expect_err("type is invalid");
+        assert_eq!(
+            errors.field("type"),
+            Some(&["\"passport\" is not a valid choice.".to_owned()][..])
+        );
+        let input = DocumentInput {
+            name: Some(" New name ".into()),
+            kind: Some("invoice".into()),
+            mission: Some(None),
+        };
+        let changes = input.parse_changes().expect("valid");
+        assert_eq!(
+            changes.name.as_ref().map(DocumentName::as_str),
+            Some("New name")
+        );
+        assert_eq!(changes.kind, Some(DocumentType::Invoice));
+        assert_eq!(changes.mission, Some(None));
+        assert_eq!(changes.changed_fields(), ["name", "type", "mission"]);
+        assert!(
+            DocumentInput::default()
+                .parse_changes()
+                .expect("valid")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn unsupported_message_lists_the_allowed_types() {
+        let message = unsupported_file_type_message();
+        assert!(message.contains("application/pdf"));
+        assert!(message.contains("application/vnd.oasis.opendocument.text"));
+    }
+}

@@ -1,0 +1,737 @@
+//! `/api/documents/`: upload, list, detail, edit, delete, download, verify.
+//!
+//! Uploads are streamed: each chunk of the `file` part goes through a small
+//! bounded channel to a blocking task that writes it to a temporary file
+//! (counting, hashing and sniffing as it goes), so no file is ever held in
+//! memory and no file I/O runs on the event loop. Passing the size limit
+//! stops reading at once (413). Whatever ends an upload early (an error,
+//! the limit, the client going away) drops the temporary file.
+//!
+//! Downloads are streamed the other way: a blocking task reads the stored
+//! file in chunks into a bounded channel that the response body drains.
+
+use std::io::{Read, Seek, SeekFrom};
+
+use actix_multipart::{Field, Multipart};
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use autodocs_domain::Services;
+use autodocs_domain::document::{DocumentOrderField, DocumentQuery, DocumentStatus, DocumentType};
+use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError};
+use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
+use autodocs_domain::validation::{InvalidValue, ValidationErrors};
+use futures_util::StreamExt;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Authenticated, Fields, JsonObject, parse_bool};
+use crate::routes::missions::choices;
+use crate::routes::{ListQuery, object_id, page_request};
+use crate::state::AppState;
+use crate::views::{document_json, paginated};
+
+/// Most bytes a multipart request may carry besides the file itself
+/// (boundaries, part headers, the text fields).
+const FORM_OVERHEAD: u64 = 1024 * 1024;
+
+/// Most bytes of one text field (`name`, `type`, `mission`).
+const MAX_TEXT_FIELD: usize = 64 * 1024;
+
+/// Chunks in flight between the request and the writer, or the reader and
+/// the response.
+const CHANNEL_DEPTH: usize = 4;
+
+/// Bytes per chunk read from a stored file.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// DRF's message for a `file` part that is a plain field.
+const NOT_A_FILE: &str = "The submitted data was not a file. Check the encoding type on the form.";
+
+// ---------------------------------------------------------------------------
+// Upload
+// ---------------------------------------------------------------------------
+
+/// Drops a received upload (deleting its temporary file) off the event loop.
+struct PendingFile(Option<UploadedPart>);
+
+impl PendingFile {
+    fn take(&mut self) -> Option<UploadedPart> {
+        self.0.take()
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if let Some(part) = self.0.take() {
+            discard(part);
+        }
+    }
+}
+
+/// Drops `value` on the blocking pool when there is one (its drop does file I/O).
+fn discard<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(move || drop(value));
+        }
+        Err(_) => drop(value),
+    }
+}
+
+/// What the upload writer is sent.
+enum Feed {
+    Chunk(web::Bytes),
+    Finish,
+}
+
+/// Why the writer stopped without a staged file.
+enum WriteFailure {
+    Domain(autodocs_domain::Error),
+    Upload(UploadError),
+    /// The request ended (or failed) before the file was complete.
+    Aborted,
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::TooLarge(format!(
+        "The file is larger than the maximum upload size of {limit} bytes."
+    ))
+}
+
+fn write_failure(failure: WriteFailure) -> ApiError {
+    match failure {
+        WriteFailure::Domain(error) => ApiError::Domain(error),
+        WriteFailure::Upload(UploadError::TooLarge { limit }) => too_large(limit),
+        WriteFailure::Upload(UploadError::Storage(error)) => ApiError::Domain(error.into()),
+        WriteFailure::Aborted => ApiError::MalformedMultipart("the upload was cut off".into()),
+    }
+}
+
+fn multipart_error(error: actix_multipart::MultipartError) -> ApiError {
+    ApiError::MalformedMultipart(error.to_string())
+}
+
+/// Streams one file part to storage. Returns the staged upload, durable in
+/// a temporary file; every early return leaves nothing behind (the writer
+/// drops its sink, which deletes the temporary file, before this returns).
+async fn receive_file(
+    services: Services,
+    field: &mut Field,
+    budget: &mut u64,
+) -> ApiResult<Box<dyn StagedUpload>> {
+    let limit = services.max_upload_bytes;
+    let (sender, mut receiver) = mpsc::channel::<Feed>(CHANNEL_DEPTH);
+    let writer = actix_web::rt::task::spawn_blocking(move || {
+        let mut sink = services.begin_upload().map_err(WriteFailure::Domain)?;
+        while let Some(feed) = receiver.blocking_recv() {
+            match feed {
+                Feed::Chunk(bytes) => sink.write(&bytes).map_err(WriteFailure::Upload)?,
+                Feed::Finish => return sink.finish().map_err(WriteFailure::Upload),
+            }
+        }
+        // The sender went away without finishing: drop the sink (and file).
+        Err(WriteFailure::Aborted)
+    });
+    let outcome = async {
+        let mut size: u64 = 0;
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(multipart_error)?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(too_large(limit));
+            }
+            *budget = budget.saturating_sub(chunk.len() as u64);
+            if sender.send(Feed::Chunk(chunk)).await.is_err() {
+                // The writer stopped: its own error says why.
+                return Ok(false);
+            }
+        }
+        Ok(sender.send(Feed::Finish).await.is_ok())
+    }
+    .await;
+    drop(sender);
+    let written = writer
+        .await
+        .map_err(|error| ApiError::Internal(format!("upload writer failed: {error}")));
+    match (outcome, written) {
+        (Ok(_), Ok(Ok(staged))) => Ok(staged),
+        (Ok(_), Ok(Err(failure))) => Err(write_failure(failure)),
+        // The request failed first; the staged file (if any) is dropped here.
+        (Err(error), Ok(staged)) => {
+            if let Ok(staged) = staged {
+                discard(staged);
+            }
+            Err(error)
+        }
+        (_, Err(error)) => Err(error),
+    }
+}
+
+/// Takes `bytes` from what the request may still send besides the file.
+fn spend(budget: &mut u64, bytes: usize, limit: u64) -> ApiResult<()> {
+    *budget = budget
+        .checked_sub(bytes as u64)
+        .ok_or_else(|| too_large(limit))?;
+    Ok(())
+}
+
+/// Reads a text field of at most [`MAX_TEXT_FIELD`] bytes.
+async fn read_text(
+    field: &mut Field,
+    budget: &mut u64,
+    limit: u64,
+) -> ApiResult<Result<String, InvalidValue>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(multipart_error)?;
+        spend(budget, chunk.len(), limit)?;
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
+            return Err(ApiError::TooLarge(format!(
+                "A form field is larger than {MAX_TEXT_FIELD} bytes."
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8(bytes).map_err(|_| InvalidValue::new("Not a valid string.")))
+}
+
+/// Reads and discards a field, within the request's budget.
+async fn skip_field(field: &mut Field, budget: &mut u64, limit: u64) -> ApiResult<()> {
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(multipart_error)?;
+        spend(budget, chunk.len(), limit)?;
+    }
+    Ok(())
+}
+
+/// The file name of a file part (`filename*` preferred), `None` for a plain field.
+fn part_filename(field: &Field) -> Option<String> {
+    let disposition = field.content_disposition()?;
+    if let Some(extended) = disposition.get_filename_ext() {
+        return Some(String::from_utf8_lossy(&extended.value).into_owned());
+    }
+    disposition.get_filename().map(str::to_owned)
+}
+
+fn media_type(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            value
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// Uploads a file (multipart: `file`, `name?`, `type?`, `mission?`).
+#[utoipa::path(post, path = "/api/documents/", tag = "documents", security(("bearer" = [])),
+    request_body(content = Object, content_type = "multipart/form-data",
+        description = "file (required), name?, type?, mission? (own mission id)"),
+    responses((status = 201, description = "The Document"), (status = 400, description = "Validation errors"),
+        (status = 413, description = "file_too_large"), (status = 415, description = "unsupported_file_type")))]
+pub async fn upload(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    payload: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let services = state.services.clone();
+    let limit = services.max_upload_bytes;
+    let kind = media_type(&request);
+    if kind.as_deref() != Some("multipart/form-data") {
+        return Err(ApiError::UnsupportedMediaType(kind.unwrap_or_default()));
+    }
+    let mut budget = limit.saturating_add(FORM_OVERHEAD);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > budget) {
+        // Cannot fit: refuse before reading a byte.
+        return Err(too_large(limit));
+    }
+    let mut multipart = Multipart::new(request.headers(), payload);
+    let mut input = DocumentInput::default();
+    let mut errors = ValidationErrors::new();
+    let mut file = PendingFile(None);
+    let mut file_field_seen = false;
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(multipart_error)?;
+        let name = field.name().unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" if file.0.is_none() && !file_field_seen => match part_filename(&field) {
+                // A browser's empty file input: no file (Django skips it).
+                Some(filename) if filename.is_empty() => {
+                    skip_field(&mut field, &mut budget, limit).await?;
+                }
+                Some(filename) => {
+                    let staged = receive_file(services.clone(), &mut field, &mut budget).await?;
+                    file.0 = Some(UploadedPart { filename, staged });
+                }
+                None => {
+                    file_field_seen = true;
+                    errors.add("file", NOT_A_FILE);
+                    skip_field(&mut field, &mut budget, limit).await?;
+                }
+            },
+            "name" | "type" | "mission" => {
+                let value = read_text(&mut field, &mut budget, limit).await?;
+                match (name.as_str(), value) {
+                    (_, Err(error)) => errors.add(name.as_str(), error.0),
+                    ("name", Ok(value)) => input.name = Some(value),
+                    ("type", Ok(value)) => input.kind = Some(value),
+                    (_, Ok(value)) => input.mission = Some(Some(value)),
+                }
+            }
+            _ => skip_field(&mut field, &mut budget, limit).await?,
+        }
+    }
+    errors.into_result()?;
+    let part = file.take();
+    let document = web::block(move || services.upload_document(principal, &input, part)).await??;
+    Ok(HttpResponse::Created().json(document_json(&request, &document)))
+}
+
+// ---------------------------------------------------------------------------
+// List, detail, edit, delete, verify
+// ---------------------------------------------------------------------------
+
+/// Lists the caller's documents.
+#[utoipa::path(get, path = "/api/documents/", tag = "documents", security(("bearer" = [])),
+    params(("mission" = Option<String>, Query, description = "mission id(s), comma-separated"),
+           ("type" = Option<String>, Query), ("status" = Option<String>, Query),
+           ("verified" = Option<bool>, Query), ("search" = Option<String>, Query, description = "name"),
+           ("ordering" = Option<String>, Query, description = "uploaded_at, name, size; - for descending"),
+           ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
+    responses((status = 200, description = "Paginated documents")))]
+pub async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    query: ListQuery,
+) -> ApiResult<HttpResponse> {
+    let mut errors = ValidationErrors::new();
+    let missions = choices(
+        &query,
+        "mission",
+        |raw| {
+            raw.parse::<i64>()
+                .map_err(|_| InvalidValue::new("Enter a number."))
+        },
+        &mut errors,
+    );
+    let kinds = choices(&query, "type", DocumentType::parse, &mut errors);
+    let statuses = choices(&query, "status", DocumentStatus::parse, &mut errors);
+    let verified = match query.get("verified").filter(|raw| !raw.trim().is_empty()) {
+        Some(raw) => errors.check(
+            "verified",
+            parse_bool(raw).ok_or_else(|| InvalidValue::new("Must be a valid boolean.")),
+        ),
+        None => None,
+    };
+    let ordering = match query.get("ordering").filter(|raw| !raw.trim().is_empty()) {
+        Some(raw) => errors
+            .check("ordering", DocumentOrderField::parse_list(raw))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let page = page_request(&query, &mut errors)?;
+    errors.into_result()?;
+    let document_query = DocumentQuery {
+        owner: None,
+        missions,
+        kinds,
+        statuses,
+        verified,
+        search: query.get("search").map(str::to_owned),
+        ordering,
+        page,
+    };
+    let services = state.services.clone();
+    let page = web::block(move || services.list_documents(principal, document_query)).await??;
+    if page.page == 0 {
+        return Err(ApiError::InvalidPage);
+    }
+    Ok(
+        HttpResponse::Ok().json(paginated(&request, page, |document| {
+            document_json(&request, &document)
+        })),
+    )
+}
+
+/// One of the caller's documents.
+#[utoipa::path(get, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, description = "The Document"), (status = 404, description = "Not found")))]
+pub async fn detail(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let services = state.services.clone();
+    let document = web::block(move || services.get_document(principal, id)).await??;
+    Ok(HttpResponse::Ok().json(document_json(&request, &document)))
+}
+
+fn document_input(body: &Map<String, Value>) -> Result<DocumentInput, ValidationErrors> {
+    let mut fields = Fields::new(body);
+    let input = DocumentInput {
+        name: fields.string("name"),
+        kind: fields.string("type"),
+        mission: match fields.raw("mission") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(_) => fields.string("mission").map(Some),
+        },
+    };
+    fields.finish().map(|()| input)
+}
+
+/// Edits a document's `name`, `type` or `mission`.
+#[utoipa::path(patch, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body(content = Object, description = "name, type, mission (own mission id or null)"),
+    responses((status = 200, description = "The Document"), (status = 400, description = "Validation errors")))]
+pub async fn update(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let changes = document_input(&body)?.parse_changes()?;
+    let services = state.services.clone();
+    let document = web::block(move || services.update_document(principal, id, changes)).await??;
+    Ok(HttpResponse::Ok().json(document_json(&request, &document)))
+}
+
+/// Deletes a document and its stored file.
+#[utoipa::path(delete, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let services = state.services.clone();
+    web::block(move || services.delete_document(principal, id)).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Re-reads the stored file and verifies it against what was recorded.
+#[utoipa::path(post, path = "/api/documents/{id}/verify/", tag = "documents", security(("bearer" = [])),
+    params(("id" = i64, Path)),
+    responses((status = 200, description = "The Document, verified or rejected"), (status = 404, description = "Not found")))]
+pub async fn verify(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let services = state.services.clone();
+    let document = web::block(move || services.verify_document(principal, id)).await??;
+    Ok(HttpResponse::Ok().json(document_json(&request, &document)))
+}
+
+// ---------------------------------------------------------------------------
+// Download
+// ---------------------------------------------------------------------------
+
+/// What a `Range` header asks of a file of a given size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// The whole file (no range, an unknown unit, bad syntax or several ranges).
+    Whole,
+    /// Bytes `start..=end`.
+    Part {
+        /// First byte.
+        start: u64,
+        /// Last byte, inclusive.
+        end: u64,
+    },
+    /// A range that lies outside the file (416).
+    Unsatisfiable,
+}
+
+/// Parses a single-range `Range` header (RFC 9110 §14.1.2); several ranges
+/// and anything malformed fall back to the whole file, as the RFC allows.
+pub fn parse_range(raw: &str, size: u64) -> ByteRange {
+    let Some(spec) = raw.trim().strip_prefix("bytes=") else {
+        return ByteRange::Whole;
+    };
+    let spec = spec.trim();
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((first, last)) = spec.split_once('-') else {
+        return ByteRange::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |text: &str| {
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<u64>().ok())
+            .flatten()
+    };
+    match (first.is_empty(), last.is_empty()) {
+        // `-n`: the last n bytes.
+        (true, false) => match number(last) {
+            Some(0) => ByteRange::Unsatisfiable,
+            Some(_) if size == 0 => ByteRange::Unsatisfiable,
+            Some(suffix) => ByteRange::Part {
+                start: size - suffix.min(size),
+                end: size - 1,
+            },
+            None => ByteRange::Whole,
+        },
+        // `a-`: from a to the end.
+        (false, true) => match number(first) {
+            Some(start) if start >= size => ByteRange::Unsatisfiable,
+            Some(start) => ByteRange::Part {
+                start,
+                end: size - 1,
+            },
+            None => ByteRange::Whole,
+        },
+        // `a-b`.
+        (false, false) => match (number(first), number(last)) {
+            (Some(start), Some(end)) if start > end => ByteRange::Whole,
+            (Some(start), Some(_)) if start >= size => ByteRange::Unsatisfiable,
+            (Some(start), Some(end)) => ByteRange::Part {
+                start,
+                end: end.min(size - 1),
+            },
+            _ => ByteRange::Whole,
+        },
+        (true, true) => ByteRange::Whole,
+    }
+}
+
+/// Whether an `If-None-Match` list matches `etag` (weak comparison, `*` matches).
+pub fn none_match(raw: &str, etag: &str) -> bool {
+    raw.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+/// `Content-Disposition: attachment` with an ASCII `filename` fallback and
+/// the exact name as RFC 5987 `filename*`.
+pub fn attachment_disposition(filename: &str) -> String {
+    let fallback: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut encoded = String::with_capacity(filename.len() * 3);
+    for byte in filename.bytes() {
+        let keep = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            );
+        if keep {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// The `Content-Type` to send for a recorded type (text gets its charset).
+fn response_content_type(recorded: &str) -> String {
+    if recorded.starts_with("text/") && !recorded.contains("charset") {
+        format!("{recorded}; charset=utf-8")
+    } else {
+        recorded.to_owned()
+    }
+}
+
+/// Streams `length` bytes of `file` from `start`, read on the blocking pool.
+fn file_body(
+    mut file: StoredFile,
+    start: u64,
+    length: u64,
+) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> + 'static {
+    let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
+    actix_web::rt::task::spawn_blocking(move || {
+        if let Err(error) = file.reader.seek(SeekFrom::Start(start)) {
+            let _ = sender.blocking_send(Err(error));
+            return;
+        }
+        let mut remaining = length;
+        while remaining > 0 {
+            let size = usize::try_from(remaining.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
+            let mut chunk = web::BytesMut::zeroed(size);
+            if let Err(error) = file.reader.read_exact(&mut chunk) {
+                // Shorter than it was: the response is cut, not completed.
+                let _ = sender.blocking_send(Err(error));
+                return;
+            }
+            remaining -= size as u64;
+            if sender.blocking_send(Ok(chunk.freeze())).is_err() {
+                // The client went away.
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+/// Downloads the stored bytes (`GET` and `HEAD`; `Range`, `If-None-Match`).
+#[utoipa::path(get, path = "/api/documents/{id}/download/", tag = "documents", security(("bearer" = [])),
+    params(("id" = i64, Path), ("Range" = Option<String>, Header, description = "a single range, e.g. bytes=0-1023"),
+           ("If-None-Match" = Option<String>, Header)),
+    responses((status = 200, description = "The bytes"), (status = 206, description = "Partial content"),
+        (status = 304, description = "Not modified"), (status = 404, description = "Not found"),
+        (status = 416, description = "Range not satisfiable")))]
+pub async fn download(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let services = state.services.clone();
+    let (document, file) = web::block(move || services.open_document(principal, id)).await??;
+    let Some(file) = file else {
+        return Err(ApiError::NotFound);
+    };
+    let etag = format!("\"{}\"", document.sha256);
+    let size = file.size;
+    let headers = request.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+
+    let common = |status: StatusCode| {
+        let mut response = HttpResponseBuilder::new(status);
+        response
+            .insert_header((header::ETAG, etag.as_str()))
+            .insert_header((header::ACCEPT_RANGES, "bytes"))
+            .insert_header((header::CACHE_CONTROL, "private, no-cache"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ));
+        response
+    };
+
+    if text(header::IF_NONE_MATCH).is_some_and(|raw| none_match(raw, &etag)) {
+        discard(file);
+        return Ok(common(StatusCode::NOT_MODIFIED).finish());
+    }
+
+    // A range applies only while `If-Range` (when sent) still names this content.
+    let range_applies = text(header::IF_RANGE).is_none_or(|raw| raw.trim() == etag);
+    let range = match text(header::RANGE) {
+        Some(raw) if range_applies => parse_range(raw, size),
+        _ => ByteRange::Whole,
+    };
+    let (status, start, length) = match range {
+        ByteRange::Whole => (StatusCode::OK, 0, size),
+        ByteRange::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        ByteRange::Unsatisfiable => {
+            discard(file);
+            return Ok(common(StatusCode::RANGE_NOT_SATISFIABLE)
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .json(json!({"detail": "Requested range not satisfiable."})));
+        }
+    };
+
+    let mut response = common(status);
+    response
+        .insert_header((
+            header::CONTENT_TYPE,
+            response_content_type(&document.content_type),
+        ))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_str(&attachment_disposition(document.original_filename.as_str()))
+                .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+        ));
+    if status == StatusCode::PARTIAL_CONTENT {
+        response.insert_header((
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{size}", start + length - 1),
+        ));
+    }
+    if request.method() == Method::HEAD || length == 0 {
+        discard(file);
+        // The length is announced; no body is read (actix sends none for HEAD).
+        let empty = futures_util::stream::empty::<Result<web::Bytes, std::io::Error>>();
+        return Ok(response.body(SizedStream::new(length, Box::pin(empty))));
+    }
+    Ok(response.body(SizedStream::new(
+        length,
+        Box::pin(file_body(file, start, length)),
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use ByteRange::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Part { start: 0, end: 9 });
+        assert_eq!(parse_range("bytes=90-", 100), Part { start: 90, end: 99 });
+        assert_eq!(parse_range("bytes=-10", 100), Part { start: 90, end: 99 });
+        assert_eq!(parse_range("bytes=-1000", 100), Part { start: 0, end: 99 });
+        assert_eq!(
+            parse_range("bytes=95-1000", 100),
+            Part { start: 95, end: 99 }
+        );
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=100-200", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Whole);
+        assert_eq!(parse_range("bytes=9-1", 100), Whole);
+        assert_eq!(parse_range("bytes=a-b", 100), Whole);
+        assert_eq!(parse_range("bytes=+1-2", 100), Whole);
+        assert_eq!(parse_range("lines=1-2", 100), Whole);
+        assert_eq!(parse_range("bytes=-", 100), Whole);
+    }
+
+    #[test]
+    fn etags() {
+        let etag = "\"abc\"";
+        assert!(none_match("\"abc\"", etag));
+        assert!(none_match("W/\"abc\"", etag));
+        assert!(none_match("\"x\", \"abc\"", etag));
+        assert!(none_match("*", etag));
+        assert!(!none_match("\"abcd\"", etag));
+        assert!(!none_match("abc", etag));
+    }
+
+    #[test]
+    fn dispositions() {
+        assert_eq!(
+            attachment_disposition("report 2025.pdf"),
+            "attachment; filename=\"report 2025.pdf\"; filename*=UTF-8''report%202025.pdf"
+        );
+        assert_eq!(
+            attachment_disposition("Grüße \"x\".txt"),
+            "attachment; filename=\"Gr__e _x_.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.txt"
+        );
+    }
+}
