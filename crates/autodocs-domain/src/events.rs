@@ -1,6 +1,7 @@
 //! Live events: what changed, for whom, published after the change commits.
 
 use crate::activity_log::Activity;
+use crate::document::Document;
 use crate::mission::Mission;
 use crate::user::UserId;
 
@@ -11,6 +12,8 @@ pub enum EventPayload {
     ActivityCreated(Activity),
     /// A mission's fields, status or progress changed, or it was created (`mission.updated`).
     MissionUpdated(Mission),
+    /// A document was uploaded, changed or verified (`document.updated`).
+    DocumentUpdated(Document),
 }
 
 impl EventPayload {
@@ -19,6 +22,7 @@ impl EventPayload {
         match self {
             EventPayload::ActivityCreated(_) => "activity.created",
             EventPayload::MissionUpdated(_) => "mission.updated",
+            EventPayload::DocumentUpdated(_) => "document.updated",
         }
     }
 
@@ -27,6 +31,7 @@ impl EventPayload {
         match self {
             EventPayload::ActivityCreated(activity) => EventRef::Activity(activity.id),
             EventPayload::MissionUpdated(mission) => EventRef::Mission(mission.id),
+            EventPayload::DocumentUpdated(document) => EventRef::Document(document.id),
         }
     }
 }
@@ -50,6 +55,8 @@ pub enum EventRef {
     Activity(i64),
     /// A mission by id.
     Mission(i64),
+    /// A document by id.
+    Document(i64),
 }
 
 impl EventRef {
@@ -58,6 +65,7 @@ impl EventRef {
         match self {
             EventRef::Activity(id) => format!("a:{id}"),
             EventRef::Mission(id) => format!("m:{id}"),
+            EventRef::Document(id) => format!("d:{id}"),
         }
     }
 
@@ -68,6 +76,7 @@ impl EventRef {
         match kind {
             "a" => Some(EventRef::Activity(id)),
             "m" => Some(EventRef::Mission(id)),
+            "d" => Some(EventRef::Document(id)),
             _ => None,
         }
     }
@@ -95,7 +104,7 @@ mod tests {
 
     #[test]
     fn references_round_trip() {
-        for reference in [EventRef::Activity(12), EventRef::Mission(3)] {
+        for reference in [EventRef::Activity(12), EventRef::Mission(3), EventRef::Document(5)] {
             assert_eq!(EventRef::decode(&reference.encode()), Some(reference));
         }
         for bad in ["", "a", "a:", "x:1", "a:one", "m:1:2"] {

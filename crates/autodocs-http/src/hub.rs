@@ -14,7 +14,7 @@ use autodocs_domain::user::UserId;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::views::{activity_json, mission_json};
+use crate::views::{activity_json, document_json_at, mission_json};
 
 /// Frames a socket may have waiting before it counts as too slow.
 pub const SOCKET_QUEUE: usize = 256;
@@ -31,6 +31,8 @@ struct Subscriber {
 /// Routes events to the sockets of this process.
 #[derive(Default)]
 pub struct EventHub {
+    /// Scheme and host for the absolute URLs inside frames (no request to take them from).
+    base_url: String,
     next_id: AtomicU64,
     subscribers: Mutex<HashMap<UserId, Vec<Subscriber>>>,
 }
@@ -50,19 +52,23 @@ impl Drop for Subscription {
     }
 }
 
-/// The JSON frame of an event, as the contract shows it.
-pub fn frame_of(event: &Event) -> String {
+/// The JSON frame of an event, as the contract shows it; document URLs
+/// are made absolute under `base_url`.
+pub fn frame_of(event: &Event, base_url: &str) -> String {
     let data = match &event.payload {
         EventPayload::ActivityCreated(activity) => activity_json(activity),
         EventPayload::MissionUpdated(mission) => mission_json(mission),
+        EventPayload::DocumentUpdated(document) => document_json_at(base_url, document),
     };
     json!({"event": event.payload.name(), "data": data}).to_string()
 }
 
 impl EventHub {
-    /// An empty hub.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// An empty hub whose frames link documents under `base_url`
+    /// (e.g. `http://127.0.0.1:8000`).
+    pub fn new(base_url: impl Into<String>) -> Arc<Self> {
+        let base_url: String = base_url.into();
+        Arc::new(Self { base_url: base_url.trim_end_matches('/').to_owned(), ..Self::default() })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<Subscriber>>> {
@@ -132,7 +138,7 @@ impl EventHub {
 impl EventPublisher for EventHub {
     fn publish(&self, events: Vec<Event>) {
         for event in events {
-            let frame: Frame = Arc::from(frame_of(&event));
+            let frame: Frame = Arc::from(frame_of(&event, &self.base_url));
             self.deliver(event.user, event.mission, frame);
         }
     }
@@ -144,7 +150,7 @@ mod tests {
 
     #[test]
     fn routes_by_user_and_mission_and_drops_slow_sockets() {
-        let hub = EventHub::new();
+        let hub = EventHub::new("http://test");
         let mut alice = hub.subscribe(UserId(1), None);
         let mut alice_mission = hub.subscribe(UserId(1), Some(7));
         let mut bob = hub.subscribe(UserId(2), None);

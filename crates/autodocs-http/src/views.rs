@@ -220,11 +220,16 @@ pub fn absolute_url(request: &HttpRequest, path: &str) -> String {
     format!("{}://{}{path}", info.scheme(), info.host())
 }
 
-/// A Document, with the absolute URL of its bytes.
+/// A Document, with the absolute URL of its bytes on the host the request came to.
 pub fn document_json(
     request: &HttpRequest,
     document: &autodocs_domain::document::Document,
 ) -> Value {
+    document_json_at(&absolute_url(request, ""), document)
+}
+
+/// A Document, with the URL of its bytes under `base` (scheme and host).
+pub fn document_json_at(base: &str, document: &autodocs_domain::document::Document) -> Value {
     json!({
         "id": document.id,
         "name": document.name.as_str(),
@@ -239,10 +244,7 @@ pub fn document_json(
         "content_type": document.content_type,
         "size": document.size,
         "sha256": document.sha256,
-        "download_url": absolute_url(
-            request,
-            &format!("/api/documents/{}/download/", document.id),
-        ),
+        "download_url": format!("{base}/api/documents/{}/download/", document.id),
         "uploaded_at": timestamp(document.uploaded_at),
         "updated_at": timestamp(document.updated_at),
     })

@@ -119,7 +119,11 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&settings.server.bind)
         .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
     let address = listener.local_addr()?;
-    let (state, _listener) = wiring::app_state(&settings, &database)?;
+    let public_url = match settings.server.public_url.trim() {
+        "" => format!("http://{address}"),
+        configured => configured.to_owned(),
+    };
+    let (state, _listener) = wiring::app_state(&settings, &database, &public_url)?;
     wiring::prepare_storage(&settings, &state.services)?;
     let hub = state.hub.clone();
     let workers = if settings.jobs.run_in_serve && settings.jobs.workers > 0 {

@@ -31,6 +31,10 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub bind: String,
+    /// Scheme and host clients reach the server at, for absolute URLs made
+    /// outside a request (WebSocket frames); empty: `http://<bind address>`.
+    #[serde(default)]
+    pub public_url: String,
     pub workers: usize,
 }
 

@@ -117,11 +117,8 @@ pub fn prepare_storage(settings: &Settings, services: &Services) -> anyhow::Resu
 
 /// The HTTP state, and on PostgreSQL the listener that brings other
 /// processes' events to this one's sockets (keep it alive while serving).
-pub fn app_state(
-    settings: &Settings,
-    database: &Database,
-) -> anyhow::Result<(AppState, Option<PgListener>)> {
-    let hub = EventHub::new();
+pub fn app_state(settings: &Settings, database: &Database, public_url: &str) -> anyhow::Result<(AppState, Option<PgListener>)> {
+    let hub = EventHub::new(public_url);
     let local: Arc<dyn EventPublisher> = hub.clone();
     let (events, origin): (Arc<dyn EventPublisher>, Option<String>) = match database.backend() {
         Backend::Sqlite => (local, None),

@@ -61,39 +61,34 @@ impl Services {
         if recorded.is_empty() {
             return;
         }
-        let missions: BTreeSet<i64> = recorded
-            .iter()
-            .filter_map(|activity| activity.mission)
-            .collect();
+        let missions: BTreeSet<i64> = recorded.iter().filter_map(|activity| activity.mission).collect();
+        let documents: BTreeSet<i64> = recorded.iter().filter_map(|activity| activity.document).collect();
         let mut events: Vec<Event> = recorded
             .into_iter()
             .filter_map(|activity| {
                 let user = activity.user?;
-                Some(Event {
-                    user,
-                    mission: activity.mission,
-                    payload: EventPayload::ActivityCreated(activity),
-                })
+                Some(Event { user, mission: activity.mission, payload: EventPayload::ActivityCreated(activity) })
             })
             .collect();
-        // The committed state of each mission touched (it may be gone: deleted).
+        // The committed state of each document and mission touched (they may
+        // be gone: deleted). A failed read costs only these frames; the
+        // activity frames still go out.
         let loaded = ports::read(&*self.uow, |repos| {
-            let mut loaded = Vec::with_capacity(missions.len());
+            let mut loaded = Vec::with_capacity(missions.len() + documents.len());
+            for id in &documents {
+                if let Some(document) = repos.documents().find(*id, None)? {
+                    loaded.push(document_event(document));
+                }
+            }
             for id in &missions {
                 if let Some(mission) = repos.missions().find(*id, None)? {
-                    loaded.push(mission);
+                    loaded.push(mission_event(mission));
                 }
             }
             Ok(loaded)
         });
-        // A failed read after the commit costs only the `mission.updated`
-        // frames; the activity frames still go out.
         if let Ok(loaded) = loaded {
-            events.extend(loaded.into_iter().map(|mission| Event {
-                user: mission.owner,
-                mission: Some(mission.id),
-                payload: EventPayload::MissionUpdated(mission),
-            }));
+            events.extend(loaded);
         }
         self.events.publish(events);
     }
@@ -111,11 +106,8 @@ impl Services {
                         payload: EventPayload::ActivityCreated(activity),
                     })
                 }),
-                EventRef::Mission(id) => repos.missions().find(id, None)?.map(|mission| Event {
-                    user: mission.owner,
-                    mission: Some(mission.id),
-                    payload: EventPayload::MissionUpdated(mission),
-                }),
+                EventRef::Mission(id) => repos.missions().find(id, None)?.map(mission_event),
+                EventRef::Document(id) => repos.documents().find(id, None)?.map(document_event),
             })
         })
     }
@@ -125,3 +117,11 @@ impl Services {
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+
+fn mission_event(mission: crate::mission::Mission) -> Event {
+    Event { user: mission.owner, mission: Some(mission.id), payload: EventPayload::MissionUpdated(mission) }
+}
+
+fn document_event(document: crate::document::Document) -> Event {
+    Event { user: document.owner, mission: document.mission, payload: EventPayload::DocumentUpdated(document) }
+}
