@@ -409,10 +409,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 async fn list(app: &TestApp, user: &Registered, query: &str) -> Resp {
-    let r = app
-        .get(&format!("{DOCUMENTS}?{query}"), Some(&user.access))
-        .await;
-    r
+    app.get(&format!("{DOCUMENTS}?{query}"), Some(&user.access))
+        .await
 }
 
 fn result_ids(page: &Value) -> Vec<i64> {

@@ -439,11 +439,10 @@ impl TestApp {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(url) = line.trim().strip_prefix("autodocs listening on ") {
-                        if let Some(tx) = tx.take() {
+                    if let Some(url) = line.trim().strip_prefix("autodocs listening on ")
+                        && let Some(tx) = tx.take() {
                             let _ = tx.send(url.trim().trim_end_matches('/').to_owned());
                         }
-                    }
                     push_log(&log, &format!("[stdout] {line}"));
                 }
             });
@@ -802,7 +801,7 @@ impl Resp {
                 cut -= 1;
             }
             text.truncate(cut);
-            text.push_str("…");
+            text.push('…');
         }
         format!(
             "{} {} -> {} (request id {:?})\nbody: {}",
@@ -1318,6 +1317,124 @@ pub fn claim_i64(claims: &Value, name: &str) -> i64 {
 }
 
 // ---------------------------------------------------------------------------
+// Peers: a second server process on the same database (realtime tests)
+// ---------------------------------------------------------------------------
+
+impl TestApp {
+    /// Another `autodocs serve` with this app's settings, secret and database
+    /// (not a new one), on its own port. Its `db` is a stand-in that drops
+    /// nothing and whose `dir` is empty: query through the original's `db`.
+    /// Drop the peer before the original.
+    pub async fn spawn_peer(&self) -> TestApp {
+        let dir = tempfile::Builder::new()
+            .prefix("autodocs-api-peer-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let db = TestDb {
+            backend: self.backend,
+            url: self.db.url.clone(),
+            dir,
+            pg: None,
+        };
+        TestApp::start(self.backend, db, self.env.clone(), self.secret_key.clone()).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Workers: `autodocs worker` processes on an app's database (jobs tests)
+// ---------------------------------------------------------------------------
+
+/// A running `autodocs worker`, SIGKILLed when dropped.
+pub struct WorkerProcess {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl WorkerProcess {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL (no graceful shutdown: a running job keeps its lease), then
+    /// reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything the worker wrote so far (tail).
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- autodocs worker output (pid {}) ---\n{}",
+                self.child.id(),
+                self.log()
+            );
+        }
+    }
+}
+
+impl TestApp {
+    /// `autodocs worker` with this app's settings and database, plus `extra`
+    /// settings; returns once it printed `autodocs worker running ...`.
+    pub async fn spawn_worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
+        let mut env = self.env.clone();
+        adjust_env(&mut env, extra, &[]);
+        let mut cmd = autodocs_command(&env);
+        cmd.arg("worker")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn `autodocs worker`");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if line.trim().starts_with("autodocs worker running")
+                        && let Some(tx) = tx.take() {
+                            let _ = tx.send(());
+                        }
+                    push_log(&log, &format!("[stdout] {line}"));
+                }
+            });
+        }
+        let stderr = child.stderr.take().expect("stderr piped");
+        {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    push_log(&log, &line);
+                }
+            });
+        }
+        let mut worker = WorkerProcess { child, log };
+        match tokio::time::timeout(STARTUP_TIMEOUT, rx).await {
+            Ok(Ok(())) => worker,
+            _ => {
+                worker.kill();
+                panic!(
+                    "`autodocs worker` did not print `autodocs worker running N worker(s)` within {STARTUP_TIMEOUT:?}\n--- output ---\n{}",
+                    worker.log()
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Self-tests of the helpers above (so forged tokens and hash checks mean
 // something when the server is judged by them)
 // ---------------------------------------------------------------------------
@@ -1435,124 +1552,5 @@ mod self_tests {
             "postgres://u:p@h/x?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Peers: a second server process on the same database (realtime tests)
-// ---------------------------------------------------------------------------
-
-impl TestApp {
-    /// Another `autodocs serve` with this app's settings, secret and database
-    /// (not a new one), on its own port. Its `db` is a stand-in that drops
-    /// nothing and whose `dir` is empty: query through the original's `db`.
-    /// Drop the peer before the original.
-    pub async fn spawn_peer(&self) -> TestApp {
-        let dir = tempfile::Builder::new()
-            .prefix("autodocs-api-peer-")
-            .tempdir()
-            .expect("create a temporary directory");
-        let db = TestDb {
-            backend: self.backend,
-            url: self.db.url.clone(),
-            dir,
-            pg: None,
-        };
-        TestApp::start(self.backend, db, self.env.clone(), self.secret_key.clone()).await
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Workers: `autodocs worker` processes on an app's database (jobs tests)
-// ---------------------------------------------------------------------------
-
-/// A running `autodocs worker`, SIGKILLed when dropped.
-pub struct WorkerProcess {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl WorkerProcess {
-    /// The process id.
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL (no graceful shutdown: a running job keeps its lease), then
-    /// reaps the process.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Everything the worker wrote so far (tail).
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        self.kill();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- autodocs worker output (pid {}) ---\n{}",
-                self.child.id(),
-                self.log()
-            );
-        }
-    }
-}
-
-impl TestApp {
-    /// `autodocs worker` with this app's settings and database, plus `extra`
-    /// settings; returns once it printed `autodocs worker running ...`.
-    pub async fn spawn_worker(&self, extra: &[(&str, &str)]) -> WorkerProcess {
-        let mut env = self.env.clone();
-        adjust_env(&mut env, extra, &[]);
-        let mut cmd = autodocs_command(&env);
-        cmd.arg("worker")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn `autodocs worker`");
-        let log = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().expect("stdout piped");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                let mut tx = Some(tx);
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if line.trim().starts_with("autodocs worker running") {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    push_log(&log, &format!("[stdout] {line}"));
-                }
-            });
-        }
-        let stderr = child.stderr.take().expect("stderr piped");
-        {
-            let log = Arc::clone(&log);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    push_log(&log, &line);
-                }
-            });
-        }
-        let mut worker = WorkerProcess { child, log };
-        match tokio::time::timeout(STARTUP_TIMEOUT, rx).await {
-            Ok(Ok(())) => worker,
-            _ => {
-                worker.kill();
-                panic!(
-                    "`autodocs worker` did not print `autodocs worker running N worker(s)` within {STARTUP_TIMEOUT:?}\n--- output ---\n{}",
-                    worker.log()
-                );
-            }
-        }
     }
 }

@@ -271,7 +271,7 @@ async fn frames_follow_create_start_and_step_changes(app: TestApp) {
     act_ok(&app, &alice, id, "start", "in_progress").await;
     let (a, m) = expect_change(&mut ws, "mission_started", id, "start").await;
     assert_eq!(a["user"], json!(alice.id), "start: activity.user: {a}");
-    assert_frames_match_log(&app, &alice, id, seen, &[a.clone()], "start").await;
+    assert_frames_match_log(&app, &alice, id, seen, std::slice::from_ref(&a), "start").await;
     assert_eq!(m["status"], "in_progress");
     assert!(m["started_at"].is_string(), "start: started_at set: {m}");
     assert_eq!(m["progress"], 0);
@@ -293,7 +293,7 @@ async fn frames_follow_create_start_and_step_changes(app: TestApp) {
     .await
     .assert_status(200);
     let (a, m) = expect_change(&mut ws, "step_updated", id, "step one completed").await;
-    assert_frames_match_log(&app, &alice, id, seen, &[a.clone()], "step one").await;
+    assert_frames_match_log(&app, &alice, id, seen, std::slice::from_ref(&a), "step one").await;
     assert_eq!(m["status"], "in_progress");
     assert_eq!(m["progress"], 50, "step one: progress: {m}");
     assert_eq!(m["steps_completed"], 1, "step one: steps_completed: {m}");

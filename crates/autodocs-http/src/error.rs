@@ -43,6 +43,9 @@ pub enum ApiError {
     /// A malformed request that has no field to blame.
     #[error("{0}")]
     BadRequest(String),
+    /// Too many requests; try again in this many seconds.
+    #[error("Request was throttled. Expected available in {0} seconds.")]
+    Throttled(u64),
     /// A blocking task could not run (the pool shut down or the task panicked).
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,7 +129,7 @@ impl ApiError {
                 json!({"detail": self.to_string(), "code": "not_authenticated"})
             }
             ApiError::InvalidPage => json!({"detail": "Invalid page."}),
-            ApiError::MethodNotAllowed(_) => json!({"detail": self.to_string()}),
+            ApiError::MethodNotAllowed(_) | ApiError::Throttled(_) => json!({"detail": self.to_string()}),
         }
     }
 }
@@ -152,6 +155,7 @@ impl ResponseError for ApiError {
             ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -162,6 +166,9 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = HttpResponse::build(status);
+        if let ApiError::Throttled(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((
                 header::WWW_AUTHENTICATE,

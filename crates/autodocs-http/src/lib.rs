@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod throttle;
 pub mod views;
 
 use std::net::TcpListener;

@@ -17,6 +17,8 @@ pub struct AppState {
     pub services: Services,
     /// The database probe.
     pub health: Arc<dyn HealthCheck>,
+    /// Rate limits of the anonymous auth endpoints.
+    pub throttle: Arc<crate::throttle::Throttle>,
     /// The sockets of this process.
     pub hub: Arc<crate::hub::EventHub>,
 }

@@ -150,28 +150,6 @@ fn encode(raw: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_strings_round_trip() {
-        assert_eq!(
-            url_pairs("a=1&b=x%20y&c=p+q&d"),
-            vec![
-                ("a".into(), "1".into()),
-                ("b".into(), "x y".into()),
-                ("c".into(), "p q".into()),
-                ("d".into(), "".into())
-            ]
-        );
-        assert_eq!(
-            url_pairs("bad=%zz&t=%4"),
-            vec![("bad".into(), "%zz".into()), ("t".into(), "%4".into())]
-        );
-        assert_eq!(encode("a b&c"), "a%20b%26c");
-    }
-}
 
 /// A Mission (list item); the detail adds `plan_steps` and `documents`.
 pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> Value {
@@ -294,4 +272,27 @@ pub fn activity_json(activity: &autodocs_domain::activity_log::Activity) -> Valu
         "document": activity.document,
         "timestamp": timestamp(activity.timestamp),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_round_trip() {
+        assert_eq!(
+            url_pairs("a=1&b=x%20y&c=p+q&d"),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "p q".into()),
+                ("d".into(), "".into())
+            ]
+        );
+        assert_eq!(
+            url_pairs("bad=%zz&t=%4"),
+            vec![("bad".into(), "%zz".into()), ("t".into(), "%4".into())]
+        );
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
 }

@@ -83,6 +83,7 @@ impl std::fmt::Debug for AuthSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ThrottleSettings {
     pub enabled: bool,
+    pub auth_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -130,10 +131,11 @@ impl Settings {
                     .with_list_parse_key("cors.allowed_origins")
                     .try_parsing(true),
             );
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if std::env::var_os("AUTODOCS__DATABASE__URL").is_none() && !url.is_empty() {
-                builder = builder.set_override("database.url", url)?;
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && std::env::var_os("AUTODOCS__DATABASE__URL").is_none()
+            && !url.is_empty()
+        {
+            builder = builder.set_override("database.url", url)?;
         }
         let mut settings: Settings = builder
             .build()

@@ -12,6 +12,7 @@ use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, JwtTokenService};
 use autodocs_http::hub::EventHub;
+use autodocs_http::throttle::Throttle;
 use autodocs_http::{AppState, HealthCheck};
 use autodocs_storage::LocalStorage;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -151,9 +152,11 @@ pub fn app_state(settings: &Settings, database: &Database, public_url: &str) -> 
         }
         None => None,
     };
+    let throttle = Throttle::new(settings.throttle.enabled.then_some(settings.throttle.auth_per_minute));
     let state = AppState {
         services,
         health: Arc::new(DatabaseHealth(database.clone())),
+        throttle: Arc::new(throttle),
         hub,
     };
     Ok((state, listener))

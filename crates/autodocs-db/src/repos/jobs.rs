@@ -178,8 +178,17 @@ impl JobQueue for DieselRepos<'_> {
     }
 }
 
+/// A job still leased by `worker`.
+type HeldJob = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<job::table, diesel::dsl::Eq<job::id, i64>>,
+        diesel::dsl::Eq<job::status, &'static str>,
+    >,
+    diesel::dsl::Eq<job::locked_by, String>,
+>;
+
 /// A job still leased by `worker` (a worker whose lease lapsed and was
 /// taken over can no longer end the job).
-fn held(id: i64, worker: &str) -> diesel::dsl::Filter<diesel::dsl::Filter<diesel::dsl::Filter<job::table, diesel::dsl::Eq<job::id, i64>>, diesel::dsl::Eq<job::status, &'static str>>, diesel::dsl::Eq<job::locked_by, String>> {
+fn held(id: i64, worker: &str) -> HeldJob {
     job::table.filter(job::id.eq(id)).filter(job::status.eq(RUNNING)).filter(job::locked_by.eq(worker.to_owned()))
 }

@@ -1,6 +1,6 @@
 //! `/api/auth/`: registration, login and tokens.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::usecases::auth::{RegisterInput, Registration, Session, require_credentials};
 use serde_json::json;
 
@@ -8,6 +8,14 @@ use crate::error::ApiResult;
 use crate::extract::{Fields, JsonObject};
 use crate::state::AppState;
 use crate::views::UserView;
+
+/// Counts an anonymous auth request against its address's rate.
+fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
+    match request.peer_addr() {
+        Some(peer) => state.throttle.check(peer.ip()).map_err(crate::error::ApiError::Throttled),
+        None => Ok(()),
+    }
+}
 
 /// Body of register and login answers.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -32,9 +40,11 @@ impl From<Session> for SessionView {
     request_body(content = Object, description = "username, email, password, first_name?, last_name?"),
     responses((status = 201, body = SessionView), (status = 400, description = "Validation errors")))]
 pub async fn register(
+    request: HttpRequest,
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
+    throttle(&request, &state)?;
     let mut fields = Fields::new(&body);
     let input = RegisterInput {
         username: fields.required_string("username").unwrap_or_default(),
@@ -82,9 +92,11 @@ async fn login_session(
     request_body(content = Object, description = "username (or email), password"),
     responses((status = 200, body = SessionView), (status = 401, description = "Bad credentials")))]
 pub async fn login(
+    request: HttpRequest,
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
+    throttle(&request, &state)?;
     let session = login_session(&state, &body).await?;
     Ok(HttpResponse::Ok().json(SessionView::from(session)))
 }
@@ -94,9 +106,11 @@ pub async fn login(
     request_body(content = Object, description = "username (or email), password"),
     responses((status = 200, description = "access and refresh"), (status = 401, description = "Bad credentials")))]
 pub async fn token(
+    request: HttpRequest,
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
+    throttle(&request, &state)?;
     let session = login_session(&state, &body).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"access": session.tokens.access, "refresh": session.tokens.refresh})))
