@@ -1,5 +1,10 @@
 //! `autodocs`: the one binary — serve, migrate, createsuperuser, check.
 
+/// Many blocking threads allocate at once (one per in-flight request);
+/// mimalloc's per-thread heaps avoid the contention of glibc's arenas.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod settings;
 mod wiring;
 mod worker;
