@@ -9,7 +9,7 @@ use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestam
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, Fields, JsonObject};
+use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, page_request};
 use crate::state::AppState;
@@ -68,8 +68,7 @@ pub async fn list(
         search: query.get("search").map(str::to_owned),
         page,
     };
-    let services = state.services.clone();
-    let page = web::block(move || services.list_activities(principal, activity_query)).await??;
+    let page = as_caller(&state, principal, move |services, principal| services.list_activities(principal, activity_query)).await?;
     if page.page == 0 {
         return Err(ApiError::InvalidPage);
     }
@@ -113,8 +112,7 @@ pub async fn create(
         document: reference("document"),
     };
     errors.into_result()?;
-    let services = state.services.clone();
-    let activity = web::block(move || services.create_activity(principal, &input)).await??;
+    let activity = as_caller(&state, principal, move |services, principal| services.create_activity(principal, &input)).await?;
     Ok(HttpResponse::Created().json(activity_json(&activity)))
 }
 
@@ -127,7 +125,6 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let services = state.services.clone();
-    let activity = web::block(move || services.get_activity(principal, id)).await??;
+    let activity = as_caller(&state, principal, move |services, principal| services.get_activity(principal, id)).await?;
     Ok(HttpResponse::Ok().json(activity_json(&activity)))
 }

@@ -10,7 +10,7 @@ use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, Fields, JsonObject};
+use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
 use crate::routes::{ListQuery, object_id, page_request};
 use crate::state::AppState;
 use crate::views::{mission_detail_json, mission_json, paginated};
@@ -96,8 +96,7 @@ pub async fn list(
         ordering,
         page,
     };
-    let services = state.services.clone();
-    let page = web::block(move || services.list_missions(principal, mission_query)).await??;
+    let page = as_caller(&state, principal, move |services, principal| services.list_missions(principal, mission_query)).await?;
     if page.page == 0 {
         return Err(ApiError::InvalidPage);
     }
@@ -115,8 +114,7 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let draft = mission_input(&body)?.parse_new()?;
-    let services = state.services.clone();
-    let detail = web::block(move || services.create_mission(principal, draft)).await??;
+    let detail = as_caller(&state, principal, move |services, principal| services.create_mission(principal, draft)).await?;
     Ok(HttpResponse::Created().json(mission_detail_json(&request, &detail)))
 }
 
@@ -130,23 +128,21 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let services = state.services.clone();
-    let detail = web::block(move || services.get_mission(principal, id)).await??;
+    let detail = as_caller(&state, principal, move |services, principal| services.get_mission(principal, id)).await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
 
 async fn update(
     request: HttpRequest,
     state: web::Data<AppState>,
-    principal: autodocs_domain::user::Principal,
+    principal: crate::extract::Caller,
     path: web::Path<String>,
     body: Map<String, Value>,
     full: bool,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let changes = mission_input(&body)?.parse_changes(full)?;
-    let services = state.services.clone();
-    let detail = web::block(move || services.update_mission(principal, id, changes)).await??;
+    let detail = as_caller(&state, principal, move |services, principal| services.update_mission(principal, id, changes)).await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
 
@@ -187,8 +183,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let services = state.services.clone();
-    web::block(move || services.delete_mission(principal, id)).await??;
+    as_caller(&state, principal, move |services, principal| services.delete_mission(principal, id)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -212,7 +207,6 @@ pub async fn act(
         "cancel" => MissionAction::Cancel,
         _ => return Err(ApiError::NotFound),
     };
-    let services = state.services.clone();
-    let detail = web::block(move || services.act_on_mission(principal, id, action)).await??;
+    let detail = as_caller(&state, principal, move |services, principal| services.act_on_mission(principal, id, action)).await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }

@@ -6,7 +6,7 @@ use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use serde_json::{Map, Value};
 
 use crate::error::ApiResult;
-use crate::extract::{Authenticated, Fields, JsonObject};
+use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
 use crate::routes::object_id;
 use crate::state::AppState;
 use crate::views::step_tree_json;
@@ -54,8 +54,7 @@ pub async fn list(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let mission = object_id(&path)?;
-    let services = state.services.clone();
-    let tree = web::block(move || services.list_steps(principal, mission)).await??;
+    let tree = as_caller(&state, principal, move |services, principal| services.list_steps(principal, mission)).await?;
     let steps: Vec<Value> = tree.roots().iter().map(step_tree_json).collect();
     Ok(HttpResponse::Ok().json(steps))
 }
@@ -72,8 +71,7 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let mission = object_id(&path)?;
     let input = step_input(&body)?;
-    let services = state.services.clone();
-    let step = web::block(move || services.create_step(principal, mission, &input)).await??;
+    let step = as_caller(&state, principal, move |services, principal| services.create_step(principal, mission, &input)).await?;
     Ok(HttpResponse::Created().json(step_tree_json(&step)))
 }
 
@@ -90,8 +88,7 @@ pub async fn detail(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
-    let services = state.services.clone();
-    let step = web::block(move || services.get_step(principal, mission, step)).await??;
+    let step = as_caller(&state, principal, move |services, principal| services.get_step(principal, mission, step)).await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))
 }
 
@@ -108,8 +105,7 @@ pub async fn update(
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
     let input = step_input(&body)?;
-    let services = state.services.clone();
-    let step = web::block(move || services.update_step(principal, mission, step, &input)).await??;
+    let step = as_caller(&state, principal, move |services, principal| services.update_step(principal, mission, step, &input)).await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))
 }
 
@@ -122,7 +118,6 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
-    let services = state.services.clone();
-    web::block(move || services.delete_step(principal, mission, step)).await??;
+    as_caller(&state, principal, move |services, principal| services.delete_step(principal, mission, step)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
