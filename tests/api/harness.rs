@@ -440,9 +440,10 @@ impl TestApp {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     if let Some(url) = line.trim().strip_prefix("autodocs listening on ")
-                        && let Some(tx) = tx.take() {
-                            let _ = tx.send(url.trim().trim_end_matches('/').to_owned());
-                        }
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(url.trim().trim_end_matches('/').to_owned());
+                    }
                     push_log(&log, &format!("[stdout] {line}"));
                 }
             });
@@ -1403,9 +1404,10 @@ impl TestApp {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     if line.trim().starts_with("autodocs worker running")
-                        && let Some(tx) = tx.take() {
-                            let _ = tx.send(());
-                        }
+                        && let Some(tx) = tx.take()
+                    {
+                        let _ = tx.send(());
+                    }
                     push_log(&log, &format!("[stdout] {line}"));
                 }
             });

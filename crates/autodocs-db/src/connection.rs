@@ -125,7 +125,11 @@ impl Database {
             .build(manager)
             .map_err(|error| DatabaseError::Connect(error.to_string()))?;
         let write_lock = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        let database = Self { pool, backend, write_lock };
+        let database = Self {
+            pool,
+            backend,
+            write_lock,
+        };
         // Fail now, with the reason, rather than on the first request.
         database.connection()?;
         Ok(database)

@@ -97,10 +97,10 @@ impl UnitOfWork for DieselUnitOfWork {
     ) -> Result<(), Error> {
         // SQLite: one writer per process at a time (see `Database::write_lock`).
         // The mutex guards no data, so a panic that poisoned it left nothing broken.
-        let _writer = self
-            .database
-            .write_lock()
-            .map(|lock| lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let _writer = self.database.write_lock().map(|lock| {
+            lock.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        });
         let mut conn = self.database.connection().map_err(unavailable)?;
         // SQLite: take the write lock up front (BEGIN IMMEDIATE) so a
         // transaction that reads then writes never fails on lock upgrade.

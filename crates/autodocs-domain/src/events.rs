@@ -104,7 +104,11 @@ mod tests {
 
     #[test]
     fn references_round_trip() {
-        for reference in [EventRef::Activity(12), EventRef::Mission(3), EventRef::Document(5)] {
+        for reference in [
+            EventRef::Activity(12),
+            EventRef::Mission(3),
+            EventRef::Document(5),
+        ] {
             assert_eq!(EventRef::decode(&reference.encode()), Some(reference));
         }
         for bad in ["", "a", "a:", "x:1", "a:one", "m:1:2"] {

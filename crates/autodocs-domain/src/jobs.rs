@@ -47,7 +47,10 @@ impl JobKind {
     /// Rebuilds a kind from its stored name and payload.
     pub fn from_stored(name: &str, payload: &Value) -> Option<Self> {
         match name {
-            "advance_mission" => payload.get("mission")?.as_i64().map(|mission| JobKind::AdvanceMission { mission }),
+            "advance_mission" => payload
+                .get("mission")?
+                .as_i64()
+                .map(|mission| JobKind::AdvanceMission { mission }),
             "purge_refresh_tokens" => Some(JobKind::PurgeRefreshTokens),
             "sweep_files" => Some(JobKind::SweepFiles),
             "flag_overdue_missions" => Some(JobKind::FlagOverdueMissions),
@@ -83,7 +86,12 @@ impl NewJob {
 
     /// A job to run now.
     pub fn now(kind: JobKind, now: DateTime<Utc>) -> Self {
-        Self { kind, run_at: now, max_attempts: Self::DEFAULT_MAX_ATTEMPTS, unique_key: None }
+        Self {
+            kind,
+            run_at: now,
+            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            unique_key: None,
+        }
     }
 
     /// Runs it at `run_at` instead.
@@ -146,7 +154,10 @@ mod tests {
             JobKind::SweepFiles,
             JobKind::FlagOverdueMissions,
         ] {
-            assert_eq!(JobKind::from_stored(kind.name(), &kind.payload()), Some(kind));
+            assert_eq!(
+                JobKind::from_stored(kind.name(), &kind.payload()),
+                Some(kind)
+            );
         }
         assert_eq!(JobKind::from_stored("advance_mission", &json!({})), None);
         assert_eq!(JobKind::from_stored("nope", &json!({})), None);

@@ -208,7 +208,8 @@ pub trait DocumentRepository {
 pub trait JobQueue {
     /// Enqueues a job in the caller's transaction; `None` when a live job
     /// with the same unique key already exists.
-    fn enqueue(&mut self, job: &crate::jobs::NewJob, now: DateTime<Utc>) -> RepoResult<Option<i64>>;
+    fn enqueue(&mut self, job: &crate::jobs::NewJob, now: DateTime<Utc>)
+    -> RepoResult<Option<i64>>;
     /// Takes the lease of the next due job (queued and due, or running with
     /// an expired lease), skipping jobs other workers hold.
     fn claim(
@@ -503,5 +504,9 @@ pub enum FetchError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait UrlFetcher: Send + Sync {
     /// Streams the body of `url` into `sink`.
-    fn fetch(&self, url: &crate::plan_step::HttpUrl, sink: &mut dyn UploadSink) -> Result<Fetched, FetchError>;
+    fn fetch(
+        &self,
+        url: &crate::plan_step::HttpUrl,
+        sink: &mut dyn UploadSink,
+    ) -> Result<Fetched, FetchError>;
 }

@@ -16,12 +16,18 @@ use actix_web::{App, HttpResponse, HttpServer};
 use serde_json::{Value, json};
 
 /// The description `bench/seed.py` gives its missions (kept in step by hand).
-const DESCRIPTION: &str = "Collect the 2025 returns, W-2 forms and bank statements for the annual filing.";
+const DESCRIPTION: &str =
+    "Collect the 2025 returns, W-2 forms and bank statements for the annual filing.";
 
 /// One list item with every key of the contract's `Mission`, with values
 /// like those `bench/seed.py` creates (a pending mission with 3 steps).
 fn mission(id: u64) -> Value {
-    let created = format!("2026-11-25T10:{:02}:{:02}.{:06}Z", id / 60 % 60, id % 60, 123_456 + id);
+    let created = format!(
+        "2026-11-25T10:{:02}:{:02}.{:06}Z",
+        id / 60 % 60,
+        id % 60,
+        123_456 + id
+    );
     json!({
         "id": id,
         "title": format!("Retrieve Tax Documents {id:03}"),

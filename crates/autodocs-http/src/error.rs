@@ -129,7 +129,9 @@ impl ApiError {
                 json!({"detail": self.to_string(), "code": "not_authenticated"})
             }
             ApiError::InvalidPage => json!({"detail": "Invalid page."}),
-            ApiError::MethodNotAllowed(_) | ApiError::Throttled(_) => json!({"detail": self.to_string()}),
+            ApiError::MethodNotAllowed(_) | ApiError::Throttled(_) => {
+                json!({"detail": self.to_string()})
+            }
         }
     }
 }

@@ -30,7 +30,9 @@ pub struct Caller(pub autodocs_domain::user::UserId);
 pub async fn as_caller<T: Send + 'static>(
     state: &AppState,
     caller: Caller,
-    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T> + Send + 'static,
+    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
+    + Send
+    + 'static,
 ) -> Result<T, ApiError> {
     let services = state.services.clone();
     Ok(web::block(move || {

@@ -68,7 +68,10 @@ impl EventHub {
     /// (e.g. `http://127.0.0.1:8000`).
     pub fn new(base_url: impl Into<String>) -> Arc<Self> {
         let base_url: String = base_url.into();
-        Arc::new(Self { base_url: base_url.trim_end_matches('/').to_owned(), ..Self::default() })
+        Arc::new(Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            ..Self::default()
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<Subscriber>>> {

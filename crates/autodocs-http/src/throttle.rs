@@ -21,15 +21,23 @@ pub struct Throttle {
 impl Throttle {
     /// Allows `per_minute` requests per address; `None` disables throttling.
     pub fn new(per_minute: Option<u32>) -> Self {
-        Self { per_minute, windows: Mutex::new(HashMap::new()) }
+        Self {
+            per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Counts a request; `Err(seconds)` when the address is over its rate
     /// and may try again in that many seconds.
     pub fn check(&self, address: IpAddr) -> Result<(), u64> {
-        let Some(limit) = self.per_minute else { return Ok(()) };
+        let Some(limit) = self.per_minute else {
+            return Ok(());
+        };
         let now = Instant::now();
-        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if windows.len() >= PRUNE_AT {
             windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
         }

@@ -150,7 +150,6 @@ fn encode(raw: &str) -> String {
     out
 }
 
-
 /// A Mission (list item); the detail adds `plan_steps` and `documents`.
 pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> Value {
     json!({

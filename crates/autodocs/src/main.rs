@@ -133,7 +133,11 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let hub = state.hub.clone();
     let workers = if settings.jobs.run_in_serve && settings.jobs.workers > 0 {
         let worker_settings = worker::WorkerSettings::from_settings(&settings.jobs);
-        Some(worker::Workers::start(state.services.clone(), worker_settings, &wiring::process_origin())?)
+        Some(worker::Workers::start(
+            state.services.clone(),
+            worker_settings,
+            &wiring::process_origin(),
+        )?)
     } else {
         None
     };
@@ -168,7 +172,10 @@ fn run_workers(settings: Settings) -> anyhow::Result<()> {
     let services = wiring::worker_services(&settings, &database);
     let worker_settings = worker::WorkerSettings::from_settings(&settings.jobs);
     let workers = worker::Workers::start(services, worker_settings, &wiring::process_origin())?;
-    println!("autodocs worker running {} worker(s)", worker_settings.count);
+    println!(
+        "autodocs worker running {} worker(s)",
+        worker_settings.count
+    );
     std::io::stdout().flush()?;
     actix_web::rt::System::new().block_on(shutdown_signal());
     tracing::info!("shutting down: letting running jobs finish");

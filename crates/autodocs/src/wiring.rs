@@ -7,9 +7,9 @@ use autodocs_db::{
     Backend, Database, DieselUnitOfWork, PgListener, PgNotifyPublisher, PoolSettings,
 };
 use autodocs_domain::Services;
-use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
+use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, JwtTokenService};
 use autodocs_http::hub::EventHub;
 use autodocs_http::throttle::Throttle;
@@ -118,7 +118,11 @@ pub fn prepare_storage(settings: &Settings, services: &Services) -> anyhow::Resu
 
 /// The HTTP state, and on PostgreSQL the listener that brings other
 /// processes' events to this one's sockets (keep it alive while serving).
-pub fn app_state(settings: &Settings, database: &Database, public_url: &str) -> anyhow::Result<(AppState, Option<PgListener>)> {
+pub fn app_state(
+    settings: &Settings,
+    database: &Database,
+    public_url: &str,
+) -> anyhow::Result<(AppState, Option<PgListener>)> {
     let hub = EventHub::new(public_url);
     let local: Arc<dyn EventPublisher> = hub.clone();
     let (events, origin): (Arc<dyn EventPublisher>, Option<String>) = match database.backend() {
@@ -152,7 +156,12 @@ pub fn app_state(settings: &Settings, database: &Database, public_url: &str) -> 
         }
         None => None,
     };
-    let throttle = Throttle::new(settings.throttle.enabled.then_some(settings.throttle.auth_per_minute));
+    let throttle = Throttle::new(
+        settings
+            .throttle
+            .enabled
+            .then_some(settings.throttle.auth_per_minute),
+    );
     let state = AppState {
         services,
         health: Arc::new(DatabaseHealth(database.clone())),
@@ -167,7 +176,11 @@ pub fn app_state(settings: &Settings, database: &Database, public_url: &str) -> 
 pub fn worker_services(settings: &Settings, database: &Database) -> Services {
     let events: Arc<dyn EventPublisher> = match database.backend() {
         Backend::Sqlite => Arc::new(DiscardEvents),
-        Backend::Postgres => Arc::new(PgNotifyPublisher::new(Arc::new(DiscardEvents), database.clone(), process_origin())),
+        Backend::Postgres => Arc::new(PgNotifyPublisher::new(
+            Arc::new(DiscardEvents),
+            database.clone(),
+            process_origin(),
+        )),
     };
     services(settings, database, events)
 }

@@ -41,7 +41,11 @@ pub struct Workers {
 
 impl Workers {
     /// Starts the workers, named after `process`.
-    pub fn start(services: Services, settings: WorkerSettings, process: &str) -> std::io::Result<Self> {
+    pub fn start(
+        services: Services,
+        settings: WorkerSettings,
+        process: &str,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(settings.count);
         for index in 0..settings.count {
@@ -77,7 +81,13 @@ impl Drop for Workers {
     }
 }
 
-fn work(services: &Services, name: &str, stop: &AtomicBool, schedules: bool, settings: WorkerSettings) {
+fn work(
+    services: &Services,
+    name: &str,
+    stop: &AtomicBool,
+    schedules: bool,
+    settings: WorkerSettings,
+) {
     let mut next_schedule = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if schedules && Instant::now() >= next_schedule {
@@ -98,13 +108,15 @@ fn work(services: &Services, name: &str, stop: &AtomicBool, schedules: bool, set
 }
 
 fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
-    let span = tracing::info_span!("job", id = job.id, kind = %job.kind_name, attempt = job.attempt);
+    let span =
+        tracing::info_span!("job", id = job.id, kind = %job.kind_name, attempt = job.attempt);
     let _entered = span.enter();
-    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| services.run_job(job))) {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(error)) => JobOutcome::Failed(error.to_string()),
-        Err(_) => JobOutcome::Failed("the job panicked".to_owned()),
-    };
+    let outcome =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| services.run_job(job))) {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => JobOutcome::Failed(error.to_string()),
+            Err(_) => JobOutcome::Failed("the job panicked".to_owned()),
+        };
     let jitter = f64::from(subsec_jitter()) / f64::from(u32::MAX);
     let delay = retry_delay(job.attempt, jitter);
     if let Err(error) = services.settle_job(job, worker, outcome, delay) {

@@ -71,7 +71,12 @@ impl JobQueue for DieselRepos<'_> {
         Ok(ids.into_iter().next())
     }
 
-    fn claim(&mut self, worker: &str, now: DateTime<Utc>, lease: Duration) -> RepoResult<Option<ClaimedJob>> {
+    fn claim(
+        &mut self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> RepoResult<Option<ClaimedJob>> {
         let stamp = to_db(now);
         let candidate: Option<i64> = match &mut *self.conn {
             // Other workers' locked rows are skipped, not waited for.
@@ -115,7 +120,13 @@ impl JobQueue for DieselRepos<'_> {
             .first(self.conn)
             .repo()?;
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
-        Ok(Some(ClaimedJob { id, kind: JobKind::from_stored(&kind_name, &payload), kind_name, attempt, max_attempts }))
+        Ok(Some(ClaimedJob {
+            id,
+            kind: JobKind::from_stored(&kind_name, &payload),
+            kind_name,
+            attempt,
+            max_attempts,
+        }))
     }
 
     fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
@@ -173,7 +184,11 @@ impl JobQueue for DieselRepos<'_> {
     }
 
     fn count(&mut self, status: &str) -> RepoResult<u64> {
-        let count: i64 = job::table.filter(job::status.eq(status)).count().get_result(self.conn).repo()?;
+        let count: i64 = job::table
+            .filter(job::status.eq(status))
+            .count()
+            .get_result(self.conn)
+            .repo()?;
         Ok(count.max(0) as u64)
     }
 }
@@ -190,5 +205,8 @@ type HeldJob = diesel::dsl::Filter<
 /// A job still leased by `worker` (a worker whose lease lapsed and was
 /// taken over can no longer end the job).
 fn held(id: i64, worker: &str) -> HeldJob {
-    job::table.filter(job::id.eq(id)).filter(job::status.eq(RUNNING)).filter(job::locked_by.eq(worker.to_owned()))
+    job::table
+        .filter(job::id.eq(id))
+        .filter(job::status.eq(RUNNING))
+        .filter(job::locked_by.eq(worker.to_owned()))
 }

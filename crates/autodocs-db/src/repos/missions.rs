@@ -360,7 +360,12 @@ impl MissionRepository for DieselRepos<'_> {
     }
 
     fn overdue(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<Mission>> {
-        let open = [MissionStatus::Pending, MissionStatus::InProgress, MissionStatus::Paused].map(MissionStatus::as_str);
+        let open = [
+            MissionStatus::Pending,
+            MissionStatus::InProgress,
+            MissionStatus::Paused,
+        ]
+        .map(MissionStatus::as_str);
         let rows: Vec<MissionRow> = mission::table
             .filter(mission::deadline.lt(to_db(now)))
             .filter(mission::overdue_notified_at.is_null())
@@ -370,12 +375,16 @@ impl MissionRepository for DieselRepos<'_> {
             .select(MissionRow::as_select())
             .load(self.conn)
             .repo()?;
-        rows.into_iter().map(|row| to_mission(row, Counts::default())).collect()
+        rows.into_iter()
+            .map(|row| to_mission(row, Counts::default()))
+            .collect()
     }
 
     fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
         let updated = diesel::update(
-            mission::table.filter(mission::id.eq(id)).filter(mission::overdue_notified_at.is_null()),
+            mission::table
+                .filter(mission::id.eq(id))
+                .filter(mission::overdue_notified_at.is_null()),
         )
         .set(mission::overdue_notified_at.eq(Some(to_db(now))))
         .execute(self.conn)

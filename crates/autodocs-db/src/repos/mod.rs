@@ -1,8 +1,8 @@
 //! Implementations of the domain's repository ports.
 
 mod activities;
-mod jobs;
 mod documents;
+mod jobs;
 mod missions;
 mod plan_steps;
 mod refresh_tokens;

@@ -29,7 +29,13 @@ impl RefreshTokenRepository for DieselRepos<'_> {
     }
 
     fn find(&mut self, jti: &str) -> RepoResult<Option<RefreshTokenRecord>> {
-        type Row = (i64, String, NaiveDateTime, Option<NaiveDateTime>, Option<String>);
+        type Row = (
+            i64,
+            String,
+            NaiveDateTime,
+            Option<NaiveDateTime>,
+            Option<String>,
+        );
         let row: Option<Row> = auth_refreshtoken::table
             .filter(auth_refreshtoken::jti.eq(jti))
             .select((
@@ -42,13 +48,15 @@ impl RefreshTokenRepository for DieselRepos<'_> {
             .first(self.conn)
             .optional()
             .repo()?;
-        Ok(row.map(|(user, jti, expires_at, revoked_at, replaced_by)| RefreshTokenRecord {
-            user: UserId(user),
-            jti,
-            expires_at: from_db(expires_at),
-            revoked_at: revoked_at.map(from_db),
-            replaced_by,
-        }))
+        Ok(row.map(
+            |(user, jti, expires_at, revoked_at, replaced_by)| RefreshTokenRecord {
+                user: UserId(user),
+                jti,
+                expires_at: from_db(expires_at),
+                revoked_at: revoked_at.map(from_db),
+                replaced_by,
+            },
+        ))
     }
 
     #[allow(clippy::needless_lifetimes)] // matches the port, whose lifetime mockall needs

@@ -306,7 +306,10 @@ impl Services {
     pub fn principal(&self, user_id: UserId) -> Result<Principal> {
         let user = ports::read(&*self.uow, |repos| Ok(repos.users().find(user_id)?))?;
         match user {
-            Some(user) if user.is_active => Ok(Principal { user_id: user.id, is_staff: user.is_staff }),
+            Some(user) if user.is_active => Ok(Principal {
+                user_id: user.id,
+                is_staff: user.is_staff,
+            }),
             Some(_) => Err(Error::TokenInvalid("User is inactive".into())),
             None => Err(Error::TokenInvalid("User not found".into())),
         }

@@ -40,17 +40,29 @@ struct ActionFailure {
 
 impl ActionFailure {
     fn transient(message: impl Into<String>) -> Self {
-        Self { message: message.into(), permanent: false }
+        Self {
+            message: message.into(),
+            permanent: false,
+        }
     }
 
     fn permanent(message: impl Into<String>) -> Self {
-        Self { message: message.into(), permanent: true }
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
     }
 }
 
 /// Enqueues the run of a mission in the caller's transaction.
-pub(crate) fn enqueue_advance(repos: &mut dyn Repositories, mission: i64, now: DateTime<Utc>) -> Result<()> {
-    repos.jobs().enqueue(&NewJob::now(JobKind::AdvanceMission { mission }, now), now)?;
+pub(crate) fn enqueue_advance(
+    repos: &mut dyn Repositories,
+    mission: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    repos
+        .jobs()
+        .enqueue(&NewJob::now(JobKind::AdvanceMission { mission }, now), now)?;
     Ok(())
 }
 
@@ -63,17 +75,27 @@ impl Services {
 
     /// Records what became of a job: done, run again later, retried with
     /// `retry_in` of backoff, or dead once its attempts are spent.
-    pub fn settle_job(&self, job: &ClaimedJob, worker: &str, outcome: JobOutcome, retry_in: Duration) -> Result<()> {
+    pub fn settle_job(
+        &self,
+        job: &ClaimedJob,
+        worker: &str,
+        outcome: JobOutcome,
+        retry_in: Duration,
+    ) -> Result<()> {
         let now = self.clock.now();
         self.write(|repos| {
             let jobs = repos.jobs();
             match outcome {
                 JobOutcome::Done => jobs.finish(job.id, worker, now)?,
                 JobOutcome::RunAgainAt(at) => jobs.requeue(job.id, worker, at, None, false, now)?,
-                JobOutcome::Failed(error) if job.attempt >= job.max_attempts || job.kind.is_none() => {
+                JobOutcome::Failed(error)
+                    if job.attempt >= job.max_attempts || job.kind.is_none() =>
+                {
                     jobs.bury(job.id, worker, &error, now)?
                 }
-                JobOutcome::Failed(error) => jobs.requeue(job.id, worker, now + retry_in, Some(error), true, now)?,
+                JobOutcome::Failed(error) => {
+                    jobs.requeue(job.id, worker, now + retry_in, Some(error), true, now)?
+                }
             };
             Ok(())
         })
@@ -82,7 +104,10 @@ impl Services {
     /// Runs one claimed job; the worker applies the outcome to the queue.
     pub fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome> {
         let Some(kind) = &job.kind else {
-            return Ok(JobOutcome::Failed(format!("unknown job kind {:?}", job.kind_name)));
+            return Ok(JobOutcome::Failed(format!(
+                "unknown job kind {:?}",
+                job.kind_name
+            )));
         };
         match kind {
             JobKind::AdvanceMission { mission } => self.advance_mission(*mission, job),
@@ -109,9 +134,15 @@ impl Services {
         let now = self.clock.now();
         let bucket = now.timestamp() / period.num_seconds().max(1);
         self.write(|repos| {
-            for kind in [JobKind::PurgeRefreshTokens, JobKind::SweepFiles, JobKind::FlagOverdueMissions] {
+            for kind in [
+                JobKind::PurgeRefreshTokens,
+                JobKind::SweepFiles,
+                JobKind::FlagOverdueMissions,
+            ] {
                 let key = format!("{}:{bucket}", kind.name());
-                repos.jobs().enqueue(&NewJob::now(kind, now).unique(key), now)?;
+                repos
+                    .jobs()
+                    .enqueue(&NewJob::now(kind, now).unique(key), now)?;
             }
             Ok(())
         })
@@ -126,7 +157,8 @@ impl Services {
             for mission in overdue {
                 if repos.missions().mark_overdue(mission.id, now)? {
                     let mut activity =
-                        NewActivity::system(SystemActivity::MissionOverdue, mission.owner).with_mission(mission.id);
+                        NewActivity::system(SystemActivity::MissionOverdue, mission.owner)
+                            .with_mission(mission.id);
                     if let Some(deadline) = mission.deadline {
                         activity = activity.with_detail("deadline", deadline.to_rfc3339());
                     }
@@ -150,7 +182,10 @@ impl Services {
             if mission.status == MissionStatus::Paused {
                 let running = tree
                     .leaves()
-                    .find(|node| node.item.status == StepStatus::InProgress && node.item.action.is_automated())
+                    .find(|node| {
+                        node.item.status == StepStatus::InProgress
+                            && node.item.action.is_automated()
+                    })
                     .map(|node| node.item.clone());
                 return Ok(match running {
                     Some(step) => Next::Run(Box::new(mission), Box::new(step)),
@@ -164,7 +199,9 @@ impl Services {
                 refresh_progress(repos, mission_id, now)?;
                 return Ok(Next::Idle);
             };
-            let Some(step) = tree.find(step_id).map(|node| node.item.clone()) else { return Ok(Next::Idle) };
+            let Some(step) = tree.find(step_id).map(|node| node.item.clone()) else {
+                return Ok(Next::Idle);
+            };
             match (step.status, step.action.is_automated()) {
                 (_, false) | (StepStatus::Failed, _) => Ok(Next::Idle),
                 (StepStatus::InProgress, true) => Ok(Next::Run(Box::new(mission), Box::new(step))),
@@ -172,12 +209,18 @@ impl Services {
                     let changes = StepChanges::status(step.status, StepStatus::InProgress, now);
                     repos.steps().update(step.id, &changes, now)?;
                     record_step(repos, &mission, step.id, StepStatus::InProgress, now)?;
-                    let started = PlanStep { status: StepStatus::InProgress, started_at: Some(now), ..step };
+                    let started = PlanStep {
+                        status: StepStatus::InProgress,
+                        started_at: Some(now),
+                        ..step
+                    };
                     Ok(Next::Run(Box::new(mission), Box::new(started)))
                 }
             }
         })?;
-        let Next::Run(mission, step) = next else { return Ok(JobOutcome::Done) };
+        let Next::Run(mission, step) = next else {
+            return Ok(JobOutcome::Done);
+        };
         match self.run_action(&mission, &step) {
             Ok(Some(later)) => Ok(JobOutcome::RunAgainAt(later)),
             Ok(None) => self.finish_step(&mission, &step),
@@ -190,7 +233,10 @@ impl Services {
                 self.write(|repos| {
                     Ok(repos.steps().update(
                         step.id,
-                        &StepChanges { last_error: Some(Some(failure.message.clone())), ..StepChanges::default() },
+                        &StepChanges {
+                            last_error: Some(Some(failure.message.clone())),
+                            ..StepChanges::default()
+                        },
                         now,
                     )?)
                 })?;
@@ -200,17 +246,27 @@ impl Services {
     }
 
     /// Runs a step's action; `Some(instant)` means "not finished, look again then".
-    fn run_action(&self, mission: &Mission, step: &PlanStep) -> Result<Option<DateTime<Utc>>, ActionFailure> {
-        let owner = Principal { user_id: mission.owner, is_staff: false };
+    fn run_action(
+        &self,
+        mission: &Mission,
+        step: &PlanStep,
+    ) -> Result<Option<DateTime<Utc>>, ActionFailure> {
+        let owner = Principal {
+            user_id: mission.owner,
+            is_staff: false,
+        };
         match &step.action {
             StepAction::Manual => Ok(None),
             StepAction::Wait { seconds } => {
-                let due = step.started_at.unwrap_or_else(|| self.clock.now()) + Duration::seconds(i64::from(*seconds));
+                let due = step.started_at.unwrap_or_else(|| self.clock.now())
+                    + Duration::seconds(i64::from(*seconds));
                 Ok((self.clock.now() < due).then_some(due))
             }
             StepAction::VerifyDocuments => {
-                let documents = ports::read(&*self.uow, |repos| Ok(repos.documents().list_for_mission(mission.id)?))
-                    .map_err(|error| ActionFailure::transient(error.to_string()))?;
+                let documents = ports::read(&*self.uow, |repos| {
+                    Ok(repos.documents().list_for_mission(mission.id)?)
+                })
+                .map_err(|error| ActionFailure::transient(error.to_string()))?;
                 for document in documents {
                     match self.verify_document(owner, document.id) {
                         Ok(_) | Err(Error::NotFound) => {}
@@ -220,19 +276,38 @@ impl Services {
                 Ok(None)
             }
             StepAction::FetchUrl { url } => {
-                let mut sink = self.begin_upload().map_err(|error| ActionFailure::transient(error.to_string()))?;
-                let fetched = self.fetcher.fetch(url, sink.as_mut()).map_err(|error| match error {
-                    FetchError::Refused(reason) => ActionFailure::permanent(reason),
-                    FetchError::Upload(upload) => ActionFailure::permanent(upload.to_string()),
-                    FetchError::Failed(reason) => ActionFailure::transient(reason),
-                })?;
-                let staged = sink.finish().map_err(|error| ActionFailure::permanent(error.to_string()))?;
-                let input = DocumentInput { mission: Some(Some(mission.id.to_string())), ..DocumentInput::default() };
-                let part = UploadedPart { filename: fetched.filename, staged };
+                let mut sink = self
+                    .begin_upload()
+                    .map_err(|error| ActionFailure::transient(error.to_string()))?;
+                let fetched =
+                    self.fetcher
+                        .fetch(url, sink.as_mut())
+                        .map_err(|error| match error {
+                            FetchError::Refused(reason) => ActionFailure::permanent(reason),
+                            FetchError::Upload(upload) => {
+                                ActionFailure::permanent(upload.to_string())
+                            }
+                            FetchError::Failed(reason) => ActionFailure::transient(reason),
+                        })?;
+                let staged = sink
+                    .finish()
+                    .map_err(|error| ActionFailure::permanent(error.to_string()))?;
+                let input = DocumentInput {
+                    mission: Some(Some(mission.id.to_string())),
+                    ..DocumentInput::default()
+                };
+                let part = UploadedPart {
+                    filename: fetched.filename,
+                    staged,
+                };
                 match self.upload_document(owner, &input, Some(part)) {
                     Ok(_) => Ok(None),
-                    Err(Error::Repository(error)) => Err(ActionFailure::transient(error.to_string())),
-                    Err(error) => Err(ActionFailure::permanent(format!("The downloaded file was refused: {error}"))),
+                    Err(Error::Repository(error)) => {
+                        Err(ActionFailure::transient(error.to_string()))
+                    }
+                    Err(error) => Err(ActionFailure::permanent(format!(
+                        "The downloaded file was refused: {error}"
+                    ))),
                 }
             }
         }
@@ -244,17 +319,26 @@ impl Services {
     fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome> {
         let now = self.clock.now();
         let still_running = self.write(|repos| {
-            let Some(current) = repos.steps().find(mission.id, step.id)? else { return Ok(false) };
+            let Some(current) = repos.steps().find(mission.id, step.id)? else {
+                return Ok(false);
+            };
             if current.status == StepStatus::InProgress {
                 let changes = StepChanges::status(current.status, StepStatus::Completed, now);
                 repos.steps().update(step.id, &changes, now)?;
                 record_step(repos, mission, step.id, StepStatus::Completed, now)?;
                 refresh_progress(repos, mission.id, now)?;
             }
-            let status = repos.missions().find(mission.id, None)?.map(|current| current.status);
+            let status = repos
+                .missions()
+                .find(mission.id, None)?
+                .map(|current| current.status);
             Ok(status == Some(MissionStatus::InProgress))
         })?;
-        Ok(if still_running { JobOutcome::RunAgainAt(now) } else { JobOutcome::Done })
+        Ok(if still_running {
+            JobOutcome::RunAgainAt(now)
+        } else {
+            JobOutcome::Done
+        })
     }
 
     /// A step that failed for good fails its mission (`mission_failed`,

@@ -11,7 +11,9 @@ use crate::mission::{
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
 use crate::paging::Page;
-use crate::plan_step::{MAX_DEPTH, NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus};
+use crate::plan_step::{
+    MAX_DEPTH, NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus,
+};
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors, parse_timestamp};

@@ -61,13 +61,23 @@ impl Services {
         if recorded.is_empty() {
             return;
         }
-        let missions: BTreeSet<i64> = recorded.iter().filter_map(|activity| activity.mission).collect();
-        let documents: BTreeSet<i64> = recorded.iter().filter_map(|activity| activity.document).collect();
+        let missions: BTreeSet<i64> = recorded
+            .iter()
+            .filter_map(|activity| activity.mission)
+            .collect();
+        let documents: BTreeSet<i64> = recorded
+            .iter()
+            .filter_map(|activity| activity.document)
+            .collect();
         let mut events: Vec<Event> = recorded
             .into_iter()
             .filter_map(|activity| {
                 let user = activity.user?;
-                Some(Event { user, mission: activity.mission, payload: EventPayload::ActivityCreated(activity) })
+                Some(Event {
+                    user,
+                    mission: activity.mission,
+                    payload: EventPayload::ActivityCreated(activity),
+                })
             })
             .collect();
         // The committed state of each document and mission touched (they may
@@ -119,9 +129,17 @@ pub(crate) mod testing;
 mod tests;
 
 fn mission_event(mission: crate::mission::Mission) -> Event {
-    Event { user: mission.owner, mission: Some(mission.id), payload: EventPayload::MissionUpdated(mission) }
+    Event {
+        user: mission.owner,
+        mission: Some(mission.id),
+        payload: EventPayload::MissionUpdated(mission),
+    }
 }
 
 fn document_event(document: crate::document::Document) -> Event {
-    Event { user: document.owner, mission: document.mission, payload: EventPayload::DocumentUpdated(document) }
+    Event {
+        user: document.owner,
+        mission: document.mission,
+        payload: EventPayload::DocumentUpdated(document),
+    }
 }

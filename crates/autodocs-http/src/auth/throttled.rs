@@ -19,7 +19,11 @@ pub struct BoundedHasher<H> {
 impl<H: PasswordHasher> BoundedHasher<H> {
     /// Wraps `inner`, allowing `permits` (at least 1) concurrent hashes.
     pub fn new(inner: H, permits: usize) -> Self {
-        Self { inner, permits: Mutex::new(permits.max(1)), released: Condvar::new() }
+        Self {
+            inner,
+            permits: Mutex::new(permits.max(1)),
+            released: Condvar::new(),
+        }
     }
 
     /// The permits for a machine: one core is left for everything else.
@@ -29,9 +33,15 @@ impl<H: PasswordHasher> BoundedHasher<H> {
 
     fn with_permit<T>(&self, work: impl FnOnce(&H) -> T) -> T {
         {
-            let mut free = self.permits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut free = self
+                .permits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             while *free == 0 {
-                free = self.released.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+                free = self
+                    .released
+                    .wait(free)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             *free -= 1;
         }
@@ -45,7 +55,11 @@ struct Release<'a, H>(&'a BoundedHasher<H>);
 
 impl<H> Drop for Release<'_, H> {
     fn drop(&mut self) {
-        let mut free = self.0.permits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut free = self
+            .0
+            .permits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *free += 1;
         self.0.released.notify_one();
     }
@@ -96,7 +110,13 @@ mod tests {
 
     #[test]
     fn never_more_than_the_permits_at_once() {
-        let hasher = Arc::new(BoundedHasher::new(Counting { running: AtomicUsize::new(0), most: AtomicUsize::new(0) }, 2));
+        let hasher = Arc::new(BoundedHasher::new(
+            Counting {
+                running: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+            },
+            2,
+        ));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let hasher = Arc::clone(&hasher);

@@ -68,7 +68,10 @@ pub async fn list(
         search: query.get("search").map(str::to_owned),
         page,
     };
-    let page = as_caller(&state, principal, move |services, principal| services.list_activities(principal, activity_query)).await?;
+    let page = as_caller(&state, principal, move |services, principal| {
+        services.list_activities(principal, activity_query)
+    })
+    .await?;
     if page.page == 0 {
         return Err(ApiError::InvalidPage);
     }
@@ -112,7 +115,10 @@ pub async fn create(
         document: reference("document"),
     };
     errors.into_result()?;
-    let activity = as_caller(&state, principal, move |services, principal| services.create_activity(principal, &input)).await?;
+    let activity = as_caller(&state, principal, move |services, principal| {
+        services.create_activity(principal, &input)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(activity_json(&activity)))
 }
 
@@ -125,6 +131,9 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let activity = as_caller(&state, principal, move |services, principal| services.get_activity(principal, id)).await?;
+    let activity = as_caller(&state, principal, move |services, principal| {
+        services.get_activity(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(activity_json(&activity)))
 }

@@ -12,7 +12,10 @@ use crate::views::UserView;
 /// Counts an anonymous auth request against its address's rate.
 fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
     match request.peer_addr() {
-        Some(peer) => state.throttle.check(peer.ip()).map_err(crate::error::ApiError::Throttled),
+        Some(peer) => state
+            .throttle
+            .check(peer.ip())
+            .map_err(crate::error::ApiError::Throttled),
         None => Ok(()),
     }
 }

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, Fields, JsonObject, parse_bool, as_caller};
+use crate::extract::{Authenticated, Fields, JsonObject, as_caller, parse_bool};
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, page_request};
 use crate::state::AppState;
@@ -297,7 +297,10 @@ pub async fn upload(
     }
     errors.into_result()?;
     let part = file.take();
-    let document = as_caller(&state, principal, move |services, principal| services.upload_document(principal, &input, part)).await?;
+    let document = as_caller(&state, principal, move |services, principal| {
+        services.upload_document(principal, &input, part)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(document_json(&request, &document)))
 }
 
@@ -356,7 +359,10 @@ pub async fn list(
         ordering,
         page,
     };
-    let page = as_caller(&state, principal, move |services, principal| services.list_documents(principal, document_query)).await?;
+    let page = as_caller(&state, principal, move |services, principal| {
+        services.list_documents(principal, document_query)
+    })
+    .await?;
     if page.page == 0 {
         return Err(ApiError::InvalidPage);
     }
@@ -377,7 +383,10 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let document = as_caller(&state, principal, move |services, principal| services.get_document(principal, id)).await?;
+    let document = as_caller(&state, principal, move |services, principal| {
+        services.get_document(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
 }
 
@@ -408,7 +417,10 @@ pub async fn update(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let changes = document_input(&body)?.parse_changes()?;
-    let document = as_caller(&state, principal, move |services, principal| services.update_document(principal, id, changes)).await?;
+    let document = as_caller(&state, principal, move |services, principal| {
+        services.update_document(principal, id, changes)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
 }
 
@@ -421,7 +433,10 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    as_caller(&state, principal, move |services, principal| services.delete_document(principal, id)).await?;
+    as_caller(&state, principal, move |services, principal| {
+        services.delete_document(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -436,7 +451,10 @@ pub async fn verify(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let document = as_caller(&state, principal, move |services, principal| services.verify_document(principal, id)).await?;
+    let document = as_caller(&state, principal, move |services, principal| {
+        services.verify_document(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
 }
 
@@ -605,7 +623,10 @@ pub async fn download(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let (document, file) = as_caller(&state, principal, move |services, principal| services.open_document(principal, id)).await?;
+    let (document, file) = as_caller(&state, principal, move |services, principal| {
+        services.open_document(principal, id)
+    })
+    .await?;
     let Some(file) = file else {
         return Err(ApiError::NotFound);
     };

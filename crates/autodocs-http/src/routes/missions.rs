@@ -96,7 +96,10 @@ pub async fn list(
         ordering,
         page,
     };
-    let page = as_caller(&state, principal, move |services, principal| services.list_missions(principal, mission_query)).await?;
+    let page = as_caller(&state, principal, move |services, principal| {
+        services.list_missions(principal, mission_query)
+    })
+    .await?;
     if page.page == 0 {
         return Err(ApiError::InvalidPage);
     }
@@ -114,7 +117,10 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let draft = mission_input(&body)?.parse_new()?;
-    let detail = as_caller(&state, principal, move |services, principal| services.create_mission(principal, draft)).await?;
+    let detail = as_caller(&state, principal, move |services, principal| {
+        services.create_mission(principal, draft)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(mission_detail_json(&request, &detail)))
 }
 
@@ -128,7 +134,10 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let detail = as_caller(&state, principal, move |services, principal| services.get_mission(principal, id)).await?;
+    let detail = as_caller(&state, principal, move |services, principal| {
+        services.get_mission(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
 
@@ -142,7 +151,10 @@ async fn update(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let changes = mission_input(&body)?.parse_changes(full)?;
-    let detail = as_caller(&state, principal, move |services, principal| services.update_mission(principal, id, changes)).await?;
+    let detail = as_caller(&state, principal, move |services, principal| {
+        services.update_mission(principal, id, changes)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
 
@@ -183,7 +195,10 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    as_caller(&state, principal, move |services, principal| services.delete_mission(principal, id)).await?;
+    as_caller(&state, principal, move |services, principal| {
+        services.delete_mission(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -207,6 +222,9 @@ pub async fn act(
         "cancel" => MissionAction::Cancel,
         _ => return Err(ApiError::NotFound),
     };
-    let detail = as_caller(&state, principal, move |services, principal| services.act_on_mission(principal, id, action)).await?;
+    let detail = as_caller(&state, principal, move |services, principal| {
+        services.act_on_mission(principal, id, action)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }

@@ -54,7 +54,10 @@ pub async fn list(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let mission = object_id(&path)?;
-    let tree = as_caller(&state, principal, move |services, principal| services.list_steps(principal, mission)).await?;
+    let tree = as_caller(&state, principal, move |services, principal| {
+        services.list_steps(principal, mission)
+    })
+    .await?;
     let steps: Vec<Value> = tree.roots().iter().map(step_tree_json).collect();
     Ok(HttpResponse::Ok().json(steps))
 }
@@ -71,7 +74,10 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let mission = object_id(&path)?;
     let input = step_input(&body)?;
-    let step = as_caller(&state, principal, move |services, principal| services.create_step(principal, mission, &input)).await?;
+    let step = as_caller(&state, principal, move |services, principal| {
+        services.create_step(principal, mission, &input)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(step_tree_json(&step)))
 }
 
@@ -88,7 +94,10 @@ pub async fn detail(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
-    let step = as_caller(&state, principal, move |services, principal| services.get_step(principal, mission, step)).await?;
+    let step = as_caller(&state, principal, move |services, principal| {
+        services.get_step(principal, mission, step)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))
 }
 
@@ -105,7 +114,10 @@ pub async fn update(
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
     let input = step_input(&body)?;
-    let step = as_caller(&state, principal, move |services, principal| services.update_step(principal, mission, step, &input)).await?;
+    let step = as_caller(&state, principal, move |services, principal| {
+        services.update_step(principal, mission, step, &input)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))
 }
 
@@ -118,6 +130,9 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
-    as_caller(&state, principal, move |services, principal| services.delete_step(principal, mission, step)).await?;
+    as_caller(&state, principal, move |services, principal| {
+        services.delete_step(principal, mission, step)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }

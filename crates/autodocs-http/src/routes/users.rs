@@ -7,7 +7,7 @@ use autodocs_domain::validation::ValidationErrors;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, Fields, JsonObject, parse_bool, as_caller};
+use crate::extract::{Authenticated, Fields, JsonObject, as_caller, parse_bool};
 use crate::routes::{ListQuery, page_request};
 use crate::state::AppState;
 use crate::views::{UserView, paginated};
@@ -50,7 +50,10 @@ pub async fn me(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
 ) -> ApiResult<HttpResponse> {
-    let user = as_caller(&state, principal, move |services, principal| services.me(principal)).await?;
+    let user = as_caller(&state, principal, move |services, principal| {
+        services.me(principal)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
@@ -64,7 +67,10 @@ pub async fn update_me(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let input = account_input(&body, false)?;
-    let user = as_caller(&state, principal, move |services, principal| services.update_me(principal, &input)).await?;
+    let user = as_caller(&state, principal, move |services, principal| {
+        services.update_me(principal, &input)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
@@ -84,7 +90,10 @@ pub async fn change_password(
     let (Some(old_password), Some(new_password)) = (old_password, new_password) else {
         return Err(ApiError::Internal("required fields vanished".into()));
     };
-    as_caller(&state, principal, move |services, principal| services.change_password(principal, &old_password, &new_password)).await?;
+    as_caller(&state, principal, move |services, principal| {
+        services.change_password(principal, &old_password, &new_password)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -117,7 +126,10 @@ pub async fn list(
         is_active,
         page,
     };
-    let page = as_caller(&state, principal, move |services, principal| services.list_users(principal, &user_query)).await?;
+    let page = as_caller(&state, principal, move |services, principal| {
+        services.list_users(principal, &user_query)
+    })
+    .await?;
     if page.page == 0 {
         return Err(ApiError::InvalidPage);
     }
@@ -139,7 +151,10 @@ pub async fn detail(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = user_id(&path)?;
-    let user = as_caller(&state, principal, move |services, principal| services.get_user(principal, id)).await?;
+    let user = as_caller(&state, principal, move |services, principal| {
+        services.get_user(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
@@ -155,7 +170,10 @@ pub async fn update(
 ) -> ApiResult<HttpResponse> {
     let id = user_id(&path)?;
     let input = account_input(&body, true)?;
-    let user = as_caller(&state, principal, move |services, principal| services.update_user(principal, id, &input)).await?;
+    let user = as_caller(&state, principal, move |services, principal| {
+        services.update_user(principal, id, &input)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
@@ -168,6 +186,9 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = user_id(&path)?;
-    as_caller(&state, principal, move |services, principal| services.delete_user(principal, id)).await?;
+    as_caller(&state, principal, move |services, principal| {
+        services.delete_user(principal, id)
+    })
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
