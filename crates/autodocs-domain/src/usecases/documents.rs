@@ -2,7 +2,7 @@
 //!
 //! The bytes go through the [`FileStorage`](crate::ports::FileStorage) port:
 //! an upload is received into a temporary place by an
-//! [`UploadSink`](crate::ports::UploadSink) (size, SHA-256 and type measured
+//! [`UploadSink`] (size, SHA-256 and type measured
 //! on the way), then [`Services::upload_document`] checks it, moves it into
 //! place and commits the row with its `document_uploaded` activity. If
 //! anything fails after the move, the stored file is deleted again, so
