@@ -17,9 +17,9 @@ use crate::harness::{
     Backend, Registered, Resp, TestApp, forge_jwt, jwt_claims, now_unix, postgres_configured,
 };
 use crate::missions::{
-    ACTIVITIES, MISSION_KEYS, MISSIONS, act, act_ok, activities, assert_activity_shape,
-    assert_mission_shape, create_mission, find_step, id_of, mission_detail, mission_url,
-    new_mission, step_url, transition_error,
+    ACTIVITIES, MISSION_KEYS, MISSIONS, act, act_ok, activities, activity_url,
+    assert_activity_shape, assert_mission_shape, create_mission, find_step, id_of, mission_detail,
+    mission_url, new_mission, step_url, transition_error,
 };
 
 const EVENTS: &str = "/ws/events/";
@@ -232,6 +232,7 @@ backend_tests!(
     failed_changes_send_nothing,
     users_only_get_their_own_events,
     ping_is_answered_with_pong,
+    document_frames_follow_upload_verify_and_patch,
 );
 
 async fn frames_follow_create_start_and_step_changes(app: TestApp) {
@@ -562,6 +563,369 @@ async fn ping_is_answered_with_pong(app: TestApp) {
             expect_change(&mut ws, "mission_created", id, "after ping").await;
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------
+
+const DOCUMENTS: &str = "/api/documents/";
+
+/// The keys of `Document` (API.md, Documents).
+const DOCUMENT_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "status",
+    "verified",
+    "verified_at",
+    "verification_error",
+    "mission",
+    "owner",
+    "original_filename",
+    "content_type",
+    "size",
+    "sha256",
+    "download_url",
+    "uploaded_at",
+    "updated_at",
+];
+
+const BOUNDARY: &str = "----autodocs-realtime-boundary-Qx81ZpL0";
+
+fn document_url(id: i64) -> String {
+    format!("{DOCUMENTS}{id}/")
+}
+
+fn document_download_path(id: i64) -> String {
+    format!("{DOCUMENTS}{id}/download/")
+}
+
+/// Uploads a `text/plain` file (into `mission`, if given); panics unless 201.
+async fn upload_text(
+    app: &TestApp,
+    user: &Registered,
+    filename: &str,
+    body: &[u8],
+    mission: Option<i64>,
+) -> Value {
+    let mut form = Vec::new();
+    if let Some(mission) = mission {
+        form.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"mission\"\r\n\r\n{mission}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+             Content-Type: text/plain\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    form.extend_from_slice(body);
+    form.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let url = app.url(DOCUMENTS);
+    let request = app
+        .client()
+        .post(&url)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .bearer_auth(&user.access)
+        .body(form);
+    let r = app.send(&Method::POST, &url, request).await;
+    r.assert_status(201).assert_json();
+    r.body.clone()
+}
+
+/// A Document as frames and responses carry it.
+#[track_caller]
+fn assert_document_frame(app: &TestApp, d: &Value, ctx: &str) {
+    crate::harness::assert_keys(d, DOCUMENT_KEYS, &format!("{ctx}: document"));
+    let id = id_of(d);
+    let url = d["download_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{ctx}: download_url is a string: {d}"));
+    assert!(
+        url.starts_with("http://") && url.ends_with(&document_download_path(id)),
+        "{ctx}: download_url is absolute and ends with {}: {d}",
+        document_download_path(id)
+    );
+    assert_eq!(
+        url,
+        format!("{}{}", app.base_url, document_download_path(id)),
+        "{ctx}: download_url points at this server: {d}"
+    );
+    for key in ["uploaded_at", "updated_at"] {
+        assert!(
+            d[key].as_str().is_some_and(crate::harness::is_rfc3339_utc),
+            "{ctx}: {key}: {d}"
+        );
+    }
+}
+
+/// The frames of one change to `document`: exactly one `activity.created`
+/// of `kind`, then its `document.updated`, then — only when the document
+/// belongs to a mission — that mission's `mission.updated`.
+/// Returns (activity, document, mission).
+async fn expect_document_change(
+    app: &TestApp,
+    ws: &mut Ws,
+    kind: &str,
+    document: i64,
+    mission: Option<i64>,
+    ctx: &str,
+) -> (Value, Value, Option<Value>) {
+    let frame = next_frame(ws, ctx).await;
+    assert_eq!(
+        frame["event"], "activity.created",
+        "{ctx}: first frame: {frame}"
+    );
+    let a = frame["data"].clone();
+    assert_activity_shape(&a);
+    assert_eq!(a["type"], kind, "{ctx}: activity type: {a}");
+    assert_eq!(
+        a["document"],
+        json!(document),
+        "{ctx}: activity.document: {a}"
+    );
+    assert_eq!(a["mission"], json!(mission), "{ctx}: activity.mission: {a}");
+
+    let frame = next_frame(ws, ctx).await;
+    assert_eq!(
+        frame["event"], "document.updated",
+        "{ctx}: second frame: {frame}"
+    );
+    let d = frame["data"].clone();
+    assert_document_frame(app, &d, ctx);
+    assert_eq!(d["id"], json!(document), "{ctx}: document.updated id: {d}");
+    assert_eq!(d["mission"], json!(mission), "{ctx}: document.mission: {d}");
+
+    let m = match mission {
+        None => None,
+        Some(mission) => {
+            let frame = next_frame(ws, ctx).await;
+            assert_eq!(
+                frame["event"], "mission.updated",
+                "{ctx}: third frame: {frame}"
+            );
+            assert_mission_shape(&frame["data"]);
+            assert_eq!(
+                frame["data"]["id"],
+                json!(mission),
+                "{ctx}: mission.updated id"
+            );
+            Some(frame["data"].clone())
+        }
+    };
+    (a, d, m)
+}
+
+/// What the REST API shows of the change's subjects equals what the frames carried.
+async fn assert_document_change_matches(
+    app: &TestApp,
+    user: &Registered,
+    (a, d, m): &(Value, Value, Option<Value>),
+    ctx: &str,
+) {
+    let r = app.get(&activity_url(id_of(a)), Some(&user.access)).await;
+    r.assert_status(200);
+    assert_eq!(&r.body, a, "{ctx}: activity.created vs GET");
+    let r = app.get(&document_url(id_of(d)), Some(&user.access)).await;
+    r.assert_status(200);
+    assert_eq!(&r.body, d, "{ctx}: document.updated vs GET");
+    if let Some(m) = m {
+        assert_mission_matches(app, user, m, ctx).await;
+    }
+}
+
+async fn document_frames_follow_upload_verify_and_patch(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mission = new_mission(&app, &alice, "Papers").await;
+    let mut ws = connect(&app, EVENTS, &alice).await;
+    let mut watched = connect(&app, &mission_socket(mission), &alice).await;
+    let mut bobs = connect(&app, EVENTS, &bob).await;
+
+    // An upload without a mission: activity, document, nothing else.
+    let loose_body = b"loose notes\n";
+    let loose = upload_text(&app, &alice, "loose.txt", loose_body, None).await;
+    let loose_id = id_of(&loose);
+    let change = expect_document_change(
+        &app,
+        &mut ws,
+        "document_uploaded",
+        loose_id,
+        None,
+        "loose upload",
+    )
+    .await;
+    let (a, d, _) = &change;
+    assert_eq!(
+        a["user"],
+        json!(alice.id),
+        "loose upload: activity.user: {a}"
+    );
+    assert_eq!(d, &loose, "loose upload: document.updated vs the 201 body");
+    assert_eq!(d["status"], "uploaded", "loose upload: {d}");
+    assert_eq!(d["verified"], false, "loose upload: {d}");
+    assert_eq!(d["owner"], json!(alice.id), "loose upload: {d}");
+    assert_eq!(d["name"], "loose.txt", "loose upload: {d}");
+    assert_eq!(d["original_filename"], "loose.txt", "loose upload: {d}");
+    assert_eq!(d["size"], json!(loose_body.len()), "loose upload: {d}");
+    assert_eq!(
+        d["sha256"],
+        json!(hex(&crate::harness::sha256(loose_body))),
+        "loose upload: {d}"
+    );
+    assert_document_change_matches(&app, &alice, &change, "loose upload").await;
+
+    // An upload into the mission: the mission follows (document_count 1).
+    let attached = upload_text(&app, &alice, "attached.txt", b"attached\n", Some(mission)).await;
+    let attached_id = id_of(&attached);
+    let change = expect_document_change(
+        &app,
+        &mut ws,
+        "document_uploaded",
+        attached_id,
+        Some(mission),
+        "attached upload",
+    )
+    .await;
+    assert_eq!(
+        &change.1, &attached,
+        "attached upload: document.updated vs the 201 body"
+    );
+    let m = change.2.as_ref().expect("a mission.updated");
+    assert_eq!(m["document_count"], 1, "attached upload: {m}");
+    assert_document_change_matches(&app, &alice, &change, "attached upload").await;
+    // The mission socket gets the same frames.
+    let on_mission = expect_document_change(
+        &app,
+        &mut watched,
+        "document_uploaded",
+        attached_id,
+        Some(mission),
+        "mission socket: attached upload",
+    )
+    .await;
+    assert_eq!(on_mission, change, "mission socket: attached upload frames");
+
+    // Verify: document_verified, then the document, verified.
+    let r = app
+        .post_json(
+            &format!("{DOCUMENTS}{attached_id}/verify/"),
+            &json!({}),
+            Some(&alice.access),
+        )
+        .await;
+    r.assert_status(200);
+    let change = expect_document_change(
+        &app,
+        &mut ws,
+        "document_verified",
+        attached_id,
+        Some(mission),
+        "verify",
+    )
+    .await;
+    let d = &change.1;
+    assert_eq!(d, &r.body, "verify: document.updated vs the 200 body");
+    assert_eq!(d["status"], "verified", "verify: {d}");
+    assert_eq!(d["verified"], true, "verify: {d}");
+    assert!(
+        d["verified_at"]
+            .as_str()
+            .is_some_and(crate::harness::is_rfc3339_utc),
+        "verify: verified_at: {d}"
+    );
+    assert_eq!(d["verification_error"], "", "verify: {d}");
+    assert_eq!(change.2.as_ref().expect("mission")["document_count"], 1);
+    assert_document_change_matches(&app, &alice, &change, "verify").await;
+    let on_mission = expect_document_change(
+        &app,
+        &mut watched,
+        "document_verified",
+        attached_id,
+        Some(mission),
+        "mission socket: verify",
+    )
+    .await;
+    assert_eq!(on_mission, change, "mission socket: verify frames");
+
+    // Verify the loose one: no mission frame.
+    let r = app
+        .post_json(
+            &format!("{DOCUMENTS}{loose_id}/verify/"),
+            &json!({}),
+            Some(&alice.access),
+        )
+        .await;
+    r.assert_status(200);
+    let change = expect_document_change(
+        &app,
+        &mut ws,
+        "document_verified",
+        loose_id,
+        None,
+        "loose verify",
+    )
+    .await;
+    assert_eq!(change.1["status"], "verified", "loose verify: {}", change.1);
+    assert_eq!(
+        &change.1, &r.body,
+        "loose verify: document.updated vs the 200 body"
+    );
+
+    // Rename both.
+    for (id, on, name) in [
+        (loose_id, None, "Loose, renamed"),
+        (attached_id, Some(mission), "Attached, renamed"),
+    ] {
+        let ctx = format!("patch {name}");
+        let r = app
+            .patch_json(
+                &document_url(id),
+                &json!({"name": name}),
+                Some(&alice.access),
+            )
+            .await;
+        r.assert_status(200);
+        let change = expect_document_change(&app, &mut ws, "document_updated", id, on, &ctx).await;
+        let d = &change.1;
+        assert_eq!(d["name"], name, "{ctx}: {d}");
+        assert_eq!(d["status"], "verified", "{ctx}: {d}");
+        assert_eq!(d, &r.body, "{ctx}: document.updated vs the 200 body");
+        assert_document_change_matches(&app, &alice, &change, &ctx).await;
+        if on.is_some() {
+            let on_mission =
+                expect_document_change(&app, &mut watched, "document_updated", id, on, &ctx).await;
+            assert_eq!(on_mission, change, "mission socket: {ctx} frames");
+        }
+    }
+
+    // Markers: nothing else is queued on alice's sockets, and none of it
+    // reached bob's.
+    act_ok(&app, &alice, mission, "start", "in_progress").await;
+    let bobs_mission = new_mission(&app, &bob, "Bob's").await;
+    expect_change(&mut ws, "mission_started", mission, "events: marker").await;
+    expect_change(
+        &mut watched,
+        "mission_started",
+        mission,
+        "mission socket: marker",
+    )
+    .await;
+    let (a, _) = expect_change(&mut bobs, "mission_created", bobs_mission, "bob: marker").await;
+    assert_eq!(a["user"], json!(bob.id), "bob: marker: {a}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------
