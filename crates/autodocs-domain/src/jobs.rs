@@ -120,6 +120,9 @@ pub struct ClaimedJob {
     pub attempt: i32,
     /// Attempts allowed.
     pub max_attempts: i32,
+    /// How long the lease lasts: a step started longer ago than this by
+    /// another run was abandoned by a dead worker.
+    pub lease: Duration,
 }
 
 /// Delay before retry number `attempt` (1-based): exponential from 2 s,

@@ -112,6 +112,23 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
+    /// The answer for a page past the end of a list of `count` items:
+    /// `page` is 0 and there are no items (the HTTP layer answers 404
+    /// `Invalid page.`).
+    pub fn past_end(count: u64, request: PageRequest) -> Self {
+        Self {
+            count,
+            page: 0,
+            page_size: request.page_size(),
+            items: Vec::new(),
+        }
+    }
+
+    /// Whether this is the answer for a page past the end.
+    pub fn is_past_end(&self) -> bool {
+        self.page == 0
+    }
+
     /// Whether a later page exists.
     pub fn has_next(&self) -> bool {
         u64::from(self.page) * u64::from(self.page_size) < self.count

@@ -167,6 +167,9 @@ pub trait PlanStepRepository {
     fn create(&mut self, step: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep>;
     /// Applies changes to a step.
     fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    /// Starts a pending step (a conditional update); true if this call did,
+    /// so two runs racing for the same step cannot both start it.
+    fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Sets the stored depth of a step (after its subtree moved).
     fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()>;
     /// Deletes a step and its subtree; returns how many rows went.

@@ -169,12 +169,7 @@ impl DocumentRepository for DieselRepos<'_> {
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
         let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
-            return Ok(Page {
-                count,
-                page: 0,
-                page_size: query.page.page_size(),
-                items: Vec::new(),
-            });
+            return Ok(Page::past_end(count, query.page));
         };
         let ordering: &[DocumentOrderField] = if query.ordering.is_empty() {
             &[DocumentOrderField::DEFAULT]

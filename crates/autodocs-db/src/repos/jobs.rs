@@ -126,6 +126,7 @@ impl JobQueue for DieselRepos<'_> {
             kind_name,
             attempt,
             max_attempts,
+            lease,
         }))
     }
 

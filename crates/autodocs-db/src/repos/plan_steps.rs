@@ -142,6 +142,23 @@ impl PlanStepRepository for DieselRepos<'_> {
         Ok(())
     }
 
+    fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+        let updated = diesel::update(
+            step::table
+                .filter(step::id.eq(id))
+                .filter(step::status.eq(StepStatus::Pending.as_str())),
+        )
+        .set((
+            step::status.eq(StepStatus::InProgress.as_str()),
+            step::started_at.eq(Some(to_db(now))),
+            step::completed_at.eq(None::<chrono::NaiveDateTime>),
+            step::updated_at.eq(to_db(now)),
+        ))
+        .execute(self.conn)
+        .repo()?;
+        Ok(updated == 1)
+    }
+
     fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()> {
         diesel::update(step::table.find(id))
             .set(step::depth.eq(i16::from(depth)))

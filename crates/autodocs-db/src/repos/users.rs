@@ -246,12 +246,7 @@ impl UserRepository for DieselRepos<'_> {
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
         let count = count.max(0) as u64;
         let Some(page) = query.page.resolve(count) else {
-            return Ok(Page {
-                count,
-                page: 0,
-                page_size: query.page.page_size(),
-                items: Vec::new(),
-            });
+            return Ok(Page::past_end(count, query.page));
         };
         let rows: Vec<UserWithProfile> = filtered()
             .select((UserRow::as_select(), ProfileRow::as_select()))

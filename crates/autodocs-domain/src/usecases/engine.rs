@@ -204,10 +204,22 @@ impl Services {
             };
             match (step.status, step.action.is_automated()) {
                 (_, false) | (StepStatus::Failed, _) => Ok(Next::Idle),
-                (StepStatus::InProgress, true) => Ok(Next::Run(Box::new(mission), Box::new(step))),
+                (StepStatus::InProgress, true) => {
+                    // Another run is on it, unless it started longer ago than
+                    // a lease (its worker died). A timer is safe to look at twice.
+                    let abandoned = step
+                        .started_at
+                        .is_none_or(|started| started + job.lease < now);
+                    if abandoned || matches!(step.action, StepAction::Wait { .. }) {
+                        Ok(Next::Run(Box::new(mission), Box::new(step)))
+                    } else {
+                        Ok(Next::Idle)
+                    }
+                }
                 (_, true) => {
-                    let changes = StepChanges::status(step.status, StepStatus::InProgress, now);
-                    repos.steps().update(step.id, &changes, now)?;
+                    if !repos.steps().start_pending(step.id, now)? {
+                        return Ok(Next::Idle);
+                    }
                     record_step(repos, &mission, step.id, StepStatus::InProgress, now)?;
                     let started = PlanStep {
                         status: StepStatus::InProgress,

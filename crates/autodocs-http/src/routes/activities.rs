@@ -72,7 +72,7 @@ pub async fn list(
         services.list_activities(principal, activity_query)
     })
     .await?;
-    if page.page == 0 {
+    if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
     Ok(

@@ -363,7 +363,7 @@ pub async fn list(
         services.list_documents(principal, document_query)
     })
     .await?;
-    if page.page == 0 {
+    if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
     Ok(

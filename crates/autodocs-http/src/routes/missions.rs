@@ -100,7 +100,7 @@ pub async fn list(
         services.list_missions(principal, mission_query)
     })
     .await?;
-    if page.page == 0 {
+    if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
     Ok(HttpResponse::Ok().json(paginated(&request, page, |mission| mission_json(&mission))))

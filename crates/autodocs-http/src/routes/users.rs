@@ -130,7 +130,7 @@ pub async fn list(
         services.list_users(principal, &user_query)
     })
     .await?;
-    if page.page == 0 {
+    if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
     Ok(HttpResponse::Ok().json(paginated(&request, page, UserView::from)))
