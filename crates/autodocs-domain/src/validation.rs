@@ -150,6 +150,20 @@ impl std::fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
+/// The name DRF gives a JSON value's type in its messages
+/// (`Expected a dictionary, but got list.`).
+pub fn json_type_name(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
 /// Trims a string and checks it is non-blank and at most `max` characters.
 pub fn bounded_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
     let trimmed = raw.trim();

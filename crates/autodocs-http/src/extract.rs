@@ -153,23 +153,12 @@ impl FromRequest for JsonObject {
                     autodocs_domain::validation::NON_FIELD_ERRORS,
                     format!(
                         "Invalid data. Expected a dictionary, but got {}.",
-                        json_kind(&other)
+                        autodocs_domain::validation::json_type_name(&other)
                     ),
                 )
                 .into()),
             }
         })
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
     }
 }
 
@@ -274,7 +263,7 @@ impl<'a> Fields<'a> {
         match self.map.get(field)? {
             Value::Object(map) => Some(map),
             other => {
-                let kind = json_kind(other);
+                let kind = autodocs_domain::validation::json_type_name(other);
                 self.fail(
                     field,
                     InvalidValue::new(format!(

@@ -5,7 +5,7 @@ use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{contains_pattern, json_object, json_text, lower};
+use super::{as_count, contains_pattern, json_object, json_text, lower};
 use crate::error::OrRepoError;
 use crate::schema::activities_activity as activity;
 use crate::time::{from_db, to_db};
@@ -111,7 +111,7 @@ impl ActivityRepository for DieselRepos<'_> {
             select
         };
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
-        let count = count.max(0) as u64;
+        let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
             return Ok(Page::past_end(count, query.page));
         };

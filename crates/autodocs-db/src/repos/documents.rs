@@ -9,7 +9,7 @@ use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{contains_pattern, lower};
+use super::{as_count, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::documents_document as document;
@@ -69,10 +69,6 @@ fn to_document(row: DocumentRow) -> RepoResult<Document> {
 
 fn to_db_size(size: u64) -> RepoResult<i64> {
     i64::try_from(size).map_err(|_| RepoError::ConstraintViolation("document size".into()))
-}
-
-fn as_count(count: i64) -> u64 {
-    count.max(0) as u64
 }
 
 /// Appends one sort key.

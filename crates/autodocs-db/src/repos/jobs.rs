@@ -190,7 +190,7 @@ impl JobQueue for DieselRepos<'_> {
             .count()
             .get_result(self.conn)
             .repo()?;
-        Ok(count.max(0) as u64)
+        Ok(super::as_count(count))
     }
 }
 

@@ -12,7 +12,7 @@ use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{contains_pattern, lower};
+use super::{as_count, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::documents_document as document;
@@ -78,10 +78,6 @@ fn to_mission(row: MissionRow, counts: Counts) -> RepoResult<Mission> {
         steps_completed: counts.steps_completed,
         document_count: counts.document_count,
     })
-}
-
-fn as_count(count: i64) -> u64 {
-    count.max(0) as u64
 }
 
 /// The counts of several missions in three grouped queries (not one per mission).

@@ -28,6 +28,11 @@ pub(crate) fn contains_pattern(needle: &str) -> String {
     pattern
 }
 
+/// A SQL `COUNT(*)` as a size (never negative).
+pub(crate) fn as_count(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
 /// Parses a JSON object stored as text; anything else reads as empty.
 pub(crate) fn json_object(stored: &str) -> serde_json::Map<String, serde_json::Value> {
     match serde_json::from_str(stored) {

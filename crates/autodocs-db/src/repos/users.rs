@@ -4,7 +4,7 @@ use autodocs_domain::user::{NewUser, User, UserChanges, UserId, UserProfile, Use
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{contains_pattern, json_object, json_text, lower};
+use super::{as_count, contains_pattern, json_object, json_text, lower};
 use crate::error::OrRepoError;
 use crate::schema::{auth_user, users_userprofile};
 use crate::time::{from_db, to_db};
@@ -244,7 +244,7 @@ impl UserRepository for DieselRepos<'_> {
             select
         };
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
-        let count = count.max(0) as u64;
+        let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
             return Ok(Page::past_end(count, query.page));
         };

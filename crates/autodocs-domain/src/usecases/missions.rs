@@ -16,7 +16,7 @@ use crate::plan_step::{
 };
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
-use crate::validation::{InvalidValue, ValidationErrors, parse_timestamp};
+use crate::validation::{InvalidValue, ValidationErrors, json_type_name, parse_timestamp};
 
 use super::Services;
 
@@ -77,7 +77,7 @@ pub fn parse_plan(value: &Value, errors: &mut ValidationErrors) -> Vec<PlannedSt
                 "plan_steps",
                 format!(
                     "{path}Expected a list of items but got type \"{}\".",
-                    kind_of(value)
+                    json_type_name(value)
                 ),
             );
             return Vec::new();
@@ -97,7 +97,7 @@ pub fn parse_plan(value: &Value, errors: &mut ValidationErrors) -> Vec<PlannedSt
                     "plan_steps",
                     format!(
                         "{here}Invalid data. Expected a dictionary, but got {}.",
-                        kind_of(item)
+                        json_type_name(item)
                     ),
                 );
                 continue;
@@ -146,17 +146,6 @@ pub fn parse_plan(value: &Value, errors: &mut ValidationErrors) -> Vec<PlannedSt
         steps
     }
     walk(value, 1, "", errors)
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
 }
 
 impl MissionInput {
