@@ -6,6 +6,7 @@
 //! afterwards.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -193,6 +194,7 @@ on_both_backends!(
     missions_list_filters_and_search,
     missions_list_ordering_and_pages,
     missions_counts_without_a_query_per_row,
+    hot_reads_are_prepared_once,
     missions_update_is_partial,
     missions_transition_race_has_one_winner,
     missions_transition_from_wrong_status_changes_nothing,
@@ -2077,6 +2079,75 @@ fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
         },
     );
     assert_eq!((empty.count, empty.page, empty.items.len()), (0, 1, 0));
+}
+
+/// Counts the statements a connection runs and the ones it prepares into
+/// diesel's statement cache.
+#[derive(Default)]
+struct StatementLog {
+    started: Arc<AtomicU64>,
+    cached: Arc<AtomicU64>,
+}
+
+impl diesel::connection::Instrumentation for StatementLog {
+    fn on_connection_event(&mut self, event: diesel::connection::InstrumentationEvent<'_>) {
+        use diesel::connection::InstrumentationEvent as Event;
+        match event {
+            Event::StartQuery { .. } => self.started.fetch_add(1, Ordering::SeqCst),
+            Event::CacheQuery { .. } => self.cached.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    }
+}
+
+/// The reads every request makes (the account check, a page of missions,
+/// a mission with its steps and documents) are prepared on first use and
+/// then reused: none of them is parsed again per request.
+fn hot_reads_are_prepared_once(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    let mission = simple_mission(uow, alice.id, "first", 0);
+    create_step(uow, &new_step(mission.id, None, "root", 0), t0());
+    insert_document(uow, alice.id, Some(mission.id), "doc-1");
+    let log = StatementLog::default();
+    let (started, cached) = (Arc::clone(&log.started), Arc::clone(&log.cached));
+    {
+        // Sequential use of the pool gets back this same idle connection.
+        use diesel::Connection as _;
+        let mut conn = uow.database().connection().expect("connection");
+        conn.set_instrumentation(log);
+    }
+    let hot_reads = || {
+        rd(uow, |repos| {
+            assert!(repos.users().access(alice.id)?.is_some());
+            let query = MissionQuery {
+                owner: Some(alice.id),
+                ..MissionQuery::default()
+            };
+            assert_eq!(repos.missions().list(&query)?.items.len(), 1);
+            assert!(repos.missions().find(mission.id, Some(alice.id))?.is_some());
+            assert_eq!(repos.steps().list(mission.id)?.len(), 1);
+            assert_eq!(repos.documents().list_for_mission(mission.id)?.len(), 1);
+            Ok(())
+        })
+    };
+    hot_reads();
+    let first_started = started.load(Ordering::SeqCst);
+    assert!(
+        first_started >= 5,
+        "the reads ran on the instrumented connection"
+    );
+    assert_eq!(
+        cached.load(Ordering::SeqCst),
+        first_started,
+        "every statement went into the cache"
+    );
+    hot_reads();
+    assert_eq!(started.load(Ordering::SeqCst), 2 * first_started);
+    assert_eq!(
+        cached.load(Ordering::SeqCst),
+        first_started,
+        "the second round prepared nothing"
+    );
 }
 
 fn missions_counts_without_a_query_per_row(uow: &DieselUnitOfWork) {

@@ -39,6 +39,9 @@ pub trait UserRepository {
     fn create(&mut self, user: &NewUser, now: DateTime<Utc>) -> RepoResult<User>;
     /// A user by id.
     fn find(&mut self, id: UserId) -> RepoResult<Option<User>>;
+    /// Whether a user is active and staff: the one indexed read every
+    /// authenticated request makes, lighter than [`UserRepository::find`].
+    fn access(&mut self, id: UserId) -> RepoResult<Option<crate::user::AccountAccess>>;
     /// A user and its password hash by username or email, both case-insensitive.
     fn find_credentials(&mut self, login: &str) -> RepoResult<Option<Credentials>>;
     /// The password hash of a user.

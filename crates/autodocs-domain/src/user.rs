@@ -278,6 +278,15 @@ pub struct User {
     pub profile: UserProfile,
 }
 
+/// The two flags of an account every authenticated request checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountAccess {
+    /// A deactivated account's tokens are refused.
+    pub is_active: bool,
+    /// Staff see everyone's objects.
+    pub is_staff: bool,
+}
+
 /// What a request needs to know about the user behind a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {

@@ -25,9 +25,29 @@ pub struct Authenticated(pub Caller);
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub autodocs_domain::user::UserId);
 
-/// Runs a use case for the caller off the event loop, after confirming the
-/// caller's account in the same blocking call.
+/// Runs a short use case (database work only) for the caller on the
+/// database lane, after confirming the caller's account in the same call.
 pub async fn as_caller<T: Send + 'static>(
+    state: &AppState,
+    caller: Caller,
+    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let services = state.services.clone();
+    Ok(state
+        .lane
+        .run(move || {
+            let principal = services.principal(caller.0)?;
+            work(&services, principal)
+        })
+        .await??)
+}
+
+/// Like [`as_caller`], for use cases that also read or write files (seconds
+/// for a large one): they run on actix's blocking pool so they never hold
+/// the database lane.
+pub async fn as_caller_with_files<T: Send + 'static>(
     state: &AppState,
     caller: Caller,
     work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
@@ -70,7 +90,10 @@ fn token_invalid(reason: &str) -> ApiError {
 /// Resolves a token to its principal off the event loop.
 pub async fn authenticate(state: &AppState, token: String) -> Result<Principal, ApiError> {
     let services = state.services.clone();
-    Ok(web::block(move || services.authenticate(&token)).await??)
+    Ok(state
+        .lane
+        .run(move || services.authenticate(&token))
+        .await??)
 }
 
 impl FromRequest for Authenticated {

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use autodocs_domain::events::{Event, EventPayload, EventPublisher};
 use autodocs_domain::user::UserId;
-use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::views::{activity_json, document_json_at, mission_json};
@@ -55,12 +54,28 @@ impl Drop for Subscription {
 /// The JSON frame of an event, as the contract shows it; document URLs
 /// are made absolute under `base_url`.
 pub fn frame_of(event: &Event, base_url: &str) -> String {
-    let data = match &event.payload {
-        EventPayload::ActivityCreated(activity) => activity_json(activity),
-        EventPayload::MissionUpdated(mission) => mission_json(mission),
-        EventPayload::DocumentUpdated(document) => document_json_at(base_url, document),
+    #[derive(serde::Serialize)]
+    struct FrameJson<'a, T> {
+        event: &'a str,
+        data: T,
+    }
+    let event_name = event.payload.name();
+    let rendered = match &event.payload {
+        EventPayload::ActivityCreated(activity) => serde_json::to_string(&FrameJson {
+            event: event_name,
+            data: activity_json(activity),
+        }),
+        EventPayload::MissionUpdated(mission) => serde_json::to_string(&FrameJson {
+            event: event_name,
+            data: mission_json(mission),
+        }),
+        EventPayload::DocumentUpdated(document) => serde_json::to_string(&FrameJson {
+            event: event_name,
+            data: document_json_at(base_url, document),
+        }),
     };
-    json!({"event": event.payload.name(), "data": data}).to_string()
+    // These views hold only strings, numbers and JSON maps: they always render.
+    rendered.unwrap_or_default()
 }
 
 impl EventHub {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod hub;
+pub mod lane;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

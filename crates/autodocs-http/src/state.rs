@@ -21,4 +21,6 @@ pub struct AppState {
     pub throttle: Arc<crate::throttle::Throttle>,
     /// The sockets of this process.
     pub hub: Arc<crate::hub::EventHub>,
+    /// The threads that run short database use cases.
+    pub lane: crate::lane::DatabaseLane,
 }

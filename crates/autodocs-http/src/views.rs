@@ -5,17 +5,12 @@ use autodocs_domain::paging::Page;
 use autodocs_domain::user::User;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 /// RFC 3339 in UTC with microseconds, as DRF renders datetimes.
 pub fn timestamp(instant: DateTime<Utc>) -> String {
     instant.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// Optional timestamp.
-pub fn maybe_timestamp(instant: Option<DateTime<Utc>>) -> Value {
-    instant.map_or(Value::Null, |instant| Value::String(timestamp(instant)))
 }
 
 /// The `profile` of a User.
@@ -67,11 +62,11 @@ impl From<User> for UserView {
 
 /// Renders a page as DRF's `{"count", "next", "previous", "results"}`,
 /// with absolute links that keep the request's other query parameters.
-pub fn paginated<T, V: Serialize>(
+pub fn paginated<'a, T, V: Serialize>(
     request: &HttpRequest,
-    page: Page<T>,
-    view: impl FnMut(T) -> V,
-) -> Value {
+    page: &'a Page<T>,
+    view: impl FnMut(&'a T) -> V,
+) -> PageView<V> {
     let link = |number: u32| {
         let info = request.connection_info();
         let mut pairs: Vec<(String, String)> = url_pairs(request.query_string())
@@ -96,8 +91,22 @@ pub fn paginated<T, V: Serialize>(
     let next = page.has_next().then(|| link(page.page + 1));
     let previous = page.has_previous().then(|| link(page.page - 1));
     let count = page.count;
-    let results: Vec<V> = page.items.into_iter().map(view).collect();
-    json!({"count": count, "next": next, "previous": previous, "results": results})
+    let results: Vec<V> = page.items.iter().map(view).collect();
+    PageView {
+        count,
+        next,
+        previous,
+        results,
+    }
+}
+
+/// DRF's page: `{"count", "next", "previous", "results"}`.
+#[derive(Serialize)]
+pub struct PageView<V> {
+    count: u64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<V>,
 }
 
 /// The decoded key/value pairs of a query string.
@@ -150,45 +159,130 @@ fn encode(raw: &str) -> String {
     out
 }
 
+/// A timestamp as DRF renders it: RFC 3339 in UTC with microseconds and a
+/// `Z`. Written straight into the response, without chrono's generic
+/// formatter (lists render a hundred of them per page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    /// Fills `out` (`YYYY-MM-DDTHH:MM:SS.ffffffZ`); `None` for a year
+    /// outside 0..=9999, which has no such fixed-width form.
+    fn fixed_width(self, out: &mut [u8; 27]) -> Option<&str> {
+        use chrono::{Datelike, Timelike};
+        let instant = self.0;
+        let year = u32::try_from(instant.year())
+            .ok()
+            .filter(|year| *year <= 9999)?;
+        // A leap second shows as :59.999999-ish second 60 in chrono; DRF
+        // never produces one, and RFC 3339 allows second 60 anyway.
+        let micros = (instant.nanosecond() % 1_000_000_000) / 1_000;
+        let second = instant.second() + instant.nanosecond() / 1_000_000_000;
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for index in (at..at + width).rev() {
+                out[index] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, instant.month());
+        put(8, 2, instant.day());
+        put(11, 2, instant.hour());
+        put(14, 2, instant.minute());
+        put(17, 2, second);
+        put(20, 6, micros);
+        for (index, separator) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ] {
+            out[index] = separator;
+        }
+        std::str::from_utf8(out).ok()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buffer = [0u8; 27];
+        match self.fixed_width(&mut buffer) {
+            Some(text) => serializer.serialize_str(text),
+            None => serializer.serialize_str(&timestamp(self.0)),
+        }
+    }
+}
+
 /// A Mission (list item); the detail adds `plan_steps` and `documents`.
-pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> Value {
-    json!({
-        "id": mission.id,
-        "title": mission.title.as_str(),
-        "description": mission.description.as_str(),
-        "type": mission.kind.as_str(),
-        "status": mission.status.as_str(),
-        "priority": mission.priority.as_str(),
-        "progress": mission.progress.value(),
-        "owner": mission.owner.0,
-        "deadline": maybe_timestamp(mission.deadline),
-        "started_at": maybe_timestamp(mission.started_at),
-        "completed_at": maybe_timestamp(mission.completed_at),
-        "created_at": timestamp(mission.created_at),
-        "updated_at": timestamp(mission.updated_at),
-        "steps_total": mission.steps_total,
-        "steps_completed": mission.steps_completed,
-        "document_count": mission.document_count,
-    })
+#[derive(Serialize)]
+pub struct MissionView<'a> {
+    id: i64,
+    title: &'a str,
+    description: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    priority: &'static str,
+    progress: u8,
+    owner: i64,
+    deadline: Option<Timestamp>,
+    started_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    steps_total: u64,
+    steps_completed: u64,
+    document_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan_steps: Option<Vec<StepView<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    documents: Option<Vec<DocumentView<'a>>>,
+}
+
+/// A Mission (list item).
+pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> MissionView<'_> {
+    MissionView {
+        id: mission.id,
+        title: mission.title.as_str(),
+        description: mission.description.as_str(),
+        kind: mission.kind.as_str(),
+        status: mission.status.as_str(),
+        priority: mission.priority.as_str(),
+        progress: mission.progress.value(),
+        owner: mission.owner.0,
+        deadline: mission.deadline.map(Timestamp),
+        started_at: mission.started_at.map(Timestamp),
+        completed_at: mission.completed_at.map(Timestamp),
+        created_at: Timestamp(mission.created_at),
+        updated_at: Timestamp(mission.updated_at),
+        steps_total: mission.steps_total,
+        steps_completed: mission.steps_completed,
+        document_count: mission.document_count,
+        plan_steps: None,
+        documents: None,
+    }
 }
 
 /// A Mission with its step tree and documents.
-pub fn mission_detail_json(
+pub fn mission_detail_json<'a>(
     request: &HttpRequest,
-    detail: &autodocs_domain::usecases::missions::MissionDetail,
-) -> Value {
-    let mut body = mission_json(&detail.mission);
-    if let Value::Object(map) = &mut body {
-        let steps: Vec<Value> = detail.plan.roots().iter().map(step_tree_json).collect();
-        map.insert("plan_steps".into(), Value::Array(steps));
-        let documents: Vec<Value> = detail
-            .documents
-            .iter()
-            .map(|document| document_json(request, document))
-            .collect();
-        map.insert("documents".into(), Value::Array(documents));
+    detail: &'a autodocs_domain::usecases::missions::MissionDetail,
+) -> MissionView<'a> {
+    let base = absolute_url(request, "");
+    MissionView {
+        plan_steps: Some(detail.plan.roots().iter().map(step_tree_json).collect()),
+        documents: Some(
+            detail
+                .documents
+                .iter()
+                .map(|document| document_json_at(&base, document))
+                .collect(),
+        ),
+        ..mission_json(&detail.mission)
     }
-    body
 }
 
 /// An absolute URL of `path` on the host the request came to.
@@ -197,80 +291,135 @@ pub fn absolute_url(request: &HttpRequest, path: &str) -> String {
     format!("{}://{}{path}", info.scheme(), info.host())
 }
 
+/// A Document.
+#[derive(Serialize)]
+pub struct DocumentView<'a> {
+    id: i64,
+    name: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    status: &'static str,
+    verified: bool,
+    verified_at: Option<Timestamp>,
+    verification_error: &'a str,
+    mission: Option<i64>,
+    owner: i64,
+    original_filename: &'a str,
+    content_type: &'a str,
+    size: u64,
+    sha256: &'a str,
+    download_url: String,
+    uploaded_at: Timestamp,
+    updated_at: Timestamp,
+}
+
 /// A Document, with the absolute URL of its bytes on the host the request came to.
-pub fn document_json(
+pub fn document_json<'a>(
     request: &HttpRequest,
-    document: &autodocs_domain::document::Document,
-) -> Value {
+    document: &'a autodocs_domain::document::Document,
+) -> DocumentView<'a> {
     document_json_at(&absolute_url(request, ""), document)
 }
 
 /// A Document, with the URL of its bytes under `base` (scheme and host).
-pub fn document_json_at(base: &str, document: &autodocs_domain::document::Document) -> Value {
-    json!({
-        "id": document.id,
-        "name": document.name.as_str(),
-        "type": document.kind.as_str(),
-        "status": document.status.as_str(),
-        "verified": document.verified(),
-        "verified_at": maybe_timestamp(document.verified_at),
-        "verification_error": document.verification_error,
-        "mission": document.mission,
-        "owner": document.owner.0,
-        "original_filename": document.original_filename.as_str(),
-        "content_type": document.content_type,
-        "size": document.size,
-        "sha256": document.sha256,
-        "download_url": format!("{base}/api/documents/{}/download/", document.id),
-        "uploaded_at": timestamp(document.uploaded_at),
-        "updated_at": timestamp(document.updated_at),
-    })
+pub fn document_json_at<'a>(
+    base: &str,
+    document: &'a autodocs_domain::document::Document,
+) -> DocumentView<'a> {
+    DocumentView {
+        id: document.id,
+        name: document.name.as_str(),
+        kind: document.kind.as_str(),
+        status: document.status.as_str(),
+        verified: document.verified(),
+        verified_at: document.verified_at.map(Timestamp),
+        verification_error: &document.verification_error,
+        mission: document.mission,
+        owner: document.owner.0,
+        original_filename: document.original_filename.as_str(),
+        content_type: &document.content_type,
+        size: document.size,
+        sha256: &document.sha256,
+        download_url: format!("{base}/api/documents/{}/download/", document.id),
+        uploaded_at: Timestamp(document.uploaded_at),
+        updated_at: Timestamp(document.updated_at),
+    }
+}
+
+/// A PlanStep, with its `children` when rendered as a tree.
+#[derive(Serialize)]
+pub struct StepView<'a> {
+    id: i64,
+    mission: i64,
+    parent: Option<i64>,
+    title: &'a str,
+    description: &'a str,
+    order: i32,
+    status: &'static str,
+    action: Value,
+    started_at: Option<Timestamp>,
+    completed_at: Option<Timestamp>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    children: Option<Vec<StepView<'a>>>,
 }
 
 /// A PlanStep without children.
-pub fn step_json(step: &autodocs_domain::plan_step::PlanStep) -> Value {
-    json!({
-        "id": step.id,
-        "mission": step.mission,
-        "parent": step.parent,
-        "title": step.title.as_str(),
-        "description": step.description.as_str(),
-        "order": step.order,
-        "status": step.status.as_str(),
-        "action": step.action.to_json(),
-        "started_at": maybe_timestamp(step.started_at),
-        "completed_at": maybe_timestamp(step.completed_at),
-        "created_at": timestamp(step.created_at),
-        "updated_at": timestamp(step.updated_at),
-    })
+pub fn step_json(step: &autodocs_domain::plan_step::PlanStep) -> StepView<'_> {
+    StepView {
+        id: step.id,
+        mission: step.mission,
+        parent: step.parent,
+        title: step.title.as_str(),
+        description: step.description.as_str(),
+        order: step.order,
+        status: step.status.as_str(),
+        action: step.action.to_json(),
+        started_at: step.started_at.map(Timestamp),
+        completed_at: step.completed_at.map(Timestamp),
+        created_at: Timestamp(step.created_at),
+        updated_at: Timestamp(step.updated_at),
+        children: None,
+    }
 }
 
 /// A PlanStep with its `children`, recursively.
 pub fn step_tree_json(
     node: &autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>,
-) -> Value {
-    let mut body = step_json(&node.item);
-    if let Value::Object(map) = &mut body {
-        map.insert(
-            "children".into(),
-            Value::Array(node.children.iter().map(step_tree_json).collect()),
-        );
+) -> StepView<'_> {
+    StepView {
+        children: Some(node.children.iter().map(step_tree_json).collect()),
+        ..step_json(&node.item)
     }
-    body
 }
 
 /// An Activity.
-pub fn activity_json(activity: &autodocs_domain::activity_log::Activity) -> Value {
-    json!({
-        "id": activity.id,
-        "type": activity.kind,
-        "message": activity.message,
-        "details": activity.details,
-        "user": activity.user.map(|user| user.0),
-        "mission": activity.mission,
-        "document": activity.document,
-        "timestamp": timestamp(activity.timestamp),
-    })
+#[derive(Serialize)]
+pub struct ActivityView<'a> {
+    id: i64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    message: &'a str,
+    details: &'a Map<String, Value>,
+    user: Option<i64>,
+    mission: Option<i64>,
+    document: Option<i64>,
+    timestamp: Timestamp,
+}
+
+/// An Activity.
+pub fn activity_json(activity: &autodocs_domain::activity_log::Activity) -> ActivityView<'_> {
+    ActivityView {
+        id: activity.id,
+        kind: &activity.kind,
+        message: &activity.message,
+        details: &activity.details,
+        user: activity.user.map(|user| user.0),
+        mission: activity.mission,
+        document: activity.document,
+        timestamp: Timestamp(activity.timestamp),
+    }
 }
 
 #[cfg(test)]
@@ -293,5 +442,27 @@ mod tests {
             vec![("bad".into(), "%zz".into()), ("t".into(), "%4".into())]
         );
         assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+
+    #[test]
+    fn timestamps_render_as_drf_does() {
+        let cases = [
+            "2026-11-29T08:05:03.000042Z",
+            "0999-01-01T00:00:00.000000Z",
+            "2024-02-29T23:59:59.999999Z",
+        ];
+        for case in cases {
+            let instant: DateTime<Utc> = case.parse().expect("valid");
+            assert_eq!(
+                serde_json::to_string(&Timestamp(instant)).expect("json"),
+                format!("\"{case}\"")
+            );
+            assert_eq!(timestamp(instant), case);
+        }
+        let far: DateTime<Utc> = "+12026-01-01T00:00:00Z".parse().expect("valid");
+        assert_eq!(
+            serde_json::to_value(Timestamp(far)).expect("json"),
+            serde_json::Value::String(timestamp(far))
+        );
     }
 }

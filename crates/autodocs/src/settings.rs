@@ -36,6 +36,9 @@ pub struct ServerSettings {
     #[serde(default)]
     pub public_url: String,
     pub workers: usize,
+    /// Threads running the database calls of requests; 0: chosen by backend.
+    #[serde(default)]
+    pub database_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -12,6 +12,7 @@ use autodocs_domain::ports::Clock;
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, JwtTokenService};
 use autodocs_http::hub::EventHub;
+use autodocs_http::lane::DatabaseLane;
 use autodocs_http::throttle::Throttle;
 use autodocs_http::{AppState, HealthCheck};
 use autodocs_storage::LocalStorage;
@@ -162,13 +163,34 @@ pub fn app_state(
             .enabled
             .then_some(settings.throttle.auth_per_minute),
     );
+    let lane = DatabaseLane::start(database_threads(settings, database))
+        .context("cannot start the database threads")?;
     let state = AppState {
         services,
         health: Arc::new(DatabaseHealth(database.clone())),
         throttle: Arc::new(throttle),
         hub,
+        lane,
     };
     Ok((state, listener))
+}
+
+/// How many threads run the short database calls of requests. SQLite
+/// answers from memory, so a thread per core (and one to spare for a
+/// writer waiting on the lock) keeps the cores busy without switching
+/// between dozens of threads; a PostgreSQL call waits on the network, so
+/// there every pooled connection gets its thread.
+fn database_threads(settings: &Settings, database: &Database) -> usize {
+    if settings.server.database_threads > 0 {
+        return settings.server.database_threads;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let pool = usize::try_from(settings.database.max_connections).unwrap_or(usize::MAX);
+    match database.backend() {
+        Backend::Sqlite => (cores + 1).min(pool),
+        Backend::Postgres => pool,
+    }
+    .max(1)
 }
 
 /// Services for a worker-only process: its events reach the `serve`

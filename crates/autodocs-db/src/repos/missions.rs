@@ -1,5 +1,3 @@
-use std::collections::HashMap;
-
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{
     Description, Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey,
@@ -15,9 +13,7 @@ use diesel::prelude::*;
 use super::{as_count, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
-use crate::schema::documents_document as document;
 use crate::schema::missions_mission as mission;
-use crate::schema::missions_planstep as step;
 use crate::time::{from_db, to_db};
 use crate::uow::DieselRepos;
 
@@ -80,43 +76,78 @@ fn to_mission(row: MissionRow, counts: Counts) -> RepoResult<Mission> {
     })
 }
 
-/// The counts of several missions in three grouped queries (not one per mission).
-fn counts_of(conn: &mut AnyConnection, ids: &[i64]) -> RepoResult<HashMap<i64, Counts>> {
-    let mut counts: HashMap<i64, Counts> = ids.iter().map(|id| (*id, Counts::default())).collect();
-    if ids.is_empty() {
-        return Ok(counts);
-    }
-    let totals: Vec<(i64, i64)> = step::table
-        .filter(step::mission_id.eq_any(ids))
-        .group_by(step::mission_id)
-        .select((step::mission_id, diesel::dsl::count_star()))
-        .load(conn)
-        .repo()?;
-    for (id, total) in totals {
-        counts.entry(id).or_default().steps_total = as_count(total);
-    }
-    let completed: Vec<(i64, i64)> = step::table
-        .filter(step::mission_id.eq_any(ids))
-        .filter(step::status.eq(StepStatus::Completed.as_str()))
-        .group_by(step::mission_id)
-        .select((step::mission_id, diesel::dsl::count_star()))
-        .load(conn)
-        .repo()?;
-    for (id, done) in completed {
-        counts.entry(id).or_default().steps_completed = as_count(done);
-    }
-    let documents: Vec<(Option<i64>, i64)> = document::table
-        .filter(document::mission_id.eq_any(ids))
-        .group_by(document::mission_id)
-        .select((document::mission_id, diesel::dsl::count_star()))
-        .load(conn)
-        .repo()?;
-    for (id, documents) in documents {
-        if let Some(id) = id {
-            counts.entry(id).or_default().document_count = as_count(documents);
+/// Declares a `BigInt` column computed by a fixed correlated subquery on
+/// the mission row a query reads. Unlike `diesel::dsl::sql`, whose text
+/// diesel cannot trust, a fixed fragment with a static query id keeps the
+/// statement in diesel's prepared-statement cache.
+macro_rules! mission_count {
+    ($(#[$doc:meta])* $name:ident = $subquery:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+        struct $name;
+
+        impl diesel::expression::Expression for $name {
+            type SqlType = diesel::sql_types::BigInt;
         }
-    }
-    Ok(counts)
+
+        impl<QS> diesel::expression::AppearsOnTable<QS> for $name {}
+
+        impl<QS> diesel::expression::SelectableExpression<QS> for $name {}
+
+        impl<GroupBy> diesel::expression::ValidGrouping<GroupBy> for $name {
+            type IsAggregate = diesel::expression::is_aggregate::Never;
+        }
+
+        impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for $name {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+            ) -> QueryResult<()> {
+                out.push_sql($subquery);
+                Ok(())
+            }
+        }
+    };
+}
+
+mission_count!(
+    /// `steps_total`: every step of the mission, at any depth.
+    StepsTotal = "(SELECT count(*) FROM missions_planstep AS counted \
+                  WHERE counted.mission_id = missions_mission.id)"
+);
+mission_count!(
+    /// `steps_completed` (the status literal is `StepStatus::Completed`).
+    StepsCompleted = "(SELECT count(*) FROM missions_planstep AS counted \
+                      WHERE counted.mission_id = missions_mission.id \
+                      AND counted.status = 'completed')"
+);
+mission_count!(
+    /// `document_count`: the documents attached to the mission.
+    DocumentCount = "(SELECT count(*) FROM documents_document AS counted \
+                     WHERE counted.mission_id = missions_mission.id)"
+);
+
+/// The three counts shown beside a mission, read with its row in one
+/// statement: a page never costs a query per mission.
+fn count_columns() -> (StepsTotal, StepsCompleted, DocumentCount) {
+    debug_assert_eq!(StepStatus::Completed.as_str(), "completed");
+    (StepsTotal, StepsCompleted, DocumentCount)
+}
+
+/// A mission row and its three counts.
+type RowWithCounts = (MissionRow, (i64, i64, i64));
+
+fn with_counts(
+    (row, (steps_total, steps_completed, documents)): RowWithCounts,
+) -> RepoResult<Mission> {
+    to_mission(
+        row,
+        Counts {
+            steps_total: as_count(steps_total),
+            steps_completed: as_count(steps_completed),
+            document_count: as_count(documents),
+        },
+    )
 }
 
 /// Appends one sort key. Deadlines without a value sort last ascending and
@@ -148,13 +179,17 @@ fn then_order(
 
 impl DieselRepos<'_> {
     /// A mission row without its counts.
-    fn mission_row(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<MissionRow>> {
+    fn mission_with_counts(
+        &mut self,
+        id: i64,
+        owner: Option<UserId>,
+    ) -> RepoResult<Option<RowWithCounts>> {
         let mut query = mission::table.filter(mission::id.eq(id)).into_boxed();
         if let Some(owner) = owner {
             query = query.filter(mission::owner_id.eq(owner.0));
         }
         query
-            .select(MissionRow::as_select())
+            .select((MissionRow::as_select(), count_columns()))
             .first(self.conn)
             .optional()
             .repo()
@@ -185,18 +220,18 @@ impl MissionRepository for DieselRepos<'_> {
             .returning(mission::id)
             .get_result(self.conn)
             .repo()?;
-        let row = self
-            .mission_row(id, None)?
-            .ok_or_else(|| RepoError::Other("mission vanished after insert".into()))?;
+        let row: MissionRow = mission::table
+            .find(id)
+            .select(MissionRow::as_select())
+            .first(self.conn)
+            .repo()?;
         to_mission(row, Counts::default())
     }
 
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
-        let Some(row) = self.mission_row(id, owner)? else {
-            return Ok(None);
-        };
-        let counts = counts_of(self.conn, &[id])?.remove(&id).unwrap_or_default();
-        to_mission(row, counts).map(Some)
+        self.mission_with_counts(id, owner)?
+            .map(with_counts)
+            .transpose()
     }
 
     fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>> {
@@ -249,20 +284,15 @@ impl MissionRepository for DieselRepos<'_> {
         } else {
             ordered.then_order_by(mission::id.asc())
         };
-        let rows: Vec<MissionRow> = ordered
-            .select(MissionRow::as_select())
+        let rows: Vec<RowWithCounts> = ordered
+            .select((MissionRow::as_select(), count_columns()))
             .limit(i64::from(query.page.page_size()))
             .offset(query.page.offset_of(page))
             .load(self.conn)
             .repo()?;
-        let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-        let mut counts = counts_of(self.conn, &ids)?;
         let items = rows
             .into_iter()
-            .map(|row| {
-                let counts = counts.remove(&row.id).unwrap_or_default();
-                to_mission(row, counts)
-            })
+            .map(with_counts)
             .collect::<RepoResult<Vec<_>>>()?;
         Ok(Page {
             count,

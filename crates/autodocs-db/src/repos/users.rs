@@ -1,6 +1,8 @@
 use autodocs_domain::paging::Page;
 use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
-use autodocs_domain::user::{NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
+use autodocs_domain::user::{
+    AccountAccess, NewUser, User, UserChanges, UserId, UserProfile, UserQuery,
+};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -107,6 +109,19 @@ impl UserRepository for DieselRepos<'_> {
             .optional()
             .repo()?;
         Ok(row.map(|(user, profile)| to_user(user, profile)))
+    }
+
+    fn access(&mut self, id: UserId) -> RepoResult<Option<AccountAccess>> {
+        let flags: Option<(bool, bool)> = auth_user::table
+            .find(id.0)
+            .select((auth_user::is_active, auth_user::is_staff))
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        Ok(flags.map(|(is_active, is_staff)| AccountAccess {
+            is_active,
+            is_staff,
+        }))
     }
 
     fn find_credentials(&mut self, login: &str) -> RepoResult<Option<Credentials>> {

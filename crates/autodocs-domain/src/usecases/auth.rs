@@ -304,11 +304,11 @@ impl Services {
     /// Confirms the user behind a token still exists and is active: one
     /// indexed read, made on the same blocking call as the use case.
     pub fn principal(&self, user_id: UserId) -> Result<Principal> {
-        let user = ports::read(&*self.uow, |repos| Ok(repos.users().find(user_id)?))?;
-        match user {
-            Some(user) if user.is_active => Ok(Principal {
-                user_id: user.id,
-                is_staff: user.is_staff,
+        let access = ports::read(&*self.uow, |repos| Ok(repos.users().access(user_id)?))?;
+        match access {
+            Some(access) if access.is_active => Ok(Principal {
+                user_id,
+                is_staff: access.is_staff,
             }),
             Some(_) => Err(Error::TokenInvalid("User is inactive".into())),
             None => Err(Error::TokenInvalid("User not found".into())),

@@ -75,11 +75,7 @@ pub async fn list(
     if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
-    Ok(
-        HttpResponse::Ok().json(paginated(&request, page, |activity| {
-            activity_json(&activity)
-        })),
-    )
+    Ok(HttpResponse::Ok().json(paginated(&request, &page, activity_json)))
 }
 
 /// Appends an activity of a custom type.

@@ -27,7 +27,9 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, Fields, JsonObject, as_caller, parse_bool};
+use crate::extract::{
+    Authenticated, Fields, JsonObject, as_caller, as_caller_with_files, parse_bool,
+};
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, page_request};
 use crate::state::AppState;
@@ -297,7 +299,7 @@ pub async fn upload(
     }
     errors.into_result()?;
     let part = file.take();
-    let document = as_caller(&state, principal, move |services, principal| {
+    let document = as_caller_with_files(&state, principal, move |services, principal| {
         services.upload_document(principal, &input, part)
     })
     .await?;
@@ -367,8 +369,8 @@ pub async fn list(
         return Err(ApiError::InvalidPage);
     }
     Ok(
-        HttpResponse::Ok().json(paginated(&request, page, |document| {
-            document_json(&request, &document)
+        HttpResponse::Ok().json(paginated(&request, &page, |document| {
+            document_json(&request, document)
         })),
     )
 }
@@ -451,7 +453,7 @@ pub async fn verify(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
-    let document = as_caller(&state, principal, move |services, principal| {
+    let document = as_caller_with_files(&state, principal, move |services, principal| {
         services.verify_document(principal, id)
     })
     .await?;

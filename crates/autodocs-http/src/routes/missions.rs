@@ -103,7 +103,7 @@ pub async fn list(
     if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
-    Ok(HttpResponse::Ok().json(paginated(&request, page, |mission| mission_json(&mission))))
+    Ok(HttpResponse::Ok().json(paginated(&request, &page, mission_json)))
 }
 
 /// Creates a mission, with an optional nested plan.

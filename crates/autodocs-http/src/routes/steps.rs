@@ -58,7 +58,7 @@ pub async fn list(
         services.list_steps(principal, mission)
     })
     .await?;
-    let steps: Vec<Value> = tree.roots().iter().map(step_tree_json).collect();
+    let steps: Vec<_> = tree.roots().iter().map(step_tree_json).collect();
     Ok(HttpResponse::Ok().json(steps))
 }
 

@@ -133,7 +133,9 @@ pub async fn list(
     if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
-    Ok(HttpResponse::Ok().json(paginated(&request, page, UserView::from)))
+    Ok(HttpResponse::Ok().json(paginated(&request, &page, |user| {
+        UserView::from(user.clone())
+    })))
 }
 
 fn user_id(raw: &str) -> ApiResult<UserId> {

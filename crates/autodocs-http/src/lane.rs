@@ -1,0 +1,87 @@
+//! The database lane: a few long-lived threads that run the short, blocking
+//! use cases (a handful of indexed queries each) off the event loop.
+//!
+//! `web::block` hands each call to tokio's blocking pool, which grows a
+//! thread per call in flight: under 32 concurrent requests that is 32
+//! threads taking turns on 2 cores, and the profile was dominated by the
+//! kernel switching between them. Here a fixed set of threads drains one
+//! queue: a busy thread takes the next call without sleeping, and its
+//! connection and caches stay warm. Work that may run for seconds (hashing a
+//! file, PBKDF2) stays on `web::block`, so it never holds the lane.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread;
+
+use crate::error::ApiError;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed pool of threads for short blocking calls.
+#[derive(Clone)]
+pub struct DatabaseLane {
+    queue: flume::Sender<Job>,
+}
+
+impl DatabaseLane {
+    /// Starts `threads` threads (at least one). They stop once every handle
+    /// to the lane is dropped and the queue is drained.
+    pub fn start(threads: usize) -> std::io::Result<Self> {
+        let (queue, jobs) = flume::unbounded::<Job>();
+        for index in 0..threads.max(1) {
+            let jobs = jobs.clone();
+            thread::Builder::new()
+                .name(format!("autodocs-db-{index}"))
+                .spawn(move || {
+                    while let Ok(job) = jobs.recv() {
+                        // A panicking call loses only its own answer (its
+                        // caller sees a 500); the thread goes on.
+                        let _ = catch_unwind(AssertUnwindSafe(job));
+                    }
+                })?;
+        }
+        Ok(Self { queue })
+    }
+
+    /// Runs `work` on the lane and waits for its result without blocking
+    /// the event loop.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone (client disconnected): nothing to tell.
+            let _ = reply.send(work());
+        });
+        self.queue
+            .send(job)
+            .map_err(|_| ApiError::Internal("database lane stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ApiError::Internal("database call failed".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn runs_work_and_returns_its_result() {
+        let lane = DatabaseLane::start(2).expect("lane");
+        let results = futures_util::future::join_all((0..50).map(|n| {
+            let lane = lane.clone();
+            async move { lane.run(move || n * 2).await.expect("result") }
+        }))
+        .await;
+        assert_eq!(results, (0..50).map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    #[actix_web::test]
+    async fn a_panicking_call_is_an_error_and_the_lane_survives() {
+        let lane = DatabaseLane::start(1).expect("lane");
+        let failed = lane.run(|| -> u8 { panic!("boom") }).await;
+        assert!(matches!(failed, Err(ApiError::Internal(_))));
+        assert_eq!(lane.run(|| 7).await.expect("after panic"), 7);
+    }
+}
