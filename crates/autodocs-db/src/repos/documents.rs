@@ -13,7 +13,7 @@ use super::{as_count, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::documents_document as document;
-use crate::time::{from_db, to_db};
+use crate::time::{StoredTime, from_db, to_db};
 use crate::uow::DieselRepos;
 
 type Db = <AnyConnection as Connection>::Backend;
@@ -25,7 +25,7 @@ struct DocumentRow {
     name: String,
     type_: String,
     status: String,
-    verified_at: Option<NaiveDateTime>,
+    verified_at: Option<StoredTime>,
     verification_error: String,
     mission_id: Option<i64>,
     owner_id: i64,
@@ -34,8 +34,8 @@ struct DocumentRow {
     size: i64,
     sha256: String,
     storage_key: String,
-    uploaded_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+    uploaded_at: StoredTime,
+    updated_at: StoredTime,
 }
 
 /// A stored value that does not parse (the database checks should prevent it).

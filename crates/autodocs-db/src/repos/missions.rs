@@ -14,7 +14,7 @@ use super::{as_count, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::missions_mission as mission;
-use crate::time::{from_db, to_db};
+use crate::time::{StoredTime, from_db, to_db};
 use crate::uow::DieselRepos;
 
 type Db = <AnyConnection as Connection>::Backend;
@@ -30,11 +30,11 @@ struct MissionRow {
     priority: String,
     progress: i16,
     owner_id: i64,
-    deadline: Option<NaiveDateTime>,
-    started_at: Option<NaiveDateTime>,
-    completed_at: Option<NaiveDateTime>,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+    deadline: Option<StoredTime>,
+    started_at: Option<StoredTime>,
+    completed_at: Option<StoredTime>,
+    created_at: StoredTime,
+    updated_at: StoredTime,
 }
 
 /// The counts shown beside a mission.
@@ -179,20 +179,63 @@ fn then_order(
 
 impl DieselRepos<'_> {
     /// A mission row without its counts.
+    /// Fixed-shape queries (one per case, not one boxed query): diesel
+    /// caches their prepared statements by type, without rendering the SQL
+    /// again on every request.
     fn mission_with_counts(
         &mut self,
         id: i64,
         owner: Option<UserId>,
     ) -> RepoResult<Option<RowWithCounts>> {
-        let mut query = mission::table.filter(mission::id.eq(id)).into_boxed();
-        if let Some(owner) = owner {
-            query = query.filter(mission::owner_id.eq(owner.0));
+        let by_id = mission::table.filter(mission::id.eq(id));
+        match owner {
+            Some(owner) => by_id
+                .filter(mission::owner_id.eq(owner.0))
+                .select((MissionRow::as_select(), count_columns()))
+                .get_result(self.conn),
+            None => by_id
+                .select((MissionRow::as_select(), count_columns()))
+                .get_result(self.conn),
         }
-        query
-            .select((MissionRow::as_select(), count_columns()))
-            .first(self.conn)
-            .optional()
-            .repo()
+        .optional()
+        .repo()
+    }
+
+    /// The page every client asks for first: no filter but the owner, the
+    /// default order. A fixed-shape query, so its statement is cached by type.
+    fn default_page(
+        &mut self,
+        owner: Option<UserId>,
+        limit: i64,
+        offset: i64,
+    ) -> RepoResult<(i64, Vec<RowWithCounts>)> {
+        let newest_first = (mission::created_at.desc(), mission::id.desc());
+        let columns = (MissionRow::as_select(), count_columns());
+        match owner {
+            Some(owner) => {
+                let owned = mission::table.filter(mission::owner_id.eq(owner.0));
+                let count = owned.count().get_result(self.conn).repo()?;
+                let rows = owned
+                    .order(newest_first)
+                    .select(columns)
+                    .limit(limit)
+                    .offset(offset)
+                    .load(self.conn)
+                    .repo()?;
+                Ok((count, rows))
+            }
+            None => {
+                let count = mission::table.count().get_result(self.conn).repo()?;
+                let rows = mission::table
+                    .order(newest_first)
+                    .select(columns)
+                    .limit(limit)
+                    .offset(offset)
+                    .load(self.conn)
+                    .repo()?;
+                Ok((count, rows))
+            }
+        }
     }
 }
 
@@ -235,6 +278,26 @@ impl MissionRepository for DieselRepos<'_> {
     }
 
     fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>> {
+        let unfiltered = query.statuses.is_empty()
+            && query.kinds.is_empty()
+            && query.priorities.is_empty()
+            && query.search.as_deref().is_none_or(str::is_empty);
+        let default_order =
+            query.ordering.is_empty() || query.ordering == [MissionOrderField::DEFAULT];
+        if unfiltered && default_order && query.page.page() == 1 {
+            let limit = i64::from(query.page.page_size());
+            let (count, rows) = self.default_page(query.owner, limit, 0)?;
+            let items = rows
+                .into_iter()
+                .map(with_counts)
+                .collect::<RepoResult<Vec<_>>>()?;
+            return Ok(Page {
+                count: as_count(count),
+                page: 1,
+                page_size: query.page.page_size(),
+                items,
+            });
+        }
         let filtered = || {
             let mut select = mission::table.into_boxed::<Db>();
             if let Some(owner) = query.owner {

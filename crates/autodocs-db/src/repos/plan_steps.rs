@@ -9,7 +9,7 @@ use diesel::prelude::*;
 
 use crate::error::OrRepoError;
 use crate::schema::missions_planstep as step;
-use crate::time::{from_db, to_db};
+use crate::time::{StoredTime, from_db, to_db};
 use crate::uow::DieselRepos;
 
 #[derive(Queryable, Selectable)]
@@ -25,10 +25,10 @@ struct StepRow {
     status: String,
     action: String,
     last_error: Option<String>,
-    started_at: Option<NaiveDateTime>,
-    completed_at: Option<NaiveDateTime>,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+    started_at: Option<StoredTime>,
+    completed_at: Option<StoredTime>,
+    created_at: StoredTime,
+    updated_at: StoredTime,
 }
 
 /// A stored value that does not parse (the database checks should prevent it).

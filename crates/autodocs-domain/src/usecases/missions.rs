@@ -251,14 +251,23 @@ impl Services {
     ) -> Result<MissionDetail> {
         let now = self.clock.now();
         self.write(|repos| {
-            let mission = repos
+            let mut mission = repos
                 .missions()
                 .create(principal.user_id, &draft.mission, now)?;
-            create_plan(repos, mission.id, None, 1, &draft.plan, now)?;
+            let mut steps = Vec::new();
+            create_plan(repos, mission.id, None, 1, &draft.plan, now, &mut steps)?;
             let activity = NewActivity::system(SystemActivity::MissionCreated, principal.user_id)
                 .with_mission(mission.id);
             repos.activities().record(&activity, now)?;
-            load_detail(repos, mission.id, None)
+            // Everything the detail shows was just written here: no need to
+            // read it back inside the write lock. A new mission has no
+            // documents and no step done yet.
+            mission.steps_total = steps.len() as u64;
+            Ok(MissionDetail {
+                mission,
+                plan: PlanStepTree::of_steps(steps),
+                documents: Vec::new(),
+            })
         })
     }
 
@@ -418,6 +427,7 @@ fn create_plan(
     depth: u8,
     plan: &[PlannedStep],
     now: DateTime<Utc>,
+    created_steps: &mut Vec<PlanStep>,
 ) -> Result<()> {
     for (order, planned) in plan.iter().enumerate() {
         let step = NewPlanStep {
@@ -430,13 +440,16 @@ fn create_plan(
             action: planned.action.clone(),
         };
         let created = repos.steps().create(&step, now)?;
+        let id = created.id;
+        created_steps.push(created);
         create_plan(
             repos,
             mission,
-            Some(created.id),
+            Some(id),
             depth + 1,
             &planned.children,
             now,
+            created_steps,
         )?;
     }
     Ok(())

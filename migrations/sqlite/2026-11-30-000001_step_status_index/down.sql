@@ -1,0 +1,1 @@
+DROP INDEX missions_planstep_mission_status_idx;
