@@ -1,1 +1,0 @@
-DROP INDEX missions_planstep_mission_status_idx;
