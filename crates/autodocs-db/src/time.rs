@@ -4,8 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use diesel::deserialize::{self, FromSql};
 use diesel::pg::Pg;
-use diesel::sql_types::{Text, Timestamp};
-use diesel::sqlite::Sqlite;
+use diesel::sql_types::Timestamp;
 
 use crate::connection::{MultiBackend, MultiRawValue};
 
@@ -33,9 +32,9 @@ impl From<StoredTime> for NaiveDateTime {
 impl FromSql<Timestamp, MultiBackend> for StoredTime {
     fn from_sql(value: MultiRawValue<'_>) -> deserialize::Result<Self> {
         match value {
-            MultiRawValue::Sqlite(value) => {
-                let text = <String as FromSql<Text, Sqlite>>::from_sql(value)?;
-                match parse_sqlite_text(&text) {
+            MultiRawValue::Sqlite(mut value) => {
+                let text = value.read_text();
+                match parse_sqlite_text(text) {
                     Some(stored) => Ok(Self(stored)),
                     None => NaiveDateTime::parse_from_str(&text, "%F %T%.f")
                         .map(Self)
