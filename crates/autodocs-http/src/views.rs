@@ -1,6 +1,6 @@
 //! JSON representations of domain values, as the contract shows them.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use autodocs_domain::paging::Page;
 use autodocs_domain::user::User;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -108,6 +108,24 @@ pub struct PageView<V> {
     previous: Option<String>,
     results: Vec<V>,
 }
+
+/// A `200 OK` JSON response serialised into a buffer of `capacity` bytes
+/// reserved up front (a page of missions grew `to_string`'s buffer eight
+/// times, each a copy).
+pub fn json_ok(body: &impl Serialize, capacity: usize) -> HttpResponse {
+    let mut buffer = Vec::with_capacity(capacity);
+    match serde_json::to_writer(&mut buffer, body) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(buffer),
+        // Views hold only strings, numbers and JSON maps: this cannot fail;
+        // if it ever did, the client gets the contract's 500 body.
+        Err(error) => crate::error::ApiError::Internal(error.to_string()).error_response(),
+    }
+}
+
+/// About how many bytes one mission of a list renders to.
+pub const MISSION_JSON_BYTES: usize = 512;
 
 /// The decoded key/value pairs of a query string.
 pub fn url_pairs(query: &str) -> Vec<(String, String)> {

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
 use crate::routes::{ListQuery, object_id, page_request};
 use crate::state::AppState;
-use crate::views::{mission_detail_json, mission_json, paginated};
+use crate::views::{MISSION_JSON_BYTES, json_ok, mission_detail_json, mission_json, paginated};
 
 /// Parses a comma-separated enum filter; an unknown value is a 400 on `key`.
 pub fn choices<T>(
@@ -103,7 +103,8 @@ pub async fn list(
     if page.is_past_end() {
         return Err(ApiError::InvalidPage);
     }
-    Ok(HttpResponse::Ok().json(paginated(&request, &page, mission_json)))
+    let capacity = MISSION_JSON_BYTES * page.items.len() + 256;
+    Ok(json_ok(&paginated(&request, &page, mission_json), capacity))
 }
 
 /// Creates a mission, with an optional nested plan.
