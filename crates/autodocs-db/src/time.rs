@@ -36,7 +36,7 @@ impl FromSql<Timestamp, MultiBackend> for StoredTime {
                 let text = value.read_text();
                 match parse_sqlite_text(text) {
                     Some(stored) => Ok(Self(stored)),
-                    None => NaiveDateTime::parse_from_str(&text, "%F %T%.f")
+                    None => NaiveDateTime::parse_from_str(text, "%F %T%.f")
                         .map(Self)
                         .map_err(|_| format!("invalid stored timestamp {text:?}").into()),
                 }
