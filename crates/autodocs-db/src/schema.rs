@@ -86,6 +86,12 @@ diesel::table! {
         overdue_notified_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        /// Every step of the mission, at any depth (kept by triggers).
+        steps_total -> Integer,
+        /// Its steps in status `completed` (kept by triggers).
+        steps_completed -> Integer,
+        /// The documents attached to it (kept by triggers).
+        document_count -> Integer,
     }
 }
 

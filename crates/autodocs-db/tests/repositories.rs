@@ -2211,6 +2211,48 @@ fn missions_counts_without_a_query_per_row(uow: &DieselUnitOfWork) {
     // The list item equals the detail record.
     let page = list_missions(uow, ordered("title"));
     assert_eq!(page.items[0], found);
+
+    // The counts follow documents that move, detach or go, and step
+    // subtrees that are deleted, in the same transaction.
+    let busy_documents = rd(uow, |repos| {
+        Ok(repos.documents().list_for_mission(busy.id)?)
+    });
+    let move_to = |id: i64, mission: Option<i64>| {
+        let changes = autodocs_domain::document::DocumentChanges {
+            mission: Some(mission),
+            ..Default::default()
+        };
+        tx(uow, |repos| {
+            Ok(repos.documents().update(id, &changes, t0())?)
+        });
+    };
+    move_to(busy_documents[0].id, Some(docs_only.id));
+    move_to(busy_documents[1].id, None);
+    let subtree = tx(uow, |repos| Ok(repos.steps().delete(root.id)?));
+    assert_eq!(subtree, 3, "root, child and grandchild");
+    let docs_only_documents = rd(uow, |repos| {
+        Ok(repos.documents().list_for_mission(docs_only.id)?)
+    });
+    tx(uow, |repos| {
+        Ok(repos.documents().delete(docs_only_documents[0].id)?)
+    });
+    let counts_of = |id: i64| counts(&find_mission(uow, id, None).expect("mission"));
+    assert_eq!(
+        counts_of(busy.id),
+        (1, 1, 0),
+        "only `other`, completed, is left"
+    );
+    assert_eq!(
+        counts_of(docs_only.id),
+        (0, 0, 1),
+        "one moved in, one deleted"
+    );
+    tx(uow, |repos| {
+        Ok(repos
+            .missions()
+            .delete(busy.id, MissionStatus::InProgress)?)
+    });
+    assert_eq!(counts_of(docs_only.id), (0, 0, 1));
 }
 
 fn missions_update_is_partial(uow: &DieselUnitOfWork) {

@@ -4,7 +4,6 @@ use autodocs_domain::mission::{
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
 use autodocs_domain::paging::Page;
-use autodocs_domain::plan_step::StepStatus;
 use autodocs_domain::ports::{MissionRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -35,14 +34,9 @@ struct MissionRow {
     completed_at: Option<StoredTime>,
     created_at: StoredTime,
     updated_at: StoredTime,
-}
-
-/// The counts shown beside a mission.
-#[derive(Debug, Clone, Copy, Default)]
-struct Counts {
-    steps_total: u64,
-    steps_completed: u64,
-    document_count: u64,
+    steps_total: i32,
+    steps_completed: i32,
+    document_count: i32,
 }
 
 /// A stored value that does not parse (the database checks should prevent it).
@@ -52,7 +46,7 @@ fn corrupt(id: i64, field: &str, error: impl std::fmt::Display) -> RepoError {
     ))
 }
 
-fn to_mission(row: MissionRow, counts: Counts) -> RepoResult<Mission> {
+fn to_mission(row: MissionRow) -> RepoResult<Mission> {
     let id = row.id;
     Ok(Mission {
         id,
@@ -70,84 +64,10 @@ fn to_mission(row: MissionRow, counts: Counts) -> RepoResult<Mission> {
         completed_at: row.completed_at.map(from_db),
         created_at: from_db(row.created_at),
         updated_at: from_db(row.updated_at),
-        steps_total: counts.steps_total,
-        steps_completed: counts.steps_completed,
-        document_count: counts.document_count,
+        steps_total: as_count(i64::from(row.steps_total)),
+        steps_completed: as_count(i64::from(row.steps_completed)),
+        document_count: as_count(i64::from(row.document_count)),
     })
-}
-
-/// Declares a `BigInt` column computed by a fixed correlated subquery on
-/// the mission row a query reads. Unlike `diesel::dsl::sql`, whose text
-/// diesel cannot trust, a fixed fragment with a static query id keeps the
-/// statement in diesel's prepared-statement cache.
-macro_rules! mission_count {
-    ($(#[$doc:meta])* $name:ident = $subquery:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
-        struct $name;
-
-        impl diesel::expression::Expression for $name {
-            type SqlType = diesel::sql_types::BigInt;
-        }
-
-        impl<QS> diesel::expression::AppearsOnTable<QS> for $name {}
-
-        impl<QS> diesel::expression::SelectableExpression<QS> for $name {}
-
-        impl<GroupBy> diesel::expression::ValidGrouping<GroupBy> for $name {
-            type IsAggregate = diesel::expression::is_aggregate::Never;
-        }
-
-        impl<DB: diesel::backend::Backend> diesel::query_builder::QueryFragment<DB> for $name {
-            fn walk_ast<'b>(
-                &'b self,
-                mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
-            ) -> QueryResult<()> {
-                out.push_sql($subquery);
-                Ok(())
-            }
-        }
-    };
-}
-
-mission_count!(
-    /// `steps_total`: every step of the mission, at any depth.
-    StepsTotal = "(SELECT count(*) FROM missions_planstep AS counted \
-                  WHERE counted.mission_id = missions_mission.id)"
-);
-mission_count!(
-    /// `steps_completed` (the status literal is `StepStatus::Completed`).
-    StepsCompleted = "(SELECT count(*) FROM missions_planstep AS counted \
-                      WHERE counted.mission_id = missions_mission.id \
-                      AND counted.status = 'completed')"
-);
-mission_count!(
-    /// `document_count`: the documents attached to the mission.
-    DocumentCount = "(SELECT count(*) FROM documents_document AS counted \
-                     WHERE counted.mission_id = missions_mission.id)"
-);
-
-/// The three counts shown beside a mission, read with its row in one
-/// statement: a page never costs a query per mission.
-fn count_columns() -> (StepsTotal, StepsCompleted, DocumentCount) {
-    debug_assert_eq!(StepStatus::Completed.as_str(), "completed");
-    (StepsTotal, StepsCompleted, DocumentCount)
-}
-
-/// A mission row and its three counts.
-type RowWithCounts = (MissionRow, (i64, i64, i64));
-
-fn with_counts(
-    (row, (steps_total, steps_completed, documents)): RowWithCounts,
-) -> RepoResult<Mission> {
-    to_mission(
-        row,
-        Counts {
-            steps_total: as_count(steps_total),
-            steps_completed: as_count(steps_completed),
-            document_count: as_count(documents),
-        },
-    )
 }
 
 /// Appends one sort key. Deadlines without a value sort last ascending and
@@ -178,24 +98,18 @@ fn then_order(
 }
 
 impl DieselRepos<'_> {
-    /// A mission row without its counts.
+    /// A mission row, with the counts its triggers keep.
     /// Fixed-shape queries (one per case, not one boxed query): diesel
     /// caches their prepared statements by type, without rendering the SQL
     /// again on every request.
-    fn mission_with_counts(
-        &mut self,
-        id: i64,
-        owner: Option<UserId>,
-    ) -> RepoResult<Option<RowWithCounts>> {
+    fn mission_row(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<MissionRow>> {
         let by_id = mission::table.filter(mission::id.eq(id));
         match owner {
             Some(owner) => by_id
                 .filter(mission::owner_id.eq(owner.0))
-                .select((MissionRow::as_select(), count_columns()))
+                .select(MissionRow::as_select())
                 .get_result(self.conn),
-            None => by_id
-                .select((MissionRow::as_select(), count_columns()))
-                .get_result(self.conn),
+            None => by_id.select(MissionRow::as_select()).get_result(self.conn),
         }
         .optional()
         .repo()
@@ -208,9 +122,9 @@ impl DieselRepos<'_> {
         owner: Option<UserId>,
         limit: i64,
         offset: i64,
-    ) -> RepoResult<(i64, Vec<RowWithCounts>)> {
+    ) -> RepoResult<(i64, Vec<MissionRow>)> {
         let newest_first = (mission::created_at.desc(), mission::id.desc());
-        let columns = (MissionRow::as_select(), count_columns());
+        let columns = MissionRow::as_select();
         match owner {
             Some(owner) => {
                 let owned = mission::table.filter(mission::owner_id.eq(owner.0));
@@ -268,13 +182,11 @@ impl MissionRepository for DieselRepos<'_> {
             .select(MissionRow::as_select())
             .first(self.conn)
             .repo()?;
-        to_mission(row, Counts::default())
+        to_mission(row)
     }
 
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
-        self.mission_with_counts(id, owner)?
-            .map(with_counts)
-            .transpose()
+        self.mission_row(id, owner)?.map(to_mission).transpose()
     }
 
     fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>> {
@@ -289,7 +201,7 @@ impl MissionRepository for DieselRepos<'_> {
             let (count, rows) = self.default_page(query.owner, limit, 0)?;
             let items = rows
                 .into_iter()
-                .map(with_counts)
+                .map(to_mission)
                 .collect::<RepoResult<Vec<_>>>()?;
             return Ok(Page {
                 count: as_count(count),
@@ -347,15 +259,15 @@ impl MissionRepository for DieselRepos<'_> {
         } else {
             ordered.then_order_by(mission::id.asc())
         };
-        let rows: Vec<RowWithCounts> = ordered
-            .select((MissionRow::as_select(), count_columns()))
+        let rows: Vec<MissionRow> = ordered
+            .select(MissionRow::as_select())
             .limit(i64::from(query.page.page_size()))
             .offset(query.page.offset_of(page))
             .load(self.conn)
             .repo()?;
         let items = rows
             .into_iter()
-            .map(with_counts)
+            .map(to_mission)
             .collect::<RepoResult<Vec<_>>>()?;
         Ok(Page {
             count,
@@ -459,9 +371,7 @@ impl MissionRepository for DieselRepos<'_> {
             .select(MissionRow::as_select())
             .load(self.conn)
             .repo()?;
-        rows.into_iter()
-            .map(|row| to_mission(row, Counts::default()))
-            .collect()
+        rows.into_iter().map(to_mission).collect()
     }
 
     fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
