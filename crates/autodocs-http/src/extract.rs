@@ -25,6 +25,22 @@ pub struct Authenticated(pub Caller);
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub autodocs_domain::user::UserId);
 
+/// A use case for the caller, to run off the event loop: the account check
+/// and the use case in one blocking call.
+fn for_caller<T: 'static>(
+    state: &AppState,
+    caller: Caller,
+    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
+    + Send
+    + 'static,
+) -> impl FnOnce() -> autodocs_domain::Result<T> + Send + 'static {
+    let services = state.services.clone();
+    move || {
+        let principal = services.principal(caller.0)?;
+        work(&services, principal)
+    }
+}
+
 /// Runs a short use case (database work only) for the caller on the
 /// database lane, after confirming the caller's account in the same call.
 pub async fn as_caller<T: Send + 'static>(
@@ -34,14 +50,7 @@ pub async fn as_caller<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
-    let services = state.services.clone();
-    Ok(state
-        .lane
-        .run(move || {
-            let principal = services.principal(caller.0)?;
-            work(&services, principal)
-        })
-        .await??)
+    Ok(state.lane.run(for_caller(state, caller, work)).await??)
 }
 
 /// Like [`as_caller`], for use cases that also read or write files (seconds
@@ -54,12 +63,7 @@ pub async fn as_caller_with_files<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
-    let services = state.services.clone();
-    Ok(web::block(move || {
-        let principal = services.principal(caller.0)?;
-        work(&services, principal)
-    })
-    .await??)
+    Ok(web::block(for_caller(state, caller, work)).await??)
 }
 
 /// The bearer token of a request, if it sent one.
