@@ -115,41 +115,19 @@ impl DieselRepos<'_> {
         .repo()
     }
 
-    /// The page every client asks for first: no filter but the owner, the
-    /// default order. A fixed-shape query, so its statement is cached by type.
-    fn default_page(
-        &mut self,
-        owner: Option<UserId>,
-        limit: i64,
-        offset: i64,
-    ) -> RepoResult<(i64, Vec<MissionRow>)> {
-        let newest_first = (mission::created_at.desc(), mission::id.desc());
-        let columns = MissionRow::as_select();
-        match owner {
-            Some(owner) => {
-                let owned = mission::table.filter(mission::owner_id.eq(owner.0));
-                let count = owned.count().get_result(self.conn).repo()?;
-                let rows = owned
-                    .order(newest_first)
-                    .select(columns)
-                    .limit(limit)
-                    .offset(offset)
-                    .load(self.conn)
-                    .repo()?;
-                Ok((count, rows))
-            }
-            None => {
-                let count = mission::table.count().get_result(self.conn).repo()?;
-                let rows = mission::table
-                    .order(newest_first)
-                    .select(columns)
-                    .limit(limit)
-                    .offset(offset)
-                    .load(self.conn)
-                    .repo()?;
-                Ok((count, rows))
-            }
-        }
+    /// The page every client asks for first: their own missions, no other
+    /// filter, the default order. A fixed-shape query, so its statement is
+    /// cached by type (staff lists across owners take the general path).
+    fn first_page_of(&mut self, owner: UserId, limit: i64) -> RepoResult<(i64, Vec<MissionRow>)> {
+        let owned = mission::table.filter(mission::owner_id.eq(owner.0));
+        let count = owned.count().get_result(self.conn).repo()?;
+        let rows = owned
+            .order((mission::created_at.desc(), mission::id.desc()))
+            .select(MissionRow::as_select())
+            .limit(limit)
+            .load(self.conn)
+            .repo()?;
+        Ok((count, rows))
     }
 }
 
@@ -196,9 +174,10 @@ impl MissionRepository for DieselRepos<'_> {
             && query.search.as_deref().is_none_or(str::is_empty);
         let default_order =
             query.ordering.is_empty() || query.ordering == [MissionOrderField::DEFAULT];
-        if unfiltered && default_order && query.page.page() == 1 {
+        let first_page = unfiltered && default_order && query.page.page() == 1;
+        if let Some(owner) = query.owner.filter(|_| first_page) {
             let limit = i64::from(query.page.page_size());
-            let (count, rows) = self.default_page(query.owner, limit, 0)?;
+            let (count, rows) = self.first_page_of(owner, limit)?;
             let items = rows
                 .into_iter()
                 .map(to_mission)
