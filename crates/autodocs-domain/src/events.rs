@@ -14,6 +14,10 @@ pub enum EventPayload {
     MissionUpdated(Mission),
     /// A document was uploaded, changed or verified (`document.updated`).
     DocumentUpdated(Document),
+    /// The user was deactivated or deleted, or changed password: whatever
+    /// was opened on their old credentials must end. Not a frame: live
+    /// connections of the user are closed instead.
+    SessionsRevoked(UserId),
 }
 
 impl EventPayload {
@@ -23,6 +27,7 @@ impl EventPayload {
             EventPayload::ActivityCreated(_) => "activity.created",
             EventPayload::MissionUpdated(_) => "mission.updated",
             EventPayload::DocumentUpdated(_) => "document.updated",
+            EventPayload::SessionsRevoked(_) => "user.sessions_revoked",
         }
     }
 
@@ -32,6 +37,7 @@ impl EventPayload {
             EventPayload::ActivityCreated(activity) => EventRef::Activity(activity.id),
             EventPayload::MissionUpdated(mission) => EventRef::Mission(mission.id),
             EventPayload::DocumentUpdated(document) => EventRef::Document(document.id),
+            EventPayload::SessionsRevoked(user) => EventRef::SessionsRevoked(*user),
         }
     }
 }
@@ -47,6 +53,18 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+impl Event {
+    /// The event that ends a user's live connections (deactivation,
+    /// deletion, password change); publish it only after the change commits.
+    pub fn sessions_revoked(user: UserId) -> Self {
+        Self {
+            user,
+            mission: None,
+            payload: EventPayload::SessionsRevoked(user),
+        }
+    }
+}
+
 /// A small reference to an event's subject, for transports with size limits
 /// (PostgreSQL's `NOTIFY` payload is under 8000 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,15 +75,19 @@ pub enum EventRef {
     Mission(i64),
     /// A document by id.
     Document(i64),
+    /// The revocation of a user's live connections; carries everything
+    /// itself (there is no row to load).
+    SessionsRevoked(UserId),
 }
 
 impl EventRef {
-    /// A compact text form, `a:12` or `m:3`.
+    /// A compact text form, `a:12`, `m:3` or `r:7` (user 7's sessions revoked).
     pub fn encode(&self) -> String {
         match self {
             EventRef::Activity(id) => format!("a:{id}"),
             EventRef::Mission(id) => format!("m:{id}"),
             EventRef::Document(id) => format!("d:{id}"),
+            EventRef::SessionsRevoked(user) => format!("r:{}", user.0),
         }
     }
 
@@ -77,6 +99,7 @@ impl EventRef {
             "a" => Some(EventRef::Activity(id)),
             "m" => Some(EventRef::Mission(id)),
             "d" => Some(EventRef::Document(id)),
+            "r" => Some(EventRef::SessionsRevoked(UserId(id))),
             _ => None,
         }
     }
@@ -108,6 +131,7 @@ mod tests {
             EventRef::Activity(12),
             EventRef::Mission(3),
             EventRef::Document(5),
+            EventRef::SessionsRevoked(UserId(9)),
         ] {
             assert_eq!(EventRef::decode(&reference.encode()), Some(reference));
         }

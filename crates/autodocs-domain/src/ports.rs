@@ -481,6 +481,18 @@ pub trait TokenService: Send + Sync {
     fn decode_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError>;
     /// Checks an access token's signature, expiry and type; returns its user.
     fn decode_access(&self, token: &str) -> Result<UserId, TokenError>;
+    /// Like [`TokenService::decode_access`], also telling when the token
+    /// expires (a live connection opened with it must end then).
+    fn decode_access_claims(&self, token: &str) -> Result<AccessClaims, TokenError>;
+}
+
+/// The claims of an access token that passed signature and expiry checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessClaims {
+    /// Its user.
+    pub user: UserId,
+    /// Its `exp`: from this instant on the token is refused.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// What a fetch learned besides the bytes.

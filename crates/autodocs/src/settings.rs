@@ -24,6 +24,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub jobs: JobSettings,
     pub cors: CorsSettings,
+    #[serde(default)]
+    pub realtime: RealtimeSettings,
     #[serde(skip)]
     pub environment: String,
 }
@@ -101,6 +103,21 @@ pub struct JobSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CorsSettings {
     pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealtimeSettings {
+    /// WebSockets one user may hold open at once (per process); one more
+    /// is refused with 429 before the upgrade.
+    pub max_sockets_per_user: usize,
+}
+
+impl Default for RealtimeSettings {
+    fn default() -> Self {
+        Self {
+            max_sockets_per_user: 20,
+        }
+    }
 }
 
 impl Settings {
@@ -188,6 +205,9 @@ impl Settings {
         }
         if self.uploads.max_bytes == 0 {
             bail!("uploads.max_bytes must be positive");
+        }
+        if self.realtime.max_sockets_per_user == 0 {
+            bail!("realtime.max_sockets_per_user must be positive");
         }
         self.server
             .bind

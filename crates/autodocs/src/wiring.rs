@@ -11,7 +11,7 @@ use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, JwtTokenService};
-use autodocs_http::hub::EventHub;
+use autodocs_http::hub::{EventHub, SocketPolicy};
 use autodocs_http::lane::DatabaseLane;
 use autodocs_http::throttle::Throttle;
 use autodocs_http::{AppState, HealthCheck};
@@ -124,7 +124,13 @@ pub fn app_state(
     database: &Database,
     public_url: &str,
 ) -> anyhow::Result<(AppState, Option<PgListener>)> {
-    let hub = EventHub::new(public_url);
+    let hub = EventHub::with_policy(
+        public_url,
+        SocketPolicy {
+            max_sockets_per_user: settings.realtime.max_sockets_per_user,
+            allowed_origins: settings.cors.allowed_origins.clone(),
+        },
+    );
     let local: Arc<dyn EventPublisher> = hub.clone();
     let (events, origin): (Arc<dyn EventPublisher>, Option<String>) = match database.backend() {
         Backend::Sqlite => (local, None),

@@ -294,6 +294,20 @@ impl Services {
         self.principal(user_id)
     }
 
+    /// Like [`Services::authenticate`], also returning when the token
+    /// expires: for connections that outlive a request (WebSocket), which
+    /// must end when their credentials do.
+    pub fn authenticate_until(
+        &self,
+        access_token: &str,
+    ) -> Result<(Principal, chrono::DateTime<chrono::Utc>)> {
+        let claims = self
+            .tokens
+            .decode_access_claims(access_token)
+            .map_err(token_error)?;
+        Ok((self.principal(claims.user)?, claims.expires_at))
+    }
+
     /// The user an access token names, from its signature and claims
     /// alone (cheap: no storage access). [`Services::principal`] must
     /// still confirm the user before anything is done for them.

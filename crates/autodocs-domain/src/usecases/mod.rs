@@ -106,6 +106,9 @@ impl Services {
     /// Rebuilds the event a reference points at, for delivery in another
     /// process; `None` when its subject is gone.
     pub fn load_event(&self, reference: EventRef) -> Result<Option<Event>> {
+        if let EventRef::SessionsRevoked(user) = reference {
+            return Ok(Some(Event::sessions_revoked(user)));
+        }
         ports::read(&*self.uow, |repos| {
             Ok(match reference {
                 EventRef::Activity(id) => repos.activities().find(id, None)?.and_then(|activity| {
@@ -118,6 +121,7 @@ impl Services {
                 }),
                 EventRef::Mission(id) => repos.missions().find(id, None)?.map(mission_event),
                 EventRef::Document(id) => repos.documents().find(id, None)?.map(document_event),
+                EventRef::SessionsRevoked(user) => Some(Event::sessions_revoked(user)),
             })
         })
     }

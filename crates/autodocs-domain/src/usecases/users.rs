@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
+use crate::events::Event;
 use crate::paging::Page;
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{self, PasswordCheck};
@@ -167,7 +168,10 @@ impl Services {
                 now,
             )?;
             Ok(())
-        })
+        })?;
+        // Live connections were opened on the old password: end them too.
+        self.revoke_sessions(user.id);
+        Ok(())
     }
 
     /// Staff: a page of users.
@@ -201,6 +205,7 @@ impl Services {
         require_staff(principal)?;
         let deleted = self.write(|repos| Ok(repos.users().delete(id)?))?;
         if deleted {
+            self.revoke_sessions(id);
             Ok(())
         } else {
             Err(Error::NotFound)
@@ -209,7 +214,8 @@ impl Services {
 
     fn apply_changes(&self, actor: UserId, id: UserId, changes: UserChanges) -> Result<User> {
         let now = self.clock.now();
-        self.write(|repos| {
+        let deactivates = changes.is_active == Some(false);
+        let user = self.write(|repos| {
             let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
             if let Some(email) = &changes.email
                 && repos.users().email_exists(email.as_str(), Some(id))?
@@ -230,7 +236,17 @@ impl Services {
                 .with_detail("user_id", id.0);
             repos.activities().record(&activity, now)?;
             repos.users().find(id)?.ok_or(Error::NotFound)
-        })
+        })?;
+        if deactivates {
+            self.revoke_sessions(id);
+        }
+        Ok(user)
+    }
+
+    /// Ends a user's live connections, once the change that calls for it
+    /// has committed (a rolled-back deactivation must not cut anyone off).
+    fn revoke_sessions(&self, user: UserId) {
+        self.events.publish(vec![Event::sessions_revoked(user)]);
     }
 }
 

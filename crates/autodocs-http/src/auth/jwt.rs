@@ -7,7 +7,9 @@
 
 use std::fmt;
 
-use autodocs_domain::ports::{IssuedTokens, RefreshClaims, TokenError, TokenService};
+use autodocs_domain::ports::{
+    AccessClaims, IssuedTokens, RefreshClaims, TokenError, TokenService,
+};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;
@@ -97,6 +99,16 @@ impl JwtTokenService {
 
     /// Checks signature, algorithm, claims, expiry and type.
     fn check(&self, token: &str, expected_type: &str) -> Result<(UserId, String), TokenError> {
+        self.check_with_exp(token, expected_type)
+            .map(|(user, jti, _)| (user, jti))
+    }
+
+    /// [`Self::check`], also giving the `exp` claim.
+    fn check_with_exp(
+        &self,
+        token: &str,
+        expected_type: &str,
+    ) -> Result<(UserId, String, i64), TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
@@ -111,7 +123,7 @@ impl JwtTokenService {
         if claims.token_type != expected_type {
             return Err(TokenError::WrongType);
         }
-        Ok((claims.user_id.user()?, claims.jti))
+        Ok((claims.user_id.user()?, claims.jti, claims.exp))
     }
 }
 
@@ -143,6 +155,12 @@ impl TokenService for JwtTokenService {
 
     fn decode_access(&self, token: &str) -> Result<UserId, TokenError> {
         self.check(token, ACCESS).map(|(user, _)| user)
+    }
+
+    fn decode_access_claims(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let (user, _, exp) = self.check_with_exp(token, ACCESS)?;
+        let expires_at = DateTime::from_timestamp(exp, 0).ok_or(TokenError::Invalid)?;
+        Ok(AccessClaims { user, expires_at })
     }
 }
 
