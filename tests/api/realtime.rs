@@ -992,3 +992,390 @@ async fn events_cross_server_processes() {
 
     drop(peer);
 }
+
+// ---------------------------------------------------------------------------
+// Sockets end with their credentials; per-user cap; Origin (issue 11)
+// ---------------------------------------------------------------------------
+
+/// How long after a revocation its sockets may take to close (generous:
+/// the server closes them as soon as the change commits).
+const REVOKE_BOUND: Duration = Duration::from_secs(2);
+
+/// Opens a socket with extra handshake headers. `Err` holds the status of a
+/// refused handshake.
+async fn try_connect_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+    let mut request = ws_url(app, path)
+        .into_client_request()
+        .expect("a WebSocket request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    match tokio::time::timeout(FRAME_TIMEOUT, tokio_tungstenite::connect_async(request)).await {
+        Err(_) => panic!("GET {path}: no handshake answer within {FRAME_TIMEOUT:?}"),
+        Ok(Ok((ws, response))) => {
+            assert_eq!(response.status().as_u16(), 101, "GET {path}: upgrade");
+            Ok(ws)
+        }
+        Ok(Err(tungstenite::Error::Http(response))) => Err(response.status().as_u16()),
+        Ok(Err(e)) => panic!("GET {path}: WebSocket handshake failed: {e}"),
+    }
+}
+
+/// Waits for the server's close frame (frames sent before it are skipped);
+/// returns its code and reason.
+async fn expect_close(ws: &mut Ws, within: Duration, ctx: &str) -> (u16, String) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("{ctx}: no close frame within {within:?}"),
+            Ok(None) => panic!("{ctx}: the connection ended without a close frame"),
+            Ok(Some(Err(e))) => panic!("{ctx}: socket error before a close frame: {e}"),
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                return (u16::from(frame.code), frame.reason.to_string());
+            }
+            Ok(Some(Ok(Message::Close(None)))) => panic!("{ctx}: a close frame without a code"),
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+/// The close frame is a policy violation (1008) with a reason.
+async fn expect_policy_close(ws: &mut Ws, within: Duration, ctx: &str) {
+    let (code, reason) = expect_close(ws, within, ctx).await;
+    assert_eq!(code, 1008, "{ctx}: close code (reason {reason:?})");
+    assert!(!reason.is_empty(), "{ctx}: the close frame gives a reason");
+}
+
+/// The socket is open and gets `user`'s next change.
+async fn assert_still_open(app: &TestApp, ws: &mut Ws, user: &Registered, ctx: &str) {
+    let id = new_mission(app, user, "Marker").await;
+    expect_change(ws, "mission_created", id, ctx).await;
+}
+
+fn unix_now_f64() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+backend_custom_tests!(socket_closes_when_its_token_expires);
+
+async fn socket_closes_when_its_token_expires(backend: Backend) {
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[("AUTODOCS__AUTH__ACCESS_TOKEN_LIFETIME_SECONDS", "3")],
+    )
+    .await;
+    let alice = app.register("alice").await;
+    let exp = crate::harness::claim_i64(&jwt_claims(&alice.access), "exp");
+    let mission = new_mission(&app, &alice, "Expiring").await;
+    let mut by_query = connect(&app, EVENTS, &alice).await;
+    let mut by_header = try_connect(&app, &mission_socket(mission), Some(&alice.access))
+        .await
+        .unwrap_or_else(|s| panic!("mission socket with the header: refused with {s}"));
+    assert!(
+        unix_now_f64() < exp as f64 - 0.5,
+        "the sockets opened well before exp (the test is too slow to judge)"
+    );
+    // Open and working until then.
+    assert_still_open(&app, &mut by_query, &alice, "before exp").await;
+
+    for (ws, what) in [(&mut by_query, "?token="), (&mut by_header, "Authorization")] {
+        let left = (exp as f64 + 2.5 - unix_now_f64()).max(0.0);
+        expect_policy_close(ws, Duration::from_secs_f64(left), what).await;
+        let at = unix_now_f64();
+        assert!(
+            at >= exp as f64 - 0.05,
+            "{what}: closed {:.3} s before exp",
+            exp as f64 - at
+        );
+        println!("{what}: closed {:.3} s after exp", at - exp as f64);
+    }
+    // And a new socket with it is refused.
+    assert_eq!(
+        try_connect(&app, &with_token(EVENTS, &alice.access), None)
+            .await
+            .err(),
+        Some(401)
+    );
+}
+
+backend_tests!(
+    deactivation_and_deletion_close_the_users_sockets,
+    password_change_closes_the_users_sockets,
+    sockets_per_user_are_capped_at_20,
+);
+
+async fn deactivation_and_deletion_close_the_users_sockets(app: TestApp) {
+    let staff = app.create_superuser("boss").await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let alices = new_mission(&app, &alice, "Alice's").await;
+    let mut a_events = connect(&app, EVENTS, &alice).await;
+    let mut a_mission = connect(&app, &mission_socket(alices), &alice).await;
+    let mut b_events = connect(&app, EVENTS, &bob).await;
+    let mut c_events = connect(&app, EVENTS, &carol).await;
+
+    // A change that does not deactivate leaves the sockets alone.
+    app.staff_patch_user(&staff, alice.id, &json!({"first_name": "Al", "is_active": true}))
+        .await;
+    assert_still_open(&app, &mut a_events, &alice, "after a harmless staff edit").await;
+
+    let started = std::time::Instant::now();
+    app.staff_patch_user(&staff, alice.id, &json!({"is_active": false}))
+        .await;
+    expect_policy_close(&mut a_events, REVOKE_BOUND, "deactivated: events").await;
+    expect_policy_close(&mut a_mission, REVOKE_BOUND, "deactivated: mission").await;
+    println!("deactivation: sockets closed {:?} after the PATCH was sent", started.elapsed());
+    assert_eq!(
+        try_connect(&app, &with_token(EVENTS, &alice.access), None)
+            .await
+            .err(),
+        Some(401),
+        "a deactivated user cannot reconnect"
+    );
+
+    let r = app
+        .delete(&format!("/api/users/{}/", carol.id), Some(&staff.access))
+        .await;
+    r.assert_status(204);
+    expect_policy_close(&mut c_events, REVOKE_BOUND, "deleted: events").await;
+
+    // Other users keep theirs.
+    assert_still_open(&app, &mut b_events, &bob, "bob after the others").await;
+}
+
+async fn password_change_closes_the_users_sockets(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mut a_events = connect(&app, EVENTS, &alice).await;
+    let mut a_header = try_connect(&app, EVENTS, Some(&alice.access))
+        .await
+        .unwrap_or_else(|s| panic!("events with the header: refused with {s}"));
+    let mut b_events = connect(&app, EVENTS, &bob).await;
+
+    // A refused change leaves the sockets alone.
+    app.post_json(
+        "/api/users/me/password/",
+        &json!({"old_password": "not her password", "new_password": "Another-long-pass-42"}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(400);
+    assert_still_open(&app, &mut a_events, &alice, "after a refused change").await;
+    assert_still_open(&app, &mut a_header, &alice, "header, after a refused change").await;
+
+    app.post_json(
+        "/api/users/me/password/",
+        &json!({"old_password": alice.password, "new_password": "Another-long-pass-42"}),
+        Some(&alice.access),
+    )
+    .await
+    .assert_status(204);
+    expect_policy_close(&mut a_events, REVOKE_BOUND, "password changed: ?token=").await;
+    expect_policy_close(&mut a_header, REVOKE_BOUND, "password changed: header").await;
+    assert_still_open(&app, &mut b_events, &bob, "bob after alice's change").await;
+
+    // With a token from the new password, she is back.
+    let (access, _) = app
+        .login_tokens("alice", "Another-long-pass-42")
+        .await;
+    let mut again = try_connect(&app, &with_token(EVENTS, &access), None)
+        .await
+        .unwrap_or_else(|s| panic!("reconnect after the change: refused with {s}"));
+    let id = new_mission(&app, &alice, "After").await;
+    expect_change(&mut again, "mission_created", id, "reconnected").await;
+}
+
+/// 429 with the throttled body and a `Retry-After` that agrees with it.
+fn assert_cap_refusal(r: &Resp, ctx: &str) {
+    r.assert_status(429).assert_json();
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    let seconds = detail
+        .strip_prefix("Request was throttled. Expected available in ")
+        .and_then(|rest| rest.strip_suffix(" seconds."))
+        .unwrap_or_else(|| panic!("{ctx}: the throttled body: {}", r.body));
+    assert_eq!(
+        r.header("retry-after").as_deref(),
+        Some(seconds),
+        "{ctx}: Retry-After agrees with the body"
+    );
+    assert!(seconds.parse::<u64>().is_ok_and(|n| n > 0), "{ctx}: {seconds}");
+}
+
+async fn sockets_per_user_are_capped_at_20(app: TestApp) {
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let mission = new_mission(&app, &alice, "Watched").await;
+    // Events and mission sockets count alike.
+    let mut open = Vec::new();
+    for i in 0..20 {
+        let path = if i % 2 == 0 { EVENTS.to_owned() } else { mission_socket(mission) };
+        match try_connect(&app, &with_token(&path, &alice.access), None).await {
+            Ok(ws) => open.push(ws),
+            Err(status) => panic!("socket {} of 20: refused with {status}", i + 1),
+        }
+    }
+    // The 21st is refused before the upgrade, on either path.
+    for path in [EVENTS.to_owned(), mission_socket(mission)] {
+        let path = with_token(&path, &alice.access);
+        assert_eq!(try_connect(&app, &path, None).await.err(), Some(429), "21st: {path}");
+        assert_cap_refusal(&handshake_http(&app, &path, &[]).await, "21st");
+    }
+    // Someone else is not affected.
+    let mut bobs = connect(&app, EVENTS, &bob).await;
+    // The 20 still work.
+    let id = new_mission(&app, &alice, "To all").await;
+    for (i, ws) in open.iter_mut().enumerate().filter(|(i, _)| i % 2 == 0) {
+        expect_change(ws, "mission_created", id, &format!("socket {}", i + 1)).await;
+    }
+
+    // Closing one frees its slot (once the server saw the close).
+    let mut closing = open.pop().expect("a socket");
+    closing.close(None).await.expect("send a close frame");
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(FRAME_TIMEOUT, closing.next()).await {}
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let replacement = loop {
+        match try_connect(&app, &with_token(EVENTS, &alice.access), None).await {
+            Ok(ws) => break ws,
+            Err(429) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(status) => panic!("after closing one: refused with {status}"),
+        }
+    };
+    open.push(replacement);
+    assert_eq!(
+        try_connect(&app, &with_token(EVENTS, &alice.access), None)
+            .await
+            .err(),
+        Some(429),
+        "full again"
+    );
+    assert_still_open(&app, &mut bobs, &bob, "bob").await;
+}
+
+backend_custom_tests!(socket_cap_follows_its_setting, origin_is_checked_before_the_upgrade);
+
+async fn socket_cap_follows_its_setting(backend: Backend) {
+    let app =
+        TestApp::spawn_with_env(backend, &[("AUTODOCS__REALTIME__MAX_SOCKETS_PER_USER", "2")])
+            .await;
+    let alice = app.register("alice").await;
+    let path = with_token(EVENTS, &alice.access);
+    let _one = try_connect(&app, &path, None).await.expect("first");
+    let _two = try_connect(&app, &path, None).await.expect("second");
+    assert_eq!(try_connect(&app, &path, None).await.err(), Some(429), "third");
+    assert_cap_refusal(&handshake_http(&app, &path, &[]).await, "third");
+}
+
+async fn origin_is_checked_before_the_upgrade(backend: Backend) {
+    let forbidden = json!({"detail": "You do not have permission to perform this action."});
+    let app = TestApp::spawn(backend).await;
+    let alice = app.register("alice").await;
+    let mission = new_mission(&app, &alice, "M").await;
+    for socket in [EVENTS.to_owned(), mission_socket(mission)] {
+        let path = with_token(&socket, &alice.access);
+        // The frontend's origin (the default CORS origin) and no Origin at all.
+        let mut allowed = try_connect_with(&app, &path, &[("origin", "http://localhost:3000")])
+            .await
+            .unwrap_or_else(|s| panic!("{socket}: allowed origin refused with {s}"));
+        let mut bare = try_connect_with(&app, &path, &[])
+            .await
+            .unwrap_or_else(|s| panic!("{socket}: no Origin refused with {s}"));
+        if socket == EVENTS {
+            assert_still_open(&app, &mut allowed, &alice, "allowed origin").await;
+        }
+        drop(bare.close(None).await);
+        drop(allowed.close(None).await);
+        // Any other origin, even a near miss.
+        for origin in [
+            "http://evil.example",
+            "null",
+            "http://localhost:3001",
+            "https://localhost:3000",
+            "http://localhost:3000.evil.example",
+        ] {
+            assert_eq!(
+                try_connect_with(&app, &path, &[("origin", origin)]).await.err(),
+                Some(403),
+                "{socket}: Origin {origin}"
+            );
+            handshake_http(&app, &path, &[("origin", origin)])
+                .await
+                .assert_body(403, &forbidden);
+        }
+        // Refused before the token is even looked at.
+        handshake_http(&app, &socket, &[("origin", "http://evil.example")])
+            .await
+            .assert_body(403, &forbidden);
+    }
+    drop(app);
+
+    // A configured origin replaces the default.
+    let app =
+        TestApp::spawn_with_env(backend, &[("AUTODOCS__CORS__ALLOWED_ORIGINS", "https://app.example")])
+            .await;
+    let alice = app.register("alice").await;
+    let path = with_token(EVENTS, &alice.access);
+    try_connect_with(&app, &path, &[("origin", "https://app.example")])
+        .await
+        .unwrap_or_else(|s| panic!("configured origin refused with {s}"));
+    assert_eq!(
+        try_connect_with(&app, &path, &[("origin", "http://localhost:3000")])
+            .await
+            .err(),
+        Some(403),
+        "the default origin is no longer allowed"
+    );
+}
+
+#[tokio::test]
+async fn revocation_crosses_server_processes() {
+    if !postgres_configured() {
+        println!("skipped: TEST_DATABASE_URL not set (PostgreSQL only)");
+        return;
+    }
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let peer = app.spawn_peer().await;
+    let staff = app.create_superuser("boss").await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("carol").await;
+    let mut a_ws = connect(&app, EVENTS, &alice).await;
+    let mut b_ws = connect(&app, EVENTS, &bob).await;
+    let mut c_ws = connect(&app, EVENTS, &carol).await;
+    // Carol also has one on the peer: revocations reach the process that
+    // made them too.
+    let mut c_peer = connect(&peer, EVENTS, &carol).await;
+
+    // Deactivated through the other process.
+    let started = std::time::Instant::now();
+    peer.staff_patch_user(&staff, alice.id, &json!({"is_active": false}))
+        .await;
+    expect_policy_close(&mut a_ws, REVOKE_BOUND, "deactivated via the peer").await;
+    println!("cross-process deactivation: closed {:?} after the PATCH was sent", started.elapsed());
+
+    // A password changed through the other process.
+    let started = std::time::Instant::now();
+    peer.post_json(
+        "/api/users/me/password/",
+        &json!({"old_password": carol.password, "new_password": "Another-long-pass-42"}),
+        Some(&carol.access),
+    )
+    .await
+    .assert_status(204);
+    expect_policy_close(&mut c_ws, REVOKE_BOUND, "password changed via the peer").await;
+    expect_policy_close(&mut c_peer, REVOKE_BOUND, "password changed, on the peer").await;
+    println!("cross-process password change: closed {:?} after the POST was sent", started.elapsed());
+
+    // Bob's socket is untouched.
+    let id = new_mission(&peer, &bob, "Bob's").await;
+    skip_until_mission(&mut b_ws, id, "bob after the others").await;
+    drop(peer);
+}

@@ -1617,3 +1617,137 @@ fn a_custom_activity_is_recorded_for_the_caller() {
     assert_eq!(activities[0].details.get("minutes"), Some(&json!(5)));
     assert_eq!(outcome(&uow), (1, 0));
 }
+
+// ---------------------------------------------------------------------------
+// Revoking live connections
+// ---------------------------------------------------------------------------
+
+/// Keeps every published event.
+#[derive(Default)]
+struct Published(Mutex<Vec<crate::events::Event>>);
+
+impl crate::events::EventPublisher for Published {
+    fn publish(&self, events: Vec<crate::events::Event>) {
+        self.0.lock().expect("published").extend(events);
+    }
+}
+
+impl Published {
+    fn revoked(&self) -> Vec<UserId> {
+        self.0
+            .lock()
+            .expect("published")
+            .iter()
+            .filter_map(|event| match event.payload {
+                crate::events::EventPayload::SessionsRevoked(user) => {
+                    assert_eq!(event.user, user, "addressed to the revoked user");
+                    Some(user)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn staff(user_id: UserId) -> Principal {
+    Principal {
+        user_id,
+        is_staff: true,
+    }
+}
+
+fn watched(mut services: Services) -> (Services, Arc<Published>) {
+    let published = Arc::new(Published::default());
+    services.events = published.clone();
+    (services, published)
+}
+
+#[test]
+fn a_password_change_revokes_sessions_only_once_committed() {
+    // Refused: nothing is revoked.
+    let uow = uow_with(password_repos());
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().return_const(PasswordCheck::Mismatch);
+    let (services, published) = watched(services(uow, hasher, MockTokenService::new()));
+    services
+        .change_password(principal(OWNER), "wrong", PASSWORD)
+        .expect_err("wrong old password");
+    assert!(published.revoked().is_empty());
+
+    // The commit fails: nothing is revoked.
+    let mut repos = password_repos();
+    repos
+        .users
+        .expect_set_password_hash()
+        .returning(|_, _| Err(RepoError::Unavailable("down".into())));
+    let uow = uow_with(repos);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().return_const(PasswordCheck::Match);
+    hasher.expect_hash().returning(|_| "new-hash".to_owned());
+    let (services, published) = watched(services(Arc::clone(&uow), hasher, MockTokenService::new()));
+    services
+        .change_password(principal(OWNER), "old-password", PASSWORD)
+        .expect_err("the write fails");
+    assert!(published.revoked().is_empty());
+    assert_eq!(outcome(&uow), (0, 1));
+
+    // Changed: the user's sessions are revoked.
+    let mut repos = password_repos();
+    repos.users.expect_set_password_hash().returning(|_, _| Ok(()));
+    repos.refresh_tokens.expect_revoke_all().returning(|_, _| Ok(1));
+    record_activities(&mut repos);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_verify().return_const(PasswordCheck::Match);
+    hasher.expect_hash().returning(|_| "new-hash".to_owned());
+    let (services, published) =
+        watched(services(uow_with(repos), hasher, MockTokenService::new()));
+    services
+        .change_password(principal(OWNER), "old-password", PASSWORD)
+        .expect("changed");
+    assert_eq!(published.revoked(), vec![OWNER]);
+}
+
+/// Repositories in which staff edits of user 8 succeed.
+fn editable_user_repos() -> MockRepos {
+    let mut repos = MockRepos::default();
+    repos
+        .users
+        .expect_find()
+        .returning(|id| Ok(Some(sample_user(id.0))));
+    repos.users.expect_update_account().returning(|_, _| Ok(()));
+    repos.users.expect_delete().returning(|id| Ok(id == UserId(8)));
+    record_activities(&mut repos);
+    repos
+}
+
+#[test]
+fn deactivating_or_deleting_a_user_revokes_their_sessions() {
+    let (services, published) = watched(plain_services(&uow_with(editable_user_repos())));
+    let rename = AccountInput {
+        first_name: Some("Ada".into()),
+        is_active: Some(true),
+        ..AccountInput::default()
+    };
+    services
+        .update_user(staff(OWNER), UserId(8), &rename)
+        .expect("updated");
+    assert!(published.revoked().is_empty(), "no deactivation, no revocation");
+
+    let deactivate = AccountInput {
+        is_active: Some(false),
+        ..AccountInput::default()
+    };
+    services
+        .update_user(staff(OWNER), UserId(8), &deactivate)
+        .expect("deactivated");
+    assert_eq!(published.revoked(), vec![UserId(8)]);
+
+    services
+        .delete_user(staff(OWNER), UserId(9))
+        .expect_err("no such user");
+    assert_eq!(published.revoked(), vec![UserId(8)], "nothing deleted");
+    services
+        .delete_user(staff(OWNER), UserId(8))
+        .expect("deleted");
+    assert_eq!(published.revoked(), vec![UserId(8), UserId(8)]);
+}
