@@ -1084,7 +1084,10 @@ async fn socket_closes_when_its_token_expires(backend: Backend) {
     // Open and working until then.
     assert_still_open(&app, &mut by_query, &alice, "before exp").await;
 
-    for (ws, what) in [(&mut by_query, "?token="), (&mut by_header, "Authorization")] {
+    for (ws, what) in [
+        (&mut by_query, "?token="),
+        (&mut by_header, "Authorization"),
+    ] {
         let left = (exp as f64 + 2.5 - unix_now_f64()).max(0.0);
         expect_policy_close(ws, Duration::from_secs_f64(left), what).await;
         let at = unix_now_f64();
@@ -1122,8 +1125,12 @@ async fn deactivation_and_deletion_close_the_users_sockets(app: TestApp) {
     let mut c_events = connect(&app, EVENTS, &carol).await;
 
     // A change that does not deactivate leaves the sockets alone.
-    app.staff_patch_user(&staff, alice.id, &json!({"first_name": "Al", "is_active": true}))
-        .await;
+    app.staff_patch_user(
+        &staff,
+        alice.id,
+        &json!({"first_name": "Al", "is_active": true}),
+    )
+    .await;
     assert_still_open(&app, &mut a_events, &alice, "after a harmless staff edit").await;
 
     let started = std::time::Instant::now();
@@ -1131,7 +1138,10 @@ async fn deactivation_and_deletion_close_the_users_sockets(app: TestApp) {
         .await;
     expect_policy_close(&mut a_events, REVOKE_BOUND, "deactivated: events").await;
     expect_policy_close(&mut a_mission, REVOKE_BOUND, "deactivated: mission").await;
-    println!("deactivation: sockets closed {:?} after the PATCH was sent", started.elapsed());
+    println!(
+        "deactivation: sockets closed {:?} after the PATCH was sent",
+        started.elapsed()
+    );
     assert_eq!(
         try_connect(&app, &with_token(EVENTS, &alice.access), None)
             .await
@@ -1167,8 +1177,21 @@ async fn password_change_closes_the_users_sockets(app: TestApp) {
     )
     .await
     .assert_status(400);
-    assert_still_open(&app, &mut a_events, &alice, "after a refused change").await;
-    assert_still_open(&app, &mut a_header, &alice, "header, after a refused change").await;
+    let marker = new_mission(&app, &alice, "Marker").await;
+    expect_change(
+        &mut a_events,
+        "mission_created",
+        marker,
+        "after a refused change",
+    )
+    .await;
+    expect_change(
+        &mut a_header,
+        "mission_created",
+        marker,
+        "header, after a refused change",
+    )
+    .await;
 
     app.post_json(
         "/api/users/me/password/",
@@ -1182,9 +1205,7 @@ async fn password_change_closes_the_users_sockets(app: TestApp) {
     assert_still_open(&app, &mut b_events, &bob, "bob after alice's change").await;
 
     // With a token from the new password, she is back.
-    let (access, _) = app
-        .login_tokens("alice", "Another-long-pass-42")
-        .await;
+    let (access, _) = app.login_tokens("alice", "Another-long-pass-42").await;
     let mut again = try_connect(&app, &with_token(EVENTS, &access), None)
         .await
         .unwrap_or_else(|s| panic!("reconnect after the change: refused with {s}"));
@@ -1205,7 +1226,10 @@ fn assert_cap_refusal(r: &Resp, ctx: &str) {
         Some(seconds),
         "{ctx}: Retry-After agrees with the body"
     );
-    assert!(seconds.parse::<u64>().is_ok_and(|n| n > 0), "{ctx}: {seconds}");
+    assert!(
+        seconds.parse::<u64>().is_ok_and(|n| n > 0),
+        "{ctx}: {seconds}"
+    );
 }
 
 async fn sockets_per_user_are_capped_at_20(app: TestApp) {
@@ -1215,7 +1239,11 @@ async fn sockets_per_user_are_capped_at_20(app: TestApp) {
     // Events and mission sockets count alike.
     let mut open = Vec::new();
     for i in 0..20 {
-        let path = if i % 2 == 0 { EVENTS.to_owned() } else { mission_socket(mission) };
+        let path = if i % 2 == 0 {
+            EVENTS.to_owned()
+        } else {
+            mission_socket(mission)
+        };
         match try_connect(&app, &with_token(&path, &alice.access), None).await {
             Ok(ws) => open.push(ws),
             Err(status) => panic!("socket {} of 20: refused with {status}", i + 1),
@@ -1224,7 +1252,11 @@ async fn sockets_per_user_are_capped_at_20(app: TestApp) {
     // The 21st is refused before the upgrade, on either path.
     for path in [EVENTS.to_owned(), mission_socket(mission)] {
         let path = with_token(&path, &alice.access);
-        assert_eq!(try_connect(&app, &path, None).await.err(), Some(429), "21st: {path}");
+        assert_eq!(
+            try_connect(&app, &path, None).await.err(),
+            Some(429),
+            "21st: {path}"
+        );
         assert_cap_refusal(&handshake_http(&app, &path, &[]).await, "21st");
     }
     // Someone else is not affected.
@@ -1260,17 +1292,26 @@ async fn sockets_per_user_are_capped_at_20(app: TestApp) {
     assert_still_open(&app, &mut bobs, &bob, "bob").await;
 }
 
-backend_custom_tests!(socket_cap_follows_its_setting, origin_is_checked_before_the_upgrade);
+backend_custom_tests!(
+    socket_cap_follows_its_setting,
+    origin_is_checked_before_the_upgrade
+);
 
 async fn socket_cap_follows_its_setting(backend: Backend) {
-    let app =
-        TestApp::spawn_with_env(backend, &[("AUTODOCS__REALTIME__MAX_SOCKETS_PER_USER", "2")])
-            .await;
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[("AUTODOCS__REALTIME__MAX_SOCKETS_PER_USER", "2")],
+    )
+    .await;
     let alice = app.register("alice").await;
     let path = with_token(EVENTS, &alice.access);
     let _one = try_connect(&app, &path, None).await.expect("first");
     let _two = try_connect(&app, &path, None).await.expect("second");
-    assert_eq!(try_connect(&app, &path, None).await.err(), Some(429), "third");
+    assert_eq!(
+        try_connect(&app, &path, None).await.err(),
+        Some(429),
+        "third"
+    );
     assert_cap_refusal(&handshake_http(&app, &path, &[]).await, "third");
 }
 
@@ -1302,7 +1343,9 @@ async fn origin_is_checked_before_the_upgrade(backend: Backend) {
             "http://localhost:3000.evil.example",
         ] {
             assert_eq!(
-                try_connect_with(&app, &path, &[("origin", origin)]).await.err(),
+                try_connect_with(&app, &path, &[("origin", origin)])
+                    .await
+                    .err(),
                 Some(403),
                 "{socket}: Origin {origin}"
             );
@@ -1318,9 +1361,11 @@ async fn origin_is_checked_before_the_upgrade(backend: Backend) {
     drop(app);
 
     // A configured origin replaces the default.
-    let app =
-        TestApp::spawn_with_env(backend, &[("AUTODOCS__CORS__ALLOWED_ORIGINS", "https://app.example")])
-            .await;
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[("AUTODOCS__CORS__ALLOWED_ORIGINS", "https://app.example")],
+    )
+    .await;
     let alice = app.register("alice").await;
     let path = with_token(EVENTS, &alice.access);
     try_connect_with(&app, &path, &[("origin", "https://app.example")])
@@ -1359,7 +1404,10 @@ async fn revocation_crosses_server_processes() {
     peer.staff_patch_user(&staff, alice.id, &json!({"is_active": false}))
         .await;
     expect_policy_close(&mut a_ws, REVOKE_BOUND, "deactivated via the peer").await;
-    println!("cross-process deactivation: closed {:?} after the PATCH was sent", started.elapsed());
+    println!(
+        "cross-process deactivation: closed {:?} after the PATCH was sent",
+        started.elapsed()
+    );
 
     // A password changed through the other process.
     let started = std::time::Instant::now();
@@ -1372,7 +1420,10 @@ async fn revocation_crosses_server_processes() {
     .assert_status(204);
     expect_policy_close(&mut c_ws, REVOKE_BOUND, "password changed via the peer").await;
     expect_policy_close(&mut c_peer, REVOKE_BOUND, "password changed, on the peer").await;
-    println!("cross-process password change: closed {:?} after the POST was sent", started.elapsed());
+    println!(
+        "cross-process password change: closed {:?} after the POST was sent",
+        started.elapsed()
+    );
 
     // Bob's socket is untouched.
     let id = new_mission(&peer, &bob, "Bob's").await;

@@ -1684,7 +1684,8 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) = watched(services(Arc::clone(&uow), hasher, MockTokenService::new()));
+    let (services, published) =
+        watched(services(Arc::clone(&uow), hasher, MockTokenService::new()));
     services
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect_err("the write fails");
@@ -1693,14 +1694,19 @@ fn a_password_change_revokes_sessions_only_once_committed() {
 
     // Changed: the user's sessions are revoked.
     let mut repos = password_repos();
-    repos.users.expect_set_password_hash().returning(|_, _| Ok(()));
-    repos.refresh_tokens.expect_revoke_all().returning(|_, _| Ok(1));
+    repos
+        .users
+        .expect_set_password_hash()
+        .returning(|_, _| Ok(()));
+    repos
+        .refresh_tokens
+        .expect_revoke_all()
+        .returning(|_, _| Ok(1));
     record_activities(&mut repos);
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) =
-        watched(services(uow_with(repos), hasher, MockTokenService::new()));
+    let (services, published) = watched(services(uow_with(repos), hasher, MockTokenService::new()));
     services
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect("changed");
@@ -1715,7 +1721,10 @@ fn editable_user_repos() -> MockRepos {
         .expect_find()
         .returning(|id| Ok(Some(sample_user(id.0))));
     repos.users.expect_update_account().returning(|_, _| Ok(()));
-    repos.users.expect_delete().returning(|id| Ok(id == UserId(8)));
+    repos
+        .users
+        .expect_delete()
+        .returning(|id| Ok(id == UserId(8)));
     record_activities(&mut repos);
     repos
 }
@@ -1731,7 +1740,10 @@ fn deactivating_or_deleting_a_user_revokes_their_sessions() {
     services
         .update_user(staff(OWNER), UserId(8), &rename)
         .expect("updated");
-    assert!(published.revoked().is_empty(), "no deactivation, no revocation");
+    assert!(
+        published.revoked().is_empty(),
+        "no deactivation, no revocation"
+    );
 
     let deactivate = AccountInput {
         is_active: Some(false),

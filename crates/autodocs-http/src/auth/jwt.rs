@@ -7,9 +7,7 @@
 
 use std::fmt;
 
-use autodocs_domain::ports::{
-    AccessClaims, IssuedTokens, RefreshClaims, TokenError, TokenService,
-};
+use autodocs_domain::ports::{AccessClaims, IssuedTokens, RefreshClaims, TokenError, TokenService};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::errors::ErrorKind;

@@ -43,7 +43,10 @@ struct Grant {
 /// Refuses a browser page of a foreign site: sockets carry no CORS, so
 /// the origin is checked here, before anything else.
 fn check_origin(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
-    let origin = request.headers().get(header::ORIGIN).map(|value| value.as_bytes());
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .map(|value| value.as_bytes());
     if state.hub.policy().allows_origin(origin) {
         Ok(())
     } else {
