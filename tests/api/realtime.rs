@@ -1430,3 +1430,44 @@ async fn revocation_crosses_server_processes() {
     skip_until_mission(&mut b_ws, id, "bob after the others").await;
     drop(peer);
 }
+
+backend_custom_tests!(a_peer_that_never_answers_pings_is_dropped);
+
+async fn a_peer_that_never_answers_pings_is_dropped(backend: Backend) {
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[
+            ("AUTODOCS__REALTIME__PING_INTERVAL_SECONDS", "1"),
+            ("AUTODOCS__REALTIME__PEER_TIMEOUT_SECONDS", "2"),
+        ],
+    )
+    .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    // Bob's client never reads, so it never answers a ping.
+    let mut silent = connect(&app, EVENTS, &bob).await;
+    // Alice's reads all along (the client answers pings as it reads).
+    let mut lively = connect(&app, EVENTS, &alice).await;
+    let mut pings = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(until, lively.next()).await {
+            Err(_) => break,
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(other) => panic!("lively: unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "lively: pinged every second ({pings} pings in 5 s)");
+    assert_still_open(&app, &mut lively, &alice, "lively after the peer timeout").await;
+
+    // The silent one was dropped meanwhile: what is buffered ends, quickly.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout_at(deadline, silent.next()).await {
+            Err(_) => panic!("silent: still open 5 s after it stopped answering (timeout 2 s)"),
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => break,
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            Ok(Some(Ok(other))) => panic!("silent: unexpected {other:?}"),
+        }
+    }
+}

@@ -48,6 +48,10 @@ pub struct SocketPolicy {
     /// Browser origins allowed to open a socket (the CORS origins); `*`
     /// allows every origin.
     pub allowed_origins: Vec<String>,
+    /// How often an idle socket is pinged.
+    pub ping_interval: Duration,
+    /// A peer that sent nothing, not even a pong, for this long is dropped.
+    pub peer_timeout: Duration,
 }
 
 impl Default for SocketPolicy {
@@ -55,6 +59,8 @@ impl Default for SocketPolicy {
         Self {
             max_sockets_per_user: 20,
             allowed_origins: vec!["http://localhost:3000".to_owned()],
+            ping_interval: Duration::from_secs(20),
+            peer_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -106,16 +106,23 @@ pub struct CorsSettings {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct RealtimeSettings {
     /// WebSockets one user may hold open at once (per process); one more
     /// is refused with 429 before the upgrade.
     pub max_sockets_per_user: usize,
+    /// How often an idle socket is pinged.
+    pub ping_interval_seconds: u64,
+    /// A socket whose peer sent nothing (not even a pong) for this long is dropped.
+    pub peer_timeout_seconds: u64,
 }
 
 impl Default for RealtimeSettings {
     fn default() -> Self {
         Self {
             max_sockets_per_user: 20,
+            ping_interval_seconds: 20,
+            peer_timeout_seconds: 60,
         }
     }
 }
@@ -208,6 +215,13 @@ impl Settings {
         }
         if self.realtime.max_sockets_per_user == 0 {
             bail!("realtime.max_sockets_per_user must be positive");
+        }
+        if self.realtime.ping_interval_seconds == 0
+            || self.realtime.peer_timeout_seconds < self.realtime.ping_interval_seconds
+        {
+            bail!(
+                "realtime.ping_interval_seconds must be positive and at most realtime.peer_timeout_seconds"
+            );
         }
         self.server
             .bind

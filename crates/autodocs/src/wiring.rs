@@ -129,6 +129,8 @@ pub fn app_state(
         SocketPolicy {
             max_sockets_per_user: settings.realtime.max_sockets_per_user,
             allowed_origins: settings.cors.allowed_origins.clone(),
+            ping_interval: std::time::Duration::from_secs(settings.realtime.ping_interval_seconds),
+            peer_timeout: std::time::Duration::from_secs(settings.realtime.peer_timeout_seconds),
         },
     );
     let local: Arc<dyn EventPublisher> = hub.clone();

@@ -251,6 +251,24 @@ mod tests {
     }
 
     #[test]
+    fn access_claims_tell_the_expiry() {
+        let now = Utc::now();
+        let tokens = service().issue(UserId(42), now);
+        let claims = service()
+            .decode_access_claims(&tokens.access)
+            .expect("access token is valid");
+        assert_eq!(claims.user, UserId(42));
+        assert_eq!(
+            claims.expires_at.timestamp(),
+            (now + Duration::minutes(5)).timestamp()
+        );
+        assert_eq!(
+            service().decode_access_claims(&tokens.refresh),
+            Err(TokenError::WrongType)
+        );
+    }
+
+    #[test]
     fn refresh_round_trip() {
         let tokens = service().issue(UserId(42), Utc::now());
         let claims = service()

@@ -21,10 +21,6 @@ use crate::hub::{Kick, Refused, Subscription};
 use crate::routes::{ListQuery, object_id};
 use crate::state::AppState;
 
-/// How often the server pings an idle socket.
-const HEARTBEAT: Duration = Duration::from_secs(20);
-/// A peer silent for this long (no pong, no message) is dropped as dead.
-const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 /// A frame the connection cannot take within this long means the peer
 /// stopped reading: the socket is dropped rather than waited on.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -137,7 +133,17 @@ fn upgrade(
         })?;
     let (response, session, messages) = actix_ws::handle(request, body)
         .map_err(|error| ApiError::BadRequest(format!("WebSocket handshake failed: {error}")))?;
-    actix_web::rt::spawn(run(session, messages, subscription, grant.expires_at));
+    let liveness = Liveness {
+        ping_interval: state.hub.policy().ping_interval,
+        peer_timeout: state.hub.policy().peer_timeout,
+    };
+    actix_web::rt::spawn(run(
+        session,
+        messages,
+        subscription,
+        grant.expires_at,
+        liveness,
+    ));
     Ok(response)
 }
 
@@ -171,6 +177,13 @@ fn instant_of(at: DateTime<Utc>) -> tokio::time::Instant {
     }
 }
 
+/// How a socket tells a live peer from a dead one.
+#[derive(Debug, Clone, Copy)]
+struct Liveness {
+    ping_interval: Duration,
+    peer_timeout: Duration,
+}
+
 /// One socket: forwards its frames, answers pings, pings when idle, and
 /// closes on a dead peer, a slow reader, revoked or expired credentials,
 /// or shutdown.
@@ -179,8 +192,9 @@ async fn run(
     mut messages: actix_ws::MessageStream,
     mut subscription: Subscription,
     expires_at: DateTime<Utc>,
+    liveness: Liveness,
 ) {
-    let mut heartbeat = actix_web::rt::time::interval(HEARTBEAT);
+    let mut heartbeat = actix_web::rt::time::interval(liveness.ping_interval);
     let expiry = tokio::time::sleep_until(instant_of(expires_at));
     tokio::pin!(expiry);
     let mut last_heard = Instant::now();
@@ -214,7 +228,7 @@ async fn run(
                 Some(Err(_)) | None => break None,
             },
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > PEER_TIMEOUT || !sent(session.ping(b"")).await {
+                if last_heard.elapsed() > liveness.peer_timeout || !sent(session.ping(b"")).await {
                     break None;
                 }
             }
