@@ -71,6 +71,43 @@ pub async fn as_caller_with_files<T: Send + 'static>(
     Ok(web::block(for_caller(state, caller, work)).await??)
 }
 
+/// The `Retry-After` of a request refused because the password hashing
+/// queue is full: a place frees as soon as one hash ends.
+const HASH_QUEUE_RETRY_SECONDS: u64 = 1;
+
+/// Runs password hashing `work` on the hashing threads. The request waits
+/// for the answer without holding any thread; when the queue is full it is
+/// refused at once (503) rather than left waiting.
+pub async fn hashing<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&dyn autodocs_domain::ports::PasswordHasher) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let answer = state
+        .fairness
+        .hashing
+        .submit(work)
+        .map_err(|_| ApiError::QueueFull(HASH_QUEUE_RETRY_SECONDS))?;
+    answer
+        .await
+        .map_err(|_| ApiError::Internal("password hashing failed".into()))
+}
+
+/// Takes one of the hashing places an anonymous client address may hold
+/// (`throttle.hashes_per_address`), so one address cannot fill the queue
+/// every login shares; held until the returned slot drops.
+pub fn address_hashing_slot(
+    request: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<crate::throttle::Slot<std::net::IpAddr>>, ApiError> {
+    let (Some(cap), Some(peer)) = (&state.fairness.hashing_per_address, request.peer_addr())
+    else {
+        return Ok(None);
+    };
+    cap.try_acquire(peer.ip())
+        .map(Some)
+        .ok_or(ApiError::Throttled(HASH_QUEUE_RETRY_SECONDS))
+}
+
 /// The bearer token of a request, if it sent one.
 pub fn bearer_token(request: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
