@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::harness::{Backend, Registered, Resp, TestApp};
+use crate::missions::new_mission;
 
 backend_custom_tests!(
     a_stalled_upload_is_cut_and_leaves_nothing,
@@ -323,13 +324,7 @@ async fn stalled_uploads_do_not_starve_anyone(backend: Backend) {
     .await;
     let mallory = app.register("mallory").await;
     let anna = app.register("anna").await;
-    app.post_json(
-        "/api/missions/",
-        &json!({"title": "anna's mission"}),
-        Some(&anna.access),
-    )
-    .await
-    .assert_status(201);
+    new_mission(&app, &anna, "anna's mission").await;
 
     let mut stalled = Vec::with_capacity(600);
     for _ in 0..600 {
@@ -499,13 +494,7 @@ async fn password_changes_do_not_slow_other_users(backend: Backend) {
     let anna = app.register("anna").await;
     let bob = app.register("bob").await;
     for index in 0..5 {
-        app.post_json(
-            "/api/missions/",
-            &json!({"title": format!("bob's mission {index}")}),
-            Some(&bob.access),
-        )
-        .await
-        .assert_status(201);
+        new_mission(&app, &bob, &format!("bob's mission {index}")).await;
     }
     let mut quiet = Vec::new();
     for _ in 0..20 {
@@ -515,13 +504,10 @@ async fn password_changes_do_not_slow_other_users(backend: Backend) {
     }
 
     let new_password = format!("{}-changed", anna.password);
-    let changes = futures_util::future::join_all((0..30).map(|_| {
-        app.post_json(
-            "/api/users/me/password/",
-            &json!({"old_password": anna.password, "new_password": new_password}),
-            Some(&anna.access),
-        )
-    }));
+    let change = json!({"old_password": anna.password, "new_password": new_password});
+    let changes = futures_util::future::join_all(
+        (0..30).map(|_| app.post_json("/api/users/me/password/", &change, Some(&anna.access))),
+    );
     let lists = async {
         // Give the changes a head start so the lists meet a full queue.
         tokio::time::sleep(Duration::from_millis(100)).await;
