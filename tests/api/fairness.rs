@@ -649,15 +649,15 @@ async fn a_login_storm_from_one_address_does_not_delay_another(backend: Backend)
         backend,
         &[
             ("AUTODOCS__THROTTLE__ENABLED", "true"),
-            ("AUTODOCS__AUTH__PASSWORD_ITERATIONS", "200000"),
+            ("AUTODOCS__AUTH__PASSWORD_ITERATIONS", "100000"),
         ],
     )
     .await;
     let anna = app.register("anna").await;
     let attacker = client_from(Ipv4Addr::new(127, 0, 0, 1));
     let user = client_from(Ipv4Addr::new(127, 0, 0, 2));
-    let (_, quiet) = timed(login_with(&user, &app, &anna.username, &anna.password)).await;
-    quiet.assert_status(200);
+    let (quiet, r) = timed(login_with(&user, &app, &anna.username, &anna.password)).await;
+    r.assert_status(200);
 
     let storm = futures_util::future::join_all((0..150).map(|index| {
         let attacker = &attacker;
@@ -689,7 +689,7 @@ async fn a_login_storm_from_one_address_does_not_delay_another(backend: Backend)
     println!(
         "150 bad logins from one address ({refused} throttled): a good login from another address took {:?} (max), {:?} when quiet",
         slowest(&good),
-        quiet.code()
+        quiet
     );
     assert!(slowest(&good) < Duration::from_secs(1), "{good:?}");
 }
