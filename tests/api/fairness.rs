@@ -209,7 +209,12 @@ fn client_from(local: Ipv4Addr) -> reqwest::Client {
         .expect("client")
 }
 
-async fn login_with(client: &reqwest::Client, app: &TestApp, username: &str, password: &str) -> Resp {
+async fn login_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) -> Resp {
     let url = app.url("/api/auth/login/");
     let request = client
         .post(&url)
@@ -295,7 +300,10 @@ async fn a_stalled_json_body_is_cut(backend: Backend) {
     stream.flush().await.expect("flush");
     let started = Instant::now();
     let (status, head, body) = raw_answer(&mut stream, Duration::from_secs(30)).await;
-    println!("stalled JSON body answered {status} after {:?}", started.elapsed());
+    println!(
+        "stalled JSON body answered {status} after {:?}",
+        started.elapsed()
+    );
     assert_eq!(status, 408, "{head}\n{body}");
     assert_eq!(body["code"], "request_timeout", "{body}");
     let missions = app.get("/api/missions/", Some(&anna.access)).await;
@@ -423,7 +431,11 @@ async fn uploads_per_user_are_capped_and_released(backend: Backend) {
     assert_throttled(&upload_text(&app, &anna, "sixth.txt", "too many again").await);
     drop(again);
     eventually("nothing left behind", || temporary_files(&app).is_empty()).await;
-    assert_eq!(document_rows(&app), 2, "bob's and the one after the freed slot");
+    assert_eq!(
+        document_rows(&app),
+        2,
+        "bob's and the one after the freed slot"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -442,10 +454,9 @@ async fn a_full_hashing_queue_answers_503(backend: Backend) {
     let anna = app.register("anna").await;
 
     // At the limit: as many logins as the queue holds all go through.
-    let at_limit = futures_util::future::join_all(
-        (0..2).map(|_| app.login(&anna.username, &anna.password)),
-    )
-    .await;
+    let at_limit =
+        futures_util::future::join_all((0..2).map(|_| app.login(&anna.username, &anna.password)))
+            .await;
     for r in &at_limit {
         r.assert_status(200);
     }
@@ -472,7 +483,10 @@ async fn a_full_hashing_queue_answers_503(backend: Backend) {
                     .and_then(|value| value.parse().ok())
                     .unwrap_or_else(|| panic!("Retry-After: {}", r.describe()));
                 assert!(retry >= 1);
-                assert!(*took < Duration::from_secs(1), "refused at once, not after {took:?}");
+                assert!(
+                    *took < Duration::from_secs(1),
+                    "refused at once, not after {took:?}"
+                );
             }
             _ => panic!("unexpected answer: {}", r.describe()),
         }
@@ -543,7 +557,10 @@ async fn password_changes_do_not_slow_other_users(backend: Backend) {
         median(&busy),
         slowest(&busy)
     );
-    assert_eq!(changed, 1, "one change wins; the others checked a stale password");
+    assert_eq!(
+        changed, 1,
+        "one change wins; the others checked a stale password"
+    );
     assert!(slowest(&busy) < Duration::from_secs(1), "{busy:?}");
     app.login(&anna.username, &new_password)
         .await
@@ -605,7 +622,10 @@ async fn failed_password_changes_are_limited_per_user(backend: Backend) {
         backend,
         &[
             ("AUTODOCS__THROTTLE__ENABLED", "true"),
-            ("AUTODOCS__THROTTLE__PASSWORD_CHANGE_FAILURES_PER_USER", "10"),
+            (
+                "AUTODOCS__THROTTLE__PASSWORD_CHANGE_FAILURES_PER_USER",
+                "10",
+            ),
         ],
     )
     .await;
@@ -630,12 +650,10 @@ async fn failed_password_changes_are_limited_per_user(backend: Backend) {
     .assert_status(400);
     // At the limit: 10 wrong old passwords are each told so.
     for _ in 0..10 {
-        change(&anna, "not my password")
-            .await
-            .assert_field_message(
-                "old_password",
-                "Your old password was entered incorrectly. Please enter it again.",
-            );
+        change(&anna, "not my password").await.assert_field_message(
+            "old_password",
+            "Your old password was entered incorrectly. Please enter it again.",
+        );
     }
     // Past it: refused, even with the right old password.
     assert_throttled(&change(&anna, "not my password").await);
@@ -659,11 +677,16 @@ async fn a_login_storm_from_one_address_does_not_delay_another(backend: Backend)
     let (quiet, r) = timed(login_with(&user, &app, &anna.username, &anna.password)).await;
     r.assert_status(200);
 
-    let storm = futures_util::future::join_all((0..150).map(|index| {
-        let attacker = &attacker;
-        let app = &app;
-        async move { login_with(attacker, app, &format!("guess-{index}"), "wrong password").await }
-    }));
+    let storm =
+        futures_util::future::join_all(
+            (0..150).map(|index| {
+                let attacker = &attacker;
+                let app = &app;
+                async move {
+                    login_with(attacker, app, &format!("guess-{index}"), "wrong password").await
+                }
+            }),
+        );
     let good = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut latencies = Vec::new();

@@ -99,8 +99,7 @@ pub fn address_hashing_slot(
     request: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<crate::throttle::Slot<std::net::IpAddr>>, ApiError> {
-    let (Some(cap), Some(peer)) = (&state.fairness.hashing_per_address, request.peer_addr())
-    else {
+    let (Some(cap), Some(peer)) = (&state.fairness.hashing_per_address, request.peer_addr()) else {
         return Ok(None);
     };
     cap.try_acquire(peer.ip())
@@ -189,9 +188,8 @@ impl FromRequest for JsonObject {
         Box::pin(async move {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| {
-                    stalled.or(|| ApiError::MalformedJson(error.to_string()))
-                })?;
+                let chunk = chunk
+                    .map_err(|error| stalled.or(|| ApiError::MalformedJson(error.to_string())))?;
                 if body.len() + chunk.len() > MAX_JSON_BODY {
                     return Err(ApiError::TooLarge(format!(
                         "Request body exceeds {MAX_JSON_BODY} bytes."

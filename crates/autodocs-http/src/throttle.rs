@@ -142,7 +142,10 @@ impl<K: Eq + Hash + Clone> FailureWindow<K> {
     /// limit and may try again in that many seconds.
     pub fn attempt(&self, key: K) -> Result<Attempt<K>, u64> {
         let Some(limit) = self.limit else {
-            return Ok(Attempt { key: None, owner: None });
+            return Ok(Attempt {
+                key: None,
+                owner: None,
+            });
         };
         let now = Instant::now();
         let mut counts = lock(&self.counts);

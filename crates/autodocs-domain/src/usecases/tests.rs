@@ -1637,7 +1637,10 @@ fn change_password_loses_to_a_change_made_meanwhile() {
         .expect_verify()
         .times(1)
         .return_const(PasswordCheck::Match);
-    hasher.expect_hash().times(1).returning(|_| "new-hash".to_owned());
+    hasher
+        .expect_hash()
+        .times(1)
+        .returning(|_| "new-hash".to_owned());
 
     let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
         .change_password(principal(OWNER), "my-password", PASSWORD)

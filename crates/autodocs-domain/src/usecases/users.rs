@@ -217,10 +217,11 @@ impl Services {
     pub fn finish_password_change(&self, checked: CheckedPasswordChange) -> Result<()> {
         let now = self.clock.now();
         self.write(|repos| {
-            if !repos
-                .users()
-                .replace_password_hash(checked.user, &checked.checked, &checked.hash)?
-            {
+            if !repos.users().replace_password_hash(
+                checked.user,
+                &checked.checked,
+                &checked.hash,
+            )? {
                 return Err(Error::field("old_password", WRONG_OLD_PASSWORD));
             }
             repos.refresh_tokens().revoke_all(checked.user, now)?;

@@ -47,7 +47,11 @@ impl Drop for Place {
 impl HashQueue {
     /// Starts `threads` (at least 1) low-priority hashing threads over
     /// `inner`, with room for `bound` (at least 1) hashes waiting or running.
-    pub fn new(inner: impl PasswordHasher + Send + Sync + 'static, threads: usize, bound: usize) -> Self {
+    pub fn new(
+        inner: impl PasswordHasher + Send + Sync + 'static,
+        threads: usize,
+        bound: usize,
+    ) -> Self {
         let (jobs, queue) = flume::unbounded::<Job>();
         for index in 0..threads.max(1) {
             let queue = queue.clone();
@@ -269,8 +273,12 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_at_once_and_frees_its_places() {
         let queue = HashQueue::new(Shared(Arc::new(Counting::default())), 1, 2);
-        let first = queue.submit(|hasher| hasher.hash("a")).expect("first place");
-        let second = queue.submit(|hasher| hasher.hash("b")).expect("second place");
+        let first = queue
+            .submit(|hasher| hasher.hash("a"))
+            .expect("first place");
+        let second = queue
+            .submit(|hasher| hasher.hash("b"))
+            .expect("second place");
         assert!(queue.submit(|hasher| hasher.hash("c")).is_err());
         assert_eq!(first.await.as_deref(), Ok(""));
         assert_eq!(second.await.as_deref(), Ok(""));

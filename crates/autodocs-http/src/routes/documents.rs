@@ -314,7 +314,8 @@ pub async fn upload(
                     skip_field(&mut field, &mut budget, limit, &stalled).await?;
                 }
                 Some(filename) => {
-                    let staged = receive_file(services.clone(), &mut field, &mut budget, &stalled).await?;
+                    let staged =
+                        receive_file(services.clone(), &mut field, &mut budget, &stalled).await?;
                     file.0 = Some(UploadedPart { filename, staged });
                 }
                 None => {

@@ -1,9 +1,9 @@
 //! `/api/users/`: the caller's own account, and staff user management.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use autodocs_domain::Error;
 use autodocs_domain::usecases::users::{AccountInput, ProfileInput};
 use autodocs_domain::user::{UserId, UserQuery};
-use autodocs_domain::Error;
 use autodocs_domain::validation::ValidationErrors;
 use serde_json::{Map, Value};
 
