@@ -10,6 +10,7 @@ mod harness;
 mod activities;
 mod auth;
 mod documents;
+mod fairness;
 mod hostile;
 mod jobs;
 mod missions;

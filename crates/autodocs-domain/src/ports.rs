@@ -52,6 +52,10 @@ pub trait UserRepository {
     fn email_exists(&mut self, email: &str, except: Option<UserId>) -> RepoResult<bool>;
     /// Replaces the password hash.
     fn set_password_hash(&mut self, id: UserId, hash: &str) -> RepoResult<()>;
+    /// Replaces the password hash only if it is still `expected` (the one
+    /// a password was checked against); `false` when it changed meanwhile.
+    fn replace_password_hash(&mut self, id: UserId, expected: &str, hash: &str)
+    -> RepoResult<bool>;
     /// Records a successful login.
     fn touch_last_login(&mut self, id: UserId, now: DateTime<Utc>) -> RepoResult<()>;
     /// Applies account changes to the user row (not the profile).

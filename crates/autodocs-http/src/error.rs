@@ -49,6 +49,12 @@ pub enum ApiError {
     /// A blocking task could not run (the pool shut down or the task panicked).
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request body stopped arriving for `server.body_timeout_seconds`.
+    #[error("The request body stopped arriving; the request was cut off.")]
+    RequestTimeout,
+    /// A bounded queue (password hashing) is full; try again in this many seconds.
+    #[error("Service temporarily unavailable.")]
+    QueueFull(u64),
 }
 
 impl From<ValidationErrors> for ApiError {
@@ -132,6 +138,12 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) | ApiError::Throttled(_) => {
                 json!({"detail": self.to_string()})
             }
+            ApiError::RequestTimeout => {
+                json!({"detail": self.to_string(), "code": "request_timeout"})
+            }
+            ApiError::QueueFull(_) => {
+                json!({"detail": self.to_string(), "code": "service_unavailable"})
+            }
         }
     }
 }
@@ -159,6 +171,8 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -168,8 +182,12 @@ impl ResponseError for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let mut response = HttpResponse::build(status);
-        if let ApiError::Throttled(seconds) = self {
+        if let ApiError::Throttled(seconds) | ApiError::QueueFull(seconds) = self {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let ApiError::RequestTimeout = self {
+            // The rest of the body may still come: the connection cannot be reused.
+            response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((

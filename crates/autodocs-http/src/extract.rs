@@ -3,13 +3,18 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use actix_web::dev::Payload;
+use actix_web::error::PayloadError;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use autodocs_domain::user::Principal;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -64,6 +69,42 @@ pub async fn as_caller_with_files<T: Send + 'static>(
     + 'static,
 ) -> Result<T, ApiError> {
     Ok(web::block(for_caller(state, caller, work)).await??)
+}
+
+/// The `Retry-After` of a request refused because the password hashing
+/// queue is full: a place frees as soon as one hash ends.
+const HASH_QUEUE_RETRY_SECONDS: u64 = 1;
+
+/// Runs password hashing `work` on the hashing threads. The request waits
+/// for the answer without holding any thread; when the queue is full it is
+/// refused at once (503) rather than left waiting.
+pub async fn hashing<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&dyn autodocs_domain::ports::PasswordHasher) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let answer = state
+        .fairness
+        .hashing
+        .submit(work)
+        .map_err(|_| ApiError::QueueFull(HASH_QUEUE_RETRY_SECONDS))?;
+    answer
+        .await
+        .map_err(|_| ApiError::Internal("password hashing failed".into()))
+}
+
+/// Takes one of the hashing places an anonymous client address may hold
+/// (`throttle.hashes_per_address`), so one address cannot fill the queue
+/// every login shares; held until the returned slot drops.
+pub fn address_hashing_slot(
+    request: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<crate::throttle::Slot<std::net::IpAddr>>, ApiError> {
+    let (Some(cap), Some(peer)) = (&state.fairness.hashing_per_address, request.peer_addr()) else {
+        return Ok(None);
+    };
+    cap.try_acquire(peer.ip())
+        .map(Some)
+        .ok_or(ApiError::Throttled(HASH_QUEUE_RETRY_SECONDS))
 }
 
 /// The bearer token of a request, if it sent one.
@@ -143,11 +184,12 @@ impl FromRequest for JsonObject {
                     .trim()
                     .to_ascii_lowercase()
             });
-        let mut payload = payload.take();
+        let (mut payload, stalled) = BodyTimeout::for_request(request, payload.take());
         Box::pin(async move {
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+                let chunk = chunk
+                    .map_err(|error| stalled.or(|| ApiError::MalformedJson(error.to_string())))?;
                 if body.len() + chunk.len() > MAX_JSON_BODY {
                     return Err(ApiError::TooLarge(format!(
                         "Request body exceeds {MAX_JSON_BODY} bytes."
@@ -186,6 +228,88 @@ impl FromRequest for JsonObject {
                 .into()),
             }
         })
+    }
+}
+
+/// A request body that fails once no byte has arrived for a while, so a
+/// client that stops sending cannot hold a request open for ever. The
+/// wait is a timer on the event loop: no thread is held meanwhile.
+pub struct BodyTimeout<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    stalled: Stalled,
+}
+
+/// Whether a [`BodyTimeout`] fired: the body's error then means 408,
+/// whatever error type the parser on top of it wrapped it in.
+#[derive(Clone, Default)]
+pub struct Stalled(Arc<AtomicBool>);
+
+impl Stalled {
+    /// [`ApiError::RequestTimeout`] if the body stalled, else `other()`.
+    pub fn or(&self, other: impl FnOnce() -> ApiError) -> ApiError {
+        if self.0.load(Ordering::Relaxed) {
+            ApiError::RequestTimeout
+        } else {
+            other()
+        }
+    }
+}
+
+impl<S> BodyTimeout<S> {
+    /// Wraps a body that may stay silent for at most `idle` at a time.
+    pub fn new(inner: S, idle: Duration) -> (Self, Stalled) {
+        let stalled = Stalled::default();
+        let body = Self {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            stalled: stalled.clone(),
+        };
+        (body, stalled)
+    }
+
+    /// Wraps a request's body with the server's `body_timeout`.
+    pub fn for_request(request: &HttpRequest, inner: S) -> (Self, Stalled) {
+        let idle = request
+            .app_data::<web::Data<AppState>>()
+            .map_or(DEFAULT_BODY_TIMEOUT, |state| state.fairness.body_timeout);
+        Self::new(inner, idle)
+    }
+}
+
+/// The body timeout when no state is configured (tests of extractors).
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl<S> Stream for BodyTimeout<S>
+where
+    S: Stream<Item = Result<web::Bytes, PayloadError>> + Unpin,
+{
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.stalled.0.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        match this.inner.poll_next_unpin(cx) {
+            Poll::Ready(item) => {
+                let next = tokio::time::Instant::now() + this.idle;
+                this.deadline.as_mut().reset(next);
+                Poll::Ready(item)
+            }
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    this.stalled.0.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the request body stopped arriving",
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 

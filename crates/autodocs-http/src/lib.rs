@@ -25,6 +25,12 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, Route, web};
 use crate::error::ApiError;
 pub use crate::state::{AppState, HealthCheck};
 
+/// How long a client may take to send a request's head.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long an idle keep-alive connection is kept.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Settings of the HTTP server.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -227,6 +233,12 @@ pub fn serve(
             .wrap(cors(&origins))
             .wrap(from_fn(middleware::request_id))
     })
+    // A client that is slow to send its request head is cut after this
+    // (408, actix's own answer); one idle between requests after the
+    // keep-alive. A stalled *body* is cut by the handlers' body timeout
+    // (`server.body_timeout_seconds`), which knows to delete what it kept.
+    .client_request_timeout(HEAD_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
     .listen(listener)?;
     if settings.workers > 0 {
         server = server.workers(settings.workers);

@@ -23,4 +23,27 @@ pub struct AppState {
     pub hub: Arc<crate::hub::EventHub>,
     /// The threads that run short database use cases.
     pub lane: crate::lane::DatabaseLane,
+    /// The limits that keep one client from starving the others.
+    pub fairness: Arc<Fairness>,
+}
+
+/// The limits that keep one client from starving the others: stalled
+/// bodies are cut, uploads per user are capped, password hashing has its
+/// own bounded queue, and failed logins and password changes are counted
+/// per account.
+pub struct Fairness {
+    /// A request body that sends nothing for this long is cut (408).
+    pub body_timeout: std::time::Duration,
+    /// Uploads in progress per user.
+    pub uploads: crate::throttle::ConcurrencyCap<autodocs_domain::user::UserId>,
+    /// The password hashing threads and their bounded queue.
+    pub hashing: Arc<crate::auth::HashQueue>,
+    /// Hashes waiting or running per client address on the anonymous auth
+    /// endpoints, so one address cannot fill the queue everyone shares;
+    /// `None` when throttling is off.
+    pub hashing_per_address: Option<crate::throttle::ConcurrencyCap<std::net::IpAddr>>,
+    /// Failed logins per account.
+    pub login_failures: crate::throttle::FailureWindow<String>,
+    /// Failed password changes (wrong `old_password`) per user.
+    pub password_failures: crate::throttle::FailureWindow<autodocs_domain::user::UserId>,
 }

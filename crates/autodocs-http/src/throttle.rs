@@ -1,11 +1,14 @@
-//! Rate limits for the anonymous auth endpoints, per client address.
+//! Rate limits for the anonymous auth endpoints, per client address, and
+//! the per-key caps and failure windows that keep one client from
+//! starving the others.
 //!
 //! A fixed one-minute window per IP, as DRF's `AnonRateThrottle` counts;
 //! over the rate the answer is 429 with `Retry-After`.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
@@ -55,6 +58,146 @@ impl Throttle {
     }
 }
 
+/// Caps how many of something one key (a user, a client address) may have
+/// in progress at once; the slot is held by a [`Slot`] and given back when
+/// it drops, however the work ends (done, failed, timed out, cancelled).
+pub struct ConcurrencyCap<K: Eq + Hash + Clone> {
+    per_key: usize,
+    held: Arc<Mutex<HashMap<K, usize>>>,
+}
+
+impl<K: Eq + Hash + Clone> ConcurrencyCap<K> {
+    /// Allows `per_key` slots per key at once.
+    pub fn new(per_key: usize) -> Self {
+        Self {
+            per_key,
+            held: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Takes a slot for `key`; `None` when its slots are all held.
+    pub fn try_acquire(&self, key: K) -> Option<Slot<K>> {
+        let mut held = lock(&self.held);
+        let count = held.entry(key.clone()).or_insert(0);
+        if *count >= self.per_key {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            key: Some(key),
+            held: Arc::clone(&self.held),
+        })
+    }
+
+    /// Slots `key` holds now.
+    pub fn held(&self, key: &K) -> usize {
+        lock(&self.held).get(key).copied().unwrap_or(0)
+    }
+}
+
+/// One slot of a [`ConcurrencyCap`], released on drop.
+pub struct Slot<K: Eq + Hash + Clone> {
+    key: Option<K>,
+    held: Arc<Mutex<HashMap<K, usize>>>,
+}
+
+impl<K: Eq + Hash + Clone> Drop for Slot<K> {
+    fn drop(&mut self) {
+        let Some(key) = self.key.take() else { return };
+        let mut held = lock(&self.held);
+        if let Some(count) = held.get_mut(&key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                // Forgetting idle keys keeps the map as small as the traffic.
+                held.remove(&key);
+            }
+        }
+    }
+}
+
+/// Counts failures per key (an account, a user) in a fixed window: after
+/// `limit` failures the key is refused until its window ends, whatever
+/// address the attempts come from.
+///
+/// An attempt is counted when it starts ([`FailureWindow::attempt`]), so
+/// concurrent attempts cannot slip past the limit before any of them
+/// failed; one that succeeds gives its count back ([`Attempt::succeeded`]).
+pub struct FailureWindow<K: Eq + Hash + Clone> {
+    limit: Option<u32>,
+    window: Duration,
+    counts: Arc<Mutex<HashMap<K, (Instant, u32)>>>,
+}
+
+impl<K: Eq + Hash + Clone> FailureWindow<K> {
+    /// Allows `limit` failures per `window`; `None` disables the limit.
+    pub fn new(limit: Option<u32>, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            counts: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Starts an attempt for `key`; `Err(seconds)` when the key is over its
+    /// limit and may try again in that many seconds.
+    pub fn attempt(&self, key: K) -> Result<Attempt<K>, u64> {
+        let Some(limit) = self.limit else {
+            return Ok(Attempt {
+                key: None,
+                owner: None,
+            });
+        };
+        let now = Instant::now();
+        let mut counts = lock(&self.counts);
+        if counts.len() >= PRUNE_AT {
+            let window = self.window;
+            counts.retain(|_, (start, _)| now.duration_since(*start) < window);
+        }
+        let (start, count) = counts.entry(key.clone()).or_insert((now, 0));
+        if now.duration_since(*start) >= self.window {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= limit {
+            let wait = self.window.saturating_sub(now.duration_since(*start));
+            return Err(wait.as_secs().max(1));
+        }
+        *count += 1;
+        Ok(Attempt {
+            key: Some((key, *start)),
+            owner: Some(Arc::clone(&self.counts)),
+        })
+    }
+}
+
+/// An attempt counted by a [`FailureWindow`]; counted as a failure unless
+/// [`Attempt::succeeded`] is called.
+pub struct Attempt<K: Eq + Hash + Clone> {
+    key: Option<(K, Instant)>,
+    owner: Option<Arc<Mutex<HashMap<K, (Instant, u32)>>>>,
+}
+
+impl<K: Eq + Hash + Clone> Attempt<K> {
+    /// The attempt did not fail: its count is given back (in the same
+    /// window only; a new window started without it).
+    pub fn succeeded(mut self) {
+        if let (Some((key, started)), Some(owner)) = (self.key.take(), self.owner.take()) {
+            let mut counts = lock(&owner);
+            if let Some((start, count)) = counts.get_mut(&key)
+                && *start == started
+            {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +214,31 @@ mod tests {
         assert!(throttle.check(two).is_ok());
         let open = Throttle::new(None);
         assert!((0..100).all(|_| open.check(one).is_ok()));
+    }
+
+    #[test]
+    fn a_cap_holds_per_key_and_frees_on_drop() {
+        let cap = ConcurrencyCap::new(2);
+        let first = cap.try_acquire(1).expect("first slot");
+        let second = cap.try_acquire(1).expect("second slot");
+        assert!(cap.try_acquire(1).is_none());
+        assert!(cap.try_acquire(2).is_some());
+        drop(first);
+        let third = cap.try_acquire(1).expect("a freed slot");
+        drop((second, third));
+        assert_eq!(cap.held(&1), 0);
+    }
+
+    #[test]
+    fn failures_lock_a_key_and_successes_give_back() {
+        let window = FailureWindow::new(Some(2), Duration::from_secs(900));
+        window.attempt("a").expect("one").succeeded();
+        drop(window.attempt("a").expect("first failure"));
+        drop(window.attempt("a").expect("second failure"));
+        let wait = window.attempt("a").err().expect("locked");
+        assert!((1..=900).contains(&wait));
+        assert!(window.attempt("b").is_ok());
+        let open = FailureWindow::new(None, Duration::from_secs(1));
+        assert!((0..100).all(|_| open.attempt("a").is_ok()));
     }
 }

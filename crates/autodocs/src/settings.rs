@@ -41,6 +41,13 @@ pub struct ServerSettings {
     /// Threads running the database calls of requests; 0: chosen by backend.
     #[serde(default)]
     pub database_threads: usize,
+    /// A request body that sends nothing for this long is cut (408).
+    #[serde(default = "default_body_timeout_seconds")]
+    pub body_timeout_seconds: u64,
+}
+
+fn default_body_timeout_seconds() -> u64 {
+    30
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +65,13 @@ pub struct StorageSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct UploadSettings {
     pub max_bytes: u64,
+    /// Uploads one user may have in progress at once (429 past it).
+    #[serde(default = "default_max_concurrent_uploads")]
+    pub max_concurrent_per_user: usize,
+}
+
+fn default_max_concurrent_uploads() -> usize {
+    4
 }
 
 #[derive(Clone, Deserialize)]
@@ -66,6 +80,13 @@ pub struct AuthSettings {
     pub access_token_lifetime_seconds: i64,
     pub refresh_token_lifetime_seconds: i64,
     pub password_iterations: u32,
+    /// Password hashes waiting or running at once (503 past it).
+    #[serde(default = "default_hash_queue")]
+    pub hash_queue: usize,
+}
+
+fn default_hash_queue() -> usize {
+    64
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -81,6 +102,7 @@ impl std::fmt::Debug for AuthSettings {
                 &self.refresh_token_lifetime_seconds,
             )
             .field("password_iterations", &self.password_iterations)
+            .field("hash_queue", &self.hash_queue)
             .finish()
     }
 }
@@ -89,6 +111,36 @@ impl std::fmt::Debug for AuthSettings {
 pub struct ThrottleSettings {
     pub enabled: bool,
     pub auth_per_minute: u32,
+    /// Failed logins per account per window (429 past it, from any address).
+    #[serde(default = "default_login_failures_per_account")]
+    pub login_failures_per_account: u32,
+    /// The window of `login_failures_per_account` and
+    /// `password_change_failures_per_user`.
+    #[serde(default = "default_login_failure_window_seconds")]
+    pub login_failure_window_seconds: u64,
+    /// Password changes with a wrong `old_password` per user per window.
+    #[serde(default = "default_password_change_failures_per_user")]
+    pub password_change_failures_per_user: u32,
+    /// Password hashes one client address may have waiting or running at
+    /// once on register, login and token.
+    #[serde(default = "default_hashes_per_address")]
+    pub hashes_per_address: usize,
+}
+
+fn default_login_failures_per_account() -> u32 {
+    10
+}
+
+fn default_login_failure_window_seconds() -> u64 {
+    900
+}
+
+fn default_password_change_failures_per_user() -> u32 {
+    10
+}
+
+fn default_hashes_per_address() -> usize {
+    2
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,6 +273,25 @@ impl Settings {
         {
             bail!(
                 "realtime.ping_interval_seconds must be positive and at most realtime.peer_timeout_seconds"
+            );
+        }
+        if self.server.body_timeout_seconds == 0 {
+            bail!("server.body_timeout_seconds must be positive");
+        }
+        if self.uploads.max_concurrent_per_user == 0 {
+            bail!("uploads.max_concurrent_per_user must be positive");
+        }
+        if self.auth.hash_queue == 0 {
+            bail!("auth.hash_queue must be positive");
+        }
+        if self.throttle.login_failure_window_seconds == 0
+            || self.throttle.login_failures_per_account == 0
+            || self.throttle.password_change_failures_per_user == 0
+            || self.throttle.hashes_per_address == 0
+        {
+            bail!(
+                "throttle.login_failures_per_account, login_failure_window_seconds, \
+                 password_change_failures_per_user and hashes_per_address must be positive"
             );
         }
         self.server

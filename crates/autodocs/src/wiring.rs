@@ -1,6 +1,7 @@
 //! Picks the adapters from the settings and plugs them into the ports.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use autodocs_db::{
@@ -10,10 +11,11 @@ use autodocs_domain::Services;
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_fetch::{FetchSettings, HttpFetcher};
-use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, JwtTokenService};
+use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, HashQueue, JwtTokenService};
 use autodocs_http::hub::{EventHub, SocketPolicy};
 use autodocs_http::lane::DatabaseLane;
-use autodocs_http::throttle::Throttle;
+use autodocs_http::state::Fairness;
+use autodocs_http::throttle::{ConcurrencyCap, FailureWindow, Throttle};
 use autodocs_http::{AppState, HealthCheck};
 use autodocs_storage::LocalStorage;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -70,14 +72,29 @@ pub fn services(
     database: &Database,
     events: Arc<dyn EventPublisher>,
 ) -> Services {
+    services_with_hashing(settings, database, events, hash_queue(settings))
+}
+
+/// The password hashing threads and their bounded queue.
+fn hash_queue(settings: &Settings) -> Arc<HashQueue> {
+    Arc::new(HashQueue::new(
+        DjangoPasswordHasher::new(settings.auth.password_iterations),
+        HashQueue::threads_for_this_machine(),
+        settings.auth.hash_queue,
+    ))
+}
+
+fn services_with_hashing(
+    settings: &Settings,
+    database: &Database,
+    events: Arc<dyn EventPublisher>,
+    hashing: Arc<HashQueue>,
+) -> Services {
     let auth = &settings.auth;
     Services {
         events,
         uow: Arc::new(DieselUnitOfWork::new(database.clone())),
-        hasher: Arc::new(BoundedHasher::new(
-            DjangoPasswordHasher::new(auth.password_iterations),
-            BoundedHasher::<DjangoPasswordHasher>::permits_for_this_machine(),
-        )),
+        hasher: Arc::new(BoundedHasher::new(hashing)),
         tokens: Arc::new(JwtTokenService::new(
             auth.secret_key.as_bytes(),
             chrono::Duration::seconds(auth.access_token_lifetime_seconds),
@@ -148,7 +165,8 @@ pub fn app_state(
             )
         }
     };
-    let services = services(settings, database, events);
+    let hashing = hash_queue(settings);
+    let services = services_with_hashing(settings, database, events, Arc::clone(&hashing));
     let listener = match origin {
         Some(origin) => {
             let loader = services.clone();
@@ -179,8 +197,30 @@ pub fn app_state(
         throttle: Arc::new(throttle),
         hub,
         lane,
+        fairness: Arc::new(fairness(settings, hashing)),
     };
     Ok((state, listener))
+}
+
+/// The limits that keep one client from starving the others.
+fn fairness(settings: &Settings, hashing: Arc<HashQueue>) -> Fairness {
+    let throttle = &settings.throttle;
+    let window = Duration::from_secs(throttle.login_failure_window_seconds);
+    let enabled = throttle.enabled;
+    Fairness {
+        body_timeout: Duration::from_secs(settings.server.body_timeout_seconds),
+        uploads: ConcurrencyCap::new(settings.uploads.max_concurrent_per_user),
+        hashing,
+        hashing_per_address: enabled.then(|| ConcurrencyCap::new(throttle.hashes_per_address)),
+        login_failures: FailureWindow::new(
+            enabled.then_some(throttle.login_failures_per_account),
+            window,
+        ),
+        password_failures: FailureWindow::new(
+            enabled.then_some(throttle.password_change_failures_per_user),
+            window,
+        ),
+    }
 }
 
 /// How many threads run the short database calls of requests. SQLite

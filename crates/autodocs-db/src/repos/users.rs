@@ -187,6 +187,23 @@ impl UserRepository for DieselRepos<'_> {
         Ok(())
     }
 
+    fn replace_password_hash(
+        &mut self,
+        id: UserId,
+        expected: &str,
+        hash: &str,
+    ) -> RepoResult<bool> {
+        let changed = diesel::update(
+            auth_user::table
+                .find(id.0)
+                .filter(auth_user::password.eq(expected)),
+        )
+        .set(auth_user::password.eq(hash))
+        .execute(self.conn)
+        .repo()?;
+        Ok(changed == 1)
+    }
+
     fn touch_last_login(&mut self, id: UserId, now: DateTime<Utc>) -> RepoResult<()> {
         diesel::update(auth_user::table.find(id.0))
             .set(auth_user::last_login.eq(Some(to_db(now))))

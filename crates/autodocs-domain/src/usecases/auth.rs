@@ -4,7 +4,9 @@ use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, RepoError, Result};
 use crate::password_policy::{NewPassword, PasswordAttributes};
-use crate::ports::{self, IssuedTokens, PasswordCheck, Repositories, TokenError};
+use crate::ports::{
+    self, Credentials, IssuedTokens, PasswordCheck, PasswordHasher, Repositories, TokenError,
+};
 use crate::user::{Email, NewUser, PersonName, Principal, User, UserId, Username};
 use crate::validation::{InvalidValue, ValidationErrors};
 
@@ -75,6 +77,83 @@ impl Registration {
     }
 }
 
+/// A registration whose password is hashed, ready to be stored by
+/// [`Services::register_hashed`].
+#[derive(Debug, Clone)]
+pub struct HashedRegistration(NewUser);
+
+impl Registration {
+    /// Hashes the password: PBKDF2, slow on purpose, so callers run this
+    /// where it holds up no other request, never inside a transaction.
+    pub fn hash(self, hasher: &dyn PasswordHasher) -> HashedRegistration {
+        let password_hash = hasher.hash(self.password.as_str());
+        HashedRegistration(NewUser {
+            username: self.username,
+            email: self.email,
+            first_name: self.first_name,
+            last_name: self.last_name,
+            password_hash,
+            is_staff: false,
+            is_superuser: false,
+        })
+    }
+}
+
+/// What a login is checked against: the account its username or email
+/// names, if any (read by [`Services::login_candidate`]).
+#[derive(Debug, Clone)]
+pub struct LoginCandidate {
+    credentials: Option<Credentials>,
+}
+
+impl LoginCandidate {
+    /// The account the login names, if it exists: failed logins are
+    /// counted per account, however the account was named.
+    pub fn account(&self) -> Option<UserId> {
+        self.credentials
+            .as_ref()
+            .map(|credentials| credentials.user.id)
+    }
+
+    /// Checks the password (PBKDF2: run it where it holds up no other
+    /// request). Unknown users cost one hash like wrong passwords, so
+    /// timing does not tell which usernames exist; a hash with outdated
+    /// parameters is renewed.
+    pub fn check(self, hasher: &dyn PasswordHasher, password: &str) -> Result<VerifiedLogin> {
+        let Some(credentials) = self.credentials else {
+            hasher.burn(password);
+            return Err(Error::AuthenticationFailed);
+        };
+        let check = hasher.verify(password, &credentials.password_hash);
+        if check == PasswordCheck::Mismatch || !credentials.user.is_active {
+            return Err(Error::AuthenticationFailed);
+        }
+        let upgrade = (check == PasswordCheck::MatchNeedsRehash).then(|| HashUpgrade {
+            hash: hasher.hash(password),
+            checked: credentials.password_hash,
+        });
+        Ok(VerifiedLogin {
+            user: credentials.user.id,
+            upgrade,
+        })
+    }
+}
+
+/// A login whose password matched, for [`Services::complete_login`]; only
+/// [`LoginCandidate::check`] makes one.
+#[derive(Debug, Clone)]
+pub struct VerifiedLogin {
+    user: UserId,
+    upgrade: Option<HashUpgrade>,
+}
+
+/// A renewed hash, and the stored one the password was checked against.
+#[derive(Debug, Clone)]
+struct HashUpgrade {
+    hash: String,
+    checked: String,
+}
+
 /// A user together with a fresh token pair.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -90,19 +169,16 @@ pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
 pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
 
 impl Services {
-    /// Creates an account, records `user_registered`, and logs it in.
+    /// Creates an account, records `user_registered`, and logs it in,
+    /// hashing the password on the calling thread.
     pub fn register(&self, registration: Registration) -> Result<Session> {
-        // Hash before the transaction: PBKDF2 is slow and must not hold a write lock.
-        let password_hash = self.hasher.hash(registration.password.as_str());
-        let new_user = NewUser {
-            username: registration.username,
-            email: registration.email,
-            first_name: registration.first_name,
-            last_name: registration.last_name,
-            password_hash,
-            is_staff: false,
-            is_superuser: false,
-        };
+        self.register_hashed(registration.hash(&*self.hasher))
+    }
+
+    /// Creates an account whose password was hashed beforehand (see
+    /// [`Registration::hash`]), records `user_registered`, and logs it in.
+    pub fn register_hashed(&self, registration: HashedRegistration) -> Result<Session> {
+        let new_user = registration.0;
         let now = self.clock.now();
         self.write(|repos| {
             ensure_unique(repos, &new_user, None)?;
@@ -153,30 +229,38 @@ impl Services {
         })
     }
 
-    /// Checks credentials (username or email) and issues a token pair.
-    ///
-    /// Unknown users cost one hash like wrong passwords, so timing does not
-    /// tell which usernames exist. A hash with outdated parameters is
-    /// replaced on success.
+    /// Checks credentials (username or email) and issues a token pair,
+    /// hashing on the calling thread: [`Services::login_candidate`], then
+    /// [`LoginCandidate::check`], then [`Services::complete_login`].
     pub fn login(&self, login: &str, password: &str) -> Result<Session> {
+        let verified = self
+            .login_candidate(login)?
+            .check(&*self.hasher, password)?;
+        self.complete_login(verified)
+    }
+
+    /// The first step of a login: the account the login names (username or
+    /// email) and its stored hash, for [`LoginCandidate::check`].
+    pub fn login_candidate(&self, login: &str) -> Result<LoginCandidate> {
         let credentials = ports::read(&*self.uow, |repos| {
             Ok(repos.users().find_credentials(login.trim())?)
         })?;
-        let Some(credentials) = credentials else {
-            self.hasher.burn(password);
-            return Err(Error::AuthenticationFailed);
-        };
-        let check = self.hasher.verify(password, &credentials.password_hash);
-        if check == PasswordCheck::Mismatch || !credentials.user.is_active {
-            return Err(Error::AuthenticationFailed);
-        }
-        let upgraded_hash =
-            (check == PasswordCheck::MatchNeedsRehash).then(|| self.hasher.hash(password));
+        Ok(LoginCandidate { credentials })
+    }
+
+    /// The last step of a login: stores an upgraded hash (only if the
+    /// password was not changed meanwhile), records the login and issues a
+    /// token pair.
+    pub fn complete_login(&self, verified: VerifiedLogin) -> Result<Session> {
         let now = self.clock.now();
-        let user_id = credentials.user.id;
+        let user_id = verified.user;
         self.write(|repos| {
-            if let Some(hash) = &upgraded_hash {
-                repos.users().set_password_hash(user_id, hash)?;
+            if let Some(upgrade) = &verified.upgrade {
+                // A stale upgrade (the password changed since it was checked)
+                // is dropped: the newer hash stays.
+                repos
+                    .users()
+                    .replace_password_hash(user_id, &upgrade.checked, &upgrade.hash)?;
             }
             repos.users().touch_last_login(user_id, now)?;
             repos.activities().record(
@@ -187,6 +271,7 @@ impl Services {
             let user = repos
                 .users()
                 .find(user_id)?
+                .filter(|user| user.is_active)
                 .ok_or(Error::AuthenticationFailed)?;
             Ok(Session { user, tokens })
         })

@@ -328,6 +328,7 @@ fn refused_login(user: User, check: PasswordCheck) -> (Arc<MockUow>, MockPasswor
         .return_once(move |_| Ok(Some(credentials(user))));
     repos.users.expect_touch_last_login().never();
     repos.users.expect_set_password_hash().never();
+    repos.users.expect_replace_password_hash().never();
     repos.activities.expect_record().never();
     repos.refresh_tokens.expect_insert().never();
     let mut hasher = MockPasswordHasher::new();
@@ -422,10 +423,10 @@ fn login_replaces_an_outdated_hash() {
     let log = accepted_login(&mut repos);
     repos
         .users
-        .expect_set_password_hash()
-        .withf(|id, hash| *id == OWNER && hash == "upgraded-hash")
+        .expect_replace_password_hash()
+        .withf(|id, _, hash| *id == OWNER && hash == "upgraded-hash")
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(true));
     let uow = uow_with(repos);
     let mut hasher = MockPasswordHasher::new();
     hasher
@@ -452,6 +453,7 @@ fn login_records_the_login_and_touches_last_login() {
     let mut repos = MockRepos::default();
     let log = accepted_login(&mut repos);
     repos.users.expect_set_password_hash().never();
+    repos.users.expect_replace_password_hash().never();
     let uow = uow_with(repos);
     let mut hasher = MockPasswordHasher::new();
     hasher
@@ -670,6 +672,7 @@ fn password_repos() -> MockRepos {
 fn change_password_with_a_wrong_old_password_writes_nothing() {
     let mut repos = password_repos();
     repos.users.expect_set_password_hash().never();
+    repos.users.expect_replace_password_hash().never();
     repos.refresh_tokens.expect_revoke_all().never();
     repos.activities.expect_record().never();
     let uow = uow_with(repos);
@@ -698,10 +701,10 @@ fn change_password_sets_the_hash_revokes_tokens_and_records_it_in_one_commit() {
     let mut repos = password_repos();
     repos
         .users
-        .expect_set_password_hash()
-        .withf(|id, hash| *id == OWNER && hash == "new-hash")
+        .expect_replace_password_hash()
+        .withf(|id, expected, hash| *id == OWNER && expected == "stored-hash" && hash == "new-hash")
         .times(1)
-        .returning(|_, _| Ok(()));
+        .returning(|_, _, _| Ok(true));
     repos
         .refresh_tokens
         .expect_revoke_all()
@@ -1668,7 +1671,11 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let uow = uow_with(password_repos());
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Mismatch);
-    let (services, published) = watched(services(uow, hasher, MockTokenService::new()));
+    let (services, published) = watched(super::testing::services(
+        uow,
+        hasher,
+        MockTokenService::new(),
+    ));
     services
         .change_password(principal(OWNER), "wrong", PASSWORD)
         .expect_err("wrong old password");
@@ -1678,14 +1685,17 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut repos = password_repos();
     repos
         .users
-        .expect_set_password_hash()
-        .returning(|_, _| Err(RepoError::Unavailable("down".into())));
+        .expect_replace_password_hash()
+        .returning(|_, _, _| Err(RepoError::Unavailable("down".into())));
     let uow = uow_with(repos);
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) =
-        watched(services(Arc::clone(&uow), hasher, MockTokenService::new()));
+    let (services, published) = watched(super::testing::services(
+        Arc::clone(&uow),
+        hasher,
+        MockTokenService::new(),
+    ));
     services
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect_err("the write fails");
@@ -1696,8 +1706,8 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut repos = password_repos();
     repos
         .users
-        .expect_set_password_hash()
-        .returning(|_, _| Ok(()));
+        .expect_replace_password_hash()
+        .returning(|_, _, _| Ok(true));
     repos
         .refresh_tokens
         .expect_revoke_all()
@@ -1706,7 +1716,11 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) = watched(services(uow_with(repos), hasher, MockTokenService::new()));
+    let (services, published) = watched(super::testing::services(
+        uow_with(repos),
+        hasher,
+        MockTokenService::new(),
+    ));
     services
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect("changed");
@@ -1762,4 +1776,36 @@ fn deactivating_or_deleting_a_user_revokes_their_sessions() {
         .delete_user(staff(OWNER), UserId(8))
         .expect("deleted");
     assert_eq!(published.revoked(), vec![UserId(8), UserId(8)]);
+}
+
+#[test]
+fn change_password_loses_to_a_change_made_meanwhile() {
+    let mut repos = password_repos();
+    repos
+        .users
+        .expect_replace_password_hash()
+        .times(1)
+        .returning(|_, _, _| Ok(false));
+    repos.refresh_tokens.expect_revoke_all().never();
+    repos.activities.expect_record().never();
+    let uow = uow_with(repos);
+    let mut hasher = MockPasswordHasher::new();
+    hasher
+        .expect_verify()
+        .times(1)
+        .return_const(PasswordCheck::Match);
+    hasher
+        .expect_hash()
+        .times(1)
+        .returning(|_| "new-hash".to_owned());
+
+    let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .change_password(principal(OWNER), "my-password", PASSWORD)
+        .expect_err("the stored hash changed");
+
+    assert_eq!(
+        field_errors(&error, "old_password"),
+        vec![WRONG_OLD_PASSWORD]
+    );
+    assert_eq!(outcome(&uow), (0, 1));
 }

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::paging::Page;
 use crate::password_policy::{NewPassword, PasswordAttributes};
-use crate::ports::{self, PasswordCheck};
+use crate::ports::{self, PasswordCheck, PasswordHasher};
 use crate::user::{
     Email, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges, UserId, UserQuery,
     bounded_json_object,
@@ -100,6 +100,55 @@ impl AccountInput {
     }
 }
 
+/// A password change read and judged against the policy, for
+/// [`PasswordChange::check`].
+#[derive(Debug, Clone)]
+pub struct PasswordChange {
+    user: UserId,
+    stored: String,
+    new_password: std::result::Result<NewPassword, Vec<String>>,
+}
+
+impl PasswordChange {
+    /// Checks the old password and hashes the new one (PBKDF2: run it where
+    /// it holds up no other request). A wrong old password and a new one the
+    /// policy refuses are reported together, as Django does.
+    pub fn check(
+        self,
+        hasher: &dyn PasswordHasher,
+        old_password: &str,
+    ) -> Result<CheckedPasswordChange> {
+        let mut errors = ValidationErrors::new();
+        if hasher.verify(old_password, &self.stored) == PasswordCheck::Mismatch {
+            errors.add("old_password", WRONG_OLD_PASSWORD);
+        }
+        match self.new_password {
+            Ok(new_password) if errors.is_empty() => Ok(CheckedPasswordChange {
+                user: self.user,
+                hash: hasher.hash(new_password.as_str()),
+                checked: self.stored,
+            }),
+            Ok(_) => Err(errors.into()),
+            Err(messages) => {
+                messages
+                    .into_iter()
+                    .for_each(|message| errors.add("new_password", message));
+                Err(errors.into())
+            }
+        }
+    }
+}
+
+/// A password change whose old password matched, with the new hash, for
+/// [`Services::finish_password_change`]; only [`PasswordChange::check`]
+/// makes one.
+#[derive(Debug, Clone)]
+pub struct CheckedPasswordChange {
+    user: UserId,
+    hash: String,
+    checked: String,
+}
+
 /// The message Django gives for a wrong current password.
 pub const WRONG_OLD_PASSWORD: &str =
     "Your old password was entered incorrectly. Please enter it again.";
@@ -125,52 +174,66 @@ impl Services {
     }
 
     /// Changes the caller's password; every refresh token of the user dies.
+    /// Hashes on the calling thread: [`Services::begin_password_change`],
+    /// then [`PasswordChange::check`], then [`Services::finish_password_change`].
     pub fn change_password(
         &self,
         principal: Principal,
         old_password: &str,
         new_password: &str,
     ) -> Result<()> {
+        let change = self.begin_password_change(principal, new_password)?;
+        let checked = change.check(&*self.hasher, old_password)?;
+        self.finish_password_change(checked)
+    }
+
+    /// The first step of a password change: reads the caller's account and
+    /// stored hash, and judges the new password against the policy.
+    pub fn begin_password_change(
+        &self,
+        principal: Principal,
+        new_password: &str,
+    ) -> Result<PasswordChange> {
         let user = self.me(principal)?;
         let stored = ports::read(&*self.uow, |repos| {
             repos.users().password_hash(user.id)?.ok_or(Error::NotFound)
         })?;
-        let mut errors = ValidationErrors::new();
-        if self.hasher.verify(old_password, &stored) == PasswordCheck::Mismatch {
-            errors.add("old_password", WRONG_OLD_PASSWORD);
-        }
         let attributes = PasswordAttributes {
             username: &user.username,
             email: &user.email,
             first_name: &user.first_name,
             last_name: &user.last_name,
         };
-        let new_password = match NewPassword::parse(new_password, &attributes) {
-            Ok(password) => Some(password),
-            Err(messages) => {
-                messages
-                    .into_iter()
-                    .for_each(|message| errors.add("new_password", message));
-                None
-            }
-        };
-        errors.into_result()?;
-        let Some(new_password) = new_password else {
-            return Err(Error::NotFound);
-        };
-        let hash = self.hasher.hash(new_password.as_str());
+        Ok(PasswordChange {
+            user: user.id,
+            stored,
+            new_password: NewPassword::parse(new_password, &attributes),
+        })
+    }
+
+    /// The last step of a password change: stores the new hash, if the
+    /// stored one is still the one the old password was checked against
+    /// (a concurrent change wins, and this one is told the old password is
+    /// wrong), kills every refresh token and records `password_changed`.
+    pub fn finish_password_change(&self, checked: CheckedPasswordChange) -> Result<()> {
         let now = self.clock.now();
         self.write(|repos| {
-            repos.users().set_password_hash(user.id, &hash)?;
-            repos.refresh_tokens().revoke_all(user.id, now)?;
+            if !repos.users().replace_password_hash(
+                checked.user,
+                &checked.checked,
+                &checked.hash,
+            )? {
+                return Err(Error::field("old_password", WRONG_OLD_PASSWORD));
+            }
+            repos.refresh_tokens().revoke_all(checked.user, now)?;
             repos.activities().record(
-                &NewActivity::system(SystemActivity::PasswordChanged, user.id),
+                &NewActivity::system(SystemActivity::PasswordChanged, checked.user),
                 now,
             )?;
             Ok(())
         })?;
         // Live connections were opened on the old password: end them too.
-        self.revoke_sessions(user.id);
+        self.revoke_sessions(checked.user);
         Ok(())
     }
 

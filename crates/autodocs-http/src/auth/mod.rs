@@ -7,4 +7,4 @@ pub mod throttled;
 
 pub use jwt::JwtTokenService;
 pub use password::DjangoPasswordHasher;
-pub use throttled::BoundedHasher;
+pub use throttled::{BoundedHasher, HashQueue, QueueFull};

@@ -4,8 +4,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::usecases::auth::{RegisterInput, Registration, Session, require_credentials};
 use serde_json::json;
 
-use crate::error::ApiResult;
-use crate::extract::{Fields, JsonObject};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Fields, JsonObject, address_hashing_slot, hashing};
 use crate::state::AppState;
 use crate::views::UserView;
 
@@ -72,12 +72,23 @@ pub async fn register(
             return Err(errors.into());
         }
     };
+    let _slot = address_hashing_slot(&request, &state)?;
+    let hashed = hashing(&state, move |hasher| registration.hash(hasher)).await?;
     let services = state.services.clone();
-    let session = web::block(move || services.register(registration)).await??;
+    let session = state
+        .lane
+        .run(move || services.register_hashed(hashed))
+        .await??;
     Ok(HttpResponse::Created().json(SessionView::from(session)))
 }
 
+/// Checks credentials: the account is read on the database lane, the
+/// password checked on the hashing threads (the request holds no thread
+/// meanwhile), the login recorded on the lane. Failures count against the
+/// account (or, for a name no account has, against that name, so a
+/// lockout does not tell which names exist).
 async fn login_session(
+    request: &HttpRequest,
     state: &AppState,
     body: &serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<Session> {
@@ -87,7 +98,29 @@ async fn login_session(
     fields.finish()?;
     let (login, password) = require_credentials(login.as_deref(), password.as_deref())?;
     let services = state.services.clone();
-    Ok(web::block(move || services.login(&login, &password)).await??)
+    let name = login.clone();
+    let candidate = state
+        .lane
+        .run(move || services.login_candidate(&name))
+        .await??;
+    let account = match candidate.account() {
+        Some(user) => format!("user:{}", user.0),
+        None => format!("name:{}", login.trim().to_lowercase()),
+    };
+    let attempt = state
+        .fairness
+        .login_failures
+        .attempt(account)
+        .map_err(ApiError::Throttled)?;
+    let slot = address_hashing_slot(request, state)?;
+    let verified = hashing(state, move |hasher| candidate.check(hasher, &password)).await??;
+    drop(slot);
+    attempt.succeeded();
+    let services = state.services.clone();
+    Ok(state
+        .lane
+        .run(move || services.complete_login(verified))
+        .await??)
 }
 
 /// Logs in with a username (or an email) and a password.
@@ -100,7 +133,7 @@ pub async fn login(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     throttle(&request, &state)?;
-    let session = login_session(&state, &body).await?;
+    let session = login_session(&request, &state, &body).await?;
     Ok(HttpResponse::Ok().json(SessionView::from(session)))
 }
 
@@ -114,7 +147,7 @@ pub async fn token(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     throttle(&request, &state)?;
-    let session = login_session(&state, &body).await?;
+    let session = login_session(&request, &state, &body).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"access": session.tokens.access, "refresh": session.tokens.refresh})))
 }

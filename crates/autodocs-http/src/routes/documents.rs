@@ -1,11 +1,13 @@
 //! `/api/documents/`: upload, list, detail, edit, delete, download, verify.
 //!
-//! Uploads are streamed: each chunk of the `file` part goes through a small
-//! bounded channel to a blocking task that writes it to a temporary file
+//! Uploads are streamed: the `file` part is read on the event loop and
+//! written a batch at a time on the blocking pool to a temporary file
 //! (counting, hashing and sniffing as it goes), so no file is ever held in
-//! memory and no file I/O runs on the event loop. Passing the size limit
-//! stops reading at once (413). Whatever ends an upload early (an error,
-//! the limit, the client going away) drops the temporary file.
+//! memory, no file I/O runs on the event loop, and no thread waits on a
+//! slow client. Passing the size limit stops reading at once (413); a body
+//! that stops arriving is cut (408). Whatever ends an upload early (an
+//! error, the limit, the timeout, the client going away) drops the
+//! temporary file.
 //!
 //! Downloads are streamed the other way: a blocking task reads the stored
 //! file in chunks into a bounded channel that the response body drains.
@@ -19,7 +21,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use autodocs_domain::Services;
 use autodocs_domain::document::{DocumentOrderField, DocumentQuery, DocumentStatus, DocumentType};
-use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError};
+use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError, UploadSink};
 use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use futures_util::StreamExt;
@@ -28,7 +30,8 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    Authenticated, Fields, JsonObject, as_caller, as_caller_with_files, parse_bool,
+    Authenticated, BodyTimeout, Fields, JsonObject, Stalled, as_caller, as_caller_with_files,
+    parse_bool,
 };
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, page_request};
@@ -42,12 +45,20 @@ const FORM_OVERHEAD: u64 = 1024 * 1024;
 /// Most bytes of one text field (`name`, `type`, `mission`).
 const MAX_TEXT_FIELD: usize = 64 * 1024;
 
-/// Chunks in flight between the request and the writer, or the reader and
-/// the response.
+/// Chunks in flight between the reader and the response.
 const CHANNEL_DEPTH: usize = 4;
+
+/// Bytes of an upload gathered in memory before one write on the blocking
+/// pool (fewer hops than one per network chunk).
+const WRITE_BATCH: usize = 256 * 1024;
 
 /// Bytes per chunk read from a stored file.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// The `Retry-After` of an upload refused because the user has
+/// `uploads.max_concurrent_per_user` in progress: a slot frees when any
+/// of them ends, which cannot be known in advance.
+const UPLOAD_RETRY_SECONDS: u64 = 1;
 
 /// DRF's message for a `file` part that is a plain field.
 const NOT_A_FILE: &str = "The submitted data was not a file. Check the encoding type on the form.";
@@ -83,18 +94,10 @@ fn discard<T: Send + 'static>(value: T) {
     }
 }
 
-/// What the upload writer is sent.
-enum Feed {
-    Chunk(web::Bytes),
-    Finish,
-}
-
 /// Why the writer stopped without a staged file.
 enum WriteFailure {
     Domain(autodocs_domain::Error),
     Upload(UploadError),
-    /// The request ended (or failed) before the file was complete.
-    Aborted,
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -108,68 +111,89 @@ fn write_failure(failure: WriteFailure) -> ApiError {
         WriteFailure::Domain(error) => ApiError::Domain(error),
         WriteFailure::Upload(UploadError::TooLarge { limit }) => too_large(limit),
         WriteFailure::Upload(UploadError::Storage(error)) => ApiError::Domain(error.into()),
-        WriteFailure::Aborted => ApiError::MalformedMultipart("the upload was cut off".into()),
     }
 }
 
-fn multipart_error(error: actix_multipart::MultipartError) -> ApiError {
-    ApiError::MalformedMultipart(error.to_string())
+fn multipart_error(stalled: &Stalled, error: actix_multipart::MultipartError) -> ApiError {
+    stalled.or(|| ApiError::MalformedMultipart(error.to_string()))
+}
+
+/// An upload sink between two writes. Held while the next bytes come from
+/// the network (no thread is); dropping it (an error, the client gone)
+/// deletes its temporary file, off the event loop.
+struct OpenSink(Option<Box<dyn UploadSink>>);
+
+impl Drop for OpenSink {
+    fn drop(&mut self) {
+        if let Some(sink) = self.0.take() {
+            discard(sink);
+        }
+    }
+}
+
+impl OpenSink {
+    /// Writes `bytes` on the blocking pool; the thread is held for the
+    /// disk write only, never while waiting for the client.
+    async fn write(&mut self, bytes: web::Bytes) -> ApiResult<()> {
+        let Some(mut sink) = self.0.take() else {
+            return Err(ApiError::Internal("upload sink already finished".into()));
+        };
+        let (sink, written) = web::block(move || {
+            let written = sink.write(&bytes);
+            (sink, written)
+        })
+        .await?;
+        self.0 = Some(sink);
+        written.map_err(|error| write_failure(WriteFailure::Upload(error)))
+    }
+
+    /// Ends the upload: the file is durable in its temporary place.
+    async fn finish(mut self) -> ApiResult<Box<dyn StagedUpload>> {
+        let Some(sink) = self.0.take() else {
+            return Err(ApiError::Internal("upload sink already finished".into()));
+        };
+        web::block(move || sink.finish())
+            .await?
+            .map_err(|error| write_failure(WriteFailure::Upload(error)))
+    }
 }
 
 /// Streams one file part to storage. Returns the staged upload, durable in
-/// a temporary file; every early return leaves nothing behind (the writer
-/// drops its sink, which deletes the temporary file, before this returns).
+/// a temporary file; every early return drops the sink, which deletes the
+/// temporary file.
+///
+/// The part is read on the event loop (a stalled client costs a timer,
+/// not a thread); the bytes go to disk on the blocking pool a batch at a
+/// time, so at most [`WRITE_BATCH`] bytes of one upload are in memory.
 async fn receive_file(
     services: Services,
     field: &mut Field,
     budget: &mut u64,
+    stalled: &Stalled,
 ) -> ApiResult<Box<dyn StagedUpload>> {
     let limit = services.max_upload_bytes;
-    let (sender, mut receiver) = mpsc::channel::<Feed>(CHANNEL_DEPTH);
-    let writer = actix_web::rt::task::spawn_blocking(move || {
-        let mut sink = services.begin_upload().map_err(WriteFailure::Domain)?;
-        while let Some(feed) = receiver.blocking_recv() {
-            match feed {
-                Feed::Chunk(bytes) => sink.write(&bytes).map_err(WriteFailure::Upload)?,
-                Feed::Finish => return sink.finish().map_err(WriteFailure::Upload),
-            }
+    let sink = web::block(move || services.begin_upload())
+        .await?
+        .map_err(|error| write_failure(WriteFailure::Domain(error)))?;
+    let mut sink = OpenSink(Some(sink));
+    let mut size: u64 = 0;
+    let mut batch = web::BytesMut::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|error| multipart_error(stalled, error))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(limit));
         }
-        // The sender went away without finishing: drop the sink (and file).
-        Err(WriteFailure::Aborted)
-    });
-    let outcome = async {
-        let mut size: u64 = 0;
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(multipart_error)?;
-            size += chunk.len() as u64;
-            if size > limit {
-                return Err(too_large(limit));
-            }
-            *budget = budget.saturating_sub(chunk.len() as u64);
-            if sender.send(Feed::Chunk(chunk)).await.is_err() {
-                // The writer stopped: its own error says why.
-                return Ok(false);
-            }
+        *budget = budget.saturating_sub(chunk.len() as u64);
+        batch.extend_from_slice(&chunk);
+        if batch.len() >= WRITE_BATCH {
+            sink.write(batch.split().freeze()).await?;
         }
-        Ok(sender.send(Feed::Finish).await.is_ok())
     }
-    .await;
-    drop(sender);
-    let written = writer
-        .await
-        .map_err(|error| ApiError::Internal(format!("upload writer failed: {error}")));
-    match (outcome, written) {
-        (Ok(_), Ok(Ok(staged))) => Ok(staged),
-        (Ok(_), Ok(Err(failure))) => Err(write_failure(failure)),
-        // The request failed first; the staged file (if any) is dropped here.
-        (Err(error), Ok(staged)) => {
-            if let Ok(staged) = staged {
-                discard(staged);
-            }
-            Err(error)
-        }
-        (_, Err(error)) => Err(error),
+    if !batch.is_empty() {
+        sink.write(batch.freeze()).await?;
     }
+    sink.finish().await
 }
 
 /// Takes `bytes` from what the request may still send besides the file.
@@ -185,10 +209,11 @@ async fn read_text(
     field: &mut Field,
     budget: &mut u64,
     limit: u64,
+    stalled: &Stalled,
 ) -> ApiResult<Result<String, InvalidValue>> {
     let mut bytes = Vec::new();
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(multipart_error)?;
+        let chunk = chunk.map_err(|error| multipart_error(stalled, error))?;
         spend(budget, chunk.len(), limit)?;
         if bytes.len() + chunk.len() > MAX_TEXT_FIELD {
             return Err(ApiError::TooLarge(format!(
@@ -201,9 +226,14 @@ async fn read_text(
 }
 
 /// Reads and discards a field, within the request's budget.
-async fn skip_field(field: &mut Field, budget: &mut u64, limit: u64) -> ApiResult<()> {
+async fn skip_field(
+    field: &mut Field,
+    budget: &mut u64,
+    limit: u64,
+    stalled: &Stalled,
+) -> ApiResult<()> {
     while let Some(chunk) = field.next().await {
-        let chunk = chunk.map_err(multipart_error)?;
+        let chunk = chunk.map_err(|error| multipart_error(stalled, error))?;
         spend(budget, chunk.len(), limit)?;
     }
     Ok(())
@@ -261,32 +291,41 @@ pub async fn upload(
         // Cannot fit: refuse before reading a byte.
         return Err(too_large(limit));
     }
+    // Held until the handler ends, however it ends (the client going away
+    // drops this future, and the slot with it).
+    let _slot = state
+        .fairness
+        .uploads
+        .try_acquire(principal.0)
+        .ok_or(ApiError::Throttled(UPLOAD_RETRY_SECONDS))?;
+    let (payload, stalled) = BodyTimeout::for_request(&request, payload);
     let mut multipart = Multipart::new(request.headers(), payload);
     let mut input = DocumentInput::default();
     let mut errors = ValidationErrors::new();
     let mut file = PendingFile(None);
     let mut file_field_seen = false;
     while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(multipart_error)?;
+        let mut field = field.map_err(|error| multipart_error(&stalled, error))?;
         let name = field.name().unwrap_or_default().to_owned();
         match name.as_str() {
             "file" if file.0.is_none() && !file_field_seen => match part_filename(&field) {
                 // A browser's empty file input: no file (Django skips it).
                 Some(filename) if filename.is_empty() => {
-                    skip_field(&mut field, &mut budget, limit).await?;
+                    skip_field(&mut field, &mut budget, limit, &stalled).await?;
                 }
                 Some(filename) => {
-                    let staged = receive_file(services.clone(), &mut field, &mut budget).await?;
+                    let staged =
+                        receive_file(services.clone(), &mut field, &mut budget, &stalled).await?;
                     file.0 = Some(UploadedPart { filename, staged });
                 }
                 None => {
                     file_field_seen = true;
                     errors.add("file", NOT_A_FILE);
-                    skip_field(&mut field, &mut budget, limit).await?;
+                    skip_field(&mut field, &mut budget, limit, &stalled).await?;
                 }
             },
             "name" | "type" | "mission" => {
-                let value = read_text(&mut field, &mut budget, limit).await?;
+                let value = read_text(&mut field, &mut budget, limit, &stalled).await?;
                 match (name.as_str(), value) {
                     (_, Err(error)) => errors.add(name.as_str(), error.0),
                     ("name", Ok(value)) => input.name = Some(value),
@@ -294,7 +333,7 @@ pub async fn upload(
                     (_, Ok(value)) => input.mission = Some(Some(value)),
                 }
             }
-            _ => skip_field(&mut field, &mut budget, limit).await?,
+            _ => skip_field(&mut field, &mut budget, limit, &stalled).await?,
         }
     }
     errors.into_result()?;

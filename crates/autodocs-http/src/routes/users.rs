@@ -1,13 +1,14 @@
 //! `/api/users/`: the caller's own account, and staff user management.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use autodocs_domain::Error;
 use autodocs_domain::usecases::users::{AccountInput, ProfileInput};
 use autodocs_domain::user::{UserId, UserQuery};
 use autodocs_domain::validation::ValidationErrors;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, Fields, JsonObject, as_caller, parse_bool};
+use crate::extract::{Authenticated, Fields, JsonObject, as_caller, hashing, parse_bool};
 use crate::routes::{ListQuery, page_request};
 use crate::state::AppState;
 use crate::views::{UserView, paginated};
@@ -90,10 +91,35 @@ pub async fn change_password(
     let (Some(old_password), Some(new_password)) = (old_password, new_password) else {
         return Err(ApiError::Internal("required fields vanished".into()));
     };
-    as_caller(&state, principal, move |services, principal| {
-        services.change_password(principal, &old_password, &new_password)
+    // Counted from the start, so concurrent guesses cannot pass the limit
+    // before any of them failed; given back unless the old password was wrong.
+    let attempt = state
+        .fairness
+        .password_failures
+        .attempt(principal.0)
+        .map_err(ApiError::Throttled)?;
+    let change = as_caller(&state, principal, move |services, principal| {
+        services.begin_password_change(principal, &new_password)
     })
     .await?;
+    let checked = match hashing(&state, move |hasher| change.check(hasher, &old_password)).await? {
+        Ok(checked) => {
+            attempt.succeeded();
+            checked
+        }
+        Err(Error::Validation(errors)) if errors.field("old_password").is_some() => {
+            return Err(Error::Validation(errors).into());
+        }
+        Err(error) => {
+            attempt.succeeded();
+            return Err(error.into());
+        }
+    };
+    let services = state.services.clone();
+    state
+        .lane
+        .run(move || services.finish_password_change(checked))
+        .await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
