@@ -1457,7 +1457,10 @@ async fn a_peer_that_never_answers_pings_is_dropped(backend: Backend) {
             Ok(other) => panic!("lively: unexpected {other:?}"),
         }
     }
-    assert!(pings >= 3, "lively: pinged every second ({pings} pings in 5 s)");
+    assert!(
+        pings >= 3,
+        "lively: pinged every second ({pings} pings in 5 s)"
+    );
     assert_still_open(&app, &mut lively, &alice, "lively after the peer timeout").await;
 
     // The silent one was dropped meanwhile: what is buffered ends, quickly.

@@ -1668,8 +1668,8 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let uow = uow_with(password_repos());
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Mismatch);
-    let (services, published) = watched(services(uow, hasher, MockTokenService::new()));
-    services
+    let (use_cases, published) = watched(services(uow, hasher, MockTokenService::new()));
+    use_cases
         .change_password(principal(OWNER), "wrong", PASSWORD)
         .expect_err("wrong old password");
     assert!(published.revoked().is_empty());
@@ -1684,9 +1684,9 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) =
+    let (use_cases, published) =
         watched(services(Arc::clone(&uow), hasher, MockTokenService::new()));
-    services
+    use_cases
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect_err("the write fails");
     assert!(published.revoked().is_empty());
@@ -1706,8 +1706,9 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) = watched(services(uow_with(repos), hasher, MockTokenService::new()));
-    services
+    let (use_cases, published) =
+        watched(services(uow_with(repos), hasher, MockTokenService::new()));
+    use_cases
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect("changed");
     assert_eq!(published.revoked(), vec![OWNER]);
