@@ -90,8 +90,19 @@ impl Drop for RollbackOnDrop<'_> {
     }
 }
 
-impl UnitOfWork for DieselUnitOfWork {
-    fn run_in_transaction(
+impl DieselUnitOfWork {
+    /// A lost connection seen here makes the pool test its connections
+    /// before handing them out, so the dead ones go instead of failing a
+    /// request each once the database is back.
+    fn noting_unavailability(&self, outcome: Result<(), Error>) -> Result<(), Error> {
+        if let Err(Error::Repository(RepoError::Unavailable(reason))) = &outcome {
+            tracing::warn!(%reason, "the database is unavailable");
+            self.database.note_unavailable();
+        }
+        outcome
+    }
+
+    fn transaction(
         &self,
         work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
     ) -> Result<(), Error> {
@@ -136,12 +147,25 @@ impl UnitOfWork for DieselUnitOfWork {
             }
         }
     }
+}
+
+impl UnitOfWork for DieselUnitOfWork {
+    fn run_in_transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.noting_unavailability(self.transaction(work))
+    }
 
     fn run_read(
         &self,
         work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let mut conn = self.database.connection().map_err(unavailable)?;
-        work(&mut DieselRepos::new(&mut conn))
+        let outcome = self
+            .database
+            .connection()
+            .map_err(unavailable)
+            .and_then(|mut conn| work(&mut DieselRepos::new(&mut conn)));
+        self.noting_unavailability(outcome)
     }
 }

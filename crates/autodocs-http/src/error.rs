@@ -7,6 +7,10 @@ use autodocs_domain::validation::ValidationErrors;
 use autodocs_domain::{Error, RepoError};
 use serde_json::{Map, Value, json};
 
+/// Seconds a client is asked to wait after a 503: the pool notices a
+/// database that came back within about a second.
+pub const RETRY_AFTER_UNAVAILABLE: &str = "2";
+
 /// Every way a request can fail, rendered as the contract's JSON.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -108,7 +112,7 @@ impl ApiError {
                 json!({"detail": "You do not have permission to perform this action."})
             }
             ApiError::Domain(Error::Repository(RepoError::Unavailable(_))) => {
-                json!({"detail": "Service temporarily unavailable, try again later.", "code": "service_unavailable"})
+                json!({"detail": "Service temporarily unavailable.", "code": "service_unavailable"})
             }
             ApiError::Domain(Error::Repository(_)) | ApiError::Internal(_) => {
                 json!({"detail": "Internal server error."})
@@ -170,6 +174,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if let ApiError::Throttled(seconds) = self {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((
