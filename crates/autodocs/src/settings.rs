@@ -24,6 +24,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub jobs: JobSettings,
     pub cors: CorsSettings,
+    #[serde(default)]
+    pub missions: MissionSettings,
     #[serde(skip)]
     pub environment: String,
 }
@@ -101,6 +103,20 @@ pub struct JobSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct CorsSettings {
     pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MissionSettings {
+    /// The most plan steps one mission may hold.
+    pub max_steps: u32,
+}
+
+impl Default for MissionSettings {
+    fn default() -> Self {
+        Self {
+            max_steps: autodocs_domain::usecases::steps::MaxSteps::DEFAULT.get(),
+        }
+    }
 }
 
 impl Settings {
@@ -185,6 +201,9 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");
+        }
+        if self.missions.max_steps == 0 {
+            bail!("missions.max_steps must be positive");
         }
         if self.uploads.max_bytes == 0 {
             bail!("uploads.max_bytes must be positive");

@@ -779,7 +779,7 @@ fn staff_only_use_cases_refuse_other_users_before_any_repository_call() {
 fn expect_visible(repos: &mut MockRepos, owner: UserId, status: MissionStatus) {
     repos
         .missions
-        .expect_find()
+        .expect_lock()
         .withf(move |id, filter| *id == MISSION && *filter == Some(owner))
         .times(1)
         .returning(move |_, _| Ok(Some(sample_mission(MISSION, OWNER, status))));
@@ -1128,11 +1128,18 @@ fn deleting_a_mission_keeps_its_id_and_title_in_the_activity() {
 fn another_owners_mission_is_not_found() {
     let stranger = UserId(8);
     let mut repos = MockRepos::default();
+    // The read looks, the three writes lock first: none sees it.
     repos
         .missions
         .expect_find()
         .withf(move |id, filter| *id == MISSION && *filter == Some(stranger))
-        .times(4)
+        .times(1)
+        .returning(|_, _| Ok(None));
+    repos
+        .missions
+        .expect_lock()
+        .withf(move |id, filter| *id == MISSION && *filter == Some(stranger))
+        .times(3)
         .returning(|_, _| Ok(None));
     repos.missions.expect_transition().never();
     repos.missions.expect_update().never();
@@ -1303,6 +1310,18 @@ fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction()
                 MissionStatus::InProgress,
             )))
         });
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, _| *id == MISSION)
+        .times(1)
+        .returning(|_, _| {
+            Ok(Some(sample_mission(
+                MISSION,
+                OWNER,
+                MissionStatus::InProgress,
+            )))
+        });
     let step = |id, order, status| sample_step(id, MISSION, None, order, status);
     expect_steps_before_after(
         &mut repos,
@@ -1363,6 +1382,18 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
         .missions
         .expect_find()
         .withf(|id, _| *id == MISSION)
+        .returning(|_, _| {
+            Ok(Some(sample_mission(
+                MISSION,
+                OWNER,
+                MissionStatus::InProgress,
+            )))
+        });
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, _| *id == MISSION)
+        .times(1)
         .returning(|_, _| {
             Ok(Some(sample_mission(
                 MISSION,
@@ -1480,6 +1511,12 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
         .missions
         .expect_find()
         .withf(|id, _| *id == MISSION)
+        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, _| *id == MISSION)
+        .times(1)
         .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
     // 1 (root) and 3 (root) → 4 (child of 3) → 5 (depth 3); move 3 under 1.
     repos.steps.expect_list().returning(|_| {
