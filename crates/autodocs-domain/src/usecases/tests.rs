@@ -1654,3 +1654,80 @@ fn a_custom_activity_is_recorded_for_the_caller() {
     assert_eq!(activities[0].details.get("minutes"), Some(&json!(5)));
     assert_eq!(outcome(&uow), (1, 0));
 }
+
+#[test]
+fn a_mission_at_its_step_limit_takes_no_more_steps() {
+    let mut repos = MockRepos::default();
+    // The count is read from the locked mission row, not from a list.
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, filter| *id == MISSION && *filter == Some(OWNER))
+        .times(1)
+        .returning(|_, _| {
+            Ok(Some(crate::mission::Mission {
+                steps_total: 1000,
+                ..sample_mission(MISSION, OWNER, MissionStatus::Pending)
+            }))
+        });
+    repos.missions.expect_find().never();
+    repos.steps.expect_create().never();
+    repos.activities.expect_record().never();
+    let uow = uow_with(repos);
+    let input = StepInput {
+        title: Some("One too many".into()),
+        ..StepInput::default()
+    };
+
+    let error = plain_services(&uow)
+        .create_step(principal(OWNER), MISSION, &input)
+        .expect_err("over the limit");
+
+    assert_eq!(
+        field_errors(&error, "non_field_errors"),
+        vec!["A mission can have at most 1000 plan steps."]
+    );
+    assert_eq!(outcome(&uow), (0, 1));
+}
+
+#[test]
+fn a_plan_over_the_step_limit_is_refused_before_any_write() {
+    let uow = uow_with(MockRepos::default());
+    let mut services = plain_services(&uow);
+    services.max_steps = super::steps::MaxSteps::new(3).expect("a positive limit");
+    // Two roots, one with two children: four steps.
+    let draft = MissionInput {
+        title: Some("Four".into()),
+        kind: Some("custom".into()),
+        plan_steps: Some(json!([
+            {"title": "a", "children": [{"title": "a1"}, {"title": "a2"}]},
+            {"title": "b"},
+        ])),
+        ..MissionInput::default()
+    }
+    .parse_new()
+    .expect("a valid draft");
+
+    let error = services
+        .create_mission(principal(OWNER), draft)
+        .expect_err("over the limit");
+
+    assert_eq!(
+        field_errors(&error, "plan_steps"),
+        vec!["A mission can have at most 3 plan steps."]
+    );
+    assert_eq!(outcome(&uow), (0, 0), "no transaction was opened");
+}
+
+#[test]
+fn step_limits_hold_at_the_limit_and_refuse_past_it() {
+    use super::steps::MaxSteps;
+    assert_eq!(MaxSteps::new(0), None);
+    assert_eq!(MaxSteps::default().get(), 1000);
+    let limit = MaxSteps::DEFAULT;
+    assert!(limit.check_plan(1000).is_ok());
+    assert!(limit.check_plan(1001).is_err());
+    assert!(limit.check_room(999, 1).is_ok());
+    assert!(limit.check_room(1000, 1).is_err());
+    assert!(limit.check_room(u64::MAX, 1).is_err());
+}
