@@ -62,6 +62,16 @@ impl Cluster {
                 ));
             }
         }
+        if running_as_root()
+            && !Command::new("id")
+                .arg("postgres")
+                .output()
+                .is_ok_and(|out| out.status.success())
+        {
+            return Some(
+                "running as root and there is no `postgres` user to run the server".into(),
+            );
+        }
         None
     }
 
@@ -90,10 +100,7 @@ impl Cluster {
     }
 
     fn init() -> Cluster {
-        let as_postgres = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0");
+        let as_postgres = running_as_root();
         let dir = tempfile::Builder::new()
             .prefix("autodocs-outage-")
             .tempdir()
@@ -184,6 +191,14 @@ impl Cluster {
             ],
         )
     }
+}
+
+/// PostgreSQL refuses to run as root.
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
 impl Drop for Cluster {

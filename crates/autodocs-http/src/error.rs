@@ -175,18 +175,54 @@ impl ResponseError for ApiError {
         if let ApiError::Throttled(seconds) = self {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_UNAVAILABLE));
-        }
+
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"api\""),
             ));
         }
-        response.json(self.body())
+        let mut response = response.json(self.body());
+        // Every 503 tells the client when to come back (unless its cause
+        // already said so).
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !response.headers().contains_key(header::RETRY_AFTER)
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+            );
+        }
+        response
     }
 }
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn an_unreachable_database_is_a_503_with_retry_after() {
+        let error = ApiError::Domain(Error::Repository(RepoError::Unavailable(
+            "server closed the connection unexpectedly".into(),
+        )));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE))
+        );
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        // No internals (the driver's message) leak.
+        assert_eq!(
+            body,
+            json!({"detail": "Service temporarily unavailable.", "code": "service_unavailable"})
+        );
+    }
+}
