@@ -15,6 +15,7 @@ mod hostile;
 mod jobs;
 mod missions;
 mod ops;
+mod outage;
 mod realtime;
 mod steps;
 mod users;

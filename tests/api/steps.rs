@@ -27,7 +27,11 @@ backend_tests!(
     delete_removes_subtree_and_recomputes_progress,
     step_activities_are_recorded,
     step_of_other_mission_in_path_is_not_found,
+    a_mission_holds_at_most_max_steps,
+    step_writes_and_mission_actions_never_deadlock,
 );
+
+backend_custom_tests!(the_step_limit_holds_under_concurrent_creates);
 
 /// POSTs a step; asserts 201 and the shape; returns the body.
 async fn add_step(app: &TestApp, user: &Registered, mission: i64, body: &Value) -> Value {
@@ -807,4 +811,239 @@ async fn step_of_other_mission_in_path_is_not_found(app: TestApp) {
     r.assert_status(200);
     assert_eq!(r.body["status"], "pending");
     assert_eq!(r.body["title"], "of one");
+}
+
+// ---------------------------------------------------------------------------
+// Plan size (`missions.max_steps`) and lock order (issue 11)
+// ---------------------------------------------------------------------------
+
+const LIMIT_MESSAGE: &str = "A mission can have at most 1000 plan steps.";
+
+fn flat_plan(steps: usize) -> Value {
+    Value::Array(
+        (0..steps)
+            .map(|i| json!({"title": format!("step {i}")}))
+            .collect(),
+    )
+}
+
+async fn a_mission_holds_at_most_max_steps(app: TestApp) {
+    let anna = app.register("anna").await;
+
+    // Past the limit in one nested create: 400 on `plan_steps`, nothing kept.
+    let r = app
+        .post_json(
+            crate::missions::MISSIONS,
+            &json!({"title": "too big", "type": "custom", "plan_steps": flat_plan(1001)}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.body,
+        json!({"plan_steps": [LIMIT_MESSAGE]}),
+        "{}",
+        r.describe()
+    );
+    // Nested steps count too: 1 + 1000 children.
+    let nested = json!([{"title": "root", "children": flat_plan(1000)}]);
+    let r = app
+        .post_json(
+            crate::missions::MISSIONS,
+            &json!({"title": "too deep", "type": "custom", "plan_steps": nested}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.body,
+        json!({"plan_steps": [LIMIT_MESSAGE]}),
+        "{}",
+        r.describe()
+    );
+    let r = app.get(crate::missions::MISSIONS, Some(&anna.access)).await;
+    r.assert_status(200);
+    assert_eq!(r.body["count"], 0, "a refused plan leaves no mission");
+
+    // At the limit: accepted.
+    let mission = create_mission(
+        &app,
+        &anna,
+        &json!({"title": "full", "type": "custom", "plan_steps": flat_plan(1000)}),
+    )
+    .await;
+    let id = id_of(&mission);
+    assert_eq!(mission["steps_total"], 1000);
+    assert_eq!(flatten(&tree(&app, &anna, id).await).len(), 1000);
+
+    // One more, at any level: 400 on `non_field_errors`, nothing added.
+    let first = id_of(&flatten(&tree(&app, &anna, id).await)[0]);
+    for body in [
+        json!({"title": "one more"}),
+        json!({"title": "child", "parent": first}),
+    ] {
+        let r = app
+            .post_json(&steps_url(id), &body, Some(&anna.access))
+            .await;
+        r.assert_status(400);
+        assert_eq!(
+            r.body,
+            json!({"non_field_errors": [LIMIT_MESSAGE]}),
+            "{}",
+            r.describe()
+        );
+    }
+    assert_eq!(mission_detail(&app, &anna, id).await["steps_total"], 1000);
+
+    // Room again after a delete: exactly one place.
+    let r = app.delete(&step_url(id, first), Some(&anna.access)).await;
+    r.assert_status(204);
+    add_step(&app, &anna, id, &json!({"title": "in its place"})).await;
+    let r = app
+        .post_json(
+            &steps_url(id),
+            &json!({"title": "no room"}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(mission_detail(&app, &anna, id).await["steps_total"], 1000);
+}
+
+/// Many concurrent creates on a mission one short of a small limit: the
+/// count is checked under the mission's lock, so exactly one wins.
+async fn the_step_limit_holds_under_concurrent_creates(backend: crate::harness::Backend) {
+    let app = TestApp::spawn_with_env(backend, &[("AUTODOCS__MISSIONS__MAX_STEPS", "5")]).await;
+    let anna = app.register("anna").await;
+    // At the configured limit and past it, in one create.
+    let r = app
+        .post_json(
+            crate::missions::MISSIONS,
+            &json!({"title": "six", "type": "custom", "plan_steps": flat_plan(6)}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.body,
+        json!({"plan_steps": ["A mission can have at most 5 plan steps."]})
+    );
+    for round in 0..3 {
+        let id = id_of(
+            &create_mission(
+                &app,
+                &anna,
+                &json!({"title": format!("round {round}"), "type": "custom", "plan_steps": flat_plan(3)}),
+            )
+            .await,
+        );
+        let answers = futures_util::future::join_all((0..8).map(|i| {
+            let (app, anna) = (&app, &anna);
+            async move {
+                app.post_json(
+                    &steps_url(id),
+                    &json!({"title": format!("racer {i}")}),
+                    Some(&anna.access),
+                )
+                .await
+            }
+        }))
+        .await;
+        let created = answers.iter().filter(|r| r.code() == 201).count();
+        for r in &answers {
+            assert!(
+                r.code() == 201
+                    || (r.code() == 400
+                        && r.body
+                            == json!({"non_field_errors": ["A mission can have at most 5 plan steps."]})),
+                "{}",
+                r.describe()
+            );
+        }
+        assert_eq!(created, 2, "two places were left for eight racers");
+        assert_eq!(flatten(&tree(&app, &anna, id).await).len(), 5);
+        assert_eq!(mission_detail(&app, &anna, id).await["steps_total"], 5);
+    }
+}
+
+/// Step writes (PATCH, create, delete) racing mission actions (pause,
+/// resume, complete) on the same mission: both shapes lock the mission
+/// first, so PostgreSQL never reports a deadlock (40P01, a 500) and the
+/// counts on the mission row match its steps afterwards.
+async fn step_writes_and_mission_actions_never_deadlock(app: TestApp) {
+    let anna = app.register("anna").await;
+    for round in 0..12 {
+        let mission = create_mission(
+            &app,
+            &anna,
+            &json!({"title": format!("race {round}"), "type": "custom", "plan_steps": flat_plan(8)}),
+        )
+        .await;
+        let id = id_of(&mission);
+        act_ok(&app, &anna, id, "start", "in_progress").await;
+        let steps: Vec<i64> = flatten(&tree(&app, &anna, id).await)
+            .iter()
+            .map(id_of)
+            .collect();
+        let mut requests: Vec<(Method, String, Option<Value>)> = Vec::new();
+        for step in &steps[..4] {
+            requests.push((
+                Method::PATCH,
+                step_url(id, *step),
+                Some(json!({"status": "in_progress"})),
+            ));
+        }
+        for step in &steps[4..6] {
+            requests.push((Method::DELETE, step_url(id, *step), None));
+        }
+        for i in 0..2 {
+            requests.push((
+                Method::POST,
+                steps_url(id),
+                Some(json!({"title": format!("new {i}")})),
+            ));
+        }
+        for action in ["pause", "resume", "complete"] {
+            requests.push((
+                Method::POST,
+                format!("{}{action}/", crate::missions::mission_url(id)),
+                Some(json!({})),
+            ));
+        }
+        // Interleave the two shapes.
+        let order = [0, 8, 4, 1, 9, 6, 2, 10, 5, 3, 7];
+        let answers = futures_util::future::join_all(order.iter().map(|&i| {
+            let (method, url, body) = requests[i].clone();
+            let (app, anna) = (&app, &anna);
+            async move {
+                let mut request = app
+                    .client()
+                    .request(method.clone(), app.url(&url))
+                    .bearer_auth(&anna.access);
+                if let Some(body) = &body {
+                    request = request.json(body);
+                }
+                app.send(&method, &app.url(&url), request).await
+            }
+        }))
+        .await;
+        for r in &answers {
+            assert!(
+                matches!(r.code(), 200 | 201 | 204 | 409),
+                "round {round}: {}",
+                r.describe()
+            );
+        }
+        // The counts kept on the mission row match the steps.
+        let detail = mission_detail(&app, &anna, id).await;
+        let all = flatten(&tree(&app, &anna, id).await);
+        let completed = all.iter().filter(|s| s["status"] == "completed").count();
+        assert_eq!(detail["steps_total"], all.len(), "round {round}: {detail}");
+        assert_eq!(
+            detail["steps_completed"], completed,
+            "round {round}: {detail}"
+        );
+    }
+    let log = app.server_log();
+    assert!(!log.contains("deadlock"), "a deadlock was reported:\n{log}");
 }

@@ -145,16 +145,34 @@ impl Drop for PgListener {
 }
 
 fn listen(url: &str, origin: &str, deliver: &(dyn Fn(EventRef) + Send + Sync), stop: &AtomicBool) {
-    let mut backoff = Duration::from_millis(100);
+    let url = crate::connection::connection_url(url);
+    let mut backoff = MIN_BACKOFF;
     while !stop.load(Ordering::Relaxed) {
-        match listen_once(url, origin, deliver, stop) {
+        match listen_once(&url, origin, deliver, stop, &mut backoff) {
             Ok(()) => return,
             Err(error) => {
-                tracing::warn!(%error, "event listener lost its connection; reconnecting");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tracing::warn!(%error, retry_in = ?backoff, "event listener lost its connection; reconnecting");
+                sleep_unless_stopped(stop, backoff);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// The first wait before reconnecting the listener, doubled on each failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Sleeps `duration` in short slices, so shutting down is not delayed by a backoff.
+fn sleep_unless_stopped(stop: &AtomicBool, duration: Duration) {
+    let until = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
     }
 }
 
@@ -163,10 +181,16 @@ fn listen_once(
     origin: &str,
     deliver: &(dyn Fn(EventRef) + Send + Sync),
     stop: &AtomicBool,
+    backoff: &mut Duration,
 ) -> Result<(), diesel::result::Error> {
     let mut conn = diesel::PgConnection::establish(url)
         .map_err(|error| diesel::result::Error::QueryBuilderError(Box::new(error)))?;
     conn.batch_execute(&format!("LISTEN {CHANNEL}"))?;
+    // Listening again: the next loss starts over from a short wait.
+    if *backoff != MIN_BACKOFF {
+        tracing::info!("event listener reconnected");
+    }
+    *backoff = MIN_BACKOFF;
     let mut last_check = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut received = false;

@@ -16,6 +16,23 @@ pub(crate) struct DieselRepos<'c> {
     pub(crate) conn: &'c mut AnyConnection,
     /// Activities recorded in this unit of work, for post-commit events.
     pub(crate) recorded: Vec<autodocs_domain::activity_log::Activity>,
+    /// In a PostgreSQL write transaction: which mission rows it holds.
+    pub(crate) lock_order: Option<LockOrder>,
+}
+
+/// The lock order of a PostgreSQL write transaction: a mission's row is
+/// locked before any of its steps is written (the steps' triggers update
+/// the mission row, so a step-first writer would lock step then mission
+/// while a mission action locks mission then steps: a deadlock). Use cases
+/// lock the mission explicitly (`MissionRepository::lock`); the step writes
+/// check here and lock it themselves for any caller that did not. SQLite
+/// needs none of this: its writers run one at a time.
+#[derive(Debug, Default)]
+pub(crate) struct LockOrder {
+    /// Missions whose row this transaction locked (or updated).
+    pub(crate) locked: Vec<i64>,
+    /// The mission of each step read in this transaction.
+    pub(crate) step_missions: std::collections::HashMap<i64, i64>,
 }
 
 impl<'c> DieselRepos<'c> {
@@ -23,6 +40,74 @@ impl<'c> DieselRepos<'c> {
         Self {
             conn,
             recorded: Vec::new(),
+            lock_order: None,
+        }
+    }
+
+    /// Repositories for a write transaction on `backend`.
+    pub(crate) fn in_transaction(conn: &'c mut AnyConnection, backend: Backend) -> Self {
+        Self {
+            lock_order: (backend == Backend::Postgres).then(LockOrder::default),
+            ..Self::new(conn)
+        }
+    }
+
+    /// Locks a mission's row for the rest of the transaction, once.
+    pub(crate) fn lock_mission_row(&mut self, mission: i64) -> Result<(), RepoError> {
+        let Some(order) = &mut self.lock_order else {
+            return Ok(());
+        };
+        if order.locked.contains(&mission) {
+            return Ok(());
+        }
+        if let AnyConnection::Postgresql(pg) = &mut *self.conn {
+            use diesel::RunQueryDsl;
+            diesel::sql_query("SELECT id FROM missions_mission WHERE id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::BigInt, _>(mission)
+                .execute(pg)
+                .map_err(repo_error)?;
+        }
+        order.locked.push(mission);
+        Ok(())
+    }
+
+    /// Records that this transaction updated a mission's row (which locks it).
+    pub(crate) fn mission_row_locked(&mut self, mission: i64) {
+        if let Some(order) = &mut self.lock_order
+            && !order.locked.contains(&mission)
+        {
+            order.locked.push(mission);
+        }
+    }
+
+    /// Remembers which mission steps belong to, to lock it before writing one.
+    pub(crate) fn steps_seen(&mut self, steps: impl IntoIterator<Item = (i64, i64)>) {
+        if let Some(order) = &mut self.lock_order {
+            order.step_missions.extend(steps);
+        }
+    }
+
+    /// Locks the mission of a step before the step is written.
+    pub(crate) fn lock_mission_of_step(&mut self, step: i64) -> Result<(), RepoError> {
+        let Some(order) = &self.lock_order else {
+            return Ok(());
+        };
+        let mission = match order.step_missions.get(&step) {
+            Some(mission) => Some(*mission),
+            None => {
+                use crate::schema::missions_planstep as plan_step;
+                use diesel::prelude::*;
+                plan_step::table
+                    .find(step)
+                    .select(plan_step::mission_id)
+                    .first::<i64>(self.conn)
+                    .optional()
+                    .map_err(repo_error)?
+            }
+        };
+        match mission {
+            Some(mission) => self.lock_mission_row(mission),
+            None => Ok(()),
         }
     }
 }
@@ -90,8 +175,19 @@ impl Drop for RollbackOnDrop<'_> {
     }
 }
 
-impl UnitOfWork for DieselUnitOfWork {
-    fn run_in_transaction(
+impl DieselUnitOfWork {
+    /// A lost connection seen here makes the pool test its connections
+    /// before handing them out, so the dead ones go instead of failing a
+    /// request each once the database is back.
+    fn noting_unavailability(&self, outcome: Result<(), Error>) -> Result<(), Error> {
+        if let Err(Error::Repository(RepoError::Unavailable(reason))) = &outcome {
+            tracing::warn!(%reason, "the database is unavailable");
+            self.database.note_unavailable();
+        }
+        outcome
+    }
+
+    fn transaction(
         &self,
         work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
     ) -> Result<(), Error> {
@@ -116,7 +212,10 @@ impl UnitOfWork for DieselUnitOfWork {
         let Some(tx_conn) = guard.conn.as_deref_mut() else {
             return Err(unavailable("transaction connection missing"));
         };
-        let outcome = work(&mut DieselRepos::new(tx_conn));
+        let outcome = work(&mut DieselRepos::in_transaction(
+            tx_conn,
+            self.database.backend(),
+        ));
         let Some(tx_conn) = guard.conn.take() else {
             return Err(unavailable("transaction connection missing"));
         };
@@ -136,12 +235,25 @@ impl UnitOfWork for DieselUnitOfWork {
             }
         }
     }
+}
+
+impl UnitOfWork for DieselUnitOfWork {
+    fn run_in_transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.noting_unavailability(self.transaction(work))
+    }
 
     fn run_read(
         &self,
         work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let mut conn = self.database.connection().map_err(unavailable)?;
-        work(&mut DieselRepos::new(&mut conn))
+        let outcome = self
+            .database
+            .connection()
+            .map_err(unavailable)
+            .and_then(|mut conn| work(&mut DieselRepos::new(&mut conn)));
+        self.noting_unavailability(outcome)
     }
 }

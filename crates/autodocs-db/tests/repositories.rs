@@ -204,6 +204,7 @@ on_both_backends!(
     steps_delete_counts_the_subtree,
     steps_skip_open_and_next_order,
     documents_round_trip_filter_verify_and_delete,
+    step_writes_lock_their_mission_first,
 );
 
 // ---------------------------------------------------------------------------
@@ -3096,4 +3097,76 @@ fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
         rd(uow, |repos| Ok(repos.documents().find(first.id, None)?)),
         None
     );
+}
+
+/// The deadlock shape of issue 11: a mission action holds the mission row
+/// and then writes its steps (`complete` skips the open ones), while a step
+/// write that never asked for the mission's lock (the engine's
+/// `start_pending`, a plain `update`) would lock its step and then, through
+/// the counting trigger, the mission. The adapter locks the mission before
+/// any step write, so the second one waits instead of deadlocking
+/// (PostgreSQL would abort one of them with 40P01). On SQLite writers run
+/// one at a time and the same body simply passes.
+fn step_writes_lock_their_mission_first(uow: &DieselUnitOfWork) {
+    let alice = create_user(uow, "alice", "alice@example.com");
+    for round in 0..3 {
+        let mission = simple_mission(uow, alice.id, &format!("contested {round}"), round);
+        let steps: Vec<PlanStep> = (0..3)
+            .map(|i| create_step(uow, &new_step(mission.id, None, &format!("s{i}"), i), t0()))
+            .collect();
+        assert!(transition(uow, mission.id, MissionAction::Start, t0()));
+        let t1 = t0() + Duration::hours(1);
+        let (action, step_write) = std::thread::scope(|scope| {
+            let action = scope.spawn(|| {
+                transaction(uow, |repos| {
+                    let change = MissionTransition::for_action(
+                        MissionAction::Complete,
+                        MissionStatus::Completed,
+                        t1,
+                    );
+                    let won = repos.missions().transition(
+                        mission.id,
+                        MissionAction::Complete.allowed_from(),
+                        &change,
+                        t1,
+                    )?;
+                    // Hold the mission row while the step write starts.
+                    std::thread::sleep(std::time::Duration::from_millis(400));
+                    repos.steps().skip_open(mission.id, t1)?;
+                    Ok(won)
+                })
+                .map_err(|error| format!("{error:?}"))
+            });
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let step_write = scope.spawn(|| {
+                let step = steps[round as usize % steps.len()].id;
+                transaction(uow, |repos| {
+                    let started = repos.steps().start_pending(step, t1)?;
+                    let changes = StepChanges {
+                        title: Some(Title::parse("renamed").expect("valid title")),
+                        ..StepChanges::default()
+                    };
+                    repos.steps().update(step, &changes, t1)?;
+                    Ok(started)
+                })
+                .map_err(|error| format!("{error:?}"))
+            });
+            (
+                action.join().expect("the action finished"),
+                step_write.join().expect("the step write finished"),
+            )
+        });
+        assert_eq!(action, Ok(true), "the action committed");
+        // It waited for the mission: the step it found was already skipped.
+        assert_eq!(
+            step_write,
+            Ok(false),
+            "the step write committed after the action"
+        );
+        let after = find_mission(uow, mission.id, None).expect("mission");
+        let listed = list_steps(uow, mission.id);
+        assert_eq!(after.status, MissionStatus::Completed);
+        assert_eq!(after.steps_total, listed.len() as u64);
+        assert!(listed.iter().all(|step| step.status == StepStatus::Skipped));
+    }
 }

@@ -139,6 +139,13 @@ pub trait MissionRepository {
     ) -> RepoResult<Mission>;
     /// A mission with its counts, if `owner` (when given) owns it.
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
+    /// Like [`MissionRepository::find`], but first locks the mission's row
+    /// until the transaction ends. Every transaction that writes a
+    /// mission's steps locks the mission first, so two transactions on the
+    /// same mission always take their locks in the same order (mission,
+    /// then steps) and cannot deadlock; and what is read after the lock
+    /// (e.g. the step count) stays true until the commit.
+    fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
     /// A page of missions with their counts, without one query per row.
     fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>>;
     /// Applies changes to the editable fields.

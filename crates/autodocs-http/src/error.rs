@@ -7,6 +7,10 @@ use autodocs_domain::validation::ValidationErrors;
 use autodocs_domain::{Error, RepoError};
 use serde_json::{Map, Value, json};
 
+/// Seconds a client is asked to wait after a 503: the pool notices a
+/// database that came back within about a second.
+pub const RETRY_AFTER_UNAVAILABLE: &str = "2";
+
 /// Every way a request can fail, rendered as the contract's JSON.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -114,7 +118,7 @@ impl ApiError {
                 json!({"detail": "You do not have permission to perform this action."})
             }
             ApiError::Domain(Error::Repository(RepoError::Unavailable(_))) => {
-                json!({"detail": "Service temporarily unavailable, try again later.", "code": "service_unavailable"})
+                json!({"detail": "Service temporarily unavailable.", "code": "service_unavailable"})
             }
             ApiError::Domain(Error::Repository(_)) | ApiError::Internal(_) => {
                 json!({"detail": "Internal server error."})
@@ -189,15 +193,54 @@ impl ResponseError for ApiError {
             // The rest of the body may still come: the connection cannot be reused.
             response.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
         }
+
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header((
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"api\""),
             ));
         }
-        response.json(self.body())
+        let mut response = response.json(self.body());
+        // Every 503 tells the client when to come back (unless its cause
+        // already said so).
+        if status == StatusCode::SERVICE_UNAVAILABLE
+            && !response.headers().contains_key(header::RETRY_AFTER)
+        {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+            );
+        }
+        response
     }
 }
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn an_unreachable_database_is_a_503_with_retry_after() {
+        let error = ApiError::Domain(Error::Repository(RepoError::Unavailable(
+            "server closed the connection unexpectedly".into(),
+        )));
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE))
+        );
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap_or_default();
+        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        // No internals (the driver's message) leak.
+        assert_eq!(
+            body,
+            json!({"detail": "Service temporarily unavailable.", "code": "service_unavailable"})
+        );
+    }
+}

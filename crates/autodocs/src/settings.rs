@@ -26,6 +26,8 @@ pub struct Settings {
     pub cors: CorsSettings,
     #[serde(default)]
     pub realtime: RealtimeSettings,
+    #[serde(default)]
+    pub missions: MissionSettings,
     #[serde(skip)]
     pub environment: String,
 }
@@ -179,6 +181,21 @@ impl Default for RealtimeSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MissionSettings {
+    /// The most plan steps one mission may hold.
+    pub max_steps: u32,
+}
+
+impl Default for MissionSettings {
+    fn default() -> Self {
+        Self {
+            max_steps: autodocs_domain::usecases::steps::MaxSteps::DEFAULT.get(),
+        }
+    }
+}
+
 impl Settings {
     /// Loads the layered settings for `AUTODOCS_ENV` (default `development`).
     pub fn load() -> anyhow::Result<Self> {
@@ -261,6 +278,9 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");
+        }
+        if self.missions.max_steps == 0 {
+            bail!("missions.max_steps must be positive");
         }
         if self.uploads.max_bytes == 0 {
             bail!("uploads.max_bytes must be positive");

@@ -10,6 +10,7 @@ use autodocs_db::{
 use autodocs_domain::Services;
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
+use autodocs_domain::usecases::steps::MaxSteps;
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, HashQueue, JwtTokenService};
 use autodocs_http::hub::{EventHub, SocketPolicy};
@@ -103,6 +104,7 @@ fn services_with_hashing(
         clock: Arc::new(SystemClock),
         storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
         max_upload_bytes: settings.uploads.max_bytes,
+        max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
             ..FetchSettings::default()

@@ -155,12 +155,19 @@ impl MissionRepository for DieselRepos<'_> {
             .returning(mission::id)
             .get_result(self.conn)
             .repo()?;
+        // A row just inserted is this transaction's alone.
+        self.mission_row_locked(id);
         let row: MissionRow = mission::table
             .find(id)
             .select(MissionRow::as_select())
             .first(self.conn)
             .repo()?;
         to_mission(row)
+    }
+
+    fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+        self.lock_mission_row(id)?;
+        self.find(id, owner)
     }
 
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
@@ -281,6 +288,7 @@ impl MissionRepository for DieselRepos<'_> {
             .set(changeset)
             .execute(self.conn)
             .repo()?;
+        self.mission_row_locked(id);
         Ok(())
     }
 
@@ -320,6 +328,9 @@ impl MissionRepository for DieselRepos<'_> {
         .set(changeset)
         .execute(self.conn)
         .repo()?;
+        if updated == 1 {
+            self.mission_row_locked(id);
+        }
         Ok(updated == 1)
     }
 
@@ -331,6 +342,7 @@ impl MissionRepository for DieselRepos<'_> {
             ))
             .execute(self.conn)
             .repo()?;
+        self.mission_row_locked(id);
         Ok(())
     }
 
@@ -362,6 +374,9 @@ impl MissionRepository for DieselRepos<'_> {
         .set(mission::overdue_notified_at.eq(Some(to_db(now))))
         .execute(self.conn)
         .repo()?;
+        if updated == 1 {
+            self.mission_row_locked(id);
+        }
         Ok(updated == 1)
     }
 

@@ -73,6 +73,7 @@ impl PlanStepRepository for DieselRepos<'_> {
             .order((step::position.asc(), step::id.asc()))
             .load(self.conn)
             .repo()?;
+        self.steps_seen(rows.iter().map(|row| (row.id, row.mission_id)));
         rows.into_iter().map(to_step).collect()
     }
 
@@ -84,10 +85,12 @@ impl PlanStepRepository for DieselRepos<'_> {
             .first(self.conn)
             .optional()
             .repo()?;
+        self.steps_seen(row.iter().map(|row| (row.id, row.mission_id)));
         row.map(to_step).transpose()
     }
 
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {
+        self.lock_mission_row(new.mission)?;
         let id: i64 = diesel::insert_into(step::table)
             .values((
                 step::mission_id.eq(new.mission),
@@ -135,6 +138,7 @@ impl PlanStepRepository for DieselRepos<'_> {
             last_error: changes.last_error.as_ref().map(|error| error.as_deref()),
             updated_at: to_db(now),
         };
+        self.lock_mission_of_step(id)?;
         diesel::update(step::table.find(id))
             .set(changeset)
             .execute(self.conn)
@@ -143,6 +147,7 @@ impl PlanStepRepository for DieselRepos<'_> {
     }
 
     fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+        self.lock_mission_of_step(id)?;
         let updated = diesel::update(
             step::table
                 .filter(step::id.eq(id))
@@ -160,6 +165,7 @@ impl PlanStepRepository for DieselRepos<'_> {
     }
 
     fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()> {
+        self.lock_mission_of_step(id)?;
         diesel::update(step::table.find(id))
             .set(step::depth.eq(i16::from(depth)))
             .execute(self.conn)
@@ -177,6 +183,7 @@ impl PlanStepRepository for DieselRepos<'_> {
         let Some(mission) = mission else {
             return Ok(0);
         };
+        self.lock_mission_row(mission)?;
         // Count the subtree first: the foreign key's ON DELETE CASCADE removes
         // the descendants, but the DELETE only reports the one row it names.
         let edges: Vec<(i64, Option<i64>)> = step::table
@@ -205,6 +212,7 @@ impl PlanStepRepository for DieselRepos<'_> {
     }
 
     fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64> {
+        self.lock_mission_row(mission)?;
         let open: Vec<&str> = StepStatus::OPEN.iter().map(|s| s.as_str()).collect();
         let skipped = diesel::update(
             step::table

@@ -50,6 +50,13 @@ pub struct PlannedStep {
     pub children: Vec<PlannedStep>,
 }
 
+impl PlannedStep {
+    /// This step and every step under it.
+    pub fn count(&self) -> u64 {
+        1 + self.children.iter().map(PlannedStep::count).sum::<u64>()
+    }
+}
+
 /// A parsed mission creation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MissionDraft {
@@ -249,6 +256,8 @@ impl Services {
         principal: Principal,
         draft: MissionDraft,
     ) -> Result<MissionDetail> {
+        self.max_steps
+            .check_plan(draft.plan.iter().map(PlannedStep::count).sum())?;
         let now = self.clock.now();
         self.write(|repos| {
             let mut mission = repos
@@ -301,7 +310,7 @@ impl Services {
         self.write(|repos| {
             let mission = repos
                 .missions()
-                .find(id, principal.visible_owner())?
+                .lock(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)?;
             if !changes.is_empty() {
                 repos.missions().update(id, &changes, now)?;
@@ -320,7 +329,7 @@ impl Services {
         self.write(|repos| {
             let mission = repos
                 .missions()
-                .find(id, principal.visible_owner())?
+                .lock(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)?;
             if !mission.status.can_delete() {
                 return Err(
@@ -356,7 +365,7 @@ impl Services {
         self.write(|repos| {
             let mission = repos
                 .missions()
-                .find(id, principal.visible_owner())?
+                .lock(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)?;
             apply_action(repos, &mission, action, now, None)?;
             load_detail(repos, id, None)

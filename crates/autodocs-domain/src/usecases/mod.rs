@@ -37,6 +37,8 @@ pub struct Services {
     pub storage: Arc<dyn crate::ports::FileStorage>,
     /// The largest upload accepted, in bytes.
     pub max_upload_bytes: u64,
+    /// The most steps one mission may hold.
+    pub max_steps: steps::MaxSteps,
 }
 
 impl Services {

@@ -16,6 +16,53 @@ use crate::validation::{InvalidValue, ValidationErrors};
 use super::Services;
 use super::missions::refresh_progress;
 
+/// The most steps one mission may hold (`missions.max_steps`): a plan is
+/// loaded whole on every change of a step and shown whole in the detail
+/// view, so its size is what one request costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxSteps(u32);
+
+impl MaxSteps {
+    /// The default limit.
+    pub const DEFAULT: MaxSteps = MaxSteps(1000);
+
+    /// A limit of `steps` (at least one); `None` for zero.
+    pub fn new(steps: u32) -> Option<Self> {
+        (steps > 0).then_some(Self(steps))
+    }
+
+    /// The limit.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+
+    fn message(self) -> String {
+        format!("A mission can have at most {} plan steps.", self.0)
+    }
+
+    /// Refuses a plan of `steps` steps given at creation (on `plan_steps`).
+    pub fn check_plan(self, steps: u64) -> Result<()> {
+        if steps > u64::from(self.0) {
+            return Err(Error::field("plan_steps", self.message()));
+        }
+        Ok(())
+    }
+
+    /// Refuses adding `adding` steps to a mission holding `existing`.
+    pub fn check_room(self, existing: u64, adding: u64) -> Result<()> {
+        if existing.saturating_add(adding) > u64::from(self.0) {
+            return Err(Error::field("non_field_errors", self.message()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for MaxSteps {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// The raw fields of a step create or update; `None` means absent.
 #[derive(Debug, Clone, Default)]
 pub struct StepInput {
@@ -100,7 +147,10 @@ impl Services {
         let parent = input.parent.flatten();
         let now = self.clock.now();
         self.write(|repos| {
-            let mission = visible_mission(repos, principal, mission_id)?;
+            let mission = locked_mission(repos, principal, mission_id)?;
+            // Counted under the mission's lock: two racing creates cannot
+            // both take the last place.
+            self.max_steps.check_room(mission.steps_total, 1)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let depth = placement(&tree, None, parent)?;
             let order = match order.flatten() {
@@ -158,7 +208,7 @@ impl Services {
         errors.into_result()?;
         let now = self.clock.now();
         self.write(|repos| {
-            let mission = visible_mission(repos, principal, mission_id)?;
+            let mission = locked_mission(repos, principal, mission_id)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let node = tree.find(step_id).ok_or(Error::NotFound)?;
             let step = &node.item;
@@ -202,7 +252,7 @@ impl Services {
     pub fn delete_step(&self, principal: Principal, mission_id: i64, step_id: i64) -> Result<()> {
         let now = self.clock.now();
         self.write(|repos| {
-            let mission = visible_mission(repos, principal, mission_id)?;
+            let mission = locked_mission(repos, principal, mission_id)?;
             repos
                 .steps()
                 .find(mission_id, step_id)?
@@ -223,6 +273,16 @@ fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) 
     repos
         .missions()
         .find(id, principal.visible_owner())?
+        .ok_or(Error::NotFound)
+}
+
+/// The mission, if the principal may see it, locked until the commit: a
+/// transaction that writes steps takes the mission's lock before any
+/// step's (see [`crate::ports::MissionRepository::lock`]).
+fn locked_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) -> Result<Mission> {
+    repos
+        .missions()
+        .lock(id, principal.visible_owner())?
         .ok_or(Error::NotFound)
 }
 

@@ -128,6 +128,7 @@ pub fn services(
         fetcher: Arc::new(crate::ports::MockUrlFetcher::new()),
         storage: Arc::new(crate::ports::MockFileStorage::new()),
         max_upload_bytes: 25 * 1024 * 1024,
+        max_steps: super::steps::MaxSteps::DEFAULT,
     }
 }
 

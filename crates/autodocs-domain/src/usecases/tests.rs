@@ -782,7 +782,7 @@ fn staff_only_use_cases_refuse_other_users_before_any_repository_call() {
 fn expect_visible(repos: &mut MockRepos, owner: UserId, status: MissionStatus) {
     repos
         .missions
-        .expect_find()
+        .expect_lock()
         .withf(move |id, filter| *id == MISSION && *filter == Some(owner))
         .times(1)
         .returning(move |_, _| Ok(Some(sample_mission(MISSION, OWNER, status))));
@@ -1131,11 +1131,18 @@ fn deleting_a_mission_keeps_its_id_and_title_in_the_activity() {
 fn another_owners_mission_is_not_found() {
     let stranger = UserId(8);
     let mut repos = MockRepos::default();
+    // The read looks, the three writes lock first: none sees it.
     repos
         .missions
         .expect_find()
         .withf(move |id, filter| *id == MISSION && *filter == Some(stranger))
-        .times(4)
+        .times(1)
+        .returning(|_, _| Ok(None));
+    repos
+        .missions
+        .expect_lock()
+        .withf(move |id, filter| *id == MISSION && *filter == Some(stranger))
+        .times(3)
         .returning(|_, _| Ok(None));
     repos.missions.expect_transition().never();
     repos.missions.expect_update().never();
@@ -1306,6 +1313,18 @@ fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction()
                 MissionStatus::InProgress,
             )))
         });
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, _| *id == MISSION)
+        .times(1)
+        .returning(|_, _| {
+            Ok(Some(sample_mission(
+                MISSION,
+                OWNER,
+                MissionStatus::InProgress,
+            )))
+        });
     let step = |id, order, status| sample_step(id, MISSION, None, order, status);
     expect_steps_before_after(
         &mut repos,
@@ -1366,6 +1385,18 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
         .missions
         .expect_find()
         .withf(|id, _| *id == MISSION)
+        .returning(|_, _| {
+            Ok(Some(sample_mission(
+                MISSION,
+                OWNER,
+                MissionStatus::InProgress,
+            )))
+        });
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, _| *id == MISSION)
+        .times(1)
         .returning(|_, _| {
             Ok(Some(sample_mission(
                 MISSION,
@@ -1483,6 +1514,12 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
         .missions
         .expect_find()
         .withf(|id, _| *id == MISSION)
+        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, _| *id == MISSION)
+        .times(1)
         .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
     // 1 (root) and 3 (root) → 4 (child of 3) → 5 (depth 3); move 3 under 1.
     repos.steps.expect_list().returning(|_| {
@@ -1808,4 +1845,80 @@ fn change_password_loses_to_a_change_made_meanwhile() {
         vec![WRONG_OLD_PASSWORD]
     );
     assert_eq!(outcome(&uow), (0, 1));
+}
+#[test]
+fn a_mission_at_its_step_limit_takes_no_more_steps() {
+    let mut repos = MockRepos::default();
+    // The count is read from the locked mission row, not from a list.
+    repos
+        .missions
+        .expect_lock()
+        .withf(|id, filter| *id == MISSION && *filter == Some(OWNER))
+        .times(1)
+        .returning(|_, _| {
+            Ok(Some(crate::mission::Mission {
+                steps_total: 1000,
+                ..sample_mission(MISSION, OWNER, MissionStatus::Pending)
+            }))
+        });
+    repos.missions.expect_find().never();
+    repos.steps.expect_create().never();
+    repos.activities.expect_record().never();
+    let uow = uow_with(repos);
+    let input = StepInput {
+        title: Some("One too many".into()),
+        ..StepInput::default()
+    };
+
+    let error = plain_services(&uow)
+        .create_step(principal(OWNER), MISSION, &input)
+        .expect_err("over the limit");
+
+    assert_eq!(
+        field_errors(&error, "non_field_errors"),
+        vec!["A mission can have at most 1000 plan steps."]
+    );
+    assert_eq!(outcome(&uow), (0, 1));
+}
+
+#[test]
+fn a_plan_over_the_step_limit_is_refused_before_any_write() {
+    let uow = uow_with(MockRepos::default());
+    let mut services = plain_services(&uow);
+    services.max_steps = super::steps::MaxSteps::new(3).expect("a positive limit");
+    // Two roots, one with two children: four steps.
+    let draft = MissionInput {
+        title: Some("Four".into()),
+        kind: Some("custom".into()),
+        plan_steps: Some(json!([
+            {"title": "a", "children": [{"title": "a1"}, {"title": "a2"}]},
+            {"title": "b"},
+        ])),
+        ..MissionInput::default()
+    }
+    .parse_new()
+    .expect("a valid draft");
+
+    let error = services
+        .create_mission(principal(OWNER), draft)
+        .expect_err("over the limit");
+
+    assert_eq!(
+        field_errors(&error, "plan_steps"),
+        vec!["A mission can have at most 3 plan steps."]
+    );
+    assert_eq!(outcome(&uow), (0, 0), "no transaction was opened");
+}
+
+#[test]
+fn step_limits_hold_at_the_limit_and_refuse_past_it() {
+    use super::steps::MaxSteps;
+    assert_eq!(MaxSteps::new(0), None);
+    assert_eq!(MaxSteps::default().get(), 1000);
+    let limit = MaxSteps::DEFAULT;
+    assert!(limit.check_plan(1000).is_ok());
+    assert!(limit.check_plan(1001).is_err());
+    assert!(limit.check_room(999, 1).is_ok());
+    assert!(limit.check_room(1000, 1).is_err());
+    assert!(limit.check_room(u64::MAX, 1).is_err());
 }

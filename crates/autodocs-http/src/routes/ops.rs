@@ -16,6 +16,10 @@ pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
         HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"}))
     } else {
         HttpResponse::ServiceUnavailable()
+            .insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                crate::error::RETRY_AFTER_UNAVAILABLE,
+            ))
             .json(json!({"status": "error", "database": "unavailable"}))
     })
 }
