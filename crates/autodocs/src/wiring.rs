@@ -88,6 +88,10 @@ pub fn services(
         max_upload_bytes: settings.uploads.max_bytes,
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
+            min_bytes_per_second: settings.jobs.fetch_min_bytes_per_second,
+            min_rate_grace: std::time::Duration::from_secs(
+                settings.jobs.fetch_min_rate_grace_seconds,
+            ),
             ..FetchSettings::default()
         })),
     }
