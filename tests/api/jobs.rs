@@ -40,7 +40,7 @@ const MISSIONS: &str = "/api/missions/";
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn id_of(v: &Value) -> i64 {
+pub(crate) fn id_of(v: &Value) -> i64 {
     v["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("`id` is an integer: {v}"))
@@ -50,13 +50,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn wait(seconds: u32) -> Value {
+pub(crate) fn wait(seconds: u32) -> Value {
     json!({"kind": "wait", "seconds": seconds})
 }
 
 /// A `custom` mission with one root step per action, in this order; returns
 /// (mission id, step ids).
-async fn mission_with_steps(
+pub(crate) async fn mission_with_steps(
     app: &TestApp,
     user: &Registered,
     title: &str,
@@ -88,7 +88,7 @@ async fn mission_with_steps(
     (mission, steps)
 }
 
-async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Resp {
+pub(crate) async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Resp {
     app.request(
         Method::POST,
         &format!("/api/missions/{mission}/{action}/"),
@@ -99,7 +99,7 @@ async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Re
 }
 
 /// An action that must answer 200 with `status`; returns the mission.
-async fn act_ok(
+pub(crate) async fn act_ok(
     app: &TestApp,
     user: &Registered,
     mission: i64,
@@ -112,7 +112,7 @@ async fn act_ok(
     r.body.clone()
 }
 
-async fn detail(app: &TestApp, user: &Registered, mission: i64) -> Value {
+pub(crate) async fn detail(app: &TestApp, user: &Registered, mission: i64) -> Value {
     let r = app
         .get(&format!("/api/missions/{mission}/"), Some(&user.access))
         .await;
@@ -137,7 +137,7 @@ fn step_of(detail: &Value, id: i64) -> Value {
         .unwrap_or_else(|| panic!("step {id} in the mission detail: {detail}"))
 }
 
-fn step_status(detail: &Value, id: i64) -> String {
+pub(crate) fn step_status(detail: &Value, id: i64) -> String {
     step_of(detail, id)["status"]
         .as_str()
         .unwrap_or_default()
@@ -145,7 +145,11 @@ fn step_status(detail: &Value, id: i64) -> String {
 }
 
 /// The activities of a mission, oldest first (by id).
-async fn mission_activities(app: &TestApp, user: &Registered, mission: i64) -> Vec<Value> {
+pub(crate) async fn mission_activities(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+) -> Vec<Value> {
     activities(app, user, &format!("mission={mission}")).await
 }
 
@@ -194,7 +198,7 @@ fn position(activities: &[Value], kind: &str, step: Option<(i64, &str)>) -> usiz
         })
 }
 
-fn summary(activities: &[Value]) -> String {
+pub(crate) fn summary(activities: &[Value]) -> String {
     activities
         .iter()
         .map(|a| format!("  {} {} {}", a["id"], a["type"], a["details"]))
@@ -208,7 +212,7 @@ fn count_type(activities: &[Value], kind: &str) -> usize {
 
 /// Polls the mission until its status is `want`; panics at once if it reaches
 /// another final status, or at the deadline.
-async fn await_status(
+pub(crate) async fn await_status(
     app: &TestApp,
     user: &Registered,
     mission: i64,
@@ -292,7 +296,7 @@ async fn upload_text(
 
 // ---- The job table ----------------------------------------------------------
 
-fn count(app: &TestApp, filter: &str) -> i64 {
+pub(crate) fn count(app: &TestApp, filter: &str) -> i64 {
     let sql = format!("SELECT CAST(count(*) AS TEXT) AS value FROM jobs_job {filter}");
     app.db
         .query_value(&sql)
@@ -306,7 +310,7 @@ fn all_jobs(app: &TestApp) -> i64 {
     count(app, "")
 }
 
-fn mission_jobs(app: &TestApp, mission: i64) -> i64 {
+pub(crate) fn mission_jobs(app: &TestApp, mission: i64) -> i64 {
     count(
         app,
         &format!("WHERE kind = 'advance_mission' AND mission_id = {mission}"),
@@ -323,7 +327,7 @@ fn job_state(app: &TestApp, mission: i64) -> String {
         .unwrap_or_default()
 }
 
-fn job_table(app: &TestApp) -> String {
+pub(crate) fn job_table(app: &TestApp) -> String {
     let row = "CAST(id AS TEXT) || ' ' || kind || ' ' || status || ' mission=' || \
                COALESCE(CAST(mission_id AS TEXT), '-') || ' attempts=' || CAST(attempts AS TEXT) || \
                ' locked_by=' || COALESCE(locked_by, '-') || ' error=' || COALESCE(last_error, '-')";

@@ -15,5 +15,6 @@ mod jobs;
 mod missions;
 mod ops;
 mod realtime;
+mod settle;
 mod steps;
 mod users;
