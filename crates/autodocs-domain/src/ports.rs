@@ -253,6 +253,12 @@ pub trait JobQueue {
         key: &crate::jobs::JobKey,
         now: DateTime<Utc>,
     ) -> RepoResult<bool>;
+    /// Records that running job `job` runs plan step `step`, unless another
+    /// running job with a live lease already does (`false`: leave the step
+    /// to it). A job whose lease lapsed loses its step to whoever asks. At
+    /// most one job holds a step (a unique index), so a step's action never
+    /// runs twice at once; the step is released when the job leaves `running`.
+    fn take_step(&mut self, job: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Jobs for an operator, newest first, optionally of one status.
     fn list(
         &mut self,

@@ -202,6 +202,7 @@ impl JobQueue for DieselRepos<'_> {
                 job::status.eq(DONE),
                 job::locked_by.eq(None::<String>),
                 job::locked_until.eq(None::<chrono::NaiveDateTime>),
+                job::step_id.eq(None::<i64>),
                 job::updated_at.eq(to_db(now)),
             ))
             .execute(self.conn)
@@ -227,6 +228,7 @@ impl JobQueue for DieselRepos<'_> {
                 job::last_error.eq(error),
                 job::locked_by.eq(None::<String>),
                 job::locked_until.eq(None::<chrono::NaiveDateTime>),
+                job::step_id.eq(None::<i64>),
                 job::updated_at.eq(to_db(now)),
             ))
             .execute(self.conn)
@@ -241,6 +243,7 @@ impl JobQueue for DieselRepos<'_> {
                 job::last_error.eq(Some(error)),
                 job::locked_by.eq(None::<String>),
                 job::locked_until.eq(None::<chrono::NaiveDateTime>),
+                job::step_id.eq(None::<i64>),
                 job::updated_at.eq(to_db(now)),
             ))
             .execute(self.conn)
@@ -330,6 +333,7 @@ impl JobQueue for DieselRepos<'_> {
                 job::unique_key.eq(Some(&key)),
                 job::locked_by.eq(None::<String>),
                 job::locked_until.eq(None::<chrono::NaiveDateTime>),
+                job::step_id.eq(None::<i64>),
                 job::updated_at.eq(to_db(now)),
             ))
             .execute(self.conn);
@@ -345,6 +349,60 @@ impl JobQueue for DieselRepos<'_> {
                     .batch_execute("ROLLBACK TO SAVEPOINT reschedule; RELEASE SAVEPOINT reschedule")
                     .repo()?;
                 self.requeue(id, worker, run_at, None, false, now)
+            }
+            Err(error) => Err(repo_error(error)),
+        }
+    }
+
+    fn take_step(&mut self, id: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+        let stamp = to_db(now);
+        let holder: Option<Option<i64>> = job::table
+            .find(id)
+            .select(job::step_id)
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        if holder == Some(Some(step)) {
+            return Ok(true);
+        }
+        // A holder whose worker died (lease lapsed) gives the step up.
+        diesel::update(
+            job::table
+                .filter(job::step_id.eq(step))
+                .filter(job::id.ne(id))
+                .filter(
+                    job::status
+                        .ne(RUNNING)
+                        .or(job::locked_until.lt(stamp))
+                        .or(job::locked_until.is_null()),
+                ),
+        )
+        .set(job::step_id.eq(None::<i64>))
+        .execute(self.conn)
+        .repo()?;
+        // A live holder keeps it: the unique index refuses a second one,
+        // also against a concurrent transaction on PostgreSQL (the savepoint
+        // keeps that refusal from aborting the caller's transaction).
+        self.conn.batch_execute("SAVEPOINT take_step").repo()?;
+        let taken = diesel::update(
+            job::table
+                .filter(job::id.eq(id))
+                .filter(job::status.eq(RUNNING)),
+        )
+        .set(job::step_id.eq(Some(step)))
+        .execute(self.conn);
+        match taken {
+            Ok(updated) => {
+                self.conn
+                    .batch_execute("RELEASE SAVEPOINT take_step")
+                    .repo()?;
+                Ok(updated == 1)
+            }
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                self.conn
+                    .batch_execute("ROLLBACK TO SAVEPOINT take_step; RELEASE SAVEPOINT take_step")
+                    .repo()?;
+                Ok(false)
             }
             Err(error) => Err(repo_error(error)),
         }
@@ -410,6 +468,7 @@ impl JobQueue for DieselRepos<'_> {
                 job::attempts.eq(0),
                 job::locked_by.eq(None::<String>),
                 job::locked_until.eq(None::<chrono::NaiveDateTime>),
+                job::step_id.eq(None::<i64>),
                 job::updated_at.eq(to_db(now)),
             ))
             .execute(self.conn)

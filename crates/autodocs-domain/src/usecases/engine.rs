@@ -297,8 +297,10 @@ impl Services {
                     })
                     .map(|node| node.item.clone());
                 return Ok(match running {
-                    Some(step) => Next::Run(Box::new(mission), Box::new(step)),
-                    None => Next::Idle,
+                    Some(step) if runs_here(repos, job, &step, now)? => {
+                        Next::Run(Box::new(mission), Box::new(step))
+                    }
+                    _ => Next::Idle,
                 });
             }
             if mission.status != MissionStatus::InProgress {
@@ -316,19 +318,18 @@ impl Services {
             match (step.status, step.action.is_automated()) {
                 (_, false) | (StepStatus::Failed, _) => Ok(Next::Idle),
                 (StepStatus::InProgress, true) => {
-                    // Another run is on it, unless it started longer ago than
-                    // a lease (its worker died). A timer is safe to look at twice.
-                    let abandoned = step
-                        .started_at
-                        .is_none_or(|started| started + job.lease < now);
-                    if abandoned || matches!(step.action, StepAction::Wait { .. }) {
+                    // Another run is on it, unless its worker died (its lease
+                    // lapsed): then this run takes it over.
+                    if runs_here(repos, job, &step, now)? {
                         Ok(Next::Run(Box::new(mission), Box::new(step)))
                     } else {
                         Ok(Next::Idle)
                     }
                 }
                 (_, true) => {
-                    if !repos.steps().start_pending(step.id, now)? {
+                    if !repos.steps().start_pending(step.id, now)?
+                        || !runs_here(repos, job, &step, now)?
+                    {
                         return Ok(Next::Idle);
                     }
                     record_step(repos, &mission, step.id, StepStatus::InProgress, now)?;
@@ -423,8 +424,23 @@ impl Services {
                     filename: fetched.filename,
                     staged,
                 };
-                match self.upload_document(owner, &input, Some(part)) {
+                // The document and the step's completion commit together, and
+                // only while the step is still in progress: a fetch retried
+                // after a crash, or one that lost its step, adds no second
+                // document.
+                let completed = std::cell::Cell::new(false);
+                let outcome = self.upload_document_then(owner, &input, Some(part), &mut |repos| {
+                    let now = self.clock.now();
+                    if complete_step(repos, mission, step.id, now)? {
+                        completed.set(true);
+                        Ok(())
+                    } else {
+                        Err(Error::NotFound)
+                    }
+                });
+                match outcome {
                     Ok(_) => Ok(None),
+                    Err(Error::NotFound) if !completed.get() => Ok(None),
                     Err(Error::Repository(error)) => {
                         Err(ActionFailure::transient(error.to_string()))
                     }
@@ -442,15 +458,10 @@ impl Services {
     fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome> {
         let now = self.clock.now();
         let still_running = self.write(|repos| {
-            let Some(current) = repos.steps().find(mission.id, step.id)? else {
+            if repos.steps().find(mission.id, step.id)?.is_none() {
                 return Ok(false);
-            };
-            if current.status == StepStatus::InProgress {
-                let changes = StepChanges::status(current.status, StepStatus::Completed, now);
-                repos.steps().update(step.id, &changes, now)?;
-                record_step(repos, mission, step.id, StepStatus::Completed, now)?;
-                recompute_progress(repos, mission.id, now)?;
             }
+            complete_step(repos, mission, step.id, now)?;
             let status = repos
                 .missions()
                 .find(mission.id, None)?
@@ -491,6 +502,41 @@ impl Services {
             Ok(())
         })
     }
+}
+
+/// Whether this run may run `step`'s action: a timer is safe to look at
+/// from any run; any other action belongs to one running job at a time.
+fn runs_here(
+    repos: &mut dyn Repositories,
+    job: &ClaimedJob,
+    step: &PlanStep,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if matches!(step.action, StepAction::Wait { .. }) {
+        return Ok(true);
+    }
+    Ok(repos.jobs().take_step(job.id, step.id, now)?)
+}
+
+/// Completes a step this run finished, in the caller's transaction, if it
+/// is still in progress; `false` when another run already ended it.
+fn complete_step(
+    repos: &mut dyn Repositories,
+    mission: &Mission,
+    step: i64,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let Some(current) = repos.steps().find(mission.id, step)? else {
+        return Ok(false);
+    };
+    if current.status != StepStatus::InProgress {
+        return Ok(false);
+    }
+    let changes = StepChanges::status(current.status, StepStatus::Completed, now);
+    repos.steps().update(step, &changes, now)?;
+    record_step(repos, mission, step, StepStatus::Completed, now)?;
+    recompute_progress(repos, mission.id, now)?;
+    Ok(true)
 }
 
 fn record_step(
