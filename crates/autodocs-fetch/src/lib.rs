@@ -558,6 +558,27 @@ mod tests {
     }
 
     #[test]
+    fn the_minimum_rate_is_judged_after_the_grace_only() {
+        let settings = FetchSettings {
+            min_bytes_per_second: 1000,
+            min_rate_grace: Duration::from_secs(10),
+            ..FetchSettings::default()
+        };
+        // Within the grace: anything goes.
+        assert!(!too_slow(0, Duration::from_secs(10), &settings));
+        // After it: exactly the minimum is kept, one byte less is cut.
+        assert!(!too_slow(20_000, Duration::from_secs(20), &settings));
+        assert!(too_slow(19_999, Duration::from_secs(20), &settings));
+        assert!(too_slow(0, Duration::from_millis(10_001), &settings));
+        // 0 turns the check off.
+        let off = FetchSettings {
+            min_bytes_per_second: 0,
+            ..settings
+        };
+        assert!(!too_slow(0, Duration::from_secs(3600), &off));
+    }
+
+    #[test]
     fn refuses_every_non_public_ipv4_range() {
         for address in [
             "0.0.0.0",
