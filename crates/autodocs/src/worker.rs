@@ -183,23 +183,20 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
             .unwrap_or(Duration::from_secs(1))
             .max(Duration::from_millis(100));
         scope.spawn(move || {
-            loop {
-                match finished.recv_timeout(every) {
-                    Err(RecvTimeoutError::Timeout) => match services.renew_lease(job, worker) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(
-                                job_id = job.id,
-                                kind = %job.kind_name,
-                                "lost the lease of a running job"
-                            );
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::warn!(job_id = job.id, %error, "could not renew a job's lease");
-                        }
-                    },
-                    _ => break,
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(every) {
+                match services.renew_lease(job, worker) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            job_id = job.id,
+                            kind = %job.kind_name,
+                            "lost the lease of a running job"
+                        );
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(job_id = job.id, %error, "could not renew a job's lease");
+                    }
                 }
             }
         });
