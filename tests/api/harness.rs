@@ -1441,6 +1441,31 @@ impl TestApp {
 // something when the server is judged by them)
 // ---------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------
+// The server process itself (CPU use of an idle server: settle tests)
+// ---------------------------------------------------------------------------
+
+impl TestApp {
+    /// The process id of the `autodocs serve` under test.
+    pub fn server_pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// CPU time (user + system) a process has used so far, from
+/// `/proc/<pid>/stat`; `None` where there is no procfs.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields
+    // after the last ')'. utime and stime are fields 14 and 15 (1-based).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // In clock ticks of USER_HZ, which Linux fixes at 100 for /proc.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
 #[cfg(test)]
 mod self_tests {
     use super::*;

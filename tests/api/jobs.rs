@@ -25,6 +25,9 @@ backend_tests!(
 );
 
 backend_custom_tests!(
+    a_long_fetch_keeps_its_lease_and_runs_once,
+    one_users_slow_fetches_do_not_delay_another_users_mission,
+    a_fetch_slower_than_the_minimum_rate_is_aborted,
     fetch_url_downloads_into_the_mission,
     fetch_url_refuses_private_addresses_by_default,
     enqueue_commits_with_the_change_or_not_at_all,
@@ -40,7 +43,7 @@ const MISSIONS: &str = "/api/missions/";
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn id_of(v: &Value) -> i64 {
+pub(crate) fn id_of(v: &Value) -> i64 {
     v["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("`id` is an integer: {v}"))
@@ -50,13 +53,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn wait(seconds: u32) -> Value {
+pub(crate) fn wait(seconds: u32) -> Value {
     json!({"kind": "wait", "seconds": seconds})
 }
 
 /// A `custom` mission with one root step per action, in this order; returns
 /// (mission id, step ids).
-async fn mission_with_steps(
+pub(crate) async fn mission_with_steps(
     app: &TestApp,
     user: &Registered,
     title: &str,
@@ -88,7 +91,7 @@ async fn mission_with_steps(
     (mission, steps)
 }
 
-async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Resp {
+pub(crate) async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Resp {
     app.request(
         Method::POST,
         &format!("/api/missions/{mission}/{action}/"),
@@ -99,7 +102,7 @@ async fn act(app: &TestApp, user: &Registered, mission: i64, action: &str) -> Re
 }
 
 /// An action that must answer 200 with `status`; returns the mission.
-async fn act_ok(
+pub(crate) async fn act_ok(
     app: &TestApp,
     user: &Registered,
     mission: i64,
@@ -112,7 +115,7 @@ async fn act_ok(
     r.body.clone()
 }
 
-async fn detail(app: &TestApp, user: &Registered, mission: i64) -> Value {
+pub(crate) async fn detail(app: &TestApp, user: &Registered, mission: i64) -> Value {
     let r = app
         .get(&format!("/api/missions/{mission}/"), Some(&user.access))
         .await;
@@ -137,7 +140,7 @@ fn step_of(detail: &Value, id: i64) -> Value {
         .unwrap_or_else(|| panic!("step {id} in the mission detail: {detail}"))
 }
 
-fn step_status(detail: &Value, id: i64) -> String {
+pub(crate) fn step_status(detail: &Value, id: i64) -> String {
     step_of(detail, id)["status"]
         .as_str()
         .unwrap_or_default()
@@ -145,7 +148,11 @@ fn step_status(detail: &Value, id: i64) -> String {
 }
 
 /// The activities of a mission, oldest first (by id).
-async fn mission_activities(app: &TestApp, user: &Registered, mission: i64) -> Vec<Value> {
+pub(crate) async fn mission_activities(
+    app: &TestApp,
+    user: &Registered,
+    mission: i64,
+) -> Vec<Value> {
     activities(app, user, &format!("mission={mission}")).await
 }
 
@@ -194,7 +201,7 @@ fn position(activities: &[Value], kind: &str, step: Option<(i64, &str)>) -> usiz
         })
 }
 
-fn summary(activities: &[Value]) -> String {
+pub(crate) fn summary(activities: &[Value]) -> String {
     activities
         .iter()
         .map(|a| format!("  {} {} {}", a["id"], a["type"], a["details"]))
@@ -208,7 +215,7 @@ fn count_type(activities: &[Value], kind: &str) -> usize {
 
 /// Polls the mission until its status is `want`; panics at once if it reaches
 /// another final status, or at the deadline.
-async fn await_status(
+pub(crate) async fn await_status(
     app: &TestApp,
     user: &Registered,
     mission: i64,
@@ -292,7 +299,7 @@ async fn upload_text(
 
 // ---- The job table ----------------------------------------------------------
 
-fn count(app: &TestApp, filter: &str) -> i64 {
+pub(crate) fn count(app: &TestApp, filter: &str) -> i64 {
     let sql = format!("SELECT CAST(count(*) AS TEXT) AS value FROM jobs_job {filter}");
     app.db
         .query_value(&sql)
@@ -306,7 +313,7 @@ fn all_jobs(app: &TestApp) -> i64 {
     count(app, "")
 }
 
-fn mission_jobs(app: &TestApp, mission: i64) -> i64 {
+pub(crate) fn mission_jobs(app: &TestApp, mission: i64) -> i64 {
     count(
         app,
         &format!("WHERE kind = 'advance_mission' AND mission_id = {mission}"),
@@ -323,7 +330,7 @@ fn job_state(app: &TestApp, mission: i64) -> String {
         .unwrap_or_default()
 }
 
-fn job_table(app: &TestApp) -> String {
+pub(crate) fn job_table(app: &TestApp) -> String {
     let row = "CAST(id AS TEXT) || ' ' || kind || ' ' || status || ' mission=' || \
                COALESCE(CAST(mission_id AS TEXT), '-') || ' attempts=' || CAST(attempts AS TEXT) || \
                ' locked_by=' || COALESCE(locked_by, '-') || ' error=' || COALESCE(last_error, '-')";
@@ -356,6 +363,8 @@ enum Reply {
     Full,
     /// Headers and a few bytes, then nothing until the server is dropped.
     Stall,
+    /// The whole report, one byte every `ms` milliseconds (a slow server).
+    Trickle(u64),
 }
 
 /// Serves `REPORT` as an attachment named `report.txt`; `plan(n)` decides
@@ -464,6 +473,15 @@ fn serve(mut stream: TcpStream, reply: Reply, requests: &Mutex<Vec<String>>, sto
             let until = Instant::now() + Duration::from_secs(120);
             while !stop.load(Ordering::Relaxed) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Reply::Trickle(ms) => {
+            for byte in REPORT.chunks(1) {
+                if stop.load(Ordering::Relaxed) || stream.write_all(byte).is_err() {
+                    return;
+                }
+                let _ = stream.flush();
+                std::thread::sleep(Duration::from_millis(ms));
             }
         }
     }
@@ -925,7 +943,7 @@ async fn enqueue_commits_with_the_change_or_not_at_all(backend: Backend) {
     assert_eq!(mission_jobs(&app, b), 0);
     assert_eq!(mission_jobs(&app, c), 0);
 
-    // Start and resume of C each enqueue one.
+    // Start of C enqueues its run (it has automated steps).
     act_ok(&app, &anna, c, "start", "in_progress").await;
     assert_eq!(all_jobs(&app), settled + 1, "\n{}", job_table(&app));
     assert_eq!(mission_jobs(&app, c), 1);
@@ -949,10 +967,12 @@ async fn enqueue_commits_with_the_change_or_not_at_all(backend: Backend) {
     act(&app, &anna, c, "pause").await.assert_status(409);
     assert_eq!(all_jobs(&app), paused, "\n{}", job_table(&app));
     act_ok(&app, &anna, c, "resume", "in_progress").await;
+    // The run queued by start has not been taken yet: it will see the
+    // resume too, so resume adds none (one queued run per mission).
     assert_eq!(
         all_jobs(&app),
-        paused + 1,
-        "resume enqueued one job\n{}",
+        paused,
+        "resume coalesced with the queued run\n{}",
         job_table(&app)
     );
     assert_eq!(
@@ -960,7 +980,7 @@ async fn enqueue_commits_with_the_change_or_not_at_all(backend: Backend) {
             &app,
             &format!("WHERE mission_id = {c} AND kind = 'advance_mission' AND status = 'queued'")
         ),
-        2,
+        1,
         "\n{}",
         job_table(&app)
     );
@@ -1136,5 +1156,173 @@ async fn two_worker_processes_never_run_a_job_twice_at_once() {
         20,
         "\n{}",
         job_table(&app)
+    );
+}
+
+/// A download that takes about three leases (lease 2 s, ~6 s of trickle)
+/// with two worker processes: the worker renews its lease while it works,
+/// so the other never takes the job over; the server is asked once and the
+/// mission gets one document.
+async fn a_long_fetch_keeps_its_lease_and_runs_once(backend: Backend) {
+    let app = TestApp::spawn_with_env(backend, &[("AUTODOCS__JOBS__RUN_IN_SERVE", "false")]).await;
+    let files = FileServer::start(|_| Reply::Trickle(110));
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "Long fetch",
+        &[json!({"kind": "fetch_url", "url": files.url("/report")})],
+    )
+    .await;
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    let worker_env = [
+        ("AUTODOCS__JOBS__LEASE_SECONDS", "2"),
+        ("AUTODOCS__JOBS__POLL_INTERVAL_MS", "50"),
+        ("AUTODOCS__JOBS__WORKERS", "2"),
+        ("AUTODOCS__JOBS__ALLOW_PRIVATE_NETWORKS", "true"),
+        ("AUTODOCS__JOBS__FETCH_MIN_BYTES_PER_SECOND", "0"),
+    ];
+    let _one = app.spawn_worker(&worker_env).await;
+    let _two = app.spawn_worker(&worker_env).await;
+    let d = await_status(&app, &anna, mission, "completed", DEADLINE).await;
+    assert_eq!(step_status(&d, steps[0]), "completed", "{d}");
+    assert_eq!(
+        files.requests().len(),
+        1,
+        "fetched once: the lease was renewed while it ran\n{}",
+        job_table(&app)
+    );
+    let documents = d["documents"].as_array().expect("documents");
+    assert_eq!(documents.len(), 1, "one document: {d}");
+    assert_eq!(documents[0]["sha256"], hex(&sha256(REPORT)), "{d}");
+    assert_eq!(
+        count(&app, "WHERE kind = 'advance_mission' AND attempts > 1"),
+        0,
+        "no run was taken over\n{}",
+        job_table(&app)
+    );
+}
+
+/// Anna's three missions each download from a slow server (~11 s each);
+/// with the default two workers, Bob's mission (a 1 s timer, then a
+/// verification) still completes promptly, while Anna's are still running.
+async fn one_users_slow_fetches_do_not_delay_another_users_mission(backend: Backend) {
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[
+            ("AUTODOCS__JOBS__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("AUTODOCS__JOBS__FETCH_MIN_BYTES_PER_SECOND", "0"),
+            ("AUTODOCS__JOBS__WORKERS", "2"),
+        ],
+    )
+    .await;
+    let files = FileServer::start(|_| Reply::Trickle(200));
+    let anna = app.register("anna").await;
+    let bob = app.register("bob").await;
+    let mut slow = Vec::new();
+    for i in 0..3 {
+        let (mission, _) = mission_with_steps(
+            &app,
+            &anna,
+            &format!("Slow {i}"),
+            &[json!({"kind": "fetch_url", "url": files.url(&format!("/report-{i}"))})],
+        )
+        .await;
+        act_ok(&app, &anna, mission, "start", "in_progress").await;
+        slow.push(mission);
+    }
+    // Anna's downloads are under way before Bob starts.
+    let until = Instant::now() + DEADLINE;
+    while files.requests().is_empty() {
+        assert!(
+            Instant::now() < until,
+            "no download started\n{}",
+            job_table(&app)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (quick, _) = mission_with_steps(
+        &app,
+        &bob,
+        "Quick",
+        &[wait(1), json!({"kind": "verify_documents"})],
+    )
+    .await;
+    let started = Instant::now();
+    act_ok(&app, &bob, quick, "start", "in_progress").await;
+    await_status(&app, &bob, quick, "completed", Duration::from_secs(6)).await;
+    let took = started.elapsed();
+    let anna_running = {
+        let mut running = 0;
+        for mission in &slow {
+            if detail(&app, &anna, *mission).await["status"] == "in_progress" {
+                running += 1;
+            }
+        }
+        running
+    };
+    assert!(
+        anna_running >= 2,
+        "Anna's slow downloads were still running while Bob's mission ran ({took:?})\n{}",
+        job_table(&app)
+    );
+    assert!(
+        files.requests().len() <= 2,
+        "Anna never held more than one worker while Bob waited: {:?}",
+        files.requests()
+    );
+}
+
+/// With the default minimum rate (1024 bytes/s) and a 1 s grace, a server
+/// sending ~10 bytes/s is cut off: the run fails with a message naming the
+/// rate (and is retried later), instead of holding the worker for the
+/// whole download.
+async fn a_fetch_slower_than_the_minimum_rate_is_aborted(backend: Backend) {
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[
+            ("AUTODOCS__JOBS__ALLOW_PRIVATE_NETWORKS", "true"),
+            ("AUTODOCS__JOBS__FETCH_MIN_RATE_GRACE_SECONDS", "1"),
+        ],
+    )
+    .await;
+    let files = FileServer::start(|_| Reply::Trickle(100));
+    let anna = app.register("anna").await;
+    let (mission, steps) = mission_with_steps(
+        &app,
+        &anna,
+        "Too slow",
+        &[json!({"kind": "fetch_url", "url": files.url("/report")})],
+    )
+    .await;
+    act_ok(&app, &anna, mission, "start", "in_progress").await;
+    let started = Instant::now();
+    let until = started + DEADLINE;
+    while count(&app, "WHERE last_error LIKE '%slower than 1024 bytes/s%'") == 0 {
+        assert!(
+            Instant::now() < until,
+            "the slow download was not aborted\n{}\n{}",
+            job_table(&app),
+            app.server_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The whole report would take ~5.6 s at this pace.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "aborted after the grace, not at the end: {:?}",
+        started.elapsed()
+    );
+    let d = detail(&app, &anna, mission).await;
+    assert_eq!(
+        step_status(&d, steps[0]),
+        "in_progress",
+        "retried later: {d}"
+    );
+    assert!(d["documents"].as_array().is_some_and(Vec::is_empty), "{d}");
+    assert!(
+        app.server_log().contains("job failed"),
+        "failures are logged at WARN\n{}",
+        app.server_log()
     );
 }

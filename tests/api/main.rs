@@ -17,5 +17,6 @@ mod missions;
 mod ops;
 mod outage;
 mod realtime;
+mod settle;
 mod steps;
 mod users;

@@ -23,6 +23,12 @@ pub enum JobKind {
     SweepFiles,
     /// Record `mission_overdue` once for each open mission past its deadline.
     FlagOverdueMissions,
+    /// Delete finished jobs older than this (`jobs.retain_finished_hours`);
+    /// dead jobs are kept until an operator handles them.
+    PurgeFinishedJobs {
+        /// How long a finished job is kept, in seconds.
+        retain_seconds: i64,
+    },
 }
 
 impl JobKind {
@@ -33,6 +39,7 @@ impl JobKind {
             JobKind::PurgeRefreshTokens => "purge_refresh_tokens",
             JobKind::SweepFiles => "sweep_files",
             JobKind::FlagOverdueMissions => "flag_overdue_missions",
+            JobKind::PurgeFinishedJobs { .. } => "purge_finished_jobs",
         }
     }
 
@@ -40,6 +47,9 @@ impl JobKind {
     pub fn payload(&self) -> Value {
         match self {
             JobKind::AdvanceMission { mission } => json!({ "mission": mission }),
+            JobKind::PurgeFinishedJobs { retain_seconds } => {
+                json!({ "retain_seconds": retain_seconds })
+            }
             _ => json!({}),
         }
     }
@@ -54,6 +64,10 @@ impl JobKind {
             "purge_refresh_tokens" => Some(JobKind::PurgeRefreshTokens),
             "sweep_files" => Some(JobKind::SweepFiles),
             "flag_overdue_missions" => Some(JobKind::FlagOverdueMissions),
+            "purge_finished_jobs" => payload
+                .get("retain_seconds")?
+                .as_i64()
+                .map(|retain_seconds| JobKind::PurgeFinishedJobs { retain_seconds }),
             _ => None,
         }
     }
@@ -65,6 +79,106 @@ impl JobKind {
             _ => None,
         }
     }
+
+    /// The key under which at most one job of this kind waits in the queue:
+    /// many changes to one mission while nothing runs it coalesce into one
+    /// run. `None` for kinds that are not coalesced this way.
+    pub fn pending_key(&self) -> Option<JobKey> {
+        match self {
+            JobKind::AdvanceMission { mission } => {
+                Some(JobKey::Pending(format!("advance_mission:{mission}")))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// How a job is deduplicated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobKey {
+    /// At most one *queued* job per key. Claiming the job releases the key,
+    /// so a change made while it runs queues another look.
+    Pending(String),
+    /// At most one job per key, whatever its state, for as long as the row
+    /// is kept: periodic jobs run once per period even after they finished.
+    Period(String),
+}
+
+impl JobKey {
+    /// The key itself.
+    pub fn as_str(&self) -> &str {
+        match self {
+            JobKey::Pending(key) | JobKey::Period(key) => key,
+        }
+    }
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    /// Waiting for its `run_at` (a failed job waits here for its retry).
+    Queued,
+    /// Leased by a worker.
+    Running,
+    /// Finished; deleted after `jobs.retain_finished_hours`.
+    Done,
+    /// Out of attempts; kept until an operator retries or purges it.
+    Dead,
+}
+
+impl JobStatus {
+    /// Every status, in life order.
+    pub const ALL: [JobStatus; 4] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Done,
+        JobStatus::Dead,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Done => "done",
+            JobStatus::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == raw.trim())
+            .ok_or_else(|| format!("{raw:?} is not a job status (queued, running, done or dead)"))
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job as an operator sees it (`autodocs jobs list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: i64,
+    /// The stored kind name.
+    pub kind: String,
+    /// Where it is in its life.
+    pub status: JobStatus,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// Due at (queued), or when it was last scheduled.
+    pub run_at: DateTime<Utc>,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// The mission it concerns, if any.
+    pub mission: Option<i64>,
 }
 
 /// A job to enqueue.
@@ -76,8 +190,8 @@ pub struct NewJob {
     pub run_at: DateTime<Utc>,
     /// Attempts before the job is declared dead.
     pub max_attempts: i32,
-    /// At most one live job per key (the queue ignores duplicates).
-    pub unique_key: Option<String>,
+    /// Deduplication: a job whose key is taken is not enqueued.
+    pub unique_key: Option<JobKey>,
 }
 
 impl NewJob {
@@ -100,9 +214,16 @@ impl NewJob {
         self
     }
 
-    /// Deduplicates it under `key`.
+    /// Deduplicates it under `key` for as long as the job is kept (periodic jobs).
     pub fn unique(mut self, key: impl Into<String>) -> Self {
-        self.unique_key = Some(key.into());
+        self.unique_key = Some(JobKey::Period(key.into()));
+        self
+    }
+
+    /// Deduplicates it with the other queued jobs of its kind and subject
+    /// (see [`JobKind::pending_key`]).
+    pub fn coalesced(mut self) -> Self {
+        self.unique_key = self.kind.pending_key();
         self
     }
 }
@@ -145,6 +266,76 @@ pub enum JobOutcome {
     Failed(String),
 }
 
+/// Wakes this process's idle workers when a change that enqueued a job has
+/// committed, so an idle worker can sleep long and still start new work at
+/// once. Other processes notice on their next look at the queue.
+#[derive(Debug)]
+pub struct JobSignal {
+    generation: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+/// The signal of this process.
+pub static JOB_SIGNAL: JobSignal = JobSignal {
+    generation: std::sync::Mutex::new(0),
+    changed: std::sync::Condvar::new(),
+};
+
+std::thread_local! {
+    /// Whether the transaction running on this thread enqueued a job: the
+    /// signal is sent after its commit, never for a rolled-back one.
+    static ENQUEUED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl JobSignal {
+    /// The number of signals so far; pass it to [`JobSignal::wait`].
+    pub fn generation(&self) -> u64 {
+        *self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wakes every waiting worker.
+    pub fn notify(&self) {
+        let mut generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *generation = generation.wrapping_add(1);
+        self.changed.notify_all();
+    }
+
+    /// Sleeps until a signal newer than `seen` or `timeout`, whichever is first.
+    pub fn wait(&self, seen: u64, timeout: std::time::Duration) {
+        let generation = self
+            .generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Spurious wakeups only cost one more look at the queue.
+        let _ = self
+            .changed
+            .wait_timeout_while(generation, timeout, |current| *current == seen);
+    }
+
+    /// Notes that the current transaction enqueued a job.
+    pub(crate) fn note_enqueued() {
+        ENQUEUED.with(|flag| flag.set(true));
+    }
+
+    /// Forgets what a previous (rolled-back) transaction of this thread noted.
+    pub(crate) fn reset_thread() {
+        ENQUEUED.with(|flag| flag.set(false));
+    }
+
+    /// Called after a commit: wakes the workers if that transaction enqueued.
+    pub(crate) fn committed(&self) {
+        if ENQUEUED.with(|flag| flag.replace(false)) {
+            self.notify();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +347,9 @@ mod tests {
             JobKind::PurgeRefreshTokens,
             JobKind::SweepFiles,
             JobKind::FlagOverdueMissions,
+            JobKind::PurgeFinishedJobs {
+                retain_seconds: 86_400,
+            },
         ] {
             assert_eq!(
                 JobKind::from_stored(kind.name(), &kind.payload()),

@@ -228,13 +228,60 @@ pub trait JobQueue {
     fn enqueue(&mut self, job: &crate::jobs::NewJob, now: DateTime<Utc>)
     -> RepoResult<Option<i64>>;
     /// Takes the lease of the next due job (queued and due, or running with
-    /// an expired lease), skipping jobs other workers hold.
+    /// an expired lease), skipping jobs other workers hold. With
+    /// `spare_busy_users`, jobs of users who already have a job running are
+    /// skipped too (maintenance jobs belong to no user and are never
+    /// skipped). Claiming releases a [`crate::jobs::JobKey::Pending`] key.
     fn claim(
         &mut self,
         worker: &str,
         now: DateTime<Utc>,
         lease: chrono::Duration,
+        spare_busy_users: bool,
     ) -> RepoResult<Option<crate::jobs::ClaimedJob>>;
+    /// When the next job falls due: the earliest `run_at` of a queued job
+    /// or lease end of a running one (`None`: an empty queue). A plain read,
+    /// so idle workers can look often without taking a write lock.
+    fn next_due(&mut self) -> RepoResult<Option<DateTime<Utc>>>;
+    /// Extends the lease of a job this worker still holds to `until`;
+    /// `false` when the worker no longer holds it.
+    fn renew(
+        &mut self,
+        id: i64,
+        worker: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Puts a job this worker holds back in the queue for `run_at` under its
+    /// pending `key`, without counting an attempt; when another job already
+    /// waits under that key, that one is brought forward to `run_at` (if
+    /// later) and this one finishes, so one subject never piles up jobs.
+    fn reschedule(
+        &mut self,
+        id: i64,
+        worker: &str,
+        run_at: DateTime<Utc>,
+        key: &crate::jobs::JobKey,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Records that running job `job` runs plan step `step`, unless another
+    /// running job with a live lease already does (`false`: leave the step
+    /// to it). A job whose lease lapsed loses its step to whoever asks. At
+    /// most one job holds a step (a unique index), so a step's action never
+    /// runs twice at once; the step is released when the job leaves `running`.
+    fn take_step(&mut self, job: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Jobs for an operator, newest first, optionally of one status.
+    fn list(
+        &mut self,
+        status: Option<crate::jobs::JobStatus>,
+        limit: i64,
+    ) -> RepoResult<Vec<crate::jobs::JobRecord>>;
+    /// Makes a dead (or failed, waiting for its retry) job due at `now`
+    /// with its attempts reset; `false` when there is no such job.
+    fn retry(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Deletes finished jobs last touched before `before` (and dead ones too
+    /// when `dead`); returns how many.
+    fn purge(&mut self, before: DateTime<Utc>, dead: bool) -> RepoResult<u64>;
     /// Ends a job this worker holds: done.
     fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Puts a job this worker holds back in the queue for `run_at`;

@@ -58,6 +58,13 @@ pub struct FetchSettings {
     pub max_redirects: usize,
     /// The `User-Agent` header sent. Default `autodocs/<version>`.
     pub user_agent: String,
+    /// The slowest download kept, in bytes per second averaged since the
+    /// request started: a slower one is aborted once `min_rate_grace` has
+    /// passed, so a trickling server cannot hold a worker for the whole
+    /// `total_timeout`. `0` turns the check off. Default 1024.
+    pub min_bytes_per_second: u64,
+    /// How long a download may run before its rate is judged. Default 10 s.
+    pub min_rate_grace: Duration,
 }
 
 impl Default for FetchSettings {
@@ -68,6 +75,8 @@ impl Default for FetchSettings {
             total_timeout: Duration::from_secs(60),
             max_redirects: 5,
             user_agent: concat!("autodocs/", env!("CARGO_PKG_VERSION")).to_owned(),
+            min_bytes_per_second: 1024,
+            min_rate_grace: Duration::from_secs(10),
         }
     }
 }
@@ -184,6 +193,7 @@ impl UrlFetcher for HttpFetcher {
         let filename = suggested_filename(response.headers(), &final_url);
 
         let mut buffer = vec![0_u8; CHUNK_SIZE];
+        let mut received: u64 = 0;
         loop {
             let read = match response.read(&mut buffer) {
                 Ok(0) => break,
@@ -192,12 +202,30 @@ impl UrlFetcher for HttpFetcher {
                 Err(error) => return Err(self.read_error(&error, final_url.as_str())),
             };
             sink.write(&buffer[..read])?;
-            if started.elapsed() > self.settings.total_timeout {
+            received = received.saturating_add(read as u64);
+            let elapsed = started.elapsed();
+            if elapsed > self.settings.total_timeout {
                 return Err(self.deadline_error(final_url.as_str()));
+            }
+            if too_slow(received, elapsed, &self.settings) {
+                return Err(FetchError::Failed(format!(
+                    "aborted: {final_url} sent {received} bytes in {:.1} s, slower than {} bytes/s",
+                    elapsed.as_secs_f64(),
+                    self.settings.min_bytes_per_second
+                )));
             }
         }
         Ok(Fetched { filename })
     }
+}
+
+/// Whether a download that received `received` bytes in `elapsed` is below
+/// the minimum rate, once the grace period is over.
+pub fn too_slow(received: u64, elapsed: Duration, settings: &FetchSettings) -> bool {
+    if settings.min_bytes_per_second == 0 || elapsed <= settings.min_rate_grace {
+        return false;
+    }
+    (received as f64) < settings.min_bytes_per_second as f64 * elapsed.as_secs_f64()
 }
 
 /// Whether a fetch must refuse to connect to `ip`: true for every address
@@ -527,6 +555,27 @@ mod tests {
 
     fn forbidden(address: &str) -> bool {
         is_private_or_local(address.parse().expect("an IP address"))
+    }
+
+    #[test]
+    fn the_minimum_rate_is_judged_after_the_grace_only() {
+        let settings = FetchSettings {
+            min_bytes_per_second: 1000,
+            min_rate_grace: Duration::from_secs(10),
+            ..FetchSettings::default()
+        };
+        // Within the grace: anything goes.
+        assert!(!too_slow(0, Duration::from_secs(10), &settings));
+        // After it: exactly the minimum is kept, one byte less is cut.
+        assert!(!too_slow(20_000, Duration::from_secs(20), &settings));
+        assert!(too_slow(19_999, Duration::from_secs(20), &settings));
+        assert!(too_slow(0, Duration::from_millis(10_001), &settings));
+        // 0 turns the check off.
+        let off = FetchSettings {
+            min_bytes_per_second: 0,
+            ..settings
+        };
+        assert!(!too_slow(0, Duration::from_secs(3600), &off));
     }
 
     #[test]

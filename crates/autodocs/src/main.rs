@@ -44,6 +44,42 @@ enum Command {
     },
     /// Validate the settings and the database connection.
     Check,
+    /// See and act on the background job queue.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List jobs, newest first: id, kind, status, attempts, run_at, last error.
+    List {
+        /// Only jobs in this status: queued, running, done or dead.
+        #[arg(long, value_parser = parse_job_status)]
+        status: Option<autodocs_domain::jobs::JobStatus>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Make a dead (or failed, waiting for its retry) job due now, its attempts reset.
+    Retry {
+        /// The job's id.
+        id: i64,
+    },
+    /// Delete finished (`done`) jobs older than `--older-than-hours`
+    /// (default 0: all of them). Dead jobs are kept unless `--dead` is given;
+    /// queued and running jobs are never deleted.
+    Purge {
+        /// Also delete dead jobs.
+        #[arg(long)]
+        dead: bool,
+        /// Only jobs last touched more than this many hours ago.
+        #[arg(long, default_value_t = 0)]
+        older_than_hours: i64,
+    },
+}
+
+fn parse_job_status(raw: &str) -> Result<autodocs_domain::jobs::JobStatus, String> {
+    autodocs_domain::jobs::JobStatus::parse(raw)
 }
 
 fn main() -> ExitCode {
@@ -104,6 +140,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             println!("Superuser {} created (id {}).", user.username, user.id);
             Ok(())
         }
+        Command::Jobs(command) => jobs(settings, command),
         Command::Check => {
             let database = wiring::open_database(&settings)?;
             let pending = database.pending_migrations()?;
@@ -112,6 +149,65 @@ fn run(command: Command) -> anyhow::Result<()> {
                 "Database {:?}: reachable, {} pending migration(s).",
                 database.backend(),
                 pending.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
+    let database = wiring::open_database(&settings)?;
+    wiring::ensure_migrated(&settings, &database)?;
+    let services = wiring::worker_services(&settings, &database);
+    match command {
+        JobsCommand::List { status, limit } => {
+            let jobs = services.list_jobs(status, limit)?;
+            let mut out = std::io::stdout().lock();
+            for job in &jobs {
+                let error = job
+                    .last_error
+                    .as_deref()
+                    .map(|error| error.replace(['\n', '\r'], " "))
+                    .unwrap_or_else(|| "-".to_owned());
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}/{}\t{}\t{}",
+                    job.id,
+                    job.kind,
+                    job.status,
+                    job.attempts,
+                    job.max_attempts,
+                    job.run_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    error
+                )?;
+            }
+            if jobs.is_empty() {
+                eprintln!("No jobs.");
+            }
+            Ok(())
+        }
+        JobsCommand::Retry { id } => match services.retry_job(id) {
+            Ok(()) => {
+                println!("Job {id} is due again now.");
+                Ok(())
+            }
+            Err(autodocs_domain::Error::NotFound) => {
+                bail!("no dead or failed job {id}")
+            }
+            Err(error) => Err(error.into()),
+        },
+        JobsCommand::Purge {
+            dead,
+            older_than_hours,
+        } => {
+            if older_than_hours < 0 {
+                bail!("--older-than-hours must not be negative");
+            }
+            let purged = services.purge_jobs(chrono::Duration::hours(older_than_hours), dead)?;
+            println!(
+                "Deleted {purged} {} job(s).",
+                if dead { "finished or dead" } else { "finished" }
             );
             Ok(())
         }

@@ -152,6 +152,13 @@ pub struct JobSettings {
     pub workers: usize,
     pub lease_seconds: i64,
     pub poll_interval_ms: u64,
+    /// Finished jobs are deleted after this many hours (dead ones are kept).
+    pub retain_finished_hours: i64,
+    /// A `fetch_url` download slower than this (bytes per second, averaged
+    /// from its start) is aborted once the grace period is over.
+    pub fetch_min_bytes_per_second: u64,
+    /// How long a download may run before its rate is judged.
+    pub fetch_min_rate_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,6 +282,11 @@ impl Settings {
         }
         if self.jobs.lease_seconds <= 0 || self.jobs.poll_interval_ms == 0 {
             bail!("jobs.lease_seconds and jobs.poll_interval_ms must be positive");
+        }
+        // A maintenance job's key dedupes its 5-minute period only while the
+        // finished job is kept.
+        if self.jobs.retain_finished_hours < 1 {
+            bail!("jobs.retain_finished_hours must be at least 1");
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be positive");

@@ -107,6 +107,10 @@ fn services_with_hashing(
         max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
+            min_bytes_per_second: settings.jobs.fetch_min_bytes_per_second,
+            min_rate_grace: std::time::Duration::from_secs(
+                settings.jobs.fetch_min_rate_grace_seconds,
+            ),
             ..FetchSettings::default()
         })),
     }

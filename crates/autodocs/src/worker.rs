@@ -2,12 +2,13 @@
 //! run them through the use cases, and record the outcome.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use autodocs_domain::Services;
-use autodocs_domain::jobs::{ClaimedJob, JobOutcome, retry_delay};
+use autodocs_domain::jobs::{ClaimedJob, JOB_SIGNAL, JobOutcome, retry_delay};
 
 /// How workers claim and wait.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +17,11 @@ pub struct WorkerSettings {
     pub count: usize,
     /// How long a claimed job is leased before another worker may take it over.
     pub lease: chrono::Duration,
-    /// How long an idle worker sleeps before looking for work again.
+    /// The longest an idle worker sleeps before looking at the queue again
+    /// (jobs enqueued by this process wake it at once).
     pub idle_poll: Duration,
+    /// How long finished jobs are kept (`jobs.retain_finished_hours`).
+    pub retain_finished: chrono::Duration,
 }
 
 impl WorkerSettings {
@@ -26,17 +30,31 @@ impl WorkerSettings {
             count: jobs.workers.max(1),
             lease: chrono::Duration::seconds(jobs.lease_seconds),
             idle_poll: Duration::from_millis(jobs.poll_interval_ms),
+            retain_finished: chrono::Duration::hours(jobs.retain_finished_hours),
         }
     }
 }
-/// How often maintenance jobs are scheduled.
+/// How often maintenance jobs run (once per period, whatever the number of
+/// processes: see `Services::schedule_maintenance`).
 const MAINTENANCE_PERIOD: chrono::Duration = chrono::Duration::minutes(5);
+
+/// How often the scheduling worker offers the current period's maintenance
+/// jobs; the period's keys make all but the first offer a no-op.
+const SCHEDULE_EVERY: Duration = Duration::from_secs(60);
 
 /// A pool of worker threads; dropping it (or [`Workers::shutdown`]) lets
 /// running jobs finish and stops the threads.
 pub struct Workers {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+}
+
+/// What the threads of one pool share.
+struct Pool {
+    stop: Arc<AtomicBool>,
+    /// Threads of this process claiming or running a job.
+    busy: AtomicUsize,
+    settings: WorkerSettings,
 }
 
 impl Workers {
@@ -47,16 +65,21 @@ impl Workers {
         process: &str,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let pool = Arc::new(Pool {
+            stop: Arc::clone(&stop),
+            busy: AtomicUsize::new(0),
+            settings,
+        });
         let mut threads = Vec::with_capacity(settings.count);
         for index in 0..settings.count {
             let services = services.clone();
-            let stop = Arc::clone(&stop);
+            let pool = Arc::clone(&pool);
             let name = format!("{process}-worker-{index}");
             let schedules = index == 0;
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{index}"))
-                    .spawn(move || work(&services, &name, &stop, schedules, settings))?,
+                    .spawn(move || work(&services, &name, &pool, schedules))?,
             );
         }
         Ok(Self { stop, threads })
@@ -69,6 +92,7 @@ impl Workers {
 
     fn stop_and_join(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        JOB_SIGNAL.notify();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -81,27 +105,65 @@ impl Drop for Workers {
     }
 }
 
-fn work(
-    services: &Services,
-    name: &str,
-    stop: &AtomicBool,
-    schedules: bool,
-    settings: WorkerSettings,
-) {
+fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
+    let settings = pool.settings;
     let mut next_schedule = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !pool.stop.load(Ordering::Relaxed) {
         if schedules && Instant::now() >= next_schedule {
-            if let Err(error) = services.schedule_maintenance(MAINTENANCE_PERIOD) {
-                tracing::warn!(%error, "could not schedule maintenance jobs");
+            match services.schedule_maintenance(MAINTENANCE_PERIOD, settings.retain_finished) {
+                Ok(enqueued) if enqueued > 0 => {
+                    tracing::debug!(enqueued, "scheduled this period's maintenance jobs");
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not schedule maintenance jobs"),
             }
-            next_schedule = Instant::now() + Duration::from_secs(60);
+            next_schedule = Instant::now() + SCHEDULE_EVERY;
         }
-        match services.claim_job(name, settings.lease) {
-            Ok(Some(job)) => run_one(services, name, &job),
-            Ok(None) => sleep_unless_stopped(stop, settings.idle_poll),
+        // Read the queue before claiming: an idle worker costs one indexed
+        // read per look and never takes the write lock.
+        let seen = JOB_SIGNAL.generation();
+        let mut nap = settings.idle_poll;
+        if schedules {
+            nap = nap.min(next_schedule.saturating_duration_since(Instant::now()));
+        }
+        match services.next_job_due() {
+            Ok(Some(due)) => {
+                let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+                if !wait.is_zero() {
+                    JOB_SIGNAL.wait(seen, wait.min(nap));
+                    continue;
+                }
+            }
+            Ok(None) => {
+                JOB_SIGNAL.wait(seen, nap);
+                continue;
+            }
             Err(error) => {
+                tracing::warn!(%error, "could not read the job queue");
+                sleep_unless_stopped(&pool.stop, Duration::from_secs(1));
+                continue;
+            }
+        }
+        // The last free worker of the process keeps out of the jobs of users
+        // who already have one running: it stays available to the others.
+        let others = pool.busy.fetch_add(1, Ordering::SeqCst);
+        let last_free = others + 1 >= settings.count;
+        let claimed = services.claim_job(name, settings.lease, last_free);
+        match claimed {
+            Ok(Some(job)) => {
+                run_one(services, name, &job);
+                pool.busy.fetch_sub(1, Ordering::SeqCst);
+            }
+            Ok(None) => {
+                pool.busy.fetch_sub(1, Ordering::SeqCst);
+                // Due jobs exist, but another worker took them or they wait
+                // for their user's running job to end.
+                JOB_SIGNAL.wait(seen, nap);
+            }
+            Err(error) => {
+                pool.busy.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(%error, "could not claim a job");
-                sleep_unless_stopped(stop, Duration::from_secs(1));
+                sleep_unless_stopped(&pool.stop, Duration::from_secs(1));
             }
         }
     }
@@ -111,17 +173,60 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
     let span =
         tracing::info_span!("job", id = job.id, kind = %job.kind_name, attempt = job.attempt);
     let _entered = span.enter();
-    let outcome =
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| services.run_job(job))) {
+    let outcome = std::thread::scope(|scope| {
+        // Renews the lease while the handler runs, so a long job is never
+        // taken over by another worker while this one is alive; stops as
+        // soon as the handler returns (the sender is dropped).
+        let (done, finished) = channel::<()>();
+        let every = (job.lease / 3)
+            .to_std()
+            .unwrap_or(Duration::from_secs(1))
+            .max(Duration::from_millis(100));
+        scope.spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(every) {
+                match services.renew_lease(job, worker) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            job_id = job.id,
+                            kind = %job.kind_name,
+                            "lost the lease of a running job"
+                        );
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(job_id = job.id, %error, "could not renew a job's lease");
+                    }
+                }
+            }
+        });
+        let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            services.run_job(job)
+        })) {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => JobOutcome::Failed(error.to_string()),
             Err(_) => JobOutcome::Failed("the job panicked".to_owned()),
         };
+        drop(done);
+        outcome
+    });
+    if let JobOutcome::Failed(error) = &outcome {
+        let dead = job.attempt >= job.max_attempts || job.kind.is_none();
+        tracing::warn!(
+            job_id = job.id,
+            kind = %job.kind_name,
+            attempt = job.attempt,
+            max_attempts = job.max_attempts,
+            dead,
+            %error,
+            "job failed"
+        );
+    }
     let jitter = f64::from(subsec_jitter()) / f64::from(u32::MAX);
     let delay = retry_delay(job.attempt, jitter);
     if let Err(error) = services.settle_job(job, worker, outcome, delay) {
         // The lease runs out and another worker takes the job again.
-        tracing::warn!(%error, "could not record a job's outcome");
+        tracing::warn!(job_id = job.id, kind = %job.kind_name, %error, "could not record a job's outcome");
     }
 }
 

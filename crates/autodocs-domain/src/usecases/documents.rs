@@ -157,6 +157,20 @@ impl Services {
         input: &DocumentInput,
         file: Option<UploadedPart>,
     ) -> Result<Document> {
+        self.upload_document_then(principal, input, file, &mut |_| Ok(()))
+    }
+
+    /// [`Services::upload_document`], running `then` in the same transaction
+    /// after the document is created: an error from it rolls the document
+    /// back (the background engine completes its step this way, so the
+    /// document exists if and only if the step completed).
+    pub(crate) fn upload_document_then(
+        &self,
+        principal: Principal,
+        input: &DocumentInput,
+        file: Option<UploadedPart>,
+        then: &mut dyn FnMut(&mut dyn Repositories) -> Result<()>,
+    ) -> Result<Document> {
         let mut errors = ValidationErrors::new();
         // Form fields left empty count as absent (browsers send every input).
         let name = match input.name.as_deref().filter(|raw| !raw.trim().is_empty()) {
@@ -218,6 +232,7 @@ impl Services {
                 activity = activity.with_mission(mission);
             }
             repos.activities().record(&activity, now)?;
+            then(repos)?;
             Ok(document)
         });
         if created.is_err() {

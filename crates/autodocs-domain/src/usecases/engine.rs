@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
-use crate::jobs::{ClaimedJob, JobKind, JobOutcome, NewJob};
+use crate::jobs::{ClaimedJob, JobKind, JobOutcome, JobRecord, JobSignal, JobStatus, NewJob};
 use crate::mission::{Mission, MissionAction, MissionStatus};
 use crate::plan_step::{PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus};
 use crate::ports::{self, FetchError, Repositories};
@@ -19,7 +19,7 @@ use crate::user::Principal;
 
 use super::Services;
 use super::documents::{DocumentInput, UploadedPart};
-use super::missions::{apply_action, refresh_progress};
+use super::missions::{apply_action, recompute_progress};
 
 /// How old a temporary or orphan file must be before the sweep removes it.
 pub const SWEEP_MIN_AGE: Duration = Duration::minutes(10);
@@ -54,23 +54,112 @@ impl ActionFailure {
     }
 }
 
-/// Enqueues the run of a mission in the caller's transaction.
+/// Enqueues the run of a mission in the caller's transaction, unless a run
+/// of it is already waiting in the queue (it will see this change too).
 pub(crate) fn enqueue_advance(
     repos: &mut dyn Repositories,
     mission: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    repos
-        .jobs()
-        .enqueue(&NewJob::now(JobKind::AdvanceMission { mission }, now), now)?;
+    let job = NewJob::now(JobKind::AdvanceMission { mission }, now).coalesced();
+    if repos.jobs().enqueue(&job, now)?.is_some() {
+        JobSignal::note_enqueued();
+    }
+    Ok(())
+}
+
+/// Whether the engine has something to do on this plan of an `in_progress`
+/// mission: its next open leaf is automated and has not failed, or every
+/// leaf is done (the run completes the mission). A manual step, a failed
+/// step or an empty plan waits for the user: queuing a run then would only
+/// find nothing to do, again and again.
+fn has_automated_work(plan: &PlanStepTree<PlanStep>) -> bool {
+    match plan.next_runnable().and_then(|id| plan.find(id)) {
+        Some(node) => node.item.action.is_automated() && node.item.status != StepStatus::Failed,
+        None => plan.all_leaves_done(),
+    }
+}
+
+/// Queues the run of an `in_progress` mission if it has automated work, in
+/// the caller's transaction; otherwise the mission waits without any job.
+pub(crate) fn wake_if_runnable(
+    repos: &mut dyn Repositories,
+    mission_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let running = repos
+        .missions()
+        .find(mission_id, None)?
+        .is_some_and(|mission| mission.status == MissionStatus::InProgress);
+    if !running {
+        return Ok(());
+    }
+    let plan = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
+    if has_automated_work(&plan) {
+        enqueue_advance(repos, mission_id, now)?;
+    }
     Ok(())
 }
 
 impl Services {
-    /// Takes the lease of the next due job, if any.
-    pub fn claim_job(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+    /// Takes the lease of the next due job, if any. Jobs of users who have
+    /// no job running come first, so one user's slow jobs cannot delay
+    /// another's by more than one job; a user's further jobs are taken only
+    /// when nobody else's are due, and never by a worker that is `last_free`
+    /// (it stays available to the other users and to maintenance).
+    pub fn claim_job(
+        &self,
+        worker: &str,
+        lease: Duration,
+        last_free: bool,
+    ) -> Result<Option<ClaimedJob>> {
         let now = self.clock.now();
-        self.write(|repos| Ok(repos.jobs().claim(worker, now, lease)?))
+        self.write(|repos| {
+            let fair = repos.jobs().claim(worker, now, lease, true)?;
+            if fair.is_some() || last_free {
+                return Ok(fair);
+            }
+            Ok(repos.jobs().claim(worker, now, lease, false)?)
+        })
+    }
+
+    /// When the next job falls due (`None`: nothing queued or running), by
+    /// a read that takes no write lock.
+    pub fn next_job_due(&self) -> Result<Option<DateTime<Utc>>> {
+        ports::read(&*self.uow, |repos| Ok(repos.jobs().next_due()?))
+    }
+
+    /// Extends the lease of a job the worker is still running; `false` when
+    /// it lost the lease (another worker may have taken the job over).
+    pub fn renew_lease(&self, job: &ClaimedJob, worker: &str) -> Result<bool> {
+        let now = self.clock.now();
+        let until = now + job.lease;
+        ports::transaction(&*self.uow, |repos| {
+            Ok(repos.jobs().renew(job.id, worker, until, now)?)
+        })
+    }
+
+    /// Jobs for an operator, newest first.
+    pub fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<JobRecord>> {
+        ports::read(&*self.uow, |repos| Ok(repos.jobs().list(status, limit)?))
+    }
+
+    /// Makes a dead or failed job due now with its attempts reset
+    /// (`NotFound` when no such job waits for it).
+    pub fn retry_job(&self, id: i64) -> Result<()> {
+        let now = self.clock.now();
+        if self.write(|repos| Ok(repos.jobs().retry(id, now)?))? {
+            crate::jobs::JOB_SIGNAL.notify();
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// Deletes finished jobs older than `retain` (dead ones too when `dead`).
+    pub fn purge_jobs(&self, retain: Duration, dead: bool) -> Result<u64> {
+        let before = self.clock.now() - retain;
+        ports::transaction(&*self.uow, |repos| Ok(repos.jobs().purge(before, dead)?))
     }
 
     /// Records what became of a job: done, run again later, retried with
@@ -87,7 +176,12 @@ impl Services {
             let jobs = repos.jobs();
             match outcome {
                 JobOutcome::Done => jobs.finish(job.id, worker, now)?,
-                JobOutcome::RunAgainAt(at) => jobs.requeue(job.id, worker, at, None, false, now)?,
+                JobOutcome::RunAgainAt(at) => {
+                    match job.kind.as_ref().and_then(JobKind::pending_key) {
+                        Some(key) => jobs.reschedule(job.id, worker, at, &key, now)?,
+                        None => jobs.requeue(job.id, worker, at, None, false, now)?,
+                    }
+                }
                 JobOutcome::Failed(error)
                     if job.attempt >= job.max_attempts || job.kind.is_none() =>
                 {
@@ -124,28 +218,43 @@ impl Services {
                 self.flag_overdue_missions()?;
                 Ok(JobOutcome::Done)
             }
+            JobKind::PurgeFinishedJobs { retain_seconds } => {
+                self.purge_jobs(Duration::seconds(*retain_seconds), false)?;
+                Ok(JobOutcome::Done)
+            }
         }
     }
 
-    /// Enqueues the periodic maintenance jobs of the current period; the
-    /// unique keys make concurrent schedulers in several processes enqueue
-    /// each one once.
-    pub fn schedule_maintenance(&self, period: Duration) -> Result<()> {
+    /// Enqueues the periodic maintenance jobs of the current period. Each
+    /// one's key names its period and stays on the job after it finished,
+    /// so however often and from however many processes this is called,
+    /// each job runs once per period. Finished jobs are kept for `retain`.
+    pub fn schedule_maintenance(&self, period: Duration, retain: Duration) -> Result<u64> {
         let now = self.clock.now();
         let bucket = now.timestamp() / period.num_seconds().max(1);
-        self.write(|repos| {
+        let enqueued = self.write(|repos| {
+            let mut enqueued = 0;
             for kind in [
                 JobKind::PurgeRefreshTokens,
                 JobKind::SweepFiles,
                 JobKind::FlagOverdueMissions,
+                JobKind::PurgeFinishedJobs {
+                    retain_seconds: retain.num_seconds(),
+                },
             ] {
                 let key = format!("{}:{bucket}", kind.name());
-                repos
+                if repos
                     .jobs()
-                    .enqueue(&NewJob::now(kind, now).unique(key), now)?;
+                    .enqueue(&NewJob::now(kind, now).unique(key), now)?
+                    .is_some()
+                {
+                    enqueued += 1;
+                    JobSignal::note_enqueued();
+                }
             }
-            Ok(())
-        })
+            Ok(enqueued)
+        })?;
+        Ok(enqueued)
     }
 
     /// Records `mission_overdue` once for each open mission past its deadline.
@@ -188,15 +297,19 @@ impl Services {
                     })
                     .map(|node| node.item.clone());
                 return Ok(match running {
-                    Some(step) => Next::Run(Box::new(mission), Box::new(step)),
-                    None => Next::Idle,
+                    Some(step) if runs_here(repos, job, &step, now)? => {
+                        Next::Run(Box::new(mission), Box::new(step))
+                    }
+                    _ => Next::Idle,
                 });
             }
             if mission.status != MissionStatus::InProgress {
                 return Ok(Next::Idle);
             }
             let Some(step_id) = tree.next_runnable() else {
-                refresh_progress(repos, mission_id, now)?;
+                // Completes the mission if every leaf is done; an empty plan
+                // waits for the user, and nothing is queued for it.
+                recompute_progress(repos, mission_id, now)?;
                 return Ok(Next::Idle);
             };
             let Some(step) = tree.find(step_id).map(|node| node.item.clone()) else {
@@ -205,19 +318,18 @@ impl Services {
             match (step.status, step.action.is_automated()) {
                 (_, false) | (StepStatus::Failed, _) => Ok(Next::Idle),
                 (StepStatus::InProgress, true) => {
-                    // Another run is on it, unless it started longer ago than
-                    // a lease (its worker died). A timer is safe to look at twice.
-                    let abandoned = step
-                        .started_at
-                        .is_none_or(|started| started + job.lease < now);
-                    if abandoned || matches!(step.action, StepAction::Wait { .. }) {
+                    // Another run is on it, unless its worker died (its lease
+                    // lapsed): then this run takes it over.
+                    if runs_here(repos, job, &step, now)? {
                         Ok(Next::Run(Box::new(mission), Box::new(step)))
                     } else {
                         Ok(Next::Idle)
                     }
                 }
                 (_, true) => {
-                    if !repos.steps().start_pending(step.id, now)? {
+                    if !repos.steps().start_pending(step.id, now)?
+                        || !runs_here(repos, job, &step, now)?
+                    {
                         return Ok(Next::Idle);
                     }
                     record_step(repos, &mission, step.id, StepStatus::InProgress, now)?;
@@ -312,8 +424,23 @@ impl Services {
                     filename: fetched.filename,
                     staged,
                 };
-                match self.upload_document(owner, &input, Some(part)) {
+                // The document and the step's completion commit together, and
+                // only while the step is still in progress: a fetch retried
+                // after a crash, or one that lost its step, adds no second
+                // document.
+                let completed = std::cell::Cell::new(false);
+                let outcome = self.upload_document_then(owner, &input, Some(part), &mut |repos| {
+                    let now = self.clock.now();
+                    if complete_step(repos, mission, step.id, now)? {
+                        completed.set(true);
+                        Ok(())
+                    } else {
+                        Err(Error::NotFound)
+                    }
+                });
+                match outcome {
                     Ok(_) => Ok(None),
+                    Err(Error::NotFound) if !completed.get() => Ok(None),
                     Err(Error::Repository(error)) => {
                         Err(ActionFailure::transient(error.to_string()))
                     }
@@ -327,24 +454,23 @@ impl Services {
 
     /// Marks a step completed (even if the mission was paused meanwhile:
     /// its result is kept) and continues with the next step if the mission
-    /// is still running.
+    /// is still running and that step is automated.
     fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome> {
         let now = self.clock.now();
         let still_running = self.write(|repos| {
-            let Some(current) = repos.steps().find(mission.id, step.id)? else {
+            if repos.steps().find(mission.id, step.id)?.is_none() {
                 return Ok(false);
-            };
-            if current.status == StepStatus::InProgress {
-                let changes = StepChanges::status(current.status, StepStatus::Completed, now);
-                repos.steps().update(step.id, &changes, now)?;
-                record_step(repos, mission, step.id, StepStatus::Completed, now)?;
-                refresh_progress(repos, mission.id, now)?;
             }
+            complete_step(repos, mission, step.id, now)?;
             let status = repos
                 .missions()
                 .find(mission.id, None)?
                 .map(|current| current.status);
-            Ok(status == Some(MissionStatus::InProgress))
+            if status != Some(MissionStatus::InProgress) {
+                return Ok(false);
+            }
+            let plan = PlanStepTree::of_steps(repos.steps().list(mission.id)?);
+            Ok(has_automated_work(&plan))
         })?;
         Ok(if still_running {
             JobOutcome::RunAgainAt(now)
@@ -376,6 +502,41 @@ impl Services {
             Ok(())
         })
     }
+}
+
+/// Whether this run may run `step`'s action: a timer is safe to look at
+/// from any run; any other action belongs to one running job at a time.
+fn runs_here(
+    repos: &mut dyn Repositories,
+    job: &ClaimedJob,
+    step: &PlanStep,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if matches!(step.action, StepAction::Wait { .. }) {
+        return Ok(true);
+    }
+    Ok(repos.jobs().take_step(job.id, step.id, now)?)
+}
+
+/// Completes a step this run finished, in the caller's transaction, if it
+/// is still in progress; `false` when another run already ended it.
+fn complete_step(
+    repos: &mut dyn Repositories,
+    mission: &Mission,
+    step: i64,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let Some(current) = repos.steps().find(mission.id, step)? else {
+        return Ok(false);
+    };
+    if current.status != StepStatus::InProgress {
+        return Ok(false);
+    }
+    let changes = StepChanges::status(current.status, StepStatus::Completed, now);
+    repos.steps().update(step, &changes, now)?;
+    record_step(repos, mission, step, StepStatus::Completed, now)?;
+    recompute_progress(repos, mission.id, now)?;
+    Ok(true)
 }
 
 fn record_step(

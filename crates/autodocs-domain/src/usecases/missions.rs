@@ -416,7 +416,7 @@ pub(crate) fn apply_action(
                     }
                 }
             }
-            super::engine::enqueue_advance(repos, mission.id, now)?;
+            super::engine::wake_if_runnable(repos, mission.id, now)?;
         }
         MissionAction::Pause | MissionAction::Cancel | MissionAction::Fail => {}
     }
@@ -482,30 +482,41 @@ pub(crate) fn load_detail(
 
 /// Recomputes a mission's progress from its leaf steps, in the caller's
 /// transaction; an `in_progress` mission whose last open leaf is done
-/// completes by itself.
+/// completes by itself. The plan changed (a user's edit): if that gives a
+/// running mission automated work, its run is queued.
 pub(crate) fn refresh_progress(
     repos: &mut dyn Repositories,
     mission_id: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    if recompute_progress(repos, mission_id, now)? == MissionStatus::InProgress {
+        super::engine::wake_if_runnable(repos, mission_id, now)?;
+    }
+    Ok(())
+}
+
+/// [`refresh_progress`] without queuing anything: the engine itself decides
+/// whether it runs again. Returns the mission's status afterwards.
+pub(crate) fn recompute_progress(
+    repos: &mut dyn Repositories,
+    mission_id: i64,
+    now: DateTime<Utc>,
+) -> Result<MissionStatus> {
     let mission = repos
         .missions()
         .find(mission_id, None)?
         .ok_or(Error::NotFound)?;
     if mission.status == MissionStatus::Completed {
-        return Ok(());
+        return Ok(mission.status);
     }
     let plan = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
     if mission.status == MissionStatus::InProgress && plan.all_leaves_done() {
-        return apply_action(repos, &mission, MissionAction::Complete, now, None);
+        apply_action(repos, &mission, MissionAction::Complete, now, None)?;
+        return Ok(MissionStatus::Completed);
     }
     let progress: Progress = plan.progress();
     if progress != mission.progress {
         repos.missions().set_progress(mission_id, progress, now)?;
     }
-    if mission.status == MissionStatus::InProgress {
-        // The plan changed under a running mission: let the engine look again.
-        super::engine::enqueue_advance(repos, mission_id, now)?;
-    }
-    Ok(())
+    Ok(mission.status)
 }

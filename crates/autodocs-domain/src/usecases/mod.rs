@@ -50,11 +50,13 @@ impl Services {
         work: impl FnOnce(&mut dyn Repositories) -> Result<T>,
     ) -> Result<T> {
         let mut recorded = Vec::new();
+        crate::jobs::JobSignal::reset_thread();
         let output = ports::transaction(&*self.uow, |repos| {
             let output = work(repos)?;
             recorded = repos.take_recorded();
             Ok(output)
         })?;
+        crate::jobs::JOB_SIGNAL.committed();
         self.publish_recorded(recorded);
         Ok(output)
     }

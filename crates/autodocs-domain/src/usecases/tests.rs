@@ -1034,12 +1034,27 @@ fn restarting_a_failed_mission_resets_failed_steps_and_enqueues_its_run() {
         })
         .times(1)
         .returning(|_, _, _, _| Ok(true));
-    repos.steps.expect_list().returning(|_| {
+    // The failed automated step, then (after its reset) pending again: the
+    // run is queued because there is automated work.
+    let lists = AtomicUsize::new(0);
+    repos.steps.expect_list().returning(move |_| {
+        let reset = lists.fetch_add(1, Ordering::SeqCst) > 0;
         Ok(vec![
             sample_step(1, MISSION, None, 0, StepStatus::Completed),
             PlanStep {
-                last_error: Some("HTTP 503".into()),
-                ..sample_step(2, MISSION, None, 1, StepStatus::Failed)
+                last_error: (!reset).then(|| "HTTP 503".into()),
+                action: StepAction::Wait { seconds: 5 },
+                ..sample_step(
+                    2,
+                    MISSION,
+                    None,
+                    1,
+                    if reset {
+                        StepStatus::Pending
+                    } else {
+                        StepStatus::Failed
+                    },
+                )
             },
         ])
     });
@@ -1196,6 +1211,23 @@ fn a_failing_activity_insert_fails_the_use_case_and_rolls_back() {
         .expect_transition()
         .times(1)
         .returning(|_, _, _, _| Ok(true));
+    repos
+        .missions
+        .expect_find()
+        .withf(|id, filter| *id == MISSION && filter.is_none())
+        .returning(|_, _| {
+            Ok(Some(sample_mission(
+                MISSION,
+                OWNER,
+                MissionStatus::InProgress,
+            )))
+        });
+    repos.steps.expect_list().returning(|_| {
+        Ok(vec![PlanStep {
+            action: StepAction::Wait { seconds: 5 },
+            ..sample_step(1, MISSION, None, 0, StepStatus::Pending)
+        }])
+    });
     expect_advance(&mut repos, 1);
     repos
         .activities
@@ -1434,8 +1466,9 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
         .returning(|_, _, _| Ok(()));
     repos.missions.expect_transition().never();
     repos.steps.expect_skip_open().never();
-    // The plan changed under a running mission: the engine looks again.
-    expect_advance(&mut repos, 1);
+    // Only manual steps are left: the engine would find nothing to do, so
+    // nothing is queued (a queued run would find nothing, again and again).
+    expect_advance(&mut repos, 0);
     let log = record_activities(&mut repos);
     let uow = uow_with(repos);
 
