@@ -1466,6 +1466,37 @@ pub fn process_cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
+// ---------------------------------------------------------------------------
+// Servers on a database the test manages itself (outage tests)
+// ---------------------------------------------------------------------------
+
+impl TestDb {
+    /// A database the caller created and will remove (e.g. on a PostgreSQL
+    /// cluster the test runs itself); dropping this drops nothing.
+    pub fn external(backend: Backend, url: &str) -> TestDb {
+        let dir = tempfile::Builder::new()
+            .prefix("autodocs-api-test-")
+            .tempdir()
+            .expect("create a temporary directory");
+        TestDb {
+            backend,
+            url: url.to_owned(),
+            dir,
+            pg: None,
+        }
+    }
+}
+
+impl TestApp {
+    /// `autodocs serve` on `db`, with the test settings plus `set`.
+    pub async fn spawn_on(db: TestDb, set: &[(&str, &str)]) -> TestApp {
+        let secret_key = random_secret();
+        let mut env = base_env(&db, &secret_key);
+        adjust_env(&mut env, set, &[]);
+        Self::start(db.backend, db, env, secret_key).await
+    }
+}
+
 #[cfg(test)]
 mod self_tests {
     use super::*;
@@ -1579,36 +1610,5 @@ mod self_tests {
             "postgres://u:p@h/x?sslmode=disable"
         );
         assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Servers on a database the test manages itself (outage tests)
-// ---------------------------------------------------------------------------
-
-impl TestDb {
-    /// A database the caller created and will remove (e.g. on a PostgreSQL
-    /// cluster the test runs itself); dropping this drops nothing.
-    pub fn external(backend: Backend, url: &str) -> TestDb {
-        let dir = tempfile::Builder::new()
-            .prefix("autodocs-api-test-")
-            .tempdir()
-            .expect("create a temporary directory");
-        TestDb {
-            backend,
-            url: url.to_owned(),
-            dir,
-            pg: None,
-        }
-    }
-}
-
-impl TestApp {
-    /// `autodocs serve` on `db`, with the test settings plus `set`.
-    pub async fn spawn_on(db: TestDb, set: &[(&str, &str)]) -> TestApp {
-        let secret_key = random_secret();
-        let mut env = base_env(&db, &secret_key);
-        adjust_env(&mut env, set, &[]);
-        Self::start(db.backend, db, env, secret_key).await
     }
 }

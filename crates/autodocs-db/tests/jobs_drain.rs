@@ -118,6 +118,7 @@ fn world() -> World {
         events: Arc::new(DiscardEvents),
         storage: Arc::new(storage),
         max_upload_bytes: 1 << 20,
+        max_steps: autodocs_domain::usecases::steps::MaxSteps::default(),
     };
     let user = autodocs_domain::ports::transaction(&*services.uow, |repos| {
         Ok(repos.users().create(

@@ -125,7 +125,7 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
 pub struct FailureWindow<K: Eq + Hash + Clone> {
     limit: Option<u32>,
     window: Duration,
-    counts: Arc<Mutex<HashMap<K, (Instant, u32)>>>,
+    counts: Counts<K>,
 }
 
 impl<K: Eq + Hash + Clone> FailureWindow<K> {
@@ -170,11 +170,14 @@ impl<K: Eq + Hash + Clone> FailureWindow<K> {
     }
 }
 
+/// Failures per key: when the window of the key started, and how many.
+type Counts<K> = Arc<Mutex<HashMap<K, (Instant, u32)>>>;
+
 /// An attempt counted by a [`FailureWindow`]; counted as a failure unless
 /// [`Attempt::succeeded`] is called.
 pub struct Attempt<K: Eq + Hash + Clone> {
     key: Option<(K, Instant)>,
-    owner: Option<Arc<Mutex<HashMap<K, (Instant, u32)>>>>,
+    owner: Option<Counts<K>>,
 }
 
 impl<K: Eq + Hash + Clone> Attempt<K> {

@@ -47,11 +47,7 @@ impl Drop for Place {
 impl HashQueue {
     /// Starts `threads` (at least 1) low-priority hashing threads over
     /// `inner`, with room for `bound` (at least 1) hashes waiting or running.
-    pub fn new(
-        inner: impl PasswordHasher + Send + Sync + 'static,
-        threads: usize,
-        bound: usize,
-    ) -> Self {
+    pub fn new(inner: impl PasswordHasher + 'static, threads: usize, bound: usize) -> Self {
         let (jobs, queue) = flume::unbounded::<Job>();
         for index in 0..threads.max(1) {
             let queue = queue.clone();
