@@ -103,15 +103,33 @@ fn missing_pk(id: i64) -> String {
 }
 
 /// Refuses a mission that is not `owner`'s (a 400 on `mission`).
+/// Checks that `mission` (if any) is the owner's, locking its row: a
+/// document write changes its mission's counts, so it takes the mission's
+/// lock first, in the same order as every other write on that mission.
 fn check_own_mission(
     repos: &mut dyn Repositories,
     mission: Option<i64>,
     owner: UserId,
 ) -> Result<()> {
     if let Some(id) = mission
-        && repos.missions().find(id, Some(owner))?.is_none()
+        && repos.missions().lock(id, Some(owner))?.is_none()
     {
         return Err(Error::field("mission", missing_pk(id)));
+    }
+    Ok(())
+}
+
+/// Locks the rows of the given missions in ascending id order, so two
+/// transactions moving documents between the same missions cannot deadlock.
+fn lock_missions(
+    repos: &mut dyn Repositories,
+    missions: impl IntoIterator<Item = Option<i64>>,
+) -> Result<()> {
+    let mut ids: Vec<i64> = missions.into_iter().flatten().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        repos.missions().lock(id, None)?;
     }
     Ok(())
 }
@@ -292,6 +310,7 @@ impl Services {
             if changes.is_empty() {
                 return Ok(document);
             }
+            lock_missions(repos, [document.mission, changes.mission.flatten()])?;
             if let Some(mission) = changes.mission {
                 check_own_mission(repos, mission, document.owner)?;
             }
@@ -326,6 +345,7 @@ impl Services {
             if let Some(mission) = document.mission {
                 activity = activity.with_mission(mission);
             }
+            lock_missions(repos, [document.mission])?;
             repos.activities().record(&activity, now)?;
             if !repos.documents().delete(id)? {
                 return Err(Error::NotFound);
