@@ -102,8 +102,11 @@ impl HashQueue {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let inner = Arc::clone(&self.inner);
         let job: Job = Box::new(move || {
-            let _place = place;
-            let _ = reply.send(work(&*inner));
+            let value = work(&*inner);
+            // The place is free before the caller hears back, so a caller
+            // that submits again right after its answer finds room.
+            drop(place);
+            let _ = reply.send(value);
         });
         // With no thread to take it, the job (and its place) is dropped
         // and the caller sees `None`.
@@ -124,8 +127,9 @@ impl HashQueue {
             let (reply, answer) = flume::bounded(1);
             let inner = Arc::clone(&self.inner);
             let job: Job = Box::new(move || {
-                let _place = place;
-                let _ = reply.send(queued(&*inner));
+                let value = queued(&*inner);
+                drop(place);
+                let _ = reply.send(value);
             });
             if self.jobs.send(job).is_ok()
                 && let Ok(value) = answer.recv()
