@@ -92,17 +92,25 @@ pub async fn hashing<T: Send + 'static>(
         .map_err(|_| ApiError::Internal("password hashing failed".into()))
 }
 
+/// Requests of one address that may wait for one of its hashing places.
+const HASH_WAITERS_PER_ADDRESS: usize = 16;
+
+/// How long a request waits for one of its address's hashing places.
+const HASH_PLACE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// Takes one of the hashing places an anonymous client address may hold
 /// (`throttle.hashes_per_address`), so one address cannot fill the queue
-/// every login shares; held until the returned slot drops.
-pub fn address_hashing_slot(
+/// every login shares; held until the returned slot drops. A burst from one
+/// address waits its turn (a few requests, a few seconds: 429 beyond).
+pub async fn address_hashing_slot(
     request: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<crate::throttle::Slot<std::net::IpAddr>>, ApiError> {
     let (Some(cap), Some(peer)) = (&state.fairness.hashing_per_address, request.peer_addr()) else {
         return Ok(None);
     };
-    cap.try_acquire(peer.ip())
+    cap.acquire(peer.ip(), HASH_WAITERS_PER_ADDRESS, HASH_PLACE_PATIENCE)
+        .await
         .map(Some)
         .ok_or(ApiError::Throttled(HASH_QUEUE_RETRY_SECONDS))
 }

@@ -64,6 +64,10 @@ impl Throttle {
 pub struct ConcurrencyCap<K: Eq + Hash + Clone> {
     per_key: usize,
     held: Arc<Mutex<HashMap<K, usize>>>,
+    /// Woken whenever a slot is given back, for [`ConcurrencyCap::acquire`].
+    released: Arc<tokio::sync::Notify>,
+    /// Callers waiting in [`ConcurrencyCap::acquire`], per key.
+    waiting: Arc<Mutex<HashMap<K, usize>>>,
 }
 
 impl<K: Eq + Hash + Clone> ConcurrencyCap<K> {
@@ -72,6 +76,48 @@ impl<K: Eq + Hash + Clone> ConcurrencyCap<K> {
         Self {
             per_key,
             held: Arc::new(Mutex::new(HashMap::new())),
+            released: Arc::new(tokio::sync::Notify::new()),
+            waiting: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Takes a slot for `key`, waiting (without a thread) up to `patience`
+    /// for one to be given back when all are held; at most `max_waiting`
+    /// callers of one key wait at once. `None` when the key has too many
+    /// waiting already or the wait ran out: the caller refuses the request.
+    ///
+    /// A burst from one key is thus served in turn instead of refused,
+    /// while it never holds more than `per_key` slots of what it shares
+    /// with every other key.
+    pub async fn acquire(&self, key: K, max_waiting: usize, patience: Duration) -> Option<Slot<K>> {
+        if let Some(slot) = self.try_acquire(key.clone()) {
+            return Some(slot);
+        }
+        let _waiter = {
+            let mut waiting = lock(&self.waiting);
+            let count = waiting.entry(key.clone()).or_insert(0);
+            if *count >= max_waiting {
+                return None;
+            }
+            *count += 1;
+            Slot {
+                key: Some(key.clone()),
+                held: Arc::clone(&self.waiting),
+                released: None,
+            }
+        };
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            // Registered before the retry, so a release between the two is not missed.
+            let notified = self.released.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(slot) = self.try_acquire(key.clone()) {
+                return Some(slot);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.try_acquire(key);
+            }
         }
     }
 
@@ -86,6 +132,7 @@ impl<K: Eq + Hash + Clone> ConcurrencyCap<K> {
         Some(Slot {
             key: Some(key),
             held: Arc::clone(&self.held),
+            released: Some(Arc::clone(&self.released)),
         })
     }
 
@@ -99,6 +146,8 @@ impl<K: Eq + Hash + Clone> ConcurrencyCap<K> {
 pub struct Slot<K: Eq + Hash + Clone> {
     key: Option<K>,
     held: Arc<Mutex<HashMap<K, usize>>>,
+    /// Told when this slot is given back (callers may be waiting for it).
+    released: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl<K: Eq + Hash + Clone> Drop for Slot<K> {
@@ -111,6 +160,10 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
                 // Forgetting idle keys keeps the map as small as the traffic.
                 held.remove(&key);
             }
+        }
+        drop(held);
+        if let Some(released) = &self.released {
+            released.notify_waiters();
         }
     }
 }
@@ -204,6 +257,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_burst_of_one_key_waits_its_turn_within_bounds() {
+        let cap = ConcurrencyCap::new(1);
+        let held = cap.try_acquire("a").expect("the only slot");
+        // Another key is never held up.
+        assert!(cap.try_acquire("b").is_some());
+
+        // One waiter gets the slot as soon as it is given back.
+        let waiter = cap.acquire("a", 1, Duration::from_secs(5));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(held);
+        };
+        let (slot, ()) = tokio::join!(waiter, release);
+        let slot = slot.expect("the slot, once given back");
+
+        // With the slot held: a second waiter past `max_waiting` is refused
+        // at once, and a waiter whose patience runs out gets nothing.
+        let first = cap.acquire("a", 1, Duration::from_millis(100));
+        let second = cap.acquire("a", 1, Duration::from_secs(5));
+        let (first, second) = tokio::join!(first, second);
+        assert!(first.is_none(), "the wait ran out");
+        assert!(second.is_none(), "too many waiting");
+        drop(slot);
+        assert!(cap.acquire("a", 0, Duration::ZERO).await.is_some());
+    }
 
     #[test]
     fn limits_each_address_separately() {

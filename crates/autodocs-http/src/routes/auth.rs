@@ -72,7 +72,7 @@ pub async fn register(
             return Err(errors.into());
         }
     };
-    let _slot = address_hashing_slot(&request, &state)?;
+    let _slot = address_hashing_slot(&request, &state).await?;
     let hashed = hashing(&state, move |hasher| registration.hash(hasher)).await?;
     let services = state.services.clone();
     let session = state
@@ -112,7 +112,7 @@ async fn login_session(
         .login_failures
         .attempt(account)
         .map_err(ApiError::Throttled)?;
-    let slot = address_hashing_slot(request, state)?;
+    let slot = address_hashing_slot(request, state).await?;
     let verified = hashing(state, move |hasher| candidate.check(hasher, &password)).await??;
     drop(slot);
     attempt.succeeded();
