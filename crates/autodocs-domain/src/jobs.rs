@@ -266,20 +266,15 @@ pub enum JobOutcome {
     Failed(String),
 }
 
-/// Wakes this process's idle workers when a change that enqueued a job has
-/// committed, so an idle worker can sleep long and still start new work at
-/// once. Other processes notice on their next look at the queue.
-#[derive(Debug)]
+/// Wakes the idle workers sharing a [`crate::Services`] when a change that
+/// enqueued a job has committed, so an idle worker can sleep long and still
+/// start new work at once. Other processes notice on their next look at the
+/// queue.
+#[derive(Debug, Default)]
 pub struct JobSignal {
     generation: std::sync::Mutex<u64>,
     changed: std::sync::Condvar,
 }
-
-/// The signal of this process.
-pub static JOB_SIGNAL: JobSignal = JobSignal {
-    generation: std::sync::Mutex::new(0),
-    changed: std::sync::Condvar::new(),
-};
 
 std::thread_local! {
     /// Whether the transaction running on this thread enqueued a job: the

@@ -105,6 +105,7 @@ fn services_with_hashing(
         storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
         max_upload_bytes: settings.uploads.max_bytes,
         max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
+        job_signal: Arc::default(),
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
             min_bytes_per_second: settings.jobs.fetch_min_bytes_per_second,

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use autodocs_domain::Services;
-use autodocs_domain::jobs::{ClaimedJob, JOB_SIGNAL, JobOutcome, retry_delay};
+use autodocs_domain::jobs::{ClaimedJob, JobOutcome, JobSignal, retry_delay};
 
 /// How workers claim and wait.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +46,8 @@ const SCHEDULE_EVERY: Duration = Duration::from_secs(60);
 /// running jobs finish and stops the threads.
 pub struct Workers {
     stop: Arc<AtomicBool>,
+    /// Wakes idle workers so they see `stop` at once.
+    signal: Arc<JobSignal>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -65,6 +67,7 @@ impl Workers {
         process: &str,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
+        let signal = Arc::clone(&services.job_signal);
         let pool = Arc::new(Pool {
             stop: Arc::clone(&stop),
             busy: AtomicUsize::new(0),
@@ -82,7 +85,11 @@ impl Workers {
                     .spawn(move || work(&services, &name, &pool, schedules))?,
             );
         }
-        Ok(Self { stop, threads })
+        Ok(Self {
+            stop,
+            signal,
+            threads,
+        })
     }
 
     /// Asks every worker to stop after its current job, and waits for them.
@@ -92,7 +99,7 @@ impl Workers {
 
     fn stop_and_join(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        JOB_SIGNAL.notify();
+        self.signal.notify();
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -121,7 +128,7 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
         }
         // Read the queue before claiming: an idle worker costs one indexed
         // read per look and never takes the write lock.
-        let seen = JOB_SIGNAL.generation();
+        let seen = services.job_signal.generation();
         let mut nap = settings.idle_poll;
         if schedules {
             nap = nap.min(next_schedule.saturating_duration_since(Instant::now()));
@@ -130,12 +137,12 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
             Ok(Some(due)) => {
                 let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
                 if !wait.is_zero() {
-                    JOB_SIGNAL.wait(seen, wait.min(nap));
+                    services.job_signal.wait(seen, wait.min(nap));
                     continue;
                 }
             }
             Ok(None) => {
-                JOB_SIGNAL.wait(seen, nap);
+                services.job_signal.wait(seen, nap);
                 continue;
             }
             Err(error) => {
@@ -158,7 +165,7 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
                 pool.busy.fetch_sub(1, Ordering::SeqCst);
                 // Due jobs exist, but another worker took them or they wait
                 // for their user's running job to end.
-                JOB_SIGNAL.wait(seen, nap);
+                services.job_signal.wait(seen, nap);
             }
             Err(error) => {
                 pool.busy.fetch_sub(1, Ordering::SeqCst);

@@ -149,7 +149,7 @@ impl Services {
     pub fn retry_job(&self, id: i64) -> Result<()> {
         let now = self.clock.now();
         if self.write(|repos| Ok(repos.jobs().retry(id, now)?))? {
-            crate::jobs::JOB_SIGNAL.notify();
+            self.job_signal.notify();
             Ok(())
         } else {
             Err(Error::NotFound)

@@ -39,6 +39,9 @@ pub struct Services {
     pub max_upload_bytes: u64,
     /// The most steps one mission may hold.
     pub max_steps: steps::MaxSteps,
+    /// Wakes the workers sharing these services after a commit that
+    /// enqueued a job.
+    pub job_signal: Arc<crate::jobs::JobSignal>,
 }
 
 impl Services {
@@ -56,7 +59,7 @@ impl Services {
             recorded = repos.take_recorded();
             Ok(output)
         })?;
-        crate::jobs::JOB_SIGNAL.committed();
+        self.job_signal.committed();
         self.publish_recorded(recorded);
         Ok(output)
     }

@@ -129,6 +129,7 @@ pub fn services(
         storage: Arc::new(crate::ports::MockFileStorage::new()),
         max_upload_bytes: 25 * 1024 * 1024,
         max_steps: super::steps::MaxSteps::DEFAULT,
+        job_signal: Arc::default(),
     }
 }
 
