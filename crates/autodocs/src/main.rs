@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod secret;
 mod settings;
 mod wiring;
 mod worker;
@@ -100,8 +101,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// What a command does with the signing key.
+enum KeyUse {
+    /// Signs or verifies tokens, or builds the services that do: resolves
+    /// the key (generating the kept one outside production if need be), so
+    /// `serve`, `worker` and the CLI all use the same key.
+    Resolve,
+    /// Reports on the key without creating anything (`check`).
+    Inspect,
+    /// Never touches a token (`migrate`): no key file is created for it.
+    None,
+}
+
+impl Command {
+    fn key_use(&self) -> KeyUse {
+        match self {
+            Command::Serve | Command::Worker | Command::Createsuperuser { .. } => KeyUse::Resolve,
+            Command::Jobs(_) => KeyUse::Resolve,
+            Command::Check => KeyUse::Inspect,
+            Command::Migrate => KeyUse::None,
+        }
+    }
+}
+
 fn run(command: Command) -> anyhow::Result<()> {
-    let settings = Settings::load()?;
+    let mut settings = Settings::load()?;
+    if let KeyUse::Resolve = command.key_use() {
+        settings.auth.secret_key = Some(secret::resolve(&settings)?);
+    }
     match command {
         Command::Serve => serve(settings),
         Command::Worker => run_workers(settings),
@@ -142,9 +169,19 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Jobs(command) => jobs(settings, command),
         Command::Check => {
+            // Fails wherever `serve` would refuse the key; never writes one.
+            let key = match secret::inspect(&settings)? {
+                secret::KeySource::Configured => "configured (auth.secret_key)".to_owned(),
+                secret::KeySource::File(path) => format!("kept in {}", path.display()),
+                secret::KeySource::NotYetGenerated(path) => format!(
+                    "not set; `serve` (or any command that needs one) will generate one in {}",
+                    path.display()
+                ),
+            };
             let database = wiring::open_database(&settings)?;
             let pending = database.pending_migrations()?;
             println!("Settings OK (environment {}).", settings.environment);
+            println!("Secret key: {key}.");
             println!(
                 "Database {:?}: reachable, {} pending migration(s).",
                 database.backend(),

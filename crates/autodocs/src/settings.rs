@@ -10,10 +10,6 @@ use serde::Deserialize;
 /// The built-in defaults, so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
-/// The development secret shipped in `config/default.toml`.
-pub const DEVELOPMENT_SECRET_KEY: &str =
-    "django-insecure-dev-only-change-me-autodocs-development-key";
-
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -78,7 +74,14 @@ fn default_max_concurrent_uploads() -> usize {
 
 #[derive(Clone, Deserialize)]
 pub struct AuthSettings {
-    pub secret_key: String,
+    /// The JWT signing key; unset or empty: not configured (production then
+    /// refuses to start; elsewhere the key file below is used).
+    #[serde(default)]
+    pub secret_key: Option<String>,
+    /// Where a generated key is kept outside production (relative to the
+    /// working directory), so local processes and restarts agree.
+    #[serde(default = "default_secret_key_file")]
+    pub secret_key_file: PathBuf,
     pub access_token_lifetime_seconds: i64,
     pub refresh_token_lifetime_seconds: i64,
     pub password_iterations: u32,
@@ -91,10 +94,22 @@ fn default_hash_queue() -> usize {
     64
 }
 
+fn default_secret_key_file() -> PathBuf {
+    PathBuf::from(".autodocs/secret_key")
+}
+
+impl AuthSettings {
+    /// The key set in the settings, if any (an empty value counts as unset).
+    pub fn configured_secret_key(&self) -> Option<&str> {
+        self.secret_key.as_deref().filter(|key| !key.is_empty())
+    }
+}
+
 impl std::fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthSettings")
             .field("secret_key", &"<redacted>")
+            .field("secret_key_file", &self.secret_key_file)
             .field(
                 "access_token_lifetime_seconds",
                 &self.access_token_lifetime_seconds,
@@ -256,21 +271,24 @@ impl Settings {
 
     /// Refuses settings that would run insecurely or not at all.
     fn validate(&self) -> anyhow::Result<()> {
+        // Production never generates a key nor reads a kept one: a key is
+        // part of its configuration, long enough not to be guessed.
         if self.is_production() {
-            if self.auth.secret_key == DEVELOPMENT_SECRET_KEY {
-                bail!(
-                    "refusing to start: AUTODOCS_ENV=production with the development secret key; \
-                     set AUTODOCS__AUTH__SECRET_KEY to a long random value"
-                );
+            match self.auth.configured_secret_key() {
+                None => bail!(
+                    "refusing to start: AUTODOCS_ENV=production needs a secret key; set \
+                     AUTODOCS__AUTH__SECRET_KEY to at least {} random bytes \
+                     (e.g. `openssl rand -hex 32`)",
+                    crate::secret::MIN_SECRET_KEY_BYTES
+                ),
+                Some(key) if key.len() < crate::secret::MIN_SECRET_KEY_BYTES => bail!(
+                    "refusing to start: the secret key (auth.secret_key) is {} bytes long; \
+                     production needs at least {}",
+                    key.len(),
+                    crate::secret::MIN_SECRET_KEY_BYTES
+                ),
+                Some(_) => {}
             }
-            if self.auth.secret_key.len() < 32 {
-                bail!(
-                    "refusing to start: the secret key must be at least 32 characters in production"
-                );
-            }
-        }
-        if self.auth.secret_key.is_empty() {
-            bail!("auth.secret_key must not be empty");
         }
         if self.auth.access_token_lifetime_seconds <= 0
             || self.auth.refresh_token_lifetime_seconds <= 0

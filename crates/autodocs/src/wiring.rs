@@ -97,7 +97,7 @@ fn services_with_hashing(
         uow: Arc::new(DieselUnitOfWork::new(database.clone())),
         hasher: Arc::new(BoundedHasher::new(hashing)),
         tokens: Arc::new(JwtTokenService::new(
-            auth.secret_key.as_bytes(),
+            &signing_key(settings),
             chrono::Duration::seconds(auth.access_token_lifetime_seconds),
             chrono::Duration::seconds(auth.refresh_token_lifetime_seconds),
         )),
@@ -114,6 +114,16 @@ fn services_with_hashing(
             ),
             ..FetchSettings::default()
         })),
+    }
+}
+
+/// The key resolved by `main` (configured or kept in the key file). A
+/// command that never signs nor verifies anything skips resolving it and gets
+/// a throwaway random key: never a known or empty one.
+fn signing_key(settings: &Settings) -> Vec<u8> {
+    match settings.auth.configured_secret_key() {
+        Some(key) => key.as_bytes().to_vec(),
+        None => crate::secret::throwaway_key(),
     }
 }
 
