@@ -38,6 +38,8 @@ pub struct HttpSettings {
     pub cors_allowed_origins: Vec<String>,
     /// Worker threads (0: one per core).
     pub workers: usize,
+    /// The security headers every response carries.
+    pub security_headers: middleware::SecurityHeaders,
 }
 
 async fn method_not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -224,6 +226,7 @@ pub fn serve(
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let origins = settings.cors_allowed_origins.clone();
+    let security = settings.security_headers;
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
@@ -232,6 +235,10 @@ pub fn serve(
             .wrap(NormalizePath::new(TrailingSlash::Always))
             .wrap(cors(&origins))
             .wrap(from_fn(middleware::request_id))
+            // Outermost: every response, the 500s request_id rewrites included.
+            .wrap(from_fn(move |request, next| {
+                middleware::security_headers(security, request, next)
+            }))
     })
     // A client that is slow to send its request head is cut after this
     // (408, actix's own answer); one idle between requests after the

@@ -3,7 +3,7 @@
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse};
 use serde_json::json;
@@ -35,22 +35,144 @@ pub async fn request_id(
     request.extensions_mut().insert(RequestId(id.clone()));
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.path());
     let _entered = span.enter();
-    let response = match next.call(request).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(error) => {
-            return Err(error);
+    // An error an inner middleware returns instead of a response is
+    // rendered by actix after every middleware: the same finishing touches
+    // are added to it as a response mapper.
+    match next.call(request).await {
+        Ok(response) => {
+            let (request, response) = response.map_into_boxed_body().into_parts();
+            Ok(ServiceResponse::new(
+                request,
+                with_request_id(&id, response),
+            ))
         }
-    };
+        Err(mut error) => {
+            error.add_response_mapper(move |response| with_request_id(&id, response));
+            Err(error)
+        }
+    }
+}
+
+/// Sets `X-Request-Id`, and makes a 500's body the contract's safe one.
+fn with_request_id(id: &str, response: HttpResponse) -> HttpResponse {
     let mut response = if response.status() == StatusCode::INTERNAL_SERVER_ERROR {
-        let (request, _) = response.into_parts();
-        let body = HttpResponse::InternalServerError()
-            .json(json!({"detail": "Internal server error.", "request_id": id}));
-        ServiceResponse::new(request, body)
+        HttpResponse::InternalServerError()
+            .json(json!({"detail": "Internal server error.", "request_id": id}))
     } else {
         response
     };
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Ok(value) = HeaderValue::from_str(id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
-    Ok(response)
+    response
+}
+
+/// The security headers every response carries (API.md, "Operations").
+#[derive(Debug, Clone, Copy)]
+pub struct SecurityHeaders {
+    /// Whether to send `Strict-Transport-Security`: only when clients reach
+    /// the server over https (an HSTS header over plain http is ignored by
+    /// browsers, and on a local http server it would pin a name to https).
+    pub strict_transport_security: bool,
+}
+
+impl SecurityHeaders {
+    /// The headers for a server whose public URL is `public_url`.
+    pub fn for_public_url(public_url: &str) -> Self {
+        let https = public_url
+            .trim()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        Self {
+            strict_transport_security: https,
+        }
+    }
+}
+
+const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000; includeSubDomains";
+
+/// Adds the security headers to every response (replacing, never
+/// duplicating, one a route set itself), and renders a refused CORS
+/// request, which actix-cors answers in plain text, as the contract's
+/// `{"detail": ...}` with actix-cors's status. Errors the inner services
+/// return instead of a response are rendered here, so that they get the
+/// headers too.
+pub async fn security_headers(
+    policy: SecurityHeaders,
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    match next.call(request).await {
+        Ok(response) => {
+            let (request, response) = response.into_parts();
+            Ok(ServiceResponse::new(
+                request,
+                secured(policy, response.map_into_boxed_body()),
+            ))
+        }
+        Err(mut error) => {
+            error.add_response_mapper(move |response| secured(policy, response));
+            Err(error)
+        }
+    }
+}
+
+fn secured(policy: SecurityHeaders, response: HttpResponse) -> HttpResponse {
+    let mut response = match response
+        .error()
+        .and_then(|error| error.as_error::<actix_cors::CorsError>())
+    {
+        Some(refusal) => {
+            let mut json =
+                HttpResponse::build(response.status()).json(json!({"detail": refusal.to_string()}));
+            // Keep what actix-cors said besides its body (`Vary: Origin`).
+            for (name, value) in response.headers() {
+                if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                    json.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            json
+        }
+        None => response,
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if policy.strict_transport_security {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SecurityHeaders;
+
+    #[test]
+    fn hsts_only_for_https_public_urls() {
+        for (url, hsts) in [
+            ("https://docs.example.com", true),
+            ("HTTPS://docs.example.com/", true),
+            (" https://x", true),
+            ("http://docs.example.com", false),
+            ("", false),
+            ("https:/", false),
+        ] {
+            assert_eq!(
+                SecurityHeaders::for_public_url(url).strict_transport_security,
+                hsts,
+                "{url:?}"
+            );
+        }
+    }
 }

@@ -277,6 +277,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     let http_settings = autodocs_http::HttpSettings {
         cors_allowed_origins: settings.cors.allowed_origins.clone(),
         workers: settings.server.workers,
+        security_headers: autodocs_http::middleware::SecurityHeaders::for_public_url(&public_url),
     };
     actix_web::rt::System::new().block_on(async move {
         let server = autodocs_http::serve(listener, state, http_settings)?;
