@@ -328,7 +328,18 @@ pub fn autodocs_command(env: &[(String, String)]) -> Command {
 
 /// Runs `autodocs <args>` to completion (killed after a minute).
 pub async fn run_cli(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    run_cli_in(args, env, &workspace_root()).await
+}
+
+/// `run_cli` from the working directory `dir` (where relative paths such as
+/// the kept secret key file are resolved).
+pub async fn run_cli_in(
+    args: &[&str],
+    env: &[(String, String)],
+    dir: &Path,
+) -> std::process::Output {
     let mut cmd = autodocs_command(env);
+    cmd.current_dir(dir);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
@@ -424,7 +435,20 @@ impl TestApp {
         env: Vec<(String, String)>,
         secret_key: String,
     ) -> TestApp {
+        Self::start_in(backend, db, env, secret_key, &workspace_root()).await
+    }
+
+    /// `autodocs serve` with exactly `env`, run from the working directory
+    /// `dir`; `secret_key` is what tests forge tokens with.
+    pub async fn start_in(
+        backend: Backend,
+        db: TestDb,
+        env: Vec<(String, String)>,
+        secret_key: String,
+        dir: &Path,
+    ) -> TestApp {
         let mut cmd = autodocs_command(&env);
+        cmd.current_dir(dir);
         cmd.arg("serve")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

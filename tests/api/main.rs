@@ -17,6 +17,7 @@ mod missions;
 mod ops;
 mod outage;
 mod realtime;
+mod secrets;
 mod security_headers;
 mod settle;
 mod steps;
