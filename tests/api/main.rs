@@ -16,6 +16,7 @@ mod jobs;
 mod missions;
 mod ops;
 mod outage;
+mod proxies;
 mod realtime;
 mod secrets;
 mod security_headers;

@@ -106,10 +106,13 @@ pub async fn address_hashing_slot(
     request: &HttpRequest,
     state: &AppState,
 ) -> Result<Option<crate::throttle::Slot<std::net::IpAddr>>, ApiError> {
-    let (Some(cap), Some(peer)) = (&state.fairness.hashing_per_address, request.peer_addr()) else {
+    let (Some(cap), Some(client)) = (
+        &state.fairness.hashing_per_address,
+        state.client.client_ip(request),
+    ) else {
         return Ok(None);
     };
-    cap.acquire(peer.ip(), HASH_WAITERS_PER_ADDRESS, HASH_PLACE_PATIENCE)
+    cap.acquire(client, HASH_WAITERS_PER_ADDRESS, HASH_PLACE_PATIENCE)
         .await
         .map(Some)
         .ok_or(ApiError::Throttled(HASH_QUEUE_RETRY_SECONDS))

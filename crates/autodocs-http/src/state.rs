@@ -25,6 +25,9 @@ pub struct AppState {
     pub lane: crate::lane::DatabaseLane,
     /// The limits that keep one client from starving the others.
     pub fairness: Arc<Fairness>,
+    /// The public base URL and the client address of each request
+    /// (`server.public_url`, `server.trusted_proxies`).
+    pub client: Arc<crate::client::ClientPolicy>,
 }
 
 /// The limits that keep one client from starving the others: stalled

@@ -68,7 +68,6 @@ pub fn paginated<'a, T, V: Serialize>(
     view: impl FnMut(&'a T) -> V,
 ) -> PageView<V> {
     let link = |number: u32| {
-        let info = request.connection_info();
         let mut pairs: Vec<(String, String)> = url_pairs(request.query_string())
             .into_iter()
             .filter(|(key, _)| key != "page")
@@ -81,7 +80,7 @@ pub fn paginated<'a, T, V: Serialize>(
             .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
             .collect::<Vec<_>>()
             .join("&");
-        let base = format!("{}://{}{}", info.scheme(), info.host(), request.path());
+        let base = absolute_url(request, request.path());
         if query.is_empty() {
             base
         } else {
@@ -303,10 +302,12 @@ pub fn mission_detail_json<'a>(
     }
 }
 
-/// An absolute URL of `path` on the host the request came to.
+/// An absolute URL of `path`: under `server.public_url` when set, else on
+/// the host the request came to (forwarded headers believed only from a
+/// trusted proxy; see [`crate::client`]).
 pub fn absolute_url(request: &HttpRequest, path: &str) -> String {
-    let info = request.connection_info();
-    format!("{}://{}{path}", info.scheme(), info.host())
+    let base = crate::client::ClientPolicy::base_url_of(request);
+    format!("{base}{path}")
 }
 
 /// A Document.
@@ -331,7 +332,7 @@ pub struct DocumentView<'a> {
     updated_at: Timestamp,
 }
 
-/// A Document, with the absolute URL of its bytes on the host the request came to.
+/// A Document, with the absolute URL of its bytes (see [`absolute_url`]).
 pub fn document_json<'a>(
     request: &HttpRequest,
     document: &'a autodocs_domain::document::Document,

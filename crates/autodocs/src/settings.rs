@@ -31,8 +31,9 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     pub bind: String,
-    /// Scheme and host clients reach the server at, for absolute URLs made
-    /// outside a request (WebSocket frames); empty: `http://<bind address>`.
+    /// Scheme and host clients reach the server at: the base of every
+    /// absolute URL, whatever the request's headers; empty: from the request
+    /// (frames, made outside one: `http://<bind address>`).
     #[serde(default)]
     pub public_url: String,
     pub workers: usize,
@@ -42,10 +43,34 @@ pub struct ServerSettings {
     /// A request body that sends nothing for this long is cut (408).
     #[serde(default = "default_body_timeout_seconds")]
     pub body_timeout_seconds: u64,
+    /// Networks whose connections may speak for the client through
+    /// `X-Forwarded-*` / `Forwarded` (host, scheme, client address); parsed
+    /// on load, so a bad entry stops `serve` and fails `check`.
+    #[serde(default, deserialize_with = "trusted_proxies")]
+    pub trusted_proxies: autodocs_http::client::TrustedProxies,
 }
 
 fn default_body_timeout_seconds() -> u64 {
     30
+}
+
+/// `server.trusted_proxies` from a list (TOML, or the environment variable
+/// split on commas) or from one string (`"10.0.0.0/8, ::1"`).
+fn trusted_proxies<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<autodocs_http::client::TrustedProxies, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        One(String),
+        Many(Vec<String>),
+    }
+    let entries = match Entries::deserialize(deserializer)? {
+        Entries::One(entry) => vec![entry],
+        Entries::Many(entries) => entries,
+    };
+    autodocs_http::client::TrustedProxies::parse(&entries)
+        .map_err(|error| serde::de::Error::custom(format!("server.trusted_proxies: {error}")))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,6 +272,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("cors.allowed_origins")
+                    .with_list_parse_key("server.trusted_proxies")
                     .try_parsing(true),
             );
         if let Ok(url) = std::env::var("DATABASE_URL")
@@ -267,6 +293,14 @@ impl Settings {
 
     pub fn is_production(&self) -> bool {
         self.environment == "production"
+    }
+
+    /// Where absolute URLs point and whose forwarded headers are believed.
+    pub fn client_policy(&self) -> anyhow::Result<autodocs_http::client::ClientPolicy> {
+        Ok(autodocs_http::client::ClientPolicy::new(
+            &self.server.public_url,
+            self.server.trusted_proxies.clone(),
+        )?)
     }
 
     /// Refuses settings that would run insecurely or not at all.
@@ -325,6 +359,7 @@ impl Settings {
                 "realtime.ping_interval_seconds must be positive and at most realtime.peer_timeout_seconds"
             );
         }
+        self.client_policy()?;
         if self.server.body_timeout_seconds == 0 {
             bail!("server.body_timeout_seconds must be positive");
         }

@@ -215,6 +215,7 @@ pub fn app_state(
         hub,
         lane,
         fairness: Arc::new(fairness(settings, hashing)),
+        client: Arc::new(settings.client_policy()?),
     };
     Ok((state, listener))
 }

@@ -9,12 +9,13 @@ use crate::extract::{Fields, JsonObject, address_hashing_slot, hashing};
 use crate::state::AppState;
 use crate::views::UserView;
 
-/// Counts an anonymous auth request against its address's rate.
+/// Counts an anonymous auth request against its client address's rate
+/// (forwarded addresses count only from trusted proxies).
 fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
-    match request.peer_addr() {
-        Some(peer) => state
+    match state.client.client_ip(request) {
+        Some(client) => state
             .throttle
-            .check(peer.ip())
+            .check(client)
             .map_err(crate::error::ApiError::Throttled),
         None => Ok(()),
     }
