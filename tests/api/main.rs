@@ -12,6 +12,7 @@ mod auth;
 mod documents;
 mod fairness;
 mod hostile;
+mod identity;
 mod jobs;
 mod missions;
 mod ops;

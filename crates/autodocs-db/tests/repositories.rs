@@ -21,7 +21,8 @@ use autodocs_domain::paging::PageRequest;
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
 use autodocs_domain::ports::{Repositories, read, transaction};
 use autodocs_domain::user::{
-    Email, IdentityKey, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery, Username,
+    Email, IdentityKey, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery,
+    Username,
 };
 use autodocs_domain::{Error, RepoError};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
@@ -373,7 +374,9 @@ fn users_create_and_find_case_insensitively(uow: &DieselUnitOfWork) {
         "Alice@Example.com",
         "ALICE@EXAMPLE.COM",
     ] {
-        let found = rd(uow, |repos| Ok(repos.users().find_credentials(&IdentityKey::of(login))?));
+        let found = rd(uow, |repos| {
+            Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
+        });
         let credentials = found.unwrap_or_else(|| panic!("{login} finds alice"));
         assert_eq!(credentials.user, alice, "{login}");
         assert_eq!(
@@ -382,12 +385,16 @@ fn users_create_and_find_case_insensitively(uow: &DieselUnitOfWork) {
         );
     }
     let found = rd(uow, |repos| {
-        Ok(repos.users().find_credentials(&IdentityKey::of("BOB@example.COM"))?)
+        Ok(repos
+            .users()
+            .find_credentials(&IdentityKey::of("BOB@example.COM"))?)
     });
     assert_eq!(found.map(|c| c.user.id), Some(bob.id));
     for login in ["carol", "alic", "alice@example", "%", "_lice", ""] {
         assert_eq!(
-            rd(uow, |repos| Ok(repos.users().find_credentials(&IdentityKey::of(login))?)),
+            rd(uow, |repos| Ok(repos
+                .users()
+                .find_credentials(&IdentityKey::of(login))?)),
             None,
             "{login}"
         );
@@ -406,14 +413,18 @@ fn users_exists_checks(uow: &DieselUnitOfWork) {
         ("al_ce", false),
     ] {
         assert_eq!(
-            rd(uow, |repos| Ok(repos.users().username_exists(&IdentityKey::of(name))?)),
+            rd(uow, |repos| Ok(repos
+                .users()
+                .username_exists(&IdentityKey::of(name))?)),
             expected,
             "{name}"
         );
     }
     let email_exists = |email: &str, except: Option<UserId>| {
         rd(uow, |repos| {
-            Ok(repos.users().email_exists(&IdentityKey::of(email), except)?)
+            Ok(repos
+                .users()
+                .email_exists(&IdentityKey::of(email), except)?)
         })
     };
     assert!(email_exists("alice@example.com", None));
@@ -522,7 +533,9 @@ fn users_identity_keys_fold_case_and_unicode_forms(uow: &DieselUnitOfWork) {
         email: Some(Email::parse("Zoë@Example.com").expect("email")),
         ..UserChanges::default()
     };
-    tx(uow, |repos| Ok(repos.users().update_account(aerger.id, &changes)?));
+    tx(uow, |repos| {
+        Ok(repos.users().update_account(aerger.id, &changes)?)
+    });
     assert!(exists("ZOË@example.com"));
     assert!(!exists("aerger@example.com"));
     assert_eq!(found("zoë@example.com"), Some(aerger.id));
@@ -569,17 +582,28 @@ fn users_identity_keys_are_backfilled(uow: &DieselUnitOfWork) {
         .collect();
     assert_eq!(
         fields,
-        [("username", Some(aerger.id.0)), ("email", Some(aerger.id.0))],
+        [
+            ("username", Some(aerger.id.0)),
+            ("email", Some(aerger.id.0))
+        ],
         "the newer of two colliding accounts is reported, not an error: {conflicts:?}"
     );
-    assert!(conflicts[0].to_string().contains("ÄRGER"), "{}", conflicts[0]);
+    assert!(
+        conflicts[0].to_string().contains("ÄRGER"),
+        "{}",
+        conflicts[0]
+    );
     let found = |login: &str| {
         rd(uow, |repos| {
             Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
         })
         .map(|credentials| credentials.user.id)
     };
-    assert_eq!(found("ärger"), Some(aerger.id), "the older account keeps its key");
+    assert_eq!(
+        found("ärger"),
+        Some(aerger.id),
+        "the older account keeps its key"
+    );
     assert_eq!(found("aerger@example.com"), Some(aerger.id));
     assert_eq!(found("BOB"), Some(bob.id));
     assert_eq!(found("Bob@Example.com"), Some(bob.id));
@@ -706,8 +730,10 @@ fn users_profile_round_trip(uow: &DieselUnitOfWork) {
         "account fields untouched"
     );
     // Also through the login path.
-    let credentials =
-        rd(uow, |repos| Ok(repos.users().find_credentials(&IdentityKey::of("alice"))?)).expect("alice by login");
+    let credentials = rd(uow, |repos| {
+        Ok(repos.users().find_credentials(&IdentityKey::of("alice"))?)
+    })
+    .expect("alice by login");
     assert_eq!(credentials.user.profile, profile);
     // Bob's profile is untouched.
     assert_eq!(
@@ -968,7 +994,9 @@ fn users_delete_cascades(uow: &DieselUnitOfWork) {
 
     assert_eq!(rd(uow, |repos| Ok(repos.users().find(alice.id)?)), None);
     assert_eq!(
-        rd(uow, |repos| Ok(repos.users().find_credentials(&IdentityKey::of("alice"))?)),
+        rd(uow, |repos| Ok(repos
+            .users()
+            .find_credentials(&IdentityKey::of("alice"))?)),
         None
     );
     assert!(!rd(uow, |repos| Ok(repos
@@ -1555,12 +1583,16 @@ fn activities_list_filters_and_pages(uow: &DieselUnitOfWork) {
 
 fn assert_nothing_left(uow: &DieselUnitOfWork, username: &str) {
     assert_eq!(
-        rd(uow, |repos| Ok(repos.users().find_credentials(&IdentityKey::of(username))?)),
+        rd(uow, |repos| Ok(repos
+            .users()
+            .find_credentials(&IdentityKey::of(username))?)),
         None,
         "user rolled back"
     );
     assert!(
-        !rd(uow, |repos| Ok(repos.users().username_exists(&IdentityKey::of(username))?)),
+        !rd(uow, |repos| Ok(repos
+            .users()
+            .username_exists(&IdentityKey::of(username))?)),
         "user rolled back"
     );
     assert_eq!(all_users(uow), 0, "no user row");

@@ -26,7 +26,12 @@ impl Username {
     pub const MAX_CHARS: usize = 150;
 
     /// Parses a username (`^[\w.@+-]{1,150}$`, Unicode word characters).
+    /// The username is kept in canonical composition (NFC): `A` followed by
+    /// a combining diaeresis, as some keyboards send it, is the letter `Ä`.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        use unicode_normalization::UnicodeNormalization;
+        let composed: String = raw.nfc().collect();
+        let raw = composed.as_str();
         if raw.trim().is_empty() {
             return Err(InvalidValue::blank());
         }
@@ -58,9 +63,12 @@ impl Email {
     /// Longest address accepted.
     pub const MAX_CHARS: usize = 254;
 
-    /// Parses an email address.
+    /// Parses an email address, kept in canonical composition (NFC) like
+    /// [`Username`].
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let raw = raw.trim();
+        use unicode_normalization::UnicodeNormalization;
+        let composed: String = raw.trim().nfc().collect();
+        let raw = composed.as_str();
         if raw.is_empty() {
             return Err(InvalidValue::blank());
         }
@@ -429,6 +437,10 @@ mod tests {
     fn usernames() {
         assert!(Username::parse("alice.b+c@d-e_f").is_ok());
         assert!(Username::parse("émilie").is_ok());
+        assert_eq!(
+            Username::parse("A\u{308}rger").map(|u| u.0),
+            Ok("Ärger".to_owned())
+        );
         assert!(Username::parse("").is_err());
         assert!(Username::parse("with space").is_err());
         assert!(Username::parse("semi;colon").is_err());

@@ -7,9 +7,7 @@ use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{
     self, Credentials, IssuedTokens, PasswordCheck, PasswordHasher, Repositories, TokenError,
 };
-use crate::user::{
-    Email, IdentityKey, NewUser, PersonName, Principal, User, UserId, Username,
-};
+use crate::user::{Email, IdentityKey, NewUser, PersonName, Principal, User, UserId, Username};
 use crate::validation::{InvalidValue, ValidationErrors};
 
 use super::Services;

@@ -10,8 +10,8 @@ use crate::paging::Page;
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{self, PasswordCheck, PasswordHasher};
 use crate::user::{
-    Email, IdentityKey, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges, UserId, UserQuery,
-    bounded_json_object,
+    Email, IdentityKey, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges,
+    UserId, UserQuery, bounded_json_object,
 };
 use crate::validation::ValidationErrors;
 
