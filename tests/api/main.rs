@@ -20,4 +20,5 @@ mod outage;
 mod realtime;
 mod settle;
 mod steps;
+mod timestamps;
 mod users;
