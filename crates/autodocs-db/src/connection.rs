@@ -407,13 +407,39 @@ impl Database {
         }
     }
 
-    /// Applies every pending migration; returns the versions applied.
+    /// Applies every pending migration, then fills in the users' identity
+    /// keys that SQL could not compute (see
+    /// [`Database::backfill_identity_keys`]; conflicts are logged as
+    /// warnings); returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, DatabaseError> {
+        let applied = {
+            let mut conn = self.connection()?;
+            let applied = conn
+                .run_pending_migrations(self.migrations())
+                .map_err(|error| DatabaseError::Migration(error.to_string()))?;
+            applied.iter().map(ToString::to_string).collect()
+        };
+        for conflict in self.backfill_identity_keys()? {
+            tracing::warn!(
+                user_id = conflict.user_id,
+                field = conflict.field,
+                "{conflict}"
+            );
+        }
+        Ok(applied)
+    }
+
+    /// Computes the identity keys (normalised username and email) of users
+    /// written before the keys existed, or by an older server. Two accounts
+    /// whose names differ only in case or Unicode form cannot both hold a
+    /// key: the older keeps it, and the newer is returned, never an error,
+    /// so that an operator can rename one of them.
+    pub fn backfill_identity_keys(
+        &self,
+    ) -> Result<Vec<crate::identity::IdentityConflict>, DatabaseError> {
         let mut conn = self.connection()?;
-        let applied = conn
-            .run_pending_migrations(self.migrations())
-            .map_err(|error| DatabaseError::Migration(error.to_string()))?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+        crate::identity::backfill_identity_keys(&mut conn)
+            .map_err(|error| DatabaseError::Migration(format!("identity keys: {error}")))
     }
 
     /// The versions of migrations not yet applied.

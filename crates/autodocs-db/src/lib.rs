@@ -4,6 +4,7 @@
 
 mod connection;
 mod error;
+mod identity;
 mod notify;
 mod repos;
 #[allow(missing_docs)]
@@ -12,5 +13,6 @@ mod time;
 mod uow;
 
 pub use connection::{AnyConnection, Backend, Database, DatabaseError, PoolSettings};
+pub use identity::IdentityConflict;
 pub use notify::{CHANNEL as EVENT_CHANNEL, PgListener, PgNotifyPublisher};
 pub use uow::DieselUnitOfWork;

@@ -31,6 +31,10 @@ diesel::table! {
         is_staff -> Bool,
         is_active -> Bool,
         date_joined -> Timestamp,
+        /// `IdentityKey` of `username`: unique; NULL only until backfilled.
+        username_key -> Nullable<Text>,
+        /// `IdentityKey` of `email`: unique; NULL for an empty email.
+        email_key -> Nullable<Text>,
     }
 }
 

@@ -104,6 +104,45 @@ mod tests {
         }
     }
 
+    /// SQLite compares timestamps as text, in the form diesel writes them
+    /// (`%F %T%.f`: no fraction, or 3, 6 or 9 digits, whichever is
+    /// shortest). Within the years clients may send (1–9999, four digits,
+    /// no sign) that text orders as the instants do, and one instant always
+    /// has one text, so no fixed-width form of our own is needed.
+    #[test]
+    fn the_text_diesel_writes_orders_as_the_instants_do() {
+        let instants: Vec<NaiveDateTime> = [
+            "0001-01-01 00:00:00",
+            "0001-01-01 00:00:00.000001",
+            "0999-12-31 23:59:59.999999",
+            "1000-01-01 00:00:00",
+            "2026-11-29 08:05:03",
+            "2026-11-29 08:05:03.05",
+            "2026-11-29 08:05:03.1",
+            "2026-11-29 08:05:03.123",
+            "2026-11-29 08:05:03.1234",
+            "2026-11-29 08:05:03.5",
+            "2026-11-29 08:05:03.999999",
+            "2026-11-29 08:05:04",
+            "9999-12-31 23:59:59",
+            "9999-12-31 23:59:59.999999",
+        ]
+        .iter()
+        .map(|text| NaiveDateTime::parse_from_str(text, "%F %T%.f").expect("valid"))
+        .collect();
+        let written: Vec<String> = instants
+            .iter()
+            .map(|instant| instant.format("%F %T%.f").to_string())
+            .collect();
+        for (pair, texts) in instants.windows(2).zip(written.windows(2)) {
+            assert!(pair[0] < pair[1], "{pair:?}");
+            assert!(texts[0] < texts[1], "{texts:?} orders as text");
+        }
+        for (instant, text) in instants.iter().zip(&written) {
+            assert_eq!(parse_sqlite_text(text), Some(*instant), "{text}");
+        }
+    }
+
     #[test]
     fn leaves_other_forms_to_chrono() {
         for text in [

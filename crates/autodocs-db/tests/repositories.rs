@@ -21,7 +21,8 @@ use autodocs_domain::paging::PageRequest;
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
 use autodocs_domain::ports::{Repositories, read, transaction};
 use autodocs_domain::user::{
-    Email, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery, Username,
+    Email, IdentityKey, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery,
+    Username,
 };
 use autodocs_domain::{Error, RepoError};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
@@ -178,6 +179,8 @@ on_both_backends!(
     users_create_and_find_case_insensitively,
     users_exists_checks,
     users_unique_violations,
+    users_identity_keys_fold_case_and_unicode_forms,
+    users_identity_keys_are_backfilled,
     users_update_account_is_partial,
     users_profile_round_trip,
     users_password_and_last_login,
@@ -371,7 +374,9 @@ fn users_create_and_find_case_insensitively(uow: &DieselUnitOfWork) {
         "Alice@Example.com",
         "ALICE@EXAMPLE.COM",
     ] {
-        let found = rd(uow, |repos| Ok(repos.users().find_credentials(login)?));
+        let found = rd(uow, |repos| {
+            Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
+        });
         let credentials = found.unwrap_or_else(|| panic!("{login} finds alice"));
         assert_eq!(credentials.user, alice, "{login}");
         assert_eq!(
@@ -380,12 +385,16 @@ fn users_create_and_find_case_insensitively(uow: &DieselUnitOfWork) {
         );
     }
     let found = rd(uow, |repos| {
-        Ok(repos.users().find_credentials("BOB@example.COM")?)
+        Ok(repos
+            .users()
+            .find_credentials(&IdentityKey::of("BOB@example.COM"))?)
     });
     assert_eq!(found.map(|c| c.user.id), Some(bob.id));
     for login in ["carol", "alic", "alice@example", "%", "_lice", ""] {
         assert_eq!(
-            rd(uow, |repos| Ok(repos.users().find_credentials(login)?)),
+            rd(uow, |repos| Ok(repos
+                .users()
+                .find_credentials(&IdentityKey::of(login))?)),
             None,
             "{login}"
         );
@@ -404,14 +413,18 @@ fn users_exists_checks(uow: &DieselUnitOfWork) {
         ("al_ce", false),
     ] {
         assert_eq!(
-            rd(uow, |repos| Ok(repos.users().username_exists(name)?)),
+            rd(uow, |repos| Ok(repos
+                .users()
+                .username_exists(&IdentityKey::of(name))?)),
             expected,
             "{name}"
         );
     }
     let email_exists = |email: &str, except: Option<UserId>| {
         rd(uow, |repos| {
-            Ok(repos.users().email_exists(email, except)?)
+            Ok(repos
+                .users()
+                .email_exists(&IdentityKey::of(email), except)?)
         })
     };
     assert!(email_exists("alice@example.com", None));
@@ -462,6 +475,145 @@ fn users_unique_violations(uow: &DieselUnitOfWork) {
     let carol = create_user(uow, "carol", "carol@example.com");
     assert_eq!(carol.username, "carol");
     assert_eq!(all_users(uow), 2);
+}
+
+fn users_identity_keys_fold_case_and_unicode_forms(uow: &DieselUnitOfWork) {
+    let aerger = create_user(uow, "Ärger", "aerger@example.com");
+    let strasse = create_user(uow, "Straße", "strasse@example.com");
+    let ligature = create_user(uow, "\u{FB01}sh", "fish@example.com");
+    let juergen = create_user(uow, "juergen", "Jürgen@Bücher.de");
+
+    // The database itself refuses a second account with the same key, on
+    // both backends (SQLite's lower() would have let `ärger` through).
+    for (username, email, field) in [
+        ("ärger", "other1@example.com", "username"),
+        ("ÄRGER", "other2@example.com", "username"),
+        ("STRASSE", "other3@example.com", "username"),
+        ("fish", "other4@example.com", "username"),
+        ("other5", "JÜRGEN@bücher.DE", "email"),
+        ("other6", "jürgen@BÜCHER.de", "email"),
+    ] {
+        let duplicate = new_user(username, email);
+        let name = unique_violation(transaction(uow, |repos| {
+            Ok(repos.users().create(&duplicate, t0())?)
+        }));
+        assert!(name.contains(field), "{username} {email}: {name:?}");
+    }
+    assert_eq!(all_users(uow), 4);
+
+    let found = |login: &str| {
+        rd(uow, |repos| {
+            Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
+        })
+        .map(|credentials| credentials.user.id)
+    };
+    for login in ["Ärger", "ärger", "ÄRGER", "A\u{308}rger"] {
+        assert_eq!(found(login), Some(aerger.id), "{login}");
+    }
+    assert_eq!(found("strasse"), Some(strasse.id));
+    assert_eq!(found("FISH"), Some(ligature.id));
+    assert_eq!(found("jürgen@bücher.de"), Some(juergen.id));
+    assert_eq!(found("arger"), None);
+
+    // A username shaped like an email never shadows that email's owner,
+    // whichever account is older.
+    let squatter = create_user(uow, "bob@example.com", "mallory@example.com");
+    let bob = create_user(uow, "bob", "Bob@Example.com");
+    assert_eq!(found("BOB@example.com"), Some(bob.id));
+    assert_eq!(found("mallory@example.com"), Some(squatter.id));
+    let exists = |email: &str| {
+        rd(uow, |repos| {
+            Ok(repos.users().email_exists(&IdentityKey::of(email), None)?)
+        })
+    };
+    assert!(exists("bob@EXAMPLE.com"));
+
+    // A changed email carries its key along.
+    let changes = UserChanges {
+        email: Some(Email::parse("Zoë@Example.com").expect("email")),
+        ..UserChanges::default()
+    };
+    tx(uow, |repos| {
+        Ok(repos.users().update_account(aerger.id, &changes)?)
+    });
+    assert!(exists("ZOË@example.com"));
+    assert!(!exists("aerger@example.com"));
+    assert_eq!(found("zoë@example.com"), Some(aerger.id));
+
+    // Staff search folds the term and the stored values alike.
+    let search = |needle: &str| {
+        list_users(
+            uow,
+            UserQuery {
+                search: Some(needle.to_owned()),
+                ..UserQuery::default()
+            },
+        )
+    };
+    assert_eq!(usernames(&search("ärg")), ["Ärger"]);
+    assert_eq!(usernames(&search("ÄRG")), ["Ärger"]);
+    assert_eq!(usernames(&search("ZOË")), ["Ärger"]);
+    assert_eq!(usernames(&search("rasse")), ["Straße"]);
+    assert_eq!(usernames(&search("BÜCHER")), ["juergen"]);
+}
+
+fn users_identity_keys_are_backfilled(uow: &DieselUnitOfWork) {
+    let aerger = create_user(uow, "Ärger", "Aerger@Example.com");
+    let bob = create_user(uow, "bob", "bob@example.com");
+    let database = uow.database();
+    {
+        let mut conn = database.connection().expect("connection");
+        // Rows as an older server left them: no keys, and (the old
+        // indexes compared lower(), ASCII-only on SQLite) a second `ärger`.
+        conn.batch_execute(
+            "UPDATE auth_user SET username_key = NULL, email_key = NULL;
+             INSERT INTO auth_user (password, is_superuser, username, first_name, last_name,
+                 email, is_staff, is_active, date_joined)
+             VALUES ('x', FALSE, 'ÄRGER', '', '', 'AERGER@example.com', FALSE, TRUE,
+                 '2026-01-01 00:00:00'),
+                 ('x', FALSE, 'noemail', '', '', '', FALSE, TRUE, '2026-01-01 00:00:00');",
+        )
+        .expect("legacy rows");
+    }
+    let conflicts = database.backfill_identity_keys().expect("backfill");
+    let fields: Vec<(&str, Option<i64>)> = conflicts
+        .iter()
+        .map(|conflict| (conflict.field, conflict.holder_id))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("username", Some(aerger.id.0)),
+            ("email", Some(aerger.id.0))
+        ],
+        "the newer of two colliding accounts is reported, not an error: {conflicts:?}"
+    );
+    assert!(
+        conflicts[0].to_string().contains("ÄRGER"),
+        "{}",
+        conflicts[0]
+    );
+    let found = |login: &str| {
+        rd(uow, |repos| {
+            Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
+        })
+        .map(|credentials| credentials.user.id)
+    };
+    assert_eq!(
+        found("ärger"),
+        Some(aerger.id),
+        "the older account keeps its key"
+    );
+    assert_eq!(found("aerger@example.com"), Some(aerger.id));
+    assert_eq!(found("BOB"), Some(bob.id));
+    assert_eq!(found("Bob@Example.com"), Some(bob.id));
+    // Running it again reports the same conflict and changes nothing else;
+    // migrate runs it too, without failing.
+    assert_eq!(
+        database.backfill_identity_keys().expect("second backfill"),
+        conflicts
+    );
+    assert_eq!(database.migrate().expect("migrate"), Vec::<String>::new());
 }
 
 fn users_update_account_is_partial(uow: &DieselUnitOfWork) {
@@ -578,8 +730,10 @@ fn users_profile_round_trip(uow: &DieselUnitOfWork) {
         "account fields untouched"
     );
     // Also through the login path.
-    let credentials =
-        rd(uow, |repos| Ok(repos.users().find_credentials("alice")?)).expect("alice by login");
+    let credentials = rd(uow, |repos| {
+        Ok(repos.users().find_credentials(&IdentityKey::of("alice"))?)
+    })
+    .expect("alice by login");
     assert_eq!(credentials.user.profile, profile);
     // Bob's profile is untouched.
     assert_eq!(
@@ -840,12 +994,14 @@ fn users_delete_cascades(uow: &DieselUnitOfWork) {
 
     assert_eq!(rd(uow, |repos| Ok(repos.users().find(alice.id)?)), None);
     assert_eq!(
-        rd(uow, |repos| Ok(repos.users().find_credentials("alice")?)),
+        rd(uow, |repos| Ok(repos
+            .users()
+            .find_credentials(&IdentityKey::of("alice"))?)),
         None
     );
     assert!(!rd(uow, |repos| Ok(repos
         .users()
-        .username_exists("alice")?)));
+        .username_exists(&IdentityKey::of("alice"))?)));
     assert_eq!(
         rd(uow, |repos| Ok(repos.users().password_hash(alice.id)?)),
         None
@@ -1427,12 +1583,16 @@ fn activities_list_filters_and_pages(uow: &DieselUnitOfWork) {
 
 fn assert_nothing_left(uow: &DieselUnitOfWork, username: &str) {
     assert_eq!(
-        rd(uow, |repos| Ok(repos.users().find_credentials(username)?)),
+        rd(uow, |repos| Ok(repos
+            .users()
+            .find_credentials(&IdentityKey::of(username))?)),
         None,
         "user rolled back"
     );
     assert!(
-        !rd(uow, |repos| Ok(repos.users().username_exists(username)?)),
+        !rd(uow, |repos| Ok(repos
+            .users()
+            .username_exists(&IdentityKey::of(username))?)),
         "user rolled back"
     );
     assert_eq!(all_users(uow), 0, "no user row");

@@ -18,7 +18,7 @@ use crate::mission::{
 };
 use crate::paging::Page;
 use crate::plan_step::{NewPlanStep, PlanStep, StepChanges};
-use crate::user::{NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
+use crate::user::{IdentityKey, NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
 
 /// Result of a repository call.
 pub type RepoResult<T> = Result<T, RepoError>;
@@ -35,21 +35,26 @@ pub struct Credentials {
 /// Storage of users and their profiles.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait UserRepository {
-    /// Inserts a user and its default profile.
+    /// Inserts a user and its default profile. The adapter stores the
+    /// [`IdentityKey`] of the username and of the email beside them, and
+    /// refuses (unique violation) a key another user holds.
     fn create(&mut self, user: &NewUser, now: DateTime<Utc>) -> RepoResult<User>;
     /// A user by id.
     fn find(&mut self, id: UserId) -> RepoResult<Option<User>>;
     /// Whether a user is active and staff: the one indexed read every
     /// authenticated request makes, lighter than [`UserRepository::find`].
     fn access(&mut self, id: UserId) -> RepoResult<Option<crate::user::AccountAccess>>;
-    /// A user and its password hash by username or email, both case-insensitive.
-    fn find_credentials(&mut self, login: &str) -> RepoResult<Option<Credentials>>;
+    /// A user and its password hash by the key of a username or an email.
+    /// An account whose email has the key wins over another account whose
+    /// username has it (a username shaped like an email never shadows that
+    /// email's owner).
+    fn find_credentials(&mut self, login: &IdentityKey) -> RepoResult<Option<Credentials>>;
     /// The password hash of a user.
     fn password_hash(&mut self, id: UserId) -> RepoResult<Option<String>>;
-    /// Whether a username is taken, case-insensitively.
-    fn username_exists(&mut self, username: &str) -> RepoResult<bool>;
-    /// Whether an email is taken by another user than `except`, case-insensitively.
-    fn email_exists(&mut self, email: &str, except: Option<UserId>) -> RepoResult<bool>;
+    /// Whether a user's username has this key.
+    fn username_exists(&mut self, username: &IdentityKey) -> RepoResult<bool>;
+    /// Whether a user other than `except` has an email with this key.
+    fn email_exists(&mut self, email: &IdentityKey, except: Option<UserId>) -> RepoResult<bool>;
     /// Replaces the password hash.
     fn set_password_hash(&mut self, id: UserId, hash: &str) -> RepoResult<()>;
     /// Replaces the password hash only if it is still `expected` (the one
@@ -58,7 +63,8 @@ pub trait UserRepository {
     -> RepoResult<bool>;
     /// Records a successful login.
     fn touch_last_login(&mut self, id: UserId, now: DateTime<Utc>) -> RepoResult<()>;
-    /// Applies account changes to the user row (not the profile).
+    /// Applies account changes to the user row (not the profile); a new
+    /// email's [`IdentityKey`] is stored with it.
     fn update_account(&mut self, id: UserId, changes: &UserChanges) -> RepoResult<()>;
     /// Replaces the profile.
     fn save_profile(
@@ -67,7 +73,7 @@ pub trait UserRepository {
         profile: &UserProfile,
         now: DateTime<Utc>,
     ) -> RepoResult<()>;
-    /// A page of users.
+    /// A page of users; the search matches the keys of usernames and emails.
     fn list(&mut self, query: &UserQuery) -> RepoResult<Page<User>>;
     /// Deletes a user and, by cascade, everything they own. False if absent.
     fn delete(&mut self, id: UserId) -> RepoResult<bool>;

@@ -26,7 +26,12 @@ impl Username {
     pub const MAX_CHARS: usize = 150;
 
     /// Parses a username (`^[\w.@+-]{1,150}$`, Unicode word characters).
+    /// The username is kept in canonical composition (NFC): `A` followed by
+    /// a combining diaeresis, as some keyboards send it, is the letter `Ä`.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        use unicode_normalization::UnicodeNormalization;
+        let composed: String = raw.nfc().collect();
+        let raw = composed.as_str();
         if raw.trim().is_empty() {
             return Err(InvalidValue::blank());
         }
@@ -48,8 +53,9 @@ impl Username {
     }
 }
 
-/// An email address, validated as Django's `EmailValidator` does in substance;
-/// the domain part is lower-cased.
+/// An email address, validated as Django's `EmailValidator` does in substance
+/// (letters of any script are allowed in the local part too); the domain part
+/// is lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -57,9 +63,12 @@ impl Email {
     /// Longest address accepted.
     pub const MAX_CHARS: usize = 254;
 
-    /// Parses an email address.
+    /// Parses an email address, kept in canonical composition (NFC) like
+    /// [`Username`].
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let raw = raw.trim();
+        use unicode_normalization::UnicodeNormalization;
+        let composed: String = raw.trim().nfc().collect();
+        let raw = composed.as_str();
         if raw.is_empty() {
             return Err(InvalidValue::blank());
         }
@@ -75,7 +84,9 @@ impl Email {
             && !local.contains("..")
             && local
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
+                // Letters and digits of any script (RFC 6531 addresses):
+                // `Jürgen@…` is one person however its letters are cased.
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c));
         let labels: Vec<&str> = domain.split('.').collect();
         let domain_ok = labels.len() >= 2
             && labels.iter().all(|label| {
@@ -98,6 +109,57 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The form in which usernames and emails are compared: two spellings with
+/// the same key belong to one account.
+///
+/// The key is `NFKC(casefold(NFKC(s)))`, the composition Unicode calls
+/// compatibility caseless matching (with NFKC in place of NFKD so the key
+/// stays readable): `Ärger`, `ärger` and `ÄRGER` share a key, so do
+/// `Straße` and `STRASSE` (full case folding turns `ß` into `ss`), and `ﬁle`
+/// (the ligature) and `file`. Databases cannot compute this themselves
+/// (SQLite's `lower()` only knows ASCII), so the key is computed here and
+/// stored beside the value, in its own uniquely indexed column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdentityKey(String);
+
+impl IdentityKey {
+    /// The key of a username, an email or a login as typed (surrounding
+    /// white space is not part of it).
+    pub fn of(raw: &str) -> Self {
+        Self(normalise_identity(raw.trim()))
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the key has the shape of an email (contains `@`): such a
+    /// login is matched against emails before usernames.
+    pub fn looks_like_email(&self) -> bool {
+        self.0.contains('@')
+    }
+}
+
+impl std::fmt::Display for IdentityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `NFKC(casefold(NFKC(text)))`: Unicode default full case folding between
+/// two compatibility normalisations. Also used for case-insensitive
+/// substring searches over the stored keys, so that a search term and a key
+/// are folded alike.
+pub fn normalise_identity(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let composed: String = text.nfkc().collect();
+    // NFKC first: a compatibility character (`ﬁ`, `Ⅸ`, full-width letters)
+    // folds differently from what it stands for; NFKC again after: folding
+    // can leave a sequence that is no longer in normal form.
+    caseless::default_case_fold_str(&composed).nfkc().collect()
 }
 
 /// A first or last name: at most 150 characters, may be empty.
@@ -256,9 +318,9 @@ impl ProfilePatch {
 pub struct User {
     /// Primary key.
     pub id: UserId,
-    /// Unique (case-insensitively) login name.
+    /// Login name, unique by its [`IdentityKey`].
     pub username: String,
-    /// Unique (case-insensitively) email address.
+    /// Email address, unique by its [`IdentityKey`].
     pub email: String,
     /// Given name.
     pub first_name: String,
@@ -358,7 +420,8 @@ impl UserChanges {
 /// The filters of the staff user list.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UserQuery {
-    /// Case-insensitive substring of username or email.
+    /// Substring of username or email, compared by [`normalise_identity`]
+    /// (so case-insensitively, for every script).
     pub search: Option<String>,
     /// Only active or only inactive users.
     pub is_active: Option<bool>,
@@ -374,6 +437,10 @@ mod tests {
     fn usernames() {
         assert!(Username::parse("alice.b+c@d-e_f").is_ok());
         assert!(Username::parse("émilie").is_ok());
+        assert_eq!(
+            Username::parse("A\u{308}rger").map(|u| u.0),
+            Ok("Ärger".to_owned())
+        );
         assert!(Username::parse("").is_err());
         assert!(Username::parse("with space").is_err());
         assert!(Username::parse("semi;colon").is_err());
@@ -401,6 +468,26 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn identity_keys_fold_case_and_compatibility_forms() {
+        let key = |raw: &str| IdentityKey::of(raw).as_str().to_owned();
+        assert_eq!(key("Ärger"), "ärger");
+        assert_eq!(key("ÄRGER"), key("ärger"));
+        // A decomposed Ä (A + combining diaeresis) is the same letter.
+        assert_eq!(key("A\u{308}rger"), key("Ärger"));
+        assert_eq!(key("Straße"), "strasse");
+        assert_eq!(key("STRASSE"), key("straße"));
+        assert_eq!(key("\u{FB01}le"), "file");
+        assert_eq!(key("ＡＢＣ"), "abc");
+        assert_eq!(key("ΣΊΣΥΦΟΣ"), key("σίσυφος"));
+        assert_eq!(key(" Bob@Example.COM "), "bob@example.com");
+        assert_eq!(key("Jürgen@Bücher.DE"), key("JÜRGEN@bücher.de"));
+        assert_ne!(key("ärger"), key("arger"));
+        assert!(IdentityKey::of("bob@example.com").looks_like_email());
+        assert!(!IdentityKey::of("bob").looks_like_email());
+        assert_eq!(normalise_identity("ÄRG"), "ärg");
     }
 
     #[test]

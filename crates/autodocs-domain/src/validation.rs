@@ -188,10 +188,20 @@ pub fn optional_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
 /// DRF's message for a datetime it cannot parse.
 pub const DATETIME_FORMAT_MESSAGE: &str = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
+/// The message for a timestamp outside the years every database holds.
+pub const DATETIME_RANGE_MESSAGE: &str = "Ensure this datetime is between years 1 and 9999.";
+
+/// The years a timestamp may have, in UTC: what both databases hold, and
+/// what SQLite (timestamps as `YYYY-MM-DD HH:MM:SS[.f]` text) orders
+/// correctly, which takes exactly four year digits and no sign.
+pub const TIMESTAMP_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 /// Parses an RFC 3339 timestamp (a date alone means its midnight UTC) into
-/// UTC, truncated to the microseconds the databases keep.
+/// UTC, truncated to the microseconds the databases keep. Years outside
+/// [`TIMESTAMP_YEARS`] once in UTC are refused, so every timestamp a client
+/// sends can be stored, compared and ordered on both databases.
 pub fn parse_timestamp(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, InvalidValue> {
-    use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound, Utc};
+    use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SubsecRound, Utc};
     let raw = raw.trim();
     let parsed = DateTime::parse_from_rfc3339(raw)
         .map(|instant| instant.with_timezone(&Utc))
@@ -206,6 +216,9 @@ pub fn parse_timestamp(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, Inval
                 .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         })
         .map_err(|_| InvalidValue::new(DATETIME_FORMAT_MESSAGE))?;
+    if !TIMESTAMP_YEARS.contains(&parsed.year()) {
+        return Err(InvalidValue::new(DATETIME_RANGE_MESSAGE));
+    }
     Ok(parsed.trunc_subsecs(6))
 }
 
@@ -222,5 +235,33 @@ mod timestamp_tests {
         for bad in ["", "yesterday", "2026-13-01", "2026-11-25T25:00:00Z", "1e9"] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn timestamps_hold_years_1_to_9999_in_utc() {
+        for bad in [
+            "-5000-01-01T00:00:00Z",
+            "-5000-01-01",
+            "-5000-01-01T00:00:00",
+            "0000-01-01T00:00:00Z",
+            "0000-12-31",
+            "+10000-01-01T00:00:00Z",
+            "+10000-01-01T00:00:00",
+            "10000-01-01T00:00:00Z",
+            "10000-01-01",
+            "+10000-01-01",
+            // In range as written, out of range in UTC.
+            "0001-01-01T00:30:00+01:00",
+            "9999-12-31T23:30:00-01:00",
+        ] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+        let first = parse_timestamp("0001-01-01T00:00:00Z").map(|t| t.to_rfc3339());
+        assert_eq!(first, Ok("0001-01-01T00:00:00+00:00".to_owned()));
+        let last = parse_timestamp("9999-12-31T23:59:59.999999Z").map(|t| t.to_rfc3339());
+        assert_eq!(last, Ok("9999-12-31T23:59:59.999999+00:00".to_owned()));
+        // Digits past the microsecond are cut, never rounded up past 9999.
+        let cut = parse_timestamp("9999-12-31T23:59:59.9999999Z").map(|t| t.to_rfc3339());
+        assert_eq!(cut, Ok("9999-12-31T23:59:59.999999+00:00".to_owned()));
     }
 }

@@ -16,9 +16,15 @@ diesel::define_sql_function! {
 /// A `LIKE` pattern matching `needle` anywhere, lower-cased, with the
 /// wildcards of the needle escaped (use with `.escape('\\')`).
 pub(crate) fn contains_pattern(needle: &str) -> String {
+    like_contains(&needle.to_lowercase())
+}
+
+/// A `LIKE` pattern matching `needle` anywhere, as it is, with the wildcards
+/// of the needle escaped (use with `.escape('\\')`).
+pub(crate) fn like_contains(needle: &str) -> String {
     let mut pattern = String::with_capacity(needle.len() + 2);
     pattern.push('%');
-    for c in needle.to_lowercase().chars() {
+    for c in needle.chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }

@@ -1,12 +1,13 @@
 use autodocs_domain::paging::Page;
 use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
 use autodocs_domain::user::{
-    AccountAccess, NewUser, User, UserChanges, UserId, UserProfile, UserQuery,
+    AccountAccess, IdentityKey, NewUser, User, UserChanges, UserId, UserProfile, UserQuery,
+    normalise_identity,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{as_count, contains_pattern, json_object, json_text, lower};
+use super::{as_count, json_object, json_text, like_contains};
 use crate::error::OrRepoError;
 use crate::schema::{auth_user, users_userprofile};
 use crate::time::{from_db, to_db};
@@ -62,6 +63,13 @@ fn to_user(row: UserRow, profile: ProfileRow) -> User {
 
 type UserWithProfile = (UserRow, ProfileRow);
 
+/// The key stored for an email: none for an empty one (legacy rows), so
+/// that empty emails never collide in the unique index.
+fn email_key(email: &str) -> Option<String> {
+    let key = IdentityKey::of(email);
+    (!key.as_str().is_empty()).then(|| key.as_str().to_owned())
+}
+
 fn with_profile() -> diesel::dsl::InnerJoin<auth_user::table, users_userprofile::table> {
     auth_user::table.inner_join(users_userprofile::table)
 }
@@ -76,6 +84,10 @@ impl UserRepository for DieselRepos<'_> {
                 auth_user::first_name.eq(user.first_name.as_str()),
                 auth_user::last_name.eq(user.last_name.as_str()),
                 auth_user::email.eq(user.email.as_str()),
+                // The keys are computed here, from the values written beside
+                // them, so no caller can store one without the other.
+                auth_user::username_key.eq(Some(IdentityKey::of(user.username.as_str()).as_str())),
+                auth_user::email_key.eq(email_key(user.email.as_str())),
                 auth_user::is_staff.eq(user.is_staff),
                 auth_user::is_active.eq(true),
                 auth_user::date_joined.eq(to_db(now)),
@@ -124,24 +136,26 @@ impl UserRepository for DieselRepos<'_> {
         }))
     }
 
-    fn find_credentials(&mut self, login: &str) -> RepoResult<Option<Credentials>> {
-        let login = login.to_lowercase();
+    fn find_credentials(&mut self, login: &IdentityKey) -> RepoResult<Option<Credentials>> {
+        let key = login.as_str();
         let rows: Vec<UserWithProfile> = with_profile()
             .filter(
-                lower(auth_user::username)
-                    .eq(&login)
-                    .or(lower(auth_user::email).eq(&login)),
+                auth_user::username_key
+                    .eq(key)
+                    .or(auth_user::email_key.eq(key)),
             )
             .select((UserRow::as_select(), ProfileRow::as_select()))
             .order(auth_user::id)
             .limit(2)
             .load(self.conn)
             .repo()?;
-        // A username match wins over another account's email match.
+        // Each key is unique per column, so at most one row matches by email
+        // and one by username: the email's owner wins, so that a username
+        // shaped like someone's email never signs in as (or instead of) them.
         let mut rows = rows;
         let position = rows
             .iter()
-            .position(|(user, _)| user.username.to_lowercase() == login)
+            .position(|(user, _)| email_key(&user.email).as_deref() == Some(key))
             .unwrap_or(0);
         if rows.is_empty() {
             return Ok(None);
@@ -163,16 +177,16 @@ impl UserRepository for DieselRepos<'_> {
             .repo()
     }
 
-    fn username_exists(&mut self, username: &str) -> RepoResult<bool> {
-        let query = auth_user::table.filter(lower(auth_user::username).eq(username.to_lowercase()));
+    fn username_exists(&mut self, username: &IdentityKey) -> RepoResult<bool> {
+        let query = auth_user::table.filter(auth_user::username_key.eq(username.as_str()));
         diesel::select(diesel::dsl::exists(query))
             .get_result(self.conn)
             .repo()
     }
 
-    fn email_exists(&mut self, email: &str, except: Option<UserId>) -> RepoResult<bool> {
+    fn email_exists(&mut self, email: &IdentityKey, except: Option<UserId>) -> RepoResult<bool> {
         let query = auth_user::table
-            .filter(lower(auth_user::email).eq(email.to_lowercase()))
+            .filter(auth_user::email_key.eq(email.as_str()))
             .filter(auth_user::id.ne(except.map_or(0, |id| id.0)));
         diesel::select(diesel::dsl::exists(query))
             .get_result(self.conn)
@@ -217,6 +231,8 @@ impl UserRepository for DieselRepos<'_> {
         #[diesel(table_name = auth_user)]
         struct AccountChanges<'a> {
             email: Option<&'a str>,
+            // `Some(None)` clears the key (an empty email); `None` leaves it.
+            email_key: Option<Option<String>>,
             first_name: Option<&'a str>,
             last_name: Option<&'a str>,
             is_active: Option<bool>,
@@ -224,6 +240,10 @@ impl UserRepository for DieselRepos<'_> {
         }
         let changeset = AccountChanges {
             email: changes.email.as_ref().map(|email| email.as_str()),
+            email_key: changes
+                .email
+                .as_ref()
+                .map(|email| email_key(email.as_str())),
             first_name: changes.first_name.as_ref().map(|name| name.as_str()),
             last_name: changes.last_name.as_ref().map(|name| name.as_str()),
             is_active: changes.is_active,
@@ -262,12 +282,14 @@ impl UserRepository for DieselRepos<'_> {
         let filtered = || {
             let mut select = with_profile().into_boxed();
             if let Some(search) = query.search.as_deref().filter(|search| !search.is_empty()) {
-                let pattern = contains_pattern(search);
+                // The keys are folded in Rust, for every script, on both
+                // databases; the term is folded alike.
+                let pattern = like_contains(&normalise_identity(search));
                 select = select.filter(
-                    lower(auth_user::username)
+                    auth_user::username_key
                         .like(pattern.clone())
                         .escape('\\')
-                        .or(lower(auth_user::email).like(pattern).escape('\\')),
+                        .or(auth_user::email_key.like(pattern).escape('\\')),
                 );
             }
             if let Some(active) = query.is_active {

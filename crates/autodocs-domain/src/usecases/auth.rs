@@ -7,7 +7,7 @@ use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{
     self, Credentials, IssuedTokens, PasswordCheck, PasswordHasher, Repositories, TokenError,
 };
-use crate::user::{Email, NewUser, PersonName, Principal, User, UserId, Username};
+use crate::user::{Email, IdentityKey, NewUser, PersonName, Principal, User, UserId, Username};
 use crate::validation::{InvalidValue, ValidationErrors};
 
 use super::Services;
@@ -167,6 +167,8 @@ pub struct Session {
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
 /// The message given for an email already in use.
 pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
+/// The message given for a username equal to another user's email.
+pub const USERNAME_IS_AN_EMAIL: &str = "A user with that email address already exists.";
 
 impl Services {
     /// Creates an account, records `user_registered`, and logs it in,
@@ -243,7 +245,7 @@ impl Services {
     /// email) and its stored hash, for [`LoginCandidate::check`].
     pub fn login_candidate(&self, login: &str) -> Result<LoginCandidate> {
         let credentials = ports::read(&*self.uow, |repos| {
-            Ok(repos.users().find_credentials(login.trim())?)
+            Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
         })?;
         Ok(LoginCandidate { credentials })
     }
@@ -428,17 +430,26 @@ impl Services {
     }
 }
 
-/// Refuses a new user whose username or email is taken.
+/// Refuses a new user whose username or email is taken (compared by their
+/// [`IdentityKey`]s), or whose username is shaped like another user's email.
 fn ensure_unique(
     repos: &mut dyn Repositories,
     user: &NewUser,
     except: Option<UserId>,
 ) -> Result<()> {
     let mut errors = ValidationErrors::new();
-    if repos.users().username_exists(user.username.as_str())? {
+    let username = IdentityKey::of(user.username.as_str());
+    if repos.users().username_exists(&username)? {
         errors.add("username", USERNAME_TAKEN);
+    } else if username.looks_like_email() && repos.users().email_exists(&username, except)? {
+        // Logins with `@` match emails first, so such an account could never
+        // sign in by its username, and would look like the email's owner.
+        errors.add("username", USERNAME_IS_AN_EMAIL);
     }
-    if repos.users().email_exists(user.email.as_str(), except)? {
+    if repos
+        .users()
+        .email_exists(&IdentityKey::of(user.email.as_str()), except)?
+    {
         errors.add("email", EMAIL_TAKEN);
     }
     Ok(errors.into_result()?)

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::Services;
 use super::activities::ActivityInput;
-use super::auth::{RegisterInput, Registration, USERNAME_TAKEN};
+use super::auth::{RegisterInput, Registration, USERNAME_IS_AN_EMAIL, USERNAME_TAKEN};
 use super::missions::MissionInput;
 use super::steps::StepInput;
 use super::testing::{
@@ -162,13 +162,13 @@ fn register_hashes_outside_the_transaction_and_records_one_activity() {
     repos
         .users
         .expect_username_exists()
-        .withf(|username| username == "alice")
+        .withf(|username| username.as_str() == "alice")
         .times(1)
         .returning(|_| Ok(false));
     repos
         .users
         .expect_email_exists()
-        .withf(|email, except| email == "alice@example.com" && except.is_none())
+        .withf(|email, except| email.as_str() == "alice@example.com" && except.is_none())
         .times(1)
         .returning(|_, _| Ok(false));
     repos
@@ -259,6 +259,49 @@ fn register_with_a_taken_username_creates_nothing() {
 }
 
 #[test]
+fn register_with_a_username_that_is_another_users_email_creates_nothing() {
+    let mut repos = MockRepos::default();
+    repos
+        .users
+        .expect_username_exists()
+        .withf(|username| username.as_str() == "bob@example.com")
+        .returning(|_| Ok(false));
+    // The username's key is looked up among emails, then the email's.
+    repos
+        .users
+        .expect_email_exists()
+        .withf(|email, _| email.as_str() == "bob@example.com")
+        .times(1)
+        .returning(|_, _| Ok(true));
+    repos
+        .users
+        .expect_email_exists()
+        .withf(|email, _| email.as_str() == "mallory@example.com")
+        .times(1)
+        .returning(|_, _| Ok(false));
+    repos.users.expect_create().never();
+    let uow = uow_with(repos);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_hash().returning(|_| "hashed".to_owned());
+    let mut tokens = MockTokenService::new();
+    tokens.expect_issue().never();
+    let registration = Registration::parse(&RegisterInput {
+        username: "Bob@Example.com".into(),
+        email: "mallory@example.com".into(),
+        password: PASSWORD.into(),
+        ..RegisterInput::default()
+    })
+    .expect("valid registration");
+
+    let error = services(Arc::clone(&uow), hasher, tokens)
+        .register(registration)
+        .expect_err("username is an email");
+
+    assert_eq!(field_errors(&error, "username"), vec![USERNAME_IS_AN_EMAIL]);
+    assert!(field_errors(&error, "email").is_empty());
+}
+
+#[test]
 fn register_losing_the_username_race_gives_the_same_field_error() {
     let mut repos = MockRepos::default();
     repos
@@ -298,7 +341,7 @@ fn login_of_an_unknown_user_burns_a_hash() {
     repos
         .users
         .expect_find_credentials()
-        .withf(|login| login == "ghost")
+        .withf(|login| login.as_str() == "ghost")
         .times(1)
         .returning(|_| Ok(None));
     let uow = uow_with(repos);
@@ -316,6 +359,26 @@ fn login_of_an_unknown_user_burns_a_hash() {
 
     assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
     assert_eq!(outcome(&uow), (0, 0));
+}
+
+#[test]
+fn login_looks_the_account_up_by_its_normalised_key() {
+    let mut repos = MockRepos::default();
+    repos
+        .users
+        .expect_find_credentials()
+        .withf(|login| login.as_str() == "ärger")
+        .times(1)
+        .returning(|_| Ok(None));
+    let uow = uow_with(repos);
+    let mut hasher = MockPasswordHasher::new();
+    hasher.expect_burn().times(1).return_const(());
+
+    let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .login(" ÄRGER ", PASSWORD)
+        .expect_err("unknown user");
+
+    assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
 }
 
 /// Login mocks for a known user whose password checks as `check`; nothing may be written.
@@ -379,7 +442,7 @@ fn accepted_login(repos: &mut MockRepos) -> ActivityLog {
     repos
         .users
         .expect_find_credentials()
-        .withf(|login| login == "user7")
+        .withf(|login| login.as_str() == "user7")
         .times(1)
         .returning(|_| Ok(Some(credentials(sample_user(7)))));
     repos

@@ -10,8 +10,8 @@ use crate::paging::Page;
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{self, PasswordCheck, PasswordHasher};
 use crate::user::{
-    Email, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges, UserId, UserQuery,
-    bounded_json_object,
+    Email, IdentityKey, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges,
+    UserId, UserQuery, bounded_json_object,
 };
 use crate::validation::ValidationErrors;
 
@@ -281,7 +281,9 @@ impl Services {
         let user = self.write(|repos| {
             let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
             if let Some(email) = &changes.email
-                && repos.users().email_exists(email.as_str(), Some(id))?
+                && repos
+                    .users()
+                    .email_exists(&IdentityKey::of(email.as_str()), Some(id))?
             {
                 return Err(Error::field("email", EMAIL_TAKEN));
             }

@@ -106,7 +106,12 @@ async fn login_session(
         .await??;
     let account = match candidate.account() {
         Some(user) => format!("user:{}", user.0),
-        None => format!("name:{}", login.trim().to_lowercase()),
+        // Unknown names are counted by the key accounts are matched by,
+        // so `ÄRGER` and `ärger` share one budget.
+        None => format!(
+            "name:{}",
+            autodocs_domain::user::IdentityKey::of(&login).as_str()
+        ),
     };
     let attempt = state
         .fairness
