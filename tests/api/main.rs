@@ -19,4 +19,5 @@ mod outage;
 mod realtime;
 mod settle;
 mod steps;
+mod sweep;
 mod users;

@@ -739,7 +739,10 @@ mod tests {
         fs::write(storage.files_dir().join("not-a-key.txt"), b"x").expect("stray");
 
         // Everything is fresh: nothing goes.
-        assert_eq!(storage.sweep_temporary(Duration::from_secs(60), false), Ok(0));
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), false),
+            Ok(0)
+        );
         assert_eq!(storage.stale_keys(Duration::from_secs(60)), Ok(Vec::new()));
 
         // Backdate them.
@@ -752,9 +755,19 @@ mod tests {
                 .expect("backdate");
         }
         assert_eq!(storage.stale_keys(Duration::from_secs(60)), Ok(vec![key]));
-        assert_eq!(storage.sweep_temporary(Duration::from_secs(60), true), Ok(1));
-        assert_eq!(entries(&storage.temporary_dir()).len(), 1, "a dry run deletes nothing");
-        assert_eq!(storage.sweep_temporary(Duration::from_secs(60), false), Ok(1));
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), true),
+            Ok(1)
+        );
+        assert_eq!(
+            entries(&storage.temporary_dir()).len(),
+            1,
+            "a dry run deletes nothing"
+        );
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), false),
+            Ok(1)
+        );
         assert!(entries(&storage.temporary_dir()).is_empty());
     }
 
@@ -833,7 +846,10 @@ mod tests {
         backdate(&part, HOUR);
         std::thread::sleep(TOUCH_INTERVAL + Duration::from_millis(100));
         sink.write(b"second").expect("write");
-        assert_eq!(storage.sweep_temporary(Duration::from_secs(60), false), Ok(0));
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), false),
+            Ok(0)
+        );
         let key = sink.finish().expect("finish").persist().expect("persist");
         assert_eq!(
             fs::read(storage.path_of(&key).expect("path")).expect("read"),
@@ -871,7 +887,9 @@ mod tests {
         fs::write(&precious, b"precious").expect("write");
         backdate(&precious, 24 * HOUR);
         // A link among the stored files, named like a key.
-        let link = storage.files_dir().join("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        let link = storage
+            .files_dir()
+            .join("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
         std::os::unix::fs::symlink(&precious, &link).expect("link");
         assert_eq!(storage.stale_keys(Duration::ZERO), Ok(Vec::new()));
         let key = StorageKey::parse("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").expect("key");

@@ -160,9 +160,9 @@ pub fn bind_media_root(settings: &Settings, database: &Database) {
              no marker; not marking it (the storage sweep will refuse to run: check \
              DATABASE_URL and storage.media_root, see docs/operations.md)"
         ),
-        Ok(MediaRootBinding::NoDatabaseIdentity) => tracing::warn!(
-            "the database has no identity row; the media root was not marked"
-        ),
+        Ok(MediaRootBinding::NoDatabaseIdentity) => {
+            tracing::warn!("the database has no identity row; the media root was not marked")
+        }
         Err(error) => tracing::warn!(
             media_root = %root.display(),
             %error,

@@ -187,7 +187,9 @@ fn database_facts(uow: &dyn UnitOfWork) -> Result<(Option<DatabaseIdentity>, boo
 
 /// Which of `keys` the database references.
 fn referenced(uow: &dyn UnitOfWork, keys: &[StorageKey]) -> Result<Vec<StorageKey>> {
-    ports::read(uow, |repos| Ok(repos.documents().existing_storage_keys(keys)?))
+    ports::read(uow, |repos| {
+        Ok(repos.documents().existing_storage_keys(keys)?)
+    })
 }
 
 /// Ties the media root `storage` to the database behind `uow` by writing
@@ -317,7 +319,10 @@ mod tests {
             .expect_database_identity()
             .returning(move || Ok(identity.clone()));
         repos.instance = instance;
-        repos.documents.expect_any_exist().returning(move || Ok(documents));
+        repos
+            .documents
+            .expect_any_exist()
+            .returning(move || Ok(documents));
         repos
             .documents
             .expect_existing_storage_keys()
@@ -513,10 +518,7 @@ mod tests {
         storage
             .expect_stale_keys()
             .returning(|_| Ok(vec![key(1), key(2)]));
-        storage
-            .expect_write_marker()
-            .times(1)
-            .returning(|_| Ok(()));
+        storage.expect_write_marker().times(1).returning(|_| Ok(()));
         let services = with_storage(uow(Some(OURS), true, vec![key(2)]), storage);
         assert!(matches!(
             services.bind_media_root().expect("bind"),
