@@ -1,5 +1,5 @@
 //! File storage for AutoDocs: the domain's
-//! [`FileStorage`](autodocs_domain::ports::FileStorage) port over a local
+//! [`FileStorage`] port over a local
 //! directory (`storage.media_root`).
 //!
 //! Layout under the root:
