@@ -23,5 +23,6 @@ mod secrets;
 mod security_headers;
 mod settle;
 mod steps;
+mod sweep;
 mod timestamps;
 mod users;

@@ -209,3 +209,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     activities_activity,
     jobs_job,
 );
+
+diesel::table! {
+    /// One row: the database's random identity, made by its migration.
+    autodocs_instance (id) {
+        id -> Integer,
+        instance_id -> Text,
+        created_at -> Timestamp,
+    }
+}

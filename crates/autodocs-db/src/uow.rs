@@ -113,6 +113,9 @@ impl<'c> DieselRepos<'c> {
 }
 
 impl Repositories for DieselRepos<'_> {
+    fn instance(&mut self) -> &mut dyn autodocs_domain::ports::InstanceRepository {
+        self
+    }
     fn jobs(&mut self) -> &mut dyn autodocs_domain::ports::JobQueue {
         self
     }

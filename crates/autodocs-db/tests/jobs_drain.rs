@@ -119,6 +119,7 @@ fn world() -> World {
         storage: Arc::new(storage),
         max_upload_bytes: 1 << 20,
         max_steps: autodocs_domain::usecases::steps::MaxSteps::default(),
+        sweep: autodocs_domain::usecases::sweep::SweepPolicy::default(),
         job_signal: Arc::default(),
     };
     let user = autodocs_domain::ports::transaction(&*services.uow, |repos| {

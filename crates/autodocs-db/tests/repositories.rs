@@ -208,6 +208,7 @@ on_both_backends!(
     steps_skip_open_and_next_order,
     documents_round_trip_filter_verify_and_delete,
     step_writes_lock_their_mission_first,
+    the_database_has_one_random_identity,
 );
 
 // ---------------------------------------------------------------------------
@@ -3038,6 +3039,7 @@ fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
     let ben = create_user(uow, "ben", "ben@example.com");
     let mission = simple_mission(uow, anna.id, "Taxes", 0);
     let at = |minutes: i64| t0() + Duration::minutes(minutes);
+    assert!(!rd(uow, |repos| Ok(repos.documents().any_exist()?)));
 
     let new = new_document(
         anna.id,
@@ -3249,6 +3251,7 @@ fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
     });
     known.sort();
     assert_eq!(known, keys[..2].to_vec());
+    assert!(rd(uow, |repos| Ok(repos.documents().any_exist()?)));
 
     // Delete.
     assert!(tx(uow, |repos| Ok(repos.documents().delete(first.id)?)));
@@ -3329,4 +3332,16 @@ fn step_writes_lock_their_mission_first(uow: &DieselUnitOfWork) {
         assert_eq!(after.steps_total, listed.len() as u64);
         assert!(listed.iter().all(|step| step.status == StepStatus::Skipped));
     }
+}
+
+/// Migrations give each database its own identity (the media root's
+/// marker names it), stable across reads.
+fn the_database_has_one_random_identity(uow: &DieselUnitOfWork) {
+    let identity = rd(uow, |repos| Ok(repos.instance().database_identity()?))
+        .expect("migrations create the identity");
+    assert!(identity.as_str().len() >= 32, "{identity}");
+    assert_eq!(
+        rd(uow, |repos| Ok(repos.instance().database_identity()?)),
+        Some(identity)
+    );
 }

@@ -12,6 +12,7 @@ pub mod activity_log;
 pub mod document;
 pub mod error;
 pub mod events;
+pub mod instance;
 pub mod jobs;
 pub mod mission;
 pub mod paging;

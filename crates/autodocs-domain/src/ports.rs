@@ -224,6 +224,17 @@ pub trait DocumentRepository {
     fn delete(&mut self, id: i64) -> RepoResult<bool>;
     /// Which of `keys` some document row references.
     fn existing_storage_keys(&mut self, keys: &[StorageKey]) -> RepoResult<Vec<StorageKey>>;
+    /// Whether any document row exists at all (the storage sweep never
+    /// runs on a database without documents: it could prove nothing).
+    fn any_exist(&mut self) -> RepoResult<bool>;
+}
+
+/// Facts about the database itself.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait InstanceRepository {
+    /// The random identity the database got when it was first migrated;
+    /// `None` when its migrations have not created it yet.
+    fn database_identity(&mut self) -> RepoResult<Option<crate::instance::DatabaseIdentity>>;
 }
 
 /// The durable job queue, in the application's database.
@@ -326,6 +337,8 @@ pub trait Repositories {
     fn activities(&mut self) -> &mut dyn ActivityRepository;
     /// Documents.
     fn documents(&mut self) -> &mut dyn DocumentRepository;
+    /// The database's own identity.
+    fn instance(&mut self) -> &mut dyn InstanceRepository;
 }
 
 /// Opens transactions over the repositories.
@@ -465,10 +478,38 @@ pub trait FileStorage: Send + Sync {
     fn inspect(&self, key: &StorageKey) -> Result<ObservedFile, StorageError>;
     /// Deletes a stored file; false if it was already gone.
     fn delete(&self, key: &StorageKey) -> Result<bool, StorageError>;
-    /// Deletes temporary files untouched for `min_age`; returns how many.
-    fn sweep_temporary(&self, min_age: std::time::Duration) -> Result<u64, StorageError>;
-    /// The keys of stored files untouched for `min_age`.
+    /// Deletes temporary files (half-received uploads) untouched for
+    /// `min_age`; returns how many (with `dry_run`, how many it would
+    /// delete, deleting nothing). An upload being received touches its
+    /// temporary file at least every few seconds while bytes arrive.
+    fn sweep_temporary(
+        &self,
+        min_age: std::time::Duration,
+        dry_run: bool,
+    ) -> Result<u64, StorageError>;
+    /// The keys of stored files untouched for `min_age` (quarantined files
+    /// are not stored files; links are never followed).
     fn stale_keys(&self, min_age: std::time::Duration) -> Result<Vec<StorageKey>, StorageError>;
+    /// Moves a stored file into quarantine, where it is kept (under the same
+    /// key) until [`FileStorage::purge_quarantined`]; its quarantine age
+    /// starts now. False if it was already gone.
+    fn quarantine(&self, key: &StorageKey) -> Result<bool, StorageError>;
+    /// The keys of files quarantined at least `min_age` ago.
+    fn expired_quarantine(
+        &self,
+        min_age: std::time::Duration,
+    ) -> Result<Vec<StorageKey>, StorageError>;
+    /// Deletes a quarantined file for good; false if it was already gone.
+    fn purge_quarantined(&self, key: &StorageKey) -> Result<bool, StorageError>;
+    /// The text of the marker naming the database this storage belongs to
+    /// (trimmed; `None` when there is no marker). Returned raw: a marker
+    /// that is not a valid identity names no database of ours.
+    fn read_marker(&self) -> Result<Option<String>, StorageError>;
+    /// Writes the marker naming the database this storage belongs to.
+    fn write_marker(
+        &self,
+        identity: &crate::instance::DatabaseIdentity,
+    ) -> Result<(), StorageError>;
 }
 
 /// The current time, injectable for tests.

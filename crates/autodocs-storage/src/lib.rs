@@ -1,5 +1,5 @@
 //! File storage for AutoDocs: the domain's
-//! [`FileStorage`](autodocs_domain::ports::FileStorage) port over a local
+//! [`FileStorage`] port over a local
 //! directory (`storage.media_root`).
 //!
 //! Layout under the root:
@@ -14,9 +14,19 @@
 //!   stored file is always complete. Nothing a client sends ever becomes
 //!   part of a path.
 //!
-//! What a crash leaves behind (a temporary file, or a stored file whose row
-//! never committed or was deleted) is removed by the sweep
-//! ([`FileStorage::sweep_temporary`], [`FileStorage::stale_keys`]).
+//! - `.quarantine/documents/<uuid>`: stored files the sweep found
+//!   unreferenced, moved here (never deleted at once) with their
+//!   modification time set to the move, so an operator can move them back;
+//!   deleted after the quarantine period.
+//! - `.autodocs-instance`: the marker naming the database this media root
+//!   belongs to (its identity, one line).
+//!
+//! What a crash leaves behind is handled by the sweep, whose rules live in
+//! the domain: dead temporary files are deleted
+//! ([`FileStorage::sweep_temporary`]), unreferenced stored files
+//! quarantined ([`FileStorage::stale_keys`], [`FileStorage::quarantine`]).
+//! Listing never follows a symbolic link: a link among the files is not a
+//! stored file, and a linked directory is refused.
 #![warn(missing_docs)]
 
 pub mod sniff;
@@ -27,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use autodocs_domain::document::{ObservedFile, StorageKey, UploadedFile};
+use autodocs_domain::instance::DatabaseIdentity;
 use autodocs_domain::ports::{
     FileStorage, StagedUpload, StorageError, StoredFile, UploadError, UploadSink,
 };
@@ -40,8 +51,19 @@ pub const TEMPORARY_DIR: &str = ".tmp";
 /// The directory of stored files, under the root.
 pub const FILES_DIR: &str = "documents";
 
+/// The quarantine directory, under the root (it holds `documents/<key>`).
+pub const QUARANTINE_DIR: &str = ".quarantine";
+
+/// The marker naming the database this root belongs to, under the root.
+pub const MARKER_FILE: &str = ".autodocs-instance";
+
 /// The suffix of temporary files.
 const PART_SUFFIX: &str = ".part";
+
+/// An upload being received touches its temporary file (by flushing what
+/// it buffered) at least this often while bytes arrive, so the sweep's age
+/// test sees it alive however slowly it comes.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Write buffer of an upload, and read buffer of a verification.
 const BUFFER: usize = 256 * 1024;
@@ -95,6 +117,63 @@ fn is_stale(metadata: &fs::Metadata, min_age: Duration, now: SystemTime) -> bool
         .is_some_and(|age| age >= min_age)
 }
 
+/// Lists a directory the sweep works in; `None` when it does not exist.
+/// A directory that is a symbolic link is refused: the sweep never moves
+/// or deletes anything outside the root.
+fn sweep_entries(dir: &Path, what: &str) -> Result<Option<fs::ReadDir>, StorageError> {
+    match fs::symlink_metadata(dir) {
+        Ok(metadata) if metadata.file_type().is_symlink() => {
+            return Err(StorageError::Io(format!(
+                "the {what} {} is a symbolic link; the sweep does not follow links",
+                dir.display()
+            )));
+        }
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_error(&format!("cannot inspect the {what}"), error)),
+    }
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io_error(&format!("cannot list the {what}"), error)),
+    }
+}
+
+/// The storage keys of the regular files (not links) in `dir` whose
+/// modification is at least `min_age` old.
+fn stale_files(dir: &Path, what: &str, min_age: Duration) -> Result<Vec<StorageKey>, StorageError> {
+    let Some(entries) = sweep_entries(dir, what)? else {
+        return Ok(Vec::new());
+    };
+    let now = SystemTime::now();
+    let mut keys = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|error| io_error(&format!("cannot list the {what}"), error))?;
+        let Some(key) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| StorageKey::parse(name).ok())
+            .filter(is_canonical_key)
+        else {
+            continue;
+        };
+        // `DirEntry::metadata` does not follow links: a link is no file of ours.
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if metadata.is_file() && is_stale(&metadata, min_age, now) {
+            keys.push(key);
+        }
+    }
+    keys.sort();
+    Ok(keys)
+}
+
+/// Whether a key is one this storage issues (a canonical hyphenated UUID).
+fn is_canonical_key(key: &StorageKey) -> bool {
+    uuid::Uuid::try_parse(key.as_str()).is_ok_and(|id| id.hyphenated().to_string() == key.as_str())
+}
+
 /// Documents in a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalStorage {
@@ -122,6 +201,16 @@ impl LocalStorage {
         self.root.join(FILES_DIR)
     }
 
+    /// The quarantine directory of stored files (`.quarantine/documents`).
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join(QUARANTINE_DIR).join(FILES_DIR)
+    }
+
+    /// The marker file naming the database this root belongs to.
+    pub fn marker_path(&self) -> PathBuf {
+        self.root.join(MARKER_FILE)
+    }
+
     /// Creates the directories, so that a root that cannot be written to
     /// fails at start-up rather than on the first upload.
     pub fn prepare(&self) -> io::Result<()> {
@@ -138,11 +227,19 @@ impl LocalStorage {
     /// The path of a stored file. Only canonical UUIDs are keys of this
     /// storage, so a key can never leave the files directory.
     pub fn path_of(&self, key: &StorageKey) -> Result<PathBuf, StorageError> {
-        match uuid::Uuid::try_parse(key.as_str()) {
-            Ok(id) if id.hyphenated().to_string() == key.as_str() => {
-                Ok(self.files_dir().join(key.as_str()))
-            }
-            _ => Err(StorageError::InvalidKey(key.as_str().to_owned())),
+        if is_canonical_key(key) {
+            Ok(self.files_dir().join(key.as_str()))
+        } else {
+            Err(StorageError::InvalidKey(key.as_str().to_owned()))
+        }
+    }
+
+    /// The path of a quarantined file (same rule as [`Self::path_of`]).
+    pub fn quarantined_path_of(&self, key: &StorageKey) -> Result<PathBuf, StorageError> {
+        if is_canonical_key(key) {
+            Ok(self.quarantine_dir().join(key.as_str()))
+        } else {
+            Err(StorageError::InvalidKey(key.as_str().to_owned()))
         }
     }
 }
@@ -173,6 +270,8 @@ struct LocalUpload {
     limit: u64,
     files_dir: PathBuf,
     failed: Option<UploadError>,
+    /// When the file was last written to (its modification time).
+    touched: std::time::Instant,
 }
 
 impl UploadSink for LocalUpload {
@@ -194,6 +293,16 @@ impl UploadSink for LocalUpload {
         self.hasher.update(chunk);
         self.sniffer.feed(chunk);
         self.size = size;
+        // A slow upload may fill the buffer only after minutes: flush now
+        // and then so its file looks alive to the sweep of dead uploads.
+        if !chunk.is_empty() && self.touched.elapsed() >= TOUCH_INTERVAL {
+            if let Err(error) = self.file.flush() {
+                let error = UploadError::Storage(io_error("cannot write the upload", error));
+                self.failed = Some(error.clone());
+                return Err(error);
+            }
+            self.touched = std::time::Instant::now();
+        }
         Ok(())
     }
 
@@ -290,6 +399,7 @@ impl FileStorage for LocalStorage {
             limit: max_bytes,
             files_dir: self.files_dir(),
             failed: None,
+            touched: std::time::Instant::now(),
         }))
     }
 
@@ -340,22 +450,26 @@ impl FileStorage for LocalStorage {
         }
     }
 
-    fn sweep_temporary(&self, min_age: Duration) -> Result<u64, StorageError> {
-        let entries = match fs::read_dir(self.temporary_dir()) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(error) => return Err(io_error("cannot list the temporary directory", error)),
+    fn sweep_temporary(&self, min_age: Duration, dry_run: bool) -> Result<u64, StorageError> {
+        let Some(entries) = sweep_entries(&self.temporary_dir(), "temporary directory")? else {
+            return Ok(0);
         };
         let now = SystemTime::now();
         let mut removed = 0;
         for entry in entries {
             let entry = entry.map_err(|error| io_error("cannot list temporary files", error))?;
+            // Only our own temporary files: `<anything>.part`, regular files.
+            let is_part = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.ends_with(PART_SUFFIX));
             let Ok(metadata) = entry.metadata() else {
                 continue;
             };
-            if metadata.is_file()
+            if is_part
+                && metadata.is_file()
                 && is_stale(&metadata, min_age, now)
-                && fs::remove_file(entry.path()).is_ok()
+                && (dry_run || fs::remove_file(entry.path()).is_ok())
             {
                 removed += 1;
             }
@@ -364,34 +478,115 @@ impl FileStorage for LocalStorage {
     }
 
     fn stale_keys(&self, min_age: Duration) -> Result<Vec<StorageKey>, StorageError> {
-        let entries = match fs::read_dir(self.files_dir()) {
-            Ok(entries) => entries,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(error) => return Err(io_error("cannot list the files directory", error)),
-        };
-        let now = SystemTime::now();
-        let mut keys = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|error| io_error("cannot list stored files", error))?;
-            let Some(key) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| StorageKey::parse(name).ok())
-            else {
-                continue;
-            };
-            if self.path_of(&key).is_err() {
-                continue;
-            }
-            let Ok(metadata) = entry.metadata() else {
-                continue;
-            };
-            if metadata.is_file() && is_stale(&metadata, min_age, now) {
-                keys.push(key);
+        stale_files(&self.files_dir(), "files directory", min_age)
+    }
+
+    fn quarantine(&self, key: &StorageKey) -> Result<bool, StorageError> {
+        let source = self.path_of(key)?;
+        match fs::symlink_metadata(&source) {
+            Ok(metadata) if metadata.is_file() => {}
+            // A link or a directory is not a stored file: leave it.
+            Ok(_) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(io_error("cannot inspect a stored file", error)),
+        }
+        let quarantine_root = self.root.join(QUARANTINE_DIR);
+        for dir in [&quarantine_root, &self.quarantine_dir()] {
+            if fs::symlink_metadata(dir).is_ok_and(|metadata| !metadata.is_dir()) {
+                return Err(StorageError::Io(format!(
+                    "{} is not a directory (a link?); the sweep does not follow links",
+                    dir.display()
+                )));
             }
         }
-        keys.sort();
-        Ok(keys)
+        let dir = self.quarantine_dir();
+        fs::create_dir_all(&dir)
+            .map_err(|error| io_error("cannot create the quarantine directory", error))?;
+        let destination = self.quarantined_path_of(key)?;
+        match fs::rename(&source, &destination) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(io_error("cannot move a file to quarantine", error)),
+        }
+        // Its time in quarantine starts now (the file itself may be old):
+        // without this, an old orphan would be deleted by the next sweep.
+        let touched = File::open(&destination)
+            .and_then(|file| file.set_modified(SystemTime::now()))
+            .and_then(|()| sync_dir(&dir))
+            .and_then(|()| sync_dir(&self.files_dir()));
+        if let Err(error) = touched {
+            // Put it back rather than leave it to an early purge.
+            let _ = fs::rename(&destination, &source);
+            return Err(io_error("cannot date a quarantined file", error));
+        }
+        Ok(true)
+    }
+
+    fn expired_quarantine(&self, min_age: Duration) -> Result<Vec<StorageKey>, StorageError> {
+        if fs::symlink_metadata(self.root.join(QUARANTINE_DIR))
+            .is_ok_and(|metadata| metadata.file_type().is_symlink())
+        {
+            return Err(StorageError::Io(
+                "the quarantine directory is a symbolic link; the sweep does not follow links"
+                    .to_owned(),
+            ));
+        }
+        stale_files(&self.quarantine_dir(), "quarantine directory", min_age)
+    }
+
+    fn purge_quarantined(&self, key: &StorageKey) -> Result<bool, StorageError> {
+        let path = self.quarantined_path_of(key)?;
+        match fs::symlink_metadata(&path) {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => return Ok(false),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(io_error("cannot inspect a quarantined file", error)),
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(io_error("cannot delete a quarantined file", error)),
+        }
+    }
+
+    fn read_marker(&self) -> Result<Option<String>, StorageError> {
+        let path = self.marker_path();
+        if fs::symlink_metadata(&path).is_ok_and(|metadata| !metadata.is_file()) {
+            // A link or directory in its place is no marker of ours, but is
+            // not "no marker" either: it names no database we know.
+            return Ok(Some(format!("<{} is not a regular file>", MARKER_FILE)));
+        }
+        match fs::read(&path) {
+            // A marker is one short line; anything else names no database of ours.
+            Ok(bytes) => Ok(Some(
+                String::from_utf8_lossy(&bytes[..bytes.len().min(256)])
+                    .trim()
+                    .to_owned(),
+            )),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io_error("cannot read the media root marker", error)),
+        }
+    }
+
+    fn write_marker(&self, identity: &DatabaseIdentity) -> Result<(), StorageError> {
+        fs::create_dir_all(&self.root)
+            .map_err(|error| io_error("cannot create the media root", error))?;
+        // Written aside, then renamed: a crash never leaves half a marker.
+        let temporary = self
+            .root
+            .join(format!("{MARKER_FILE}.{}.new", uuid::Uuid::new_v4()));
+        let written = create_private(&temporary).and_then(|mut file| {
+            file.write_all(format!("{identity}\n").as_bytes())?;
+            file.sync_all()
+        });
+        let placed = written
+            .and_then(|()| fs::rename(&temporary, self.marker_path()))
+            .and_then(|()| sync_dir(&self.root));
+        if let Err(error) = placed {
+            let _ = fs::remove_file(&temporary);
+            return Err(io_error("cannot write the media root marker", error));
+        }
+        Ok(())
     }
 }
 
@@ -544,7 +739,10 @@ mod tests {
         fs::write(storage.files_dir().join("not-a-key.txt"), b"x").expect("stray");
 
         // Everything is fresh: nothing goes.
-        assert_eq!(storage.sweep_temporary(Duration::from_secs(60)), Ok(0));
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), false),
+            Ok(0)
+        );
         assert_eq!(storage.stale_keys(Duration::from_secs(60)), Ok(Vec::new()));
 
         // Backdate them.
@@ -557,7 +755,152 @@ mod tests {
                 .expect("backdate");
         }
         assert_eq!(storage.stale_keys(Duration::from_secs(60)), Ok(vec![key]));
-        assert_eq!(storage.sweep_temporary(Duration::from_secs(60)), Ok(1));
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), true),
+            Ok(1)
+        );
+        assert_eq!(
+            entries(&storage.temporary_dir()).len(),
+            1,
+            "a dry run deletes nothing"
+        );
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), false),
+            Ok(1)
+        );
         assert!(entries(&storage.temporary_dir()).is_empty());
+    }
+
+    fn backdate(path: &Path, age: Duration) {
+        File::open(path)
+            .and_then(|file| file.set_modified(SystemTime::now() - age))
+            .expect("backdate");
+    }
+
+    fn stored(storage: &LocalStorage, bytes: &[u8]) -> StorageKey {
+        let mut sink = storage.begin_upload(1024).expect("begin");
+        sink.write(bytes).expect("write");
+        sink.finish().expect("finish").persist().expect("persist")
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn quarantine_keeps_the_file_and_dates_it_from_the_move() {
+        let (_dir, storage) = storage();
+        let key = stored(&storage, TEXT);
+        backdate(&storage.path_of(&key).expect("path"), 30 * 24 * HOUR);
+        assert_eq!(storage.stale_keys(HOUR), Ok(vec![key.clone()]));
+
+        assert_eq!(storage.quarantine(&key), Ok(true));
+        assert_eq!(storage.quarantine(&key), Ok(false), "already moved");
+        let moved = storage.quarantined_path_of(&key).expect("path");
+        assert_eq!(fs::read(&moved).expect("kept"), TEXT);
+        assert!(storage.open(&key).expect("open").is_none());
+        // Quarantined files are not stored files, and their age restarts.
+        assert_eq!(storage.stale_keys(Duration::ZERO), Ok(Vec::new()));
+        assert_eq!(storage.expired_quarantine(HOUR), Ok(Vec::new()));
+
+        backdate(&moved, 8 * 24 * HOUR);
+        assert_eq!(
+            storage.expired_quarantine(7 * 24 * HOUR),
+            Ok(vec![key.clone()])
+        );
+        assert_eq!(storage.purge_quarantined(&key), Ok(true));
+        assert_eq!(storage.purge_quarantined(&key), Ok(false));
+        assert!(!moved.exists());
+    }
+
+    #[test]
+    fn only_old_part_files_are_deleted() {
+        let (_dir, storage) = storage();
+        let old_part = storage.temporary_dir().join("dead.part");
+        let young_part = storage.temporary_dir().join("alive.part");
+        let other = storage.temporary_dir().join("notes.txt");
+        for path in [&old_part, &young_part, &other] {
+            fs::write(path, b"x").expect("write");
+        }
+        backdate(&old_part, Duration::from_secs(120));
+        backdate(&young_part, Duration::from_secs(20));
+        backdate(&other, 24 * HOUR);
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(90), false),
+            Ok(1)
+        );
+        assert!(!old_part.exists());
+        assert!(young_part.exists());
+        assert!(other.exists(), "not a temporary file of ours");
+    }
+
+    #[test]
+    fn a_slow_upload_keeps_its_file_fresh() {
+        let (_dir, storage) = storage();
+        let mut sink = storage.begin_upload(1024).expect("begin");
+        sink.write(b"first").expect("write");
+        let part = fs::read_dir(storage.temporary_dir())
+            .expect("list")
+            .next()
+            .expect("one file")
+            .expect("entry")
+            .path();
+        backdate(&part, HOUR);
+        std::thread::sleep(TOUCH_INTERVAL + Duration::from_millis(100));
+        sink.write(b"second").expect("write");
+        assert_eq!(
+            storage.sweep_temporary(Duration::from_secs(60), false),
+            Ok(0)
+        );
+        let key = sink.finish().expect("finish").persist().expect("persist");
+        assert_eq!(
+            fs::read(storage.path_of(&key).expect("path")).expect("read"),
+            b"firstsecond"
+        );
+    }
+
+    #[test]
+    fn the_marker_round_trips() {
+        let (_dir, storage) = storage();
+        assert_eq!(storage.read_marker(), Ok(None));
+        let identity = DatabaseIdentity::parse("0f1e2d3c4b5a69788796a5b4c3d2e1f0").expect("id");
+        storage.write_marker(&identity).expect("write");
+        assert_eq!(
+            storage.read_marker(),
+            Ok(Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0".to_owned()))
+        );
+        assert_eq!(
+            fs::read_to_string(storage.marker_path()).expect("marker"),
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0\n"
+        );
+        // Nothing but the marker itself is left at the root.
+        let mut expected = vec![MARKER_FILE, TEMPORARY_DIR, FILES_DIR];
+        expected.sort_unstable();
+        assert_eq!(entries(storage.root()), expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_sweep_never_follows_links_out_of_the_root() {
+        let (dir, storage) = storage();
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(&outside).expect("outside");
+        let precious = outside.join("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        fs::write(&precious, b"precious").expect("write");
+        backdate(&precious, 24 * HOUR);
+        // A link among the stored files, named like a key.
+        let link = storage
+            .files_dir()
+            .join("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        std::os::unix::fs::symlink(&precious, &link).expect("link");
+        assert_eq!(storage.stale_keys(Duration::ZERO), Ok(Vec::new()));
+        let key = StorageKey::parse("b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").expect("key");
+        assert_eq!(storage.quarantine(&key), Ok(false));
+        // A linked quarantine directory is refused.
+        std::os::unix::fs::symlink(&outside, storage.root().join(QUARANTINE_DIR)).expect("link");
+        assert!(storage.expired_quarantine(Duration::ZERO).is_err());
+        let real = stored(&storage, TEXT);
+        assert!(storage.quarantine(&real).is_err());
+        assert!(storage.path_of(&real).expect("path").exists());
+        assert_eq!(fs::read(&precious).expect("untouched"), b"precious");
+        assert_eq!(entries(&outside).len(), 1);
     }
 }

@@ -48,6 +48,13 @@ enum Command {
     /// See and act on the background job queue.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Sweep the media root now: print each file moved to quarantine and
+    /// deleted, or why the sweep refused (then exit with status 1).
+    Sweep {
+        /// List what would be moved or deleted, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +148,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             for version in applied {
                 println!("Applied migration {version}");
             }
+            wiring::bind_media_root(&settings, &database);
             Ok(())
         }
         Command::Createsuperuser { username, email } => {
@@ -168,6 +176,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Jobs(command) => jobs(settings, command),
+        Command::Sweep { dry_run } => sweep(settings, dry_run),
         Command::Check => {
             // Fails wherever `serve` would refuse the key; never writes one.
             let key = match secret::inspect(&settings)? {
@@ -249,6 +258,55 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `autodocs sweep [--dry-run]`: one sweep now, reported on stdout. A
+/// refusal is printed with its reason and exits with status 1, so scripts
+/// notice that nothing was swept.
+fn sweep(settings: Settings, dry_run: bool) -> anyhow::Result<()> {
+    let database = wiring::open_database(&settings)?;
+    wiring::ensure_migrated(&settings, &database)?;
+    let services = wiring::worker_services(&settings, &database);
+    let report = if dry_run {
+        services.sweep_storage(true)?
+    } else {
+        wiring::sweep_and_log(&services)?
+    };
+    let (moved, deleted) = if dry_run {
+        ("would move to quarantine", "would delete")
+    } else {
+        ("moved to quarantine", "deleted")
+    };
+    let mut out = std::io::stdout().lock();
+    if report.temporary > 0 {
+        writeln!(
+            out,
+            "{deleted}: {} unfinished upload(s) (.part)",
+            report.temporary
+        )?;
+    }
+    if let Some(reason) = &report.refused {
+        writeln!(out, "refused: {reason}")?;
+        out.flush()?;
+        bail!("the sweep refused to touch stored files: {reason}");
+    }
+    for key in &report.quarantined {
+        writeln!(out, "{moved}: documents/{key}")?;
+    }
+    for key in &report.purged {
+        writeln!(out, "{deleted} from quarantine: documents/{key}")?;
+    }
+    if report.deferred > 0 {
+        writeln!(
+            out,
+            "left for the next sweep: {} unreferenced file(s) past storage.sweep_max_files",
+            report.deferred
+        )?;
+    }
+    if report.is_empty() {
+        writeln!(out, "nothing to sweep")?;
+    }
+    Ok(())
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {

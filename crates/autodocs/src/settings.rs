@@ -83,6 +83,21 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct StorageSettings {
     pub media_root: PathBuf,
+    /// Unreferenced files the sweep moved to quarantine are deleted after
+    /// this many days (restorable until then).
+    #[serde(default = "default_quarantine_days")]
+    pub quarantine_days: u32,
+    /// The most unreferenced files one sweep moves to quarantine.
+    #[serde(default = "default_sweep_max_files")]
+    pub sweep_max_files: u64,
+}
+
+fn default_quarantine_days() -> u32 {
+    7
+}
+
+fn default_sweep_max_files() -> u64 {
+    100
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -331,6 +346,9 @@ impl Settings {
         }
         if self.auth.password_iterations == 0 {
             bail!("auth.password_iterations must be positive");
+        }
+        if self.storage.quarantine_days == 0 {
+            bail!("storage.quarantine_days must be at least 1");
         }
         if self.jobs.lease_seconds <= 0 || self.jobs.poll_interval_ms == 0 {
             bail!("jobs.lease_seconds and jobs.poll_interval_ms must be positive");

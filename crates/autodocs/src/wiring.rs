@@ -11,6 +11,7 @@ use autodocs_domain::Services;
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_domain::usecases::steps::MaxSteps;
+use autodocs_domain::usecases::sweep::{self, MediaRootBinding, SweepPolicy, SweepReport};
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, HashQueue, JwtTokenService};
 use autodocs_http::hub::{EventHub, SocketPolicy};
@@ -55,6 +56,7 @@ pub fn ensure_migrated(settings: &Settings, database: &Database) -> anyhow::Resu
         for version in database.migrate()? {
             tracing::info!(%version, "applied migration");
         }
+        bind_media_root(settings, database);
         return Ok(());
     }
     let pending = database.pending_migrations()?;
@@ -105,6 +107,7 @@ fn services_with_hashing(
         storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
         max_upload_bytes: settings.uploads.max_bytes,
         max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
+        sweep: sweep_policy(settings),
         job_signal: Arc::default(),
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
@@ -127,26 +130,84 @@ fn signing_key(settings: &Settings) -> Vec<u8> {
     }
 }
 
-/// How long a temporary or unreferenced stored file must have been left
-/// untouched before a sweep removes it (uploads in flight in another
-/// process sharing the media root are younger).
-pub const STORAGE_SWEEP_MIN_AGE: chrono::Duration = chrono::Duration::minutes(10);
+/// The sweep's limits from the settings.
+fn sweep_policy(settings: &Settings) -> SweepPolicy {
+    SweepPolicy {
+        temporary_age: SweepPolicy::temporary_age_for(Duration::from_secs(
+            settings.server.body_timeout_seconds,
+        )),
+        quarantine_for: chrono::Duration::days(i64::from(settings.storage.quarantine_days)),
+        max_moves: settings.storage.sweep_max_files,
+        ..SweepPolicy::default()
+    }
+}
+
+/// Ties the media root to the database just migrated (see
+/// `autodocs_domain::usecases::sweep::bind_media_root`), logging what it
+/// found. Never fails the migration: a media root it cannot bind only
+/// keeps the sweep from running, which the sweep then says.
+pub fn bind_media_root(settings: &Settings, database: &Database) {
+    let root = &settings.storage.media_root;
+    let uow = DieselUnitOfWork::new(database.clone());
+    let storage = LocalStorage::new(root.clone());
+    match sweep::bind_media_root(&uow, &storage) {
+        Ok(MediaRootBinding::Bound(identity)) => tracing::info!(
+            media_root = %root.display(),
+            database = %identity,
+            "marked the media root as this database's"
+        ),
+        Ok(MediaRootBinding::AlreadyBound(_)) => {}
+        Ok(MediaRootBinding::OtherDatabase { marker, database }) => tracing::warn!(
+            media_root = %root.display(),
+            marker = %marker,
+            database = %database,
+            "the media root is marked for another database; leaving its marker alone \
+             (the storage sweep will refuse to run: check DATABASE_URL and storage.media_root)"
+        ),
+        Ok(MediaRootBinding::ForeignFiles) => tracing::warn!(
+            media_root = %root.display(),
+            "the media root holds stored files this database does not reference and has \
+             no marker; not marking it (the storage sweep will refuse to run: check \
+             DATABASE_URL and storage.media_root, see docs/operations.md)"
+        ),
+        Ok(MediaRootBinding::NoDatabaseIdentity) => {
+            tracing::warn!("the database has no identity row; the media root was not marked")
+        }
+        Err(error) => tracing::warn!(
+            media_root = %root.display(),
+            %error,
+            "could not mark the media root as this database's"
+        ),
+    }
+}
+
+/// Runs a sweep and logs what it did, or (at WARN, once) why it refused.
+pub fn sweep_and_log(services: &Services) -> autodocs_domain::Result<SweepReport> {
+    let report = services.sweep_storage(false)?;
+    if let Some(reason) = &report.refused {
+        tracing::warn!(%reason, "refusing to sweep stored files");
+    }
+    if !report.is_empty() || report.deferred > 0 {
+        tracing::info!(
+            temporary_deleted = report.temporary,
+            quarantined = report.quarantined.len(),
+            deferred = report.deferred,
+            purged_from_quarantine = report.purged.len(),
+            "swept the media root"
+        );
+    }
+    Ok(report)
+}
 
 /// Creates the media directories (failing early if they cannot be
-/// written), then removes what interrupted uploads and deletes left behind.
+/// written), then sweeps what interrupted uploads and deletes left behind.
 pub fn prepare_storage(settings: &Settings, services: &Services) -> anyhow::Result<()> {
     let root = &settings.storage.media_root;
     LocalStorage::new(root.clone())
         .prepare()
         .with_context(|| format!("cannot use the media root {}", root.display()))?;
-    match services.sweep_storage(STORAGE_SWEEP_MIN_AGE) {
-        Ok(report) if report.temporary + report.orphans > 0 => tracing::info!(
-            temporary = report.temporary,
-            orphans = report.orphans,
-            "removed leftover files from the media root"
-        ),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "could not sweep the media root"),
+    if let Err(error) = sweep_and_log(services) {
+        tracing::warn!(%error, "could not sweep the media root");
     }
     Ok(())
 }

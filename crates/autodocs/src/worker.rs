@@ -208,7 +208,14 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
             }
         });
         let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            services.run_job(job)
+            match job.kind {
+                // Run here rather than in the domain so the sweep's report
+                // (a refusal and its reason) reaches the log.
+                Some(autodocs_domain::jobs::JobKind::SweepFiles) => {
+                    crate::wiring::sweep_and_log(services).map(|_| JobOutcome::Done)
+                }
+                _ => services.run_job(job),
+            }
         })) {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(error)) => JobOutcome::Failed(error.to_string()),

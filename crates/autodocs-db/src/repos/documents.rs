@@ -275,4 +275,10 @@ impl DocumentRepository for DieselRepos<'_> {
             .map(|key| StorageKey::parse(key).map_err(|e| corrupt(0, "storage key", e)))
             .collect()
     }
+
+    fn any_exist(&mut self) -> RepoResult<bool> {
+        diesel::select(diesel::dsl::exists(document::table.select(document::id)))
+            .get_result(self.conn)
+            .repo()
+    }
 }

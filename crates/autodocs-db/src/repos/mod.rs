@@ -2,6 +2,7 @@
 
 mod activities;
 mod documents;
+mod instance;
 mod jobs;
 mod missions;
 mod plan_steps;

@@ -7,7 +7,7 @@
 //! place and commits the row with its `document_uploaded` activity. If
 //! anything fails after the move, the stored file is deleted again, so
 //! neither a row without its file nor (short of a crash, which the start-up
-//! sweep cleans up after) a file without its row is left.
+//! sweep quarantines) a file without its row is left.
 //!
 //! Documents are private: every use case here sees only the caller's own,
 //! staff included; someone else's document is "not found".
@@ -73,15 +73,6 @@ impl std::fmt::Debug for UploadedPart {
             .field("file", self.staged.file())
             .finish()
     }
-}
-
-/// What a storage sweep removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SweepReport {
-    /// Temporary files of uploads that never finished.
-    pub temporary: u64,
-    /// Stored files no document row references.
-    pub orphans: u64,
 }
 
 /// A mission reference: empty or absent is none, otherwise a positive id.
@@ -255,7 +246,7 @@ impl Services {
         });
         if created.is_err() {
             // Nothing committed: the file must not stay either. Should this
-            // delete fail, the start-up sweep removes the orphan.
+            // delete fail, the sweep quarantines the orphan.
             let _ = self.storage.delete(&storage_key);
         }
         created
@@ -353,7 +344,7 @@ impl Services {
             Ok(document)
         })?;
         // The row is gone for good; a file that cannot be deleted now is an
-        // orphan the sweep removes later.
+        // orphan the sweep quarantines later.
         let _ = self.storage.delete(&document.storage_key);
         Ok(())
     }
@@ -394,28 +385,6 @@ impl Services {
             repos.activities().record(&activity, now)?;
             repos.documents().find(id, None)?.ok_or(Error::NotFound)
         })
-    }
-
-    /// Removes what failed uploads and interrupted deletes left in storage:
-    /// temporary files and stored files no row references, both only once
-    /// untouched for `min_age` (so uploads in flight in another process
-    /// sharing the storage are spared).
-    pub fn sweep_storage(&self, min_age: chrono::Duration) -> Result<SweepReport> {
-        let min_age = min_age.to_std().unwrap_or_default();
-        let temporary = self.storage.sweep_temporary(min_age)?;
-        let stale = self.storage.stale_keys(min_age)?;
-        let mut orphans = 0;
-        for keys in stale.chunks(500) {
-            let known = ports::read(&*self.uow, |repos| {
-                Ok(repos.documents().existing_storage_keys(keys)?)
-            })?;
-            for key in keys.iter().filter(|key| !known.contains(key)) {
-                if self.storage.delete(key)? {
-                    orphans += 1;
-                }
-            }
-        }
-        Ok(SweepReport { temporary, orphans })
     }
 }
 

@@ -16,6 +16,7 @@ pub mod documents;
 pub mod engine;
 pub mod missions;
 pub mod steps;
+pub mod sweep;
 pub mod users;
 
 /// The ports every use case draws on, wired once by the binary.
@@ -39,6 +40,8 @@ pub struct Services {
     pub max_upload_bytes: u64,
     /// The most steps one mission may hold.
     pub max_steps: steps::MaxSteps,
+    /// The limits of the storage sweep.
+    pub sweep: sweep::SweepPolicy,
     /// Wakes the workers sharing these services after a commit that
     /// enqueued a job.
     pub job_signal: Arc<crate::jobs::JobSignal>,

@@ -23,6 +23,7 @@ pub struct MockRepos {
     pub steps: MockPlanStepRepository,
     pub jobs: crate::ports::MockJobQueue,
     pub documents: crate::ports::MockDocumentRepository,
+    pub instance: crate::ports::MockInstanceRepository,
 }
 
 impl Default for MockRepos {
@@ -41,6 +42,7 @@ impl Default for MockRepos {
             steps: MockPlanStepRepository::default(),
             jobs: crate::ports::MockJobQueue::default(),
             documents,
+            instance: crate::ports::MockInstanceRepository::default(),
         }
     }
 }
@@ -69,6 +71,9 @@ impl Repositories for MockRepos {
     }
     fn documents(&mut self) -> &mut dyn crate::ports::DocumentRepository {
         &mut self.documents
+    }
+    fn instance(&mut self) -> &mut dyn crate::ports::InstanceRepository {
+        &mut self.instance
     }
 }
 
@@ -129,6 +134,7 @@ pub fn services(
         storage: Arc::new(crate::ports::MockFileStorage::new()),
         max_upload_bytes: 25 * 1024 * 1024,
         max_steps: super::steps::MaxSteps::DEFAULT,
+        sweep: super::sweep::SweepPolicy::default(),
         job_signal: Arc::default(),
     }
 }
