@@ -214,6 +214,7 @@ impl UploadSink for LocalUpload {
                 size: upload.size,
                 sha256: hex(&upload.hasher.finalize()),
                 content_type: upload.sniffer.verdict(),
+                text_fit: upload.sniffer.text_fit(),
             },
             guard: upload.guard,
             files_dir: upload.files_dir,
@@ -328,6 +329,7 @@ impl FileStorage for LocalStorage {
             size,
             sha256,
             content_type: sniffer.verdict(),
+            text_fit: sniffer.text_fit(),
         })
     }
 
@@ -461,6 +463,7 @@ mod tests {
                 size: TEXT.len() as u64,
                 sha256: sha256_hex(TEXT),
                 content_type: Some(AllowedContentType::PlainText),
+                text_fit: autodocs_domain::document::TextFit { json: false },
             }
         );
         assert!(storage.delete(&key).expect("delete"));
