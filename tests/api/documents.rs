@@ -48,6 +48,8 @@ backend_tests!(
     list_filters_search_ordering_and_pages,
     patch_and_delete,
     someone_elses_document_is_not_found,
+    staff_see_download_and_verify_every_document,
+    text_keeps_its_declared_type_within_the_text_family,
     mission_detail_lists_its_documents,
     a_cut_off_upload_leaves_nothing,
 );
@@ -1417,12 +1419,13 @@ async fn patch_and_delete(app: TestApp) {
 async fn someone_elses_document_is_not_found(app: TestApp) {
     let anna = app.register("anna").await;
     let ben = app.register("ben").await;
-    let staff = app.create_superuser("boss").await;
     let pdf = pdf_bytes("private");
     let document = upload(&app, &anna, "private.pdf", "application/pdf", &pdf).await;
     let id = id_of(&document);
 
-    for user in [&ben, &staff] {
+    // Staff see it (`staff_see_download_and_verify_every_document`); other
+    // users do not.
+    for user in [&ben] {
         app.get(&document_url(id), Some(&user.access))
             .await
             .assert_not_found();
@@ -1449,6 +1452,10 @@ async fn someone_elses_document_is_not_found(app: TestApp) {
         assert_eq!(r.body["count"], 0);
         let r = list(&app, user, "search=private").await;
         assert_eq!(r.body["count"], 0);
+        // `?owner=` is for staff: anyone else still sees only their own.
+        let r = list(&app, user, &format!("owner={}", anna.id)).await;
+        r.assert_status(200);
+        assert_eq!(r.body["count"], 0, "{}", r.describe());
         // Nor can an activity point at it.
         let r = app
             .post_json(
@@ -1486,6 +1493,204 @@ async fn someone_elses_document_is_not_found(app: TestApp) {
         .await;
     r.assert_status(201);
     assert_eq!(r.body["document"], json!(id));
+}
+
+/// Staff see every document as they see every mission: the list (all, or
+/// one owner's with `?owner=`), the detail, the bytes (GET, HEAD, Range),
+/// verification, edits; the activities name the staff user who acted.
+/// Other users still get 404.
+async fn staff_see_download_and_verify_every_document(app: TestApp) {
+    let anna = app.register("anna").await;
+    let ben = app.register("ben").await;
+    let staff = app.create_superuser("boss").await;
+    let r = app
+        .post_json(
+            "/api/missions/",
+            &json!({"title": "Taxes", "type": "document_retrieval"}),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(201);
+    let mission = id_of(&r.body);
+    let pdf = pdf_bytes("anna's return");
+    let document = upload_with(
+        &app,
+        &anna,
+        "return.pdf",
+        "application/pdf",
+        &pdf,
+        &[("mission", &mission.to_string())],
+    )
+    .await;
+    let id = id_of(&document);
+    let bens = upload(&app, &ben, "ben.txt", "text/plain", b"ben's note\n").await;
+
+    // The list: everyone's; `?owner=` narrows it; a bad owner is a 400.
+    let r = list(&app, &staff, "").await;
+    r.assert_status(200);
+    let mut all = result_ids(&r.body);
+    all.sort_unstable();
+    assert_eq!(all, vec![id, id_of(&bens)], "{}", r.describe());
+    let r = list(&app, &staff, &format!("owner={}", anna.id)).await;
+    assert_eq!(result_ids(&r.body), vec![id], "{}", r.describe());
+    assert_eq!(r.body["results"][0], document);
+    let r = list(&app, &staff, &format!("owner={}", staff.id)).await;
+    assert_eq!(r.body["count"], 0, "{}", r.describe());
+    let r = list(&app, &staff, "owner=abc").await;
+    r.assert_status(400);
+    assert!(r.body.get("owner").is_some(), "{}", r.describe());
+
+    // The document the mission detail lists is reachable.
+    let r = app
+        .get(&format!("/api/missions/{mission}/"), Some(&staff.access))
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["documents"][0]["id"], json!(id), "{}", r.describe());
+    let r = app.get(&document_url(id), Some(&staff.access)).await;
+    r.assert_status(200);
+    assert_eq!(r.body, document);
+    assert_eq!(r.body["owner"], json!(anna.id));
+
+    // The bytes, whole, by HEAD and by range.
+    let (status, headers, body) =
+        fetch(&app, Method::GET, &download_url(id), &staff.access, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, pdf);
+    assert_eq!(header(&headers, "content-type"), "application/pdf");
+    let (status, headers, body) =
+        fetch(&app, Method::HEAD, &download_url(id), &staff.access, &[]).await;
+    assert_eq!(status, 200);
+    assert!(body.is_empty());
+    assert_eq!(header(&headers, "content-length"), pdf.len().to_string());
+    let (status, _, body) = fetch(
+        &app,
+        Method::GET,
+        &download_url(id),
+        &staff.access,
+        &[("range", "bytes=0-7")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert_eq!(body, &pdf[..8]);
+
+    // Verification, recorded as the staff user's action on Anna's document.
+    let r = app
+        .post_json(&verify_url(id), &json!({}), Some(&staff.access))
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["status"], "verified", "{}", r.describe());
+    assert_eq!(r.body["owner"], json!(anna.id));
+    let acts = activities_of(
+        &app,
+        &staff,
+        &format!("document={id}&type=document_verified"),
+    )
+    .await;
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(acts[0]["user"], json!(staff.id), "names the staff user");
+    assert_eq!(acts[0]["details"]["owner"], json!(anna.id));
+    assert_eq!(acts[0]["mission"], json!(mission));
+
+    // Edits, as on missions.
+    let r = app
+        .patch_json(
+            &document_url(id),
+            &json!({"type": "tax_return"}),
+            Some(&staff.access),
+        )
+        .await;
+    r.assert_status(200);
+    assert_eq!(r.body["type"], "tax_return");
+    assert_eq!(r.body["owner"], json!(anna.id), "still Anna's");
+
+    // Ben still sees nothing of Anna's.
+    app.get(&document_url(id), Some(&ben.access))
+        .await
+        .assert_not_found();
+    app.get(&download_url(id), Some(&ben.access))
+        .await
+        .assert_not_found();
+    app.post_json(&verify_url(id), &json!({}), Some(&ben.access))
+        .await
+        .assert_not_found();
+    let r = list(&app, &ben, "").await;
+    assert_eq!(result_ids(&r.body), vec![id_of(&bens)]);
+
+    // Staff may delete it, as they may delete a mission.
+    app.delete(&document_url(id_of(&bens)), Some(&staff.access))
+        .await
+        .assert_status(204);
+    app.get(&document_url(id_of(&bens)), Some(&ben.access))
+        .await
+        .assert_not_found();
+}
+
+/// Within the text family the client's declared type and file name decide
+/// when the content fits both: a note with commas stays `text/plain`, the
+/// same bytes named `.csv` are `text/csv`; both verify. Outside the family
+/// the content decides: a PDF declared `text/plain` is a PDF.
+async fn text_keeps_its_declared_type_within_the_text_family(app: TestApp) {
+    let anna = app.register("anna").await;
+    let note = b"Call Anna, then Ben.\nBuy milk, eggs and bread, then cook.\nTax papers, in the blue folder.\n";
+    for (filename, declared, expected) in [
+        ("notes.txt", "text/plain", "text/plain"),
+        ("data.csv", "text/csv", "text/csv"),
+        ("data.csv", "text/plain", "text/csv"),
+        ("upload", "text/csv", "text/csv"),
+        ("notes.txt", "application/json", "text/plain"),
+    ] {
+        let document = upload(&app, &anna, filename, declared, note).await;
+        assert!(
+            document["content_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with(expected)),
+            "{filename} declared {declared}: {document}"
+        );
+        let r = app
+            .post_json(
+                &verify_url(id_of(&document)),
+                &json!({}),
+                Some(&anna.access),
+            )
+            .await;
+        r.assert_status(200);
+        assert_eq!(
+            r.body["status"],
+            "verified",
+            "{filename} declared {declared} still verifies: {}",
+            r.describe()
+        );
+        assert_eq!(r.body["verification_error"], "", "{}", r.describe());
+    }
+    let json_doc = br#"{"total": 42, "lines": [1, 2]}"#;
+    let document = upload(&app, &anna, "totals.json", "application/json", json_doc).await;
+    assert_eq!(document["content_type"], "application/json");
+    let document = upload(&app, &anna, "totals.txt", "text/plain", json_doc).await;
+    assert!(
+        document["content_type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("text/plain")),
+        "{document}"
+    );
+
+    let pdf = pdf_bytes("not text");
+    let document = upload(&app, &anna, "notes.txt", "text/plain", &pdf).await;
+    assert_eq!(document["content_type"], "application/pdf", "{document}");
+    let r = app
+        .post_json(
+            &verify_url(id_of(&document)),
+            &json!({}),
+            Some(&anna.access),
+        )
+        .await;
+    assert_eq!(r.body["status"], "verified", "{}", r.describe());
+    let r = post_form(
+        &app,
+        Some(&anna.access),
+        &[file_part("notes.txt", "text/plain", &elf_bytes())],
+    )
+    .await;
+    r.assert_status(415);
 }
 
 async fn mission_detail_lists_its_documents(app: TestApp) {

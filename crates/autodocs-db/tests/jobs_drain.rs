@@ -58,7 +58,10 @@ struct FakeFetcher;
 impl UrlFetcher for FakeFetcher {
     fn fetch(&self, url: &HttpUrl, sink: &mut dyn UploadSink) -> Result<Fetched, FetchError> {
         if !url.as_str().contains("/ok") {
-            return Err(FetchError::Failed("HTTP 503".into()));
+            return Err(FetchError::Status {
+                status: 503,
+                detail: "HTTP 503".into(),
+            });
         }
         sink.write(b"Quarterly report\nAll figures checked.\n")
             .map_err(FetchError::Upload)?;

@@ -434,6 +434,95 @@ impl AllowedContentType {
     }
 }
 
+/// Which members of the text family (plain text, CSV, JSON) a file's
+/// content fits, besides the one sniffing picked. Plain text and CSV fit
+/// any text the sniffer accepts (a CSV file may have ragged rows or a
+/// single column); JSON fits only what parses as JSON.
+///
+/// Sniffing alone cannot tell a note whose lines happen to contain commas
+/// from a CSV file: both fit. When the content fits several members, the
+/// client's declared type and file name decide ([`AllowedContentType::resolve`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TextFit {
+    /// The content is JSON (parsed whole, or judged by its start when large).
+    pub json: bool,
+}
+
+impl AllowedContentType {
+    /// Whether this is plain text, CSV or JSON.
+    pub const fn is_text_family(self) -> bool {
+        matches!(
+            self,
+            AllowedContentType::PlainText | AllowedContentType::Csv | AllowedContentType::Json
+        )
+    }
+
+    /// The text-family member a declared MIME type names (`text/plain`,
+    /// `text/csv`, `application/json`, with their common aliases), if any.
+    pub fn text_hint_of_mime(raw: &str) -> Option<Self> {
+        let essence = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "text/plain" => Some(AllowedContentType::PlainText),
+            "text/csv" | "application/csv" | "text/x-csv" | "text/comma-separated-values" => {
+                Some(AllowedContentType::Csv)
+            }
+            "application/json" | "text/json" => Some(AllowedContentType::Json),
+            _ => None,
+        }
+    }
+
+    /// The text-family member a file name's extension names (`.txt`,
+    /// `.text`, `.csv`, `.json`), if any.
+    pub fn text_hint_of_filename(filename: &str) -> Option<Self> {
+        let (_, extension) = filename.rsplit_once('.')?;
+        match extension.trim().to_ascii_lowercase().as_str() {
+            "txt" | "text" => Some(AllowedContentType::PlainText),
+            "csv" => Some(AllowedContentType::Csv),
+            "json" => Some(AllowedContentType::Json),
+            _ => None,
+        }
+    }
+
+    /// Whether content of this sniffed type with this fit also fits `member`.
+    fn fits(self, fit: TextFit, member: Self) -> bool {
+        self.is_text_family()
+            && match member {
+                AllowedContentType::PlainText | AllowedContentType::Csv => true,
+                AllowedContentType::Json => self == member || fit.json,
+                _ => false,
+            }
+    }
+
+    /// The type to record for content that sniffed as `self` with `fit`,
+    /// given the client's hints (its declared type, its file name's
+    /// extension).
+    ///
+    /// Outside the text family sniffing decides and hints are ignored (a PDF
+    /// declared `text/plain` is a PDF). Within it, the hints that the
+    /// content fits decide, the most specific first (JSON, then CSV, then
+    /// plain text: `text/plain` is what many clients declare for any text,
+    /// so it never overrides a `.csv` name); when no hint fits (a declared
+    /// `application/json` that does not parse), sniffing decides.
+    pub fn resolve(self, fit: TextFit, hints: &[Option<Self>]) -> Self {
+        if !self.is_text_family() {
+            return self;
+        }
+        [
+            AllowedContentType::Json,
+            AllowedContentType::Csv,
+            AllowedContentType::PlainText,
+        ]
+        .into_iter()
+        .find(|member| hints.contains(&Some(*member)) && self.fits(fit, *member))
+        .unwrap_or(self)
+    }
+}
+
 impl fmt::Display for AllowedContentType {
     /// The MIME type.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -479,6 +568,8 @@ pub enum ObservedFile {
         sha256: String,
         /// Its sniffed type, or `None` if it is no longer an allowed type.
         content_type: Option<AllowedContentType>,
+        /// The other text-family members its content fits.
+        text_fit: TextFit,
     },
 }
 
@@ -527,6 +618,7 @@ pub fn judge(recorded: &RecordedFile, observed: &ObservedFile) -> VerificationOu
         size,
         sha256,
         content_type,
+        text_fit,
     } = observed
     else {
         return VerificationOutcome::Rejected("File is missing from storage.".to_owned());
@@ -541,7 +633,10 @@ pub fn judge(recorded: &RecordedFile, observed: &ObservedFile) -> VerificationOu
         return VerificationOutcome::Rejected("Checksum mismatch.".to_owned());
     }
     let recorded_type = AllowedContentType::from_mime(&recorded.content_type);
-    if recorded_type.is_none() || *content_type != recorded_type {
+    // The recorded type is the hint the upload resolved to: text that still
+    // fits it (`notes.txt` with commas, recorded `text/plain`) is unchanged.
+    let content_type = content_type.map(|sniffed| sniffed.resolve(*text_fit, &[recorded_type]));
+    if recorded_type.is_none() || content_type != recorded_type {
         let found = content_type.map_or("a type that is not allowed", AllowedContentType::mime);
         return VerificationOutcome::Rejected(format!(
             "Content type changed: recorded {}, found {found}.",
@@ -729,6 +824,9 @@ pub struct UploadedFile {
     pub sha256: String,
     /// The sniffed type, or `None` if it is not an allowed type.
     pub content_type: Option<AllowedContentType>,
+    /// The other text-family members the content fits (the client's hints
+    /// choose among them).
+    pub text_fit: TextFit,
 }
 
 /// A document to insert, its file already in storage.
@@ -1023,7 +1121,65 @@ mod tests {
             size,
             sha256: sha256.into(),
             content_type,
+            text_fit: TextFit::default(),
         }
+    }
+
+    #[test]
+    fn text_hints_decide_within_the_text_family_only() {
+        use AllowedContentType as Kind;
+        let both = TextFit { json: false };
+        let plain = Kind::text_hint_of_mime("text/plain; charset=utf-8");
+        let csv_name = Kind::text_hint_of_filename("data.CSV");
+        let txt_name = Kind::text_hint_of_filename("notes.txt");
+        let json = Kind::text_hint_of_mime("application/json");
+        assert_eq!(plain, Some(Kind::PlainText));
+        assert_eq!(csv_name, Some(Kind::Csv));
+        assert_eq!(txt_name, Some(Kind::PlainText));
+        assert_eq!(Kind::text_hint_of_filename("archive"), None);
+        assert_eq!(Kind::text_hint_of_mime("application/octet-stream"), None);
+        // Commas in a note: plain when the client says plain.
+        assert_eq!(Kind::Csv.resolve(both, &[plain, txt_name]), Kind::PlainText);
+        // A .csv name (even declared text/plain) or a declared CSV wins.
+        assert_eq!(Kind::Csv.resolve(both, &[plain, csv_name]), Kind::Csv);
+        assert_eq!(
+            Kind::PlainText.resolve(
+                TextFit { json: false },
+                &[Kind::text_hint_of_mime("text/csv"), txt_name]
+            ),
+            Kind::Csv
+        );
+        // No hint: sniffing decides.
+        assert_eq!(Kind::Csv.resolve(both, &[None, None]), Kind::Csv);
+        // Declared JSON that is not JSON falls back to sniffing.
+        assert_eq!(Kind::Csv.resolve(both, &[json, None]), Kind::Csv);
+        assert_eq!(
+            Kind::PlainText.resolve(TextFit::default(), &[json]),
+            Kind::PlainText
+        );
+        // JSON that is JSON.
+        assert_eq!(
+            Kind::Json.resolve(TextFit { json: true }, &[json]),
+            Kind::Json
+        );
+        // Outside the family, hints are ignored.
+        assert_eq!(Kind::Pdf.resolve(both, &[plain, txt_name]), Kind::Pdf);
+    }
+
+    #[test]
+    fn text_that_fits_its_recorded_type_verifies() {
+        let mut note = recorded();
+        note.content_type = "text/plain".into();
+        let observed = ObservedFile::Present {
+            size: 10,
+            sha256: "abcdef".into(),
+            content_type: Some(AllowedContentType::Csv),
+            text_fit: TextFit { json: false },
+        };
+        assert!(judge(&note, &observed).is_verified());
+        let mut data = recorded();
+        data.content_type = "application/json".into();
+        assert!(!judge(&data, &observed).is_verified());
     }
 
     #[test]

@@ -607,19 +607,79 @@ pub struct Fetched {
     pub filename: String,
 }
 
-/// Why a URL could not be fetched.
+/// Why a URL could not be fetched, by what the user can do about it.
+///
+/// The `Display` text is what a user may read (it is recorded in the step's
+/// failure and in `mission_failed`): it never names a host, an address, a
+/// port or a system error. The `detail` of each variant is for the log only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    /// The URL (or a redirect) resolves to an address that is not allowed
-    /// (loopback, private, link-local, multicast, unspecified).
-    #[error("refused: {0}")]
-    Refused(String),
-    /// The server could not be reached, answered an error, or timed out.
-    #[error("fetch failed: {0}")]
-    Failed(String),
-    /// The body was larger than the upload limit.
-    #[error(transparent)]
+    /// The URL or a redirect points somewhere fetches may not go: a
+    /// loopback, private, link-local or otherwise non-public address, or a
+    /// scheme other than http(s). Permanent.
+    #[error("the address is not allowed")]
+    NotAllowed {
+        /// What exactly was refused (for the log).
+        detail: String,
+    },
+    /// The server could not be reached or did not answer in time: DNS
+    /// failure, connection refused, TLS failure, timeout, too slow.
+    #[error("the server did not answer")]
+    NoAnswer {
+        /// The error chain (for the log).
+        detail: String,
+    },
+    /// The server answered with an HTTP error status.
+    #[error("the server answered with an error (HTTP {status})")]
+    Status {
+        /// The status code (safe to show).
+        status: u16,
+        /// Where it came from (for the log).
+        detail: String,
+    },
+    /// The server redirected more often than allowed.
+    #[error("the server redirected too many times")]
+    TooManyRedirects {
+        /// The redirect chain's end (for the log).
+        detail: String,
+    },
+    /// The body stopped arriving part-way.
+    #[error("the download was cut off")]
+    CutOff {
+        /// The error chain (for the log).
+        detail: String,
+    },
+    /// The body could not be received: too large, or storage failed.
+    #[error("{}", upload_message(.0))]
     Upload(#[from] UploadError),
+}
+
+/// The user's text for an upload failure during a fetch.
+fn upload_message(error: &UploadError) -> &'static str {
+    match error {
+        UploadError::TooLarge { .. } => "the file is too large",
+        UploadError::Storage(_) => "the file could not be stored",
+    }
+}
+
+impl FetchError {
+    /// The details for the log: host, address, error chain (never shown to
+    /// a user).
+    pub fn detail(&self) -> String {
+        match self {
+            FetchError::NotAllowed { detail }
+            | FetchError::NoAnswer { detail }
+            | FetchError::Status { detail, .. }
+            | FetchError::TooManyRedirects { detail }
+            | FetchError::CutOff { detail } => detail.clone(),
+            FetchError::Upload(error) => error.to_string(),
+        }
+    }
+
+    /// Whether trying again cannot help (the step fails at once).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, FetchError::NotAllowed { .. } | FetchError::Upload(_))
+    }
 }
 
 /// Downloads a URL into an upload sink (with timeouts, a redirect limit and

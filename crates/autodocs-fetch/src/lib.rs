@@ -17,6 +17,12 @@
 //!
 //! The body is streamed into the sink in chunks of at most 64 KiB; it is
 //! never held whole.
+//!
+//! Errors come back as a [`FetchError`] class whose text a user may read
+//! ("the address is not allowed", "the server did not answer", …); the
+//! host, the address and the error chain stay in its detail, which this
+//! crate logs at WARN (inside the worker's `job` span, so with the job id)
+//! and nobody else shows.
 
 #![warn(missing_docs)]
 
@@ -120,21 +126,22 @@ impl HttpFetcher {
         if !settings.allow_private_networks {
             builder = builder.dns_resolver(Arc::new(GuardedResolver));
         }
-        builder.build().map_err(|error| {
-            FetchError::Failed(format!(
-                "could not build the HTTP client: {}",
-                error_chain(&error)
-            ))
+        builder.build().map_err(|error| FetchError::NoAnswer {
+            detail: format!("could not build the HTTP client: {}", error_chain(&error)),
         })
     }
 
     fn deadline_error(&self, url: &str) -> FetchError {
-        FetchError::Failed(format!(
-            "timed out after {} s fetching {url}",
-            self.settings.total_timeout.as_secs_f64()
-        ))
+        FetchError::NoAnswer {
+            detail: format!(
+                "timed out after {} s fetching {url}",
+                self.settings.total_timeout.as_secs_f64()
+            ),
+        }
     }
 
+    /// A failure before the response head arrived: refused by the guard,
+    /// or no answer (DNS, connection, TLS, timeout).
     fn request_error(&self, error: &reqwest::Error, url: &str) -> FetchError {
         if let Some(guard) = find_guard_error(error) {
             return guard.into_fetch_error();
@@ -142,7 +149,9 @@ impl HttpFetcher {
         if error.is_timeout() {
             return self.deadline_error(url);
         }
-        FetchError::Failed(error_chain(error))
+        FetchError::NoAnswer {
+            detail: format!("fetching {url}: {}", error_chain(error)),
+        }
     }
 
     fn read_error(&self, error: &std::io::Error, url: &str) -> FetchError {
@@ -157,24 +166,38 @@ impl HttpFetcher {
         if timed_out {
             return self.deadline_error(url);
         }
-        FetchError::Failed(format!(
-            "reading the body of {url} failed: {}",
-            error_chain(error)
-        ))
+        FetchError::CutOff {
+            detail: format!("reading the body of {url} failed: {}", error_chain(error)),
+        }
     }
 }
 
 impl UrlFetcher for HttpFetcher {
     fn fetch(&self, url: &HttpUrl, sink: &mut dyn UploadSink) -> Result<Fetched, FetchError> {
+        let fetched = self.fetch_into(url, sink);
+        if let Err(error) = &fetched {
+            // The user reads only the class; the operator gets the rest.
+            tracing::warn!(
+                url = url.as_str(),
+                error = %error,
+                detail = %error.detail(),
+                "fetch_url failed"
+            );
+        }
+        fetched
+    }
+}
+
+impl HttpFetcher {
+    fn fetch_into(&self, url: &HttpUrl, sink: &mut dyn UploadSink) -> Result<Fetched, FetchError> {
         let started = Instant::now();
         if !self.settings.allow_private_networks
             && let Some(ip) = url.host_ip()
             && is_private_or_local(ip)
         {
-            return Err(FetchError::Refused(format!(
-                "{} is a private or local address",
-                url.host()
-            )));
+            return Err(FetchError::NotAllowed {
+                detail: format!("{} is a private or local address", url.host()),
+            });
         }
         let client = self.client()?;
         let mut response = client
@@ -185,10 +208,10 @@ impl UrlFetcher for HttpFetcher {
         let final_url = response.url().clone();
         let status = response.status();
         if !status.is_success() {
-            return Err(FetchError::Failed(format!(
-                "HTTP {} from {final_url}",
-                status.as_u16()
-            )));
+            return Err(FetchError::Status {
+                status: status.as_u16(),
+                detail: format!("HTTP {} from {final_url}", status.as_u16()),
+            });
         }
         let filename = suggested_filename(response.headers(), &final_url);
 
@@ -208,11 +231,13 @@ impl UrlFetcher for HttpFetcher {
                 return Err(self.deadline_error(final_url.as_str()));
             }
             if too_slow(received, elapsed, &self.settings) {
-                return Err(FetchError::Failed(format!(
-                    "aborted: {final_url} sent {received} bytes in {:.1} s, slower than {} bytes/s",
-                    elapsed.as_secs_f64(),
-                    self.settings.min_bytes_per_second
-                )));
+                return Err(FetchError::NoAnswer {
+                    detail: format!(
+                        "aborted: {final_url} sent {received} bytes in {:.1} s, slower than {} bytes/s",
+                        elapsed.as_secs_f64(),
+                        self.settings.min_bytes_per_second
+                    ),
+                });
             }
         }
         Ok(Fetched { filename })
@@ -309,17 +334,21 @@ fn is_private_or_local_v6(ip: Ipv6Addr) -> bool {
 /// Why the guard stopped a request; found again in reqwest's error chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum GuardError {
-    /// The target is not allowed (a `Refused`).
+    /// The target is not allowed (a `NotAllowed`).
     Refused(String),
-    /// More redirects than allowed (a `Failed`).
+    /// The name resolved to no address at all (a `NoAnswer`).
+    NoAddress(String),
+    /// More redirects than allowed (a `TooManyRedirects`).
     TooManyRedirects { max: usize, url: String },
 }
 
 impl GuardError {
     fn into_fetch_error(self) -> FetchError {
+        let detail = self.to_string();
         match self {
-            GuardError::Refused(message) => FetchError::Refused(message),
-            error @ GuardError::TooManyRedirects { .. } => FetchError::Failed(error.to_string()),
+            GuardError::Refused(_) => FetchError::NotAllowed { detail },
+            GuardError::NoAddress(_) => FetchError::NoAnswer { detail },
+            GuardError::TooManyRedirects { .. } => FetchError::TooManyRedirects { detail },
         }
     }
 }
@@ -327,7 +356,7 @@ impl GuardError {
 impl fmt::Display for GuardError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GuardError::Refused(message) => f.write_str(message),
+            GuardError::Refused(message) | GuardError::NoAddress(message) => f.write_str(message),
             GuardError::TooManyRedirects { max, url } => {
                 write!(f, "too many redirects (more than {max}) at {url}")
             }
@@ -391,7 +420,7 @@ fn check_resolved(host: &str, found: Vec<SocketAddr>) -> Result<Vec<SocketAddr>,
         )));
     }
     if found.is_empty() {
-        return Err(GuardError::Refused(format!(
+        return Err(GuardError::NoAddress(format!(
             "{host} resolves to no address"
         )));
     }
@@ -732,7 +761,7 @@ mod tests {
         );
         assert!(matches!(
             check_resolved("void.test", Vec::new()),
-            Err(GuardError::Refused(_))
+            Err(GuardError::NoAddress(_))
         ));
     }
 
@@ -791,7 +820,15 @@ mod tests {
     fn guard_errors_map_to_fetch_errors() {
         assert_eq!(
             GuardError::Refused("no".to_owned()).into_fetch_error(),
-            FetchError::Refused("no".to_owned())
+            FetchError::NotAllowed {
+                detail: "no".to_owned()
+            }
+        );
+        assert_eq!(
+            GuardError::NoAddress("void.test resolves to no address".to_owned()).into_fetch_error(),
+            FetchError::NoAnswer {
+                detail: "void.test resolves to no address".to_owned()
+            }
         );
         assert_eq!(
             GuardError::TooManyRedirects {
@@ -799,8 +836,61 @@ mod tests {
                 url: "http://a/".to_owned()
             }
             .into_fetch_error(),
-            FetchError::Failed("too many redirects (more than 5) at http://a/".to_owned())
+            FetchError::TooManyRedirects {
+                detail: "too many redirects (more than 5) at http://a/".to_owned()
+            }
         );
+    }
+
+    #[test]
+    fn what_a_user_reads_names_no_host_address_or_cause() {
+        let cases = [
+            (
+                FetchError::NotAllowed {
+                    detail: "intranet.corp resolves to a private or local address (10.1.2.3)"
+                        .to_owned(),
+                },
+                "the address is not allowed",
+            ),
+            (
+                FetchError::NoAnswer {
+                    detail: "fetching http://db.internal:5432/: error trying to connect: \
+                             dns error: failed to lookup address information"
+                        .to_owned(),
+                },
+                "the server did not answer",
+            ),
+            (
+                FetchError::Status {
+                    status: 404,
+                    detail: "HTTP 404 from http://files.internal/x".to_owned(),
+                },
+                "the server answered with an error (HTTP 404)",
+            ),
+            (
+                FetchError::TooManyRedirects {
+                    detail: "too many redirects (more than 5) at http://a.internal/".to_owned(),
+                },
+                "the server redirected too many times",
+            ),
+            (
+                FetchError::CutOff {
+                    detail: "reading the body of http://10.0.0.1/ failed: reset".to_owned(),
+                },
+                "the download was cut off",
+            ),
+            (
+                FetchError::Upload(autodocs_domain::ports::UploadError::TooLarge { limit: 10 }),
+                "the file is too large",
+            ),
+        ];
+        for (error, shown) in cases {
+            assert_eq!(error.to_string(), shown);
+            if !matches!(error, FetchError::Upload(_)) {
+                assert!(!error.detail().is_empty());
+                assert!(!shown.contains(&error.detail()));
+            }
+        }
     }
 
     #[test]

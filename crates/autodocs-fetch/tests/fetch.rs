@@ -243,7 +243,14 @@ fn a_404_fails() {
         .expect_err("a 404 fails");
     assert_eq!(
         error,
-        FetchError::Failed(format!("HTTP 404 from {}", url.as_str()))
+        FetchError::Status {
+            status: 404,
+            detail: format!("HTTP 404 from {}", url.as_str())
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        "the server answered with an error (HTTP 404)"
     );
     assert!(sink.data.is_empty(), "an error body is not kept");
 }
@@ -256,7 +263,7 @@ fn a_500_fails() {
         .fetch(&server.url("/x"), &mut sink)
         .expect_err("a 500 fails");
     assert!(
-        matches!(&error, FetchError::Failed(message) if message.starts_with("HTTP 500 from ")),
+        matches!(&error, FetchError::Status { status: 500, detail } if detail.starts_with("HTTP 500 from ")),
         "{error:?}"
     );
 }
@@ -312,7 +319,7 @@ fn a_sixth_redirect_fails() {
         .fetch(&server.url("/hop/6"), &mut sink)
         .expect_err("six redirects are too many");
     assert!(
-        matches!(&error, FetchError::Failed(message) if message.contains("too many redirects (more than 5)")),
+        matches!(&error, FetchError::TooManyRedirects { detail } if detail.contains("too many redirects (more than 5)")),
         "{error:?}"
     );
     assert_eq!(
@@ -334,7 +341,10 @@ fn the_redirect_limit_is_configurable() {
     let error = fetcher
         .fetch(&server.url("/hop/1"), &mut VecSink::new(1000))
         .expect_err("no redirect allowed");
-    assert!(matches!(error, FetchError::Failed(_)), "{error:?}");
+    assert!(
+        matches!(error, FetchError::TooManyRedirects { .. }),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -344,7 +354,7 @@ fn a_redirect_to_another_scheme_is_refused() {
         .fetch(&server.url("/x"), &mut VecSink::new(1000))
         .expect_err("ftp is not followed");
     assert!(
-        matches!(&error, FetchError::Refused(message) if message.contains("non-http(s)")),
+        matches!(&error, FetchError::NotAllowed { detail } if detail.contains("non-http(s)")),
         "{error:?}"
     );
 }
@@ -368,7 +378,7 @@ fn the_total_timeout_covers_the_body() {
         .fetch(&server.url("/slow"), &mut sink)
         .expect_err("the body never ends in time");
     assert!(
-        matches!(&error, FetchError::Failed(message) if message.contains("timed out")),
+        matches!(&error, FetchError::NoAnswer { detail } if detail.contains("timed out")),
         "{error:?}"
     );
 }
@@ -382,7 +392,9 @@ fn a_closed_port_fails() {
     let error = permissive()
         .fetch(&url, &mut VecSink::new(10))
         .expect_err("nothing listens");
-    assert!(matches!(error, FetchError::Failed(_)), "{error:?}");
+    assert!(matches!(error, FetchError::NoAnswer { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "the server did not answer");
+    assert!(error.detail().contains(&port.to_string()), "{error:?}");
 }
 
 #[test]
@@ -394,8 +406,11 @@ fn a_loopback_literal_is_refused_without_a_request() {
         .expect_err("loopback is refused");
     assert_eq!(
         error,
-        FetchError::Refused("127.0.0.1 is a private or local address".to_owned())
+        FetchError::NotAllowed {
+            detail: "127.0.0.1 is a private or local address".to_owned()
+        }
     );
+    assert_eq!(error.to_string(), "the address is not allowed");
     assert!(sink.data.is_empty());
     thread::sleep(Duration::from_millis(100));
     assert_eq!(server.connections.load(Ordering::SeqCst), 0);
@@ -414,7 +429,10 @@ fn ipv6_and_mapped_literals_are_refused() {
         let error = guarded()
             .fetch(&url, &mut VecSink::new(10))
             .expect_err("refused");
-        assert!(matches!(error, FetchError::Refused(_)), "{raw}: {error:?}");
+        assert!(
+            matches!(error, FetchError::NotAllowed { .. }),
+            "{raw}: {error:?}"
+        );
     }
 }
 
@@ -427,8 +445,8 @@ fn a_name_resolving_to_loopback_is_refused_without_a_request() {
         .fetch(&url, &mut sink)
         .expect_err("localhost is refused");
     assert!(
-        matches!(&error, FetchError::Refused(message)
-            if message.starts_with("localhost resolves to a private or local address (")),
+        matches!(&error, FetchError::NotAllowed { detail }
+            if detail.starts_with("localhost resolves to a private or local address (")),
         "{error:?}"
     );
     assert!(sink.data.is_empty());

@@ -323,6 +323,7 @@ impl UploadSink for LocalUpload {
                 size: upload.size,
                 sha256: hex(&upload.hasher.finalize()),
                 content_type: upload.sniffer.verdict(),
+                text_fit: upload.sniffer.text_fit(),
             },
             guard: upload.guard,
             files_dir: upload.files_dir,
@@ -438,6 +439,7 @@ impl FileStorage for LocalStorage {
             size,
             sha256,
             content_type: sniffer.verdict(),
+            text_fit: sniffer.text_fit(),
         })
     }
 
@@ -656,6 +658,7 @@ mod tests {
                 size: TEXT.len() as u64,
                 sha256: sha256_hex(TEXT),
                 content_type: Some(AllowedContentType::PlainText),
+                text_fit: autodocs_domain::document::TextFit { json: false },
             }
         );
         assert!(storage.delete(&key).expect("delete"));

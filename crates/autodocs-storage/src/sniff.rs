@@ -16,10 +16,16 @@
 //!    rest is plain text;
 //! 3. anything else (executables, archives, other media…) is refused.
 //!
+//! Within the text family the content often fits more than one member (a
+//! note whose lines contain commas is also CSV; a JSON array is also text):
+//! [`Sniffer::text_fit`] says which, and the domain lets the client's
+//! declared type and file name choose among them
+//! ([`AllowedContentType::resolve`]).
+//!
 //! Upload and verification use the same sniffer on the same bytes, so a
 //! file that did not change always sniffs the same.
 
-use autodocs_domain::document::AllowedContentType;
+use autodocs_domain::document::{AllowedContentType, TextFit};
 
 /// How many leading bytes the binary and text checks look at.
 pub const SNIFF_WINDOW: usize = 8 * 1024;
@@ -108,11 +114,21 @@ impl Sniffer {
 
     /// The allowed type of everything fed, or `None` if it is not one.
     pub fn verdict(&self) -> Option<AllowedContentType> {
+        self.judge().map(|(kind, _)| kind)
+    }
+
+    /// The text-family members the content fits besides its verdict (all
+    /// false for anything that is not text).
+    pub fn text_fit(&self) -> TextFit {
+        self.judge().map(|(_, fit)| fit).unwrap_or_default()
+    }
+
+    fn judge(&self) -> Option<(AllowedContentType, TextFit)> {
         if self.head.is_empty() {
             return None;
         }
         if let Some(kind) = binary_type(&self.head) {
-            return Some(kind);
+            return Some((kind, TextFit::default()));
         }
         if !self.has_nul && self.utf8.is_valid() {
             let complete = self.size <= self.head.len() as u64;
@@ -127,6 +143,24 @@ pub fn sniff(bytes: &[u8]) -> Option<AllowedContentType> {
     let mut sniffer = Sniffer::new();
     sniffer.feed(bytes);
     sniffer.verdict()
+}
+
+/// Sniffs a whole buffer, then lets the client's declared type and file
+/// name choose within the text family, as an upload does.
+pub fn sniff_with_hints(
+    bytes: &[u8],
+    declared: Option<&str>,
+    filename: &str,
+) -> Option<AllowedContentType> {
+    let mut sniffer = Sniffer::new();
+    sniffer.feed(bytes);
+    let hints = [
+        declared.and_then(AllowedContentType::text_hint_of_mime),
+        AllowedContentType::text_hint_of_filename(filename),
+    ];
+    sniffer
+        .verdict()
+        .map(|kind| kind.resolve(sniffer.text_fit(), &hints))
 }
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -208,8 +242,8 @@ fn zip_entry_names(head: &[u8]) -> Vec<&[u8]> {
 }
 
 /// The type of a UTF-8 text whose first bytes are `head` (`complete` when
-/// `head` is the whole file).
-fn text_type(head: &[u8], complete: bool) -> Option<AllowedContentType> {
+/// `head` is the whole file), and the text-family members it also fits.
+fn text_type(head: &[u8], complete: bool) -> Option<(AllowedContentType, TextFit)> {
     use AllowedContentType as Kind;
     // The window may end inside a character: lossy decoding only affects the end.
     let text = String::from_utf8_lossy(head);
@@ -218,13 +252,17 @@ fn text_type(head: &[u8], complete: bool) -> Option<AllowedContentType> {
     if is_markup(body) || body.starts_with("#!") {
         return None;
     }
-    if is_json(text, body, complete) {
-        return Some(Kind::Json);
-    }
-    if is_csv(text, complete) {
-        return Some(Kind::Csv);
-    }
-    Some(Kind::PlainText)
+    let fit = TextFit {
+        json: is_json(text, body, complete),
+    };
+    let kind = if fit.json {
+        Kind::Json
+    } else if is_csv(text, complete) {
+        Kind::Csv
+    } else {
+        Kind::PlainText
+    };
+    Some((kind, fit))
 }
 
 /// Starts like a tag, a declaration or a comment: HTML, SVG, XML and kin,
@@ -258,8 +296,9 @@ fn is_json(text: &str, body: &str, complete: bool) -> bool {
     }
 }
 
-/// At least two lines, each with the same (non-zero) number of commas
-/// outside double quotes.
+/// What sniffing alone calls CSV: at least two lines, each with the same
+/// (non-zero) number of commas outside double quotes. (Any text may be CSV
+/// when the client says so.)
 fn is_csv(text: &str, complete: bool) -> bool {
     let mut lines: Vec<&str> = text.lines().collect();
     if !complete {
@@ -429,6 +468,90 @@ mod tests {
         );
         assert_eq!(sniff(b"one, two\nthree four\n"), Some(Kind::PlainText));
         assert_eq!(sniff(b"just one, line"), Some(Kind::PlainText));
+    }
+
+    #[test]
+    fn declared_type_and_name_choose_within_the_text_family() {
+        let note = b"Call Anna, then Ben.\nBuy milk, then eggs.\n";
+        assert_eq!(sniff(note), Some(Kind::Csv), "commas alone look like CSV");
+        let cases: [(&[u8], Option<&str>, &str, Option<Kind>); 14] = [
+            // Commas in a note stay plain text when the client says so.
+            (note, Some("text/plain"), "notes.txt", Some(Kind::PlainText)),
+            (note, Some("text/plain"), "notes", Some(Kind::PlainText)),
+            (note, None, "notes.txt", Some(Kind::PlainText)),
+            (
+                note,
+                Some("application/octet-stream"),
+                "notes.txt",
+                Some(Kind::PlainText),
+            ),
+            // The same bytes as CSV, by name or by declared type.
+            (note, Some("text/csv"), "data.csv", Some(Kind::Csv)),
+            (note, Some("text/plain"), "data.csv", Some(Kind::Csv)),
+            (note, Some("text/csv"), "upload", Some(Kind::Csv)),
+            (note, None, "upload", Some(Kind::Csv)),
+            // JSON that parses; declared JSON that does not falls back.
+            (
+                b"[1, 2, 3]",
+                Some("application/json"),
+                "a.json",
+                Some(Kind::Json),
+            ),
+            (
+                b"[1, 2, 3]",
+                Some("text/plain"),
+                "a.txt",
+                Some(Kind::PlainText),
+            ),
+            (note, Some("application/json"), "data", Some(Kind::Csv)),
+            (
+                b"{broken",
+                Some("application/json"),
+                "x.json",
+                Some(Kind::PlainText),
+            ),
+            // Outside the family sniffing decides.
+            (&pdf(), Some("text/plain"), "notes.txt", Some(Kind::Pdf)),
+            (
+                b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00",
+                Some("text/plain"),
+                "notes.txt",
+                None,
+            ),
+        ];
+        for (bytes, declared, name, expected) in cases {
+            assert_eq!(
+                sniff_with_hints(bytes, declared, name),
+                expected,
+                "{declared:?} {name}: {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        // Markup stays refused whatever the client says.
+        assert_eq!(
+            sniff_with_hints(
+                b"<html><script>x</script></html>",
+                Some("text/plain"),
+                "a.txt"
+            ),
+            None
+        );
+        // Ragged rows and a single column are CSV only when the client says so.
+        let ragged = b"name,amount\nAnna,10,extra\nBen\n";
+        assert_eq!(sniff(ragged), Some(Kind::PlainText));
+        assert_eq!(
+            sniff_with_hints(ragged, Some("text/csv"), "data.csv"),
+            Some(Kind::Csv)
+        );
+        assert_eq!(
+            sniff_with_hints(ragged, Some("text/plain"), "notes.txt"),
+            Some(Kind::PlainText)
+        );
+        assert_eq!(
+            sniff_with_hints(b"alpha\nbeta\n", Some("text/csv"), "list.csv"),
+            Some(Kind::Csv)
+        );
+        assert_eq!(sniff(b"alpha\nbeta\n"), Some(Kind::PlainText));
     }
 
     #[test]

@@ -177,8 +177,11 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
 }
 
 fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
+    // At WARN, so that the span is kept under the default test filter
+    // (`warn`) too: every warning logged while the job runs (a failed
+    // fetch's details, say) carries the job's id.
     let span =
-        tracing::info_span!("job", id = job.id, kind = %job.kind_name, attempt = job.attempt);
+        tracing::warn_span!("job", id = job.id, kind = %job.kind_name, attempt = job.attempt);
     let _entered = span.enter();
     let outcome = std::thread::scope(|scope| {
         // Renews the lease while the handler runs, so a long job is never

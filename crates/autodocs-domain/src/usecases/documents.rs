@@ -9,8 +9,12 @@
 //! neither a row without its file nor (short of a crash, which the start-up
 //! sweep quarantines) a file without its row is left.
 //!
-//! Documents are private: every use case here sees only the caller's own,
-//! staff included; someone else's document is "not found".
+//! Documents are private to their owner and to staff, as missions are: a
+//! user sees only their own (someone else's is "not found"); staff see,
+//! download, verify, edit and delete everyone's, as they act on everyone's
+//! missions. Uploads are always the caller's own. An activity recorded by
+//! a staff user's action on someone else's document names the staff user
+//! (its `user`) and the owner (`details.owner`).
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
@@ -62,6 +66,9 @@ pub struct DocumentInput {
 pub struct UploadedPart {
     /// The file name the client sent (never used as a path).
     pub filename: String,
+    /// The `Content-Type` the client declared for the part, if any: within
+    /// the text family it (and the file name) choose the recorded type.
+    pub declared_type: Option<String>,
     /// The bytes, durable in a temporary place.
     pub staged: Box<dyn StagedUpload>,
 }
@@ -70,6 +77,7 @@ impl std::fmt::Debug for UploadedPart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UploadedPart")
             .field("filename", &self.filename)
+            .field("declared_type", &self.declared_type)
             .field("file", self.staged.file())
             .finish()
     }
@@ -108,6 +116,18 @@ fn check_own_mission(
         return Err(Error::field("mission", missing_pk(id)));
     }
     Ok(())
+}
+
+/// The activity of `principal`'s action on `document`: it names who acted;
+/// a staff user acting on someone else's document is named as the `user`,
+/// and the owner goes in `details.owner`.
+fn acted(kind: SystemActivity, principal: Principal, document: &Document) -> NewActivity {
+    let activity = NewActivity::system(kind, principal.user_id);
+    if principal.user_id == document.owner {
+        activity
+    } else {
+        activity.with_detail("owner", document.owner.0)
+    }
 }
 
 /// Locks the rows of the given missions in ascending id order, so two
@@ -211,9 +231,16 @@ impl Services {
             return Err(Error::field("file", NO_FILE));
         };
         let uploaded = part.staged.file().clone();
+        let hints = [
+            part.declared_type
+                .as_deref()
+                .and_then(AllowedContentType::text_hint_of_mime),
+            AllowedContentType::text_hint_of_filename(&part.filename),
+        ];
         let content_type = uploaded
             .content_type
-            .ok_or_else(|| Error::UnsupportedFileType(unsupported_file_type_message()))?;
+            .ok_or_else(|| Error::UnsupportedFileType(unsupported_file_type_message()))?
+            .resolve(uploaded.text_fit, &hints);
         let original_filename = OriginalFilename::sanitize(&part.filename);
         let name = name.unwrap_or_else(|| DocumentName::from_filename(&original_filename));
         let storage_key = part.staged.persist()?;
@@ -252,27 +279,31 @@ impl Services {
         created
     }
 
-    /// A page of the principal's documents.
+    /// A page of the documents the principal can see: their own, or for
+    /// staff everyone's (narrowed by `query.owner`, which is ignored for
+    /// anyone else, as for missions).
     pub fn list_documents(
         &self,
         principal: Principal,
         mut query: DocumentQuery,
     ) -> Result<Page<Document>> {
-        query.owner = Some(principal.user_id);
+        if !principal.is_staff {
+            query.owner = Some(principal.user_id);
+        }
         ports::read(&*self.uow, |repos| Ok(repos.documents().list(&query)?))
     }
 
-    /// One of the principal's documents.
+    /// One document the principal can see (their own; staff: any).
     pub fn get_document(&self, principal: Principal, id: i64) -> Result<Document> {
         ports::read(&*self.uow, |repos| {
             repos
                 .documents()
-                .find(id, Some(principal.user_id))?
+                .find(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)
         })
     }
 
-    /// One of the principal's documents with its stored file opened for
+    /// One document the principal can see, with its stored file opened for
     /// reading (`None` if the file is missing from storage).
     pub fn open_document(
         &self,
@@ -284,8 +315,9 @@ impl Services {
         Ok((document, file))
     }
 
-    /// Edits a document's name, type or mission (the principal's own),
-    /// recording `document_updated` with the changed fields.
+    /// Edits a document's name, type or mission (the principal's own;
+    /// staff: any), recording `document_updated` with the changed fields.
+    /// The mission it moves to must be the document owner's.
     pub fn update_document(
         &self,
         principal: Principal,
@@ -296,7 +328,7 @@ impl Services {
         self.write(|repos| {
             let document = repos
                 .documents()
-                .find(id, Some(principal.user_id))?
+                .find(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)?;
             if changes.is_empty() {
                 return Ok(document);
@@ -307,7 +339,7 @@ impl Services {
             }
             repos.documents().update(id, &changes, now)?;
             let updated = repos.documents().find(id, None)?.ok_or(Error::NotFound)?;
-            let mut activity = NewActivity::system(SystemActivity::DocumentUpdated, document.owner)
+            let mut activity = acted(SystemActivity::DocumentUpdated, principal, &document)
                 .with_document(id)
                 .with_detail("fields", changes.changed_fields());
             if let Some(mission) = updated.mission {
@@ -318,7 +350,8 @@ impl Services {
         })
     }
 
-    /// Deletes a document, recording `document_deleted`: first the row
+    /// Deletes a document (the principal's own; staff: any), recording
+    /// `document_deleted`: first the row
     /// (with its activity, committed), then the stored file. A crash
     /// between the two leaves an orphan file for the sweep, never a row
     /// without its file.
@@ -327,10 +360,10 @@ impl Services {
         let document = self.write(|repos| {
             let document = repos
                 .documents()
-                .find(id, Some(principal.user_id))?
+                .find(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)?;
             // The activity outlives the row: its id and name go in the details.
-            let mut activity = NewActivity::system(SystemActivity::DocumentDeleted, document.owner)
+            let mut activity = acted(SystemActivity::DocumentDeleted, principal, &document)
                 .with_detail("document_id", id)
                 .with_detail("name", document.name.as_str());
             if let Some(mission) = document.mission {
@@ -363,10 +396,11 @@ impl Services {
         };
         let now = self.clock.now();
         self.write(|repos| {
-            // Still there and still the caller's (what was recorded never changes).
+            // Still there and still visible to the caller (what was
+            // recorded never changes).
             let current = repos
                 .documents()
-                .find(id, Some(principal.user_id))?
+                .find(id, principal.visible_owner())?
                 .ok_or(Error::NotFound)?;
             let verification = DocumentVerification::of(current.status, &outcome, now)?;
             repos.documents().set_verification(id, &verification, now)?;
@@ -375,7 +409,7 @@ impl Services {
             } else {
                 SystemActivity::DocumentRejected
             };
-            let mut activity = NewActivity::system(kind, current.owner).with_document(id);
+            let mut activity = acted(kind, principal, &current).with_document(id);
             if let Some(reason) = outcome.reason() {
                 activity = activity.with_detail("reason", reason);
             }

@@ -30,23 +30,52 @@ enum Next {
 }
 
 /// Why an action failed, and whether trying again can help.
+/// The step failure a user reads when the server itself failed.
+pub const INTERNAL_FAILURE: &str = "an internal error interrupted the step";
+
 struct ActionFailure {
+    /// What the user reads (the step's error, `mission_failed` details).
     message: String,
+    /// What only the operator reads (the job's `last_error`, the worker's
+    /// log): host names, addresses, error chains.
+    detail: Option<String>,
     permanent: bool,
 }
 
 impl ActionFailure {
-    fn transient(message: impl Into<String>) -> Self {
+    fn permanent(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            detail: None,
+            permanent: true,
+        }
+    }
+
+    /// A failure of the server's own machinery (database, storage): the
+    /// user reads that it was internal and temporary; the operator reads
+    /// what it was (it may name internal hosts and paths).
+    fn internal(error: &dyn std::fmt::Display) -> Self {
+        Self {
+            message: INTERNAL_FAILURE.to_owned(),
+            detail: Some(error.to_string()),
             permanent: false,
         }
     }
 
-    fn permanent(message: impl Into<String>) -> Self {
+    /// A failed fetch: the user reads its class, the operator its detail.
+    fn fetch(error: &FetchError) -> Self {
         Self {
-            message: message.into(),
-            permanent: true,
+            message: error.to_string(),
+            detail: Some(error.detail()),
+            permanent: error.is_permanent(),
+        }
+    }
+
+    /// The job's error for the queue and the worker's log.
+    fn for_operator(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{}: {detail}", self.message),
+            None => self.message.clone(),
         }
     }
 }
@@ -363,7 +392,7 @@ impl Services {
                         now,
                     )?)
                 })?;
-                Ok(JobOutcome::Failed(failure.message))
+                Ok(JobOutcome::Failed(failure.for_operator()))
             }
         }
     }
@@ -389,11 +418,11 @@ impl Services {
                 let documents = ports::read(&*self.uow, |repos| {
                     Ok(repos.documents().list_for_mission(mission.id)?)
                 })
-                .map_err(|error| ActionFailure::transient(error.to_string()))?;
+                .map_err(|error| ActionFailure::internal(&error))?;
                 for document in documents {
                     match self.verify_document(owner, document.id) {
                         Ok(_) | Err(Error::NotFound) => {}
-                        Err(error) => return Err(ActionFailure::transient(error.to_string())),
+                        Err(error) => return Err(ActionFailure::internal(&error)),
                     }
                 }
                 Ok(None)
@@ -401,26 +430,21 @@ impl Services {
             StepAction::FetchUrl { url } => {
                 let mut sink = self
                     .begin_upload()
-                    .map_err(|error| ActionFailure::transient(error.to_string()))?;
-                let fetched =
-                    self.fetcher
-                        .fetch(url, sink.as_mut())
-                        .map_err(|error| match error {
-                            FetchError::Refused(reason) => ActionFailure::permanent(reason),
-                            FetchError::Upload(upload) => {
-                                ActionFailure::permanent(upload.to_string())
-                            }
-                            FetchError::Failed(reason) => ActionFailure::transient(reason),
-                        })?;
+                    .map_err(|error| ActionFailure::internal(&error))?;
+                let fetched = self
+                    .fetcher
+                    .fetch(url, sink.as_mut())
+                    .map_err(|error| ActionFailure::fetch(&error))?;
                 let staged = sink
                     .finish()
-                    .map_err(|error| ActionFailure::permanent(error.to_string()))?;
+                    .map_err(|error| ActionFailure::fetch(&FetchError::Upload(error)))?;
                 let input = DocumentInput {
                     mission: Some(Some(mission.id.to_string())),
                     ..DocumentInput::default()
                 };
                 let part = UploadedPart {
                     filename: fetched.filename,
+                    declared_type: None,
                     staged,
                 };
                 // The document and the step's completion commit together, and
@@ -440,8 +464,9 @@ impl Services {
                 match outcome {
                     Ok(_) => Ok(None),
                     Err(Error::NotFound) if !completed.get() => Ok(None),
-                    Err(Error::Repository(error)) => {
-                        Err(ActionFailure::transient(error.to_string()))
+                    Err(Error::Repository(error)) => Err(ActionFailure::internal(&error)),
+                    Err(Error::UnsupportedFileType(_)) => {
+                        Err(ActionFailure::permanent("the file type is not allowed"))
                     }
                     Err(error) => Err(ActionFailure::permanent(format!(
                         "The downloaded file was refused: {error}"

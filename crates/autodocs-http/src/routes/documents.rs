@@ -23,6 +23,7 @@ use autodocs_domain::Services;
 use autodocs_domain::document::{DocumentOrderField, DocumentQuery, DocumentStatus, DocumentType};
 use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError, UploadSink};
 use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
+use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -314,9 +315,16 @@ pub async fn upload(
                     skip_field(&mut field, &mut budget, limit, &stalled).await?;
                 }
                 Some(filename) => {
+                    let declared_type = field
+                        .content_type()
+                        .map(|mime| mime.essence_str().to_owned());
                     let staged =
                         receive_file(services.clone(), &mut field, &mut budget, &stalled).await?;
-                    file.0 = Some(UploadedPart { filename, staged });
+                    file.0 = Some(UploadedPart {
+                        filename,
+                        declared_type,
+                        staged,
+                    });
                 }
                 None => {
                     file_field_seen = true;
@@ -349,9 +357,10 @@ pub async fn upload(
 // List, detail, edit, delete, verify
 // ---------------------------------------------------------------------------
 
-/// Lists the caller's documents.
+/// Lists the caller's documents (staff: everyone's, `?owner=` narrows).
 #[utoipa::path(get, path = "/api/documents/", tag = "documents", security(("bearer" = [])),
     params(("mission" = Option<String>, Query, description = "mission id(s), comma-separated"),
+           ("owner" = Option<i64>, Query, description = "staff only"),
            ("type" = Option<String>, Query), ("status" = Option<String>, Query),
            ("verified" = Option<bool>, Query), ("search" = Option<String>, Query, description = "name"),
            ("ordering" = Option<String>, Query, description = "uploaded_at, name, size; - for descending"),
@@ -388,10 +397,21 @@ pub async fn list(
             .unwrap_or_default(),
         None => Vec::new(),
     };
+    // Parsed for everyone (a bad value is a 400), applied for staff only:
+    // the same rule as the missions list.
+    let owner = match query.get("owner").filter(|raw| !raw.is_empty()) {
+        Some(raw) => errors.check(
+            "owner",
+            raw.parse::<i64>()
+                .map(UserId)
+                .map_err(|_| InvalidValue::new("Enter a number.")),
+        ),
+        None => None,
+    };
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;
     let document_query = DocumentQuery {
-        owner: None,
+        owner,
         missions,
         kinds,
         statuses,
@@ -414,7 +434,7 @@ pub async fn list(
     )
 }
 
-/// One of the caller's documents.
+/// One of the caller's documents (staff: anyone's).
 #[utoipa::path(get, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
     params(("id" = i64, Path)), responses((status = 200, description = "The Document"), (status = 404, description = "Not found")))]
 pub async fn detail(
