@@ -470,11 +470,14 @@ mod tests {
         assert_eq!(sniff(b"just one, line"), Some(Kind::PlainText));
     }
 
+    /// Content, declared type, file name, and the kind expected.
+    type HintCase<'a> = (&'a [u8], Option<&'a str>, &'a str, Option<Kind>);
+
     #[test]
     fn declared_type_and_name_choose_within_the_text_family() {
         let note = b"Call Anna, then Ben.\nBuy milk, then eggs.\n";
         assert_eq!(sniff(note), Some(Kind::Csv), "commas alone look like CSV");
-        let cases: [(&[u8], Option<&str>, &str, Option<Kind>); 14] = [
+        let cases: [HintCase; 14] = [
             // Commas in a note stay plain text when the client says so.
             (note, Some("text/plain"), "notes.txt", Some(Kind::PlainText)),
             (note, Some("text/plain"), "notes", Some(Kind::PlainText)),

@@ -126,7 +126,7 @@ impl Command {
             Command::Serve | Command::Worker | Command::Createsuperuser { .. } => KeyUse::Resolve,
             Command::Jobs(_) => KeyUse::Resolve,
             Command::Check => KeyUse::Inspect,
-            Command::Migrate => KeyUse::None,
+            Command::Migrate | Command::Sweep { .. } => KeyUse::None,
         }
     }
 }
