@@ -23,7 +23,6 @@ use autodocs_domain::Services;
 use autodocs_domain::document::{DocumentOrderField, DocumentQuery, DocumentStatus, DocumentType};
 use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError, UploadSink};
 use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
-use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -35,7 +34,7 @@ use crate::extract::{
     parse_bool,
 };
 use crate::routes::missions::choices;
-use crate::routes::{ListQuery, object_id, page_request};
+use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
 use crate::views::{document_json, paginated};
 
@@ -397,17 +396,7 @@ pub async fn list(
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    // Parsed for everyone (a bad value is a 400), applied for staff only:
-    // the same rule as the missions list.
-    let owner = match query.get("owner").filter(|raw| !raw.is_empty()) {
-        Some(raw) => errors.check(
-            "owner",
-            raw.parse::<i64>()
-                .map(UserId)
-                .map_err(|_| InvalidValue::new("Enter a number.")),
-        ),
-        None => None,
-    };
+    let owner = owner_filter(&query, &mut errors);
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;
     let document_query = DocumentQuery {

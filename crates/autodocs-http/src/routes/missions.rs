@@ -5,13 +5,12 @@ use autodocs_domain::mission::{
     MissionAction, MissionOrderField, MissionQuery, MissionStatus, MissionType, Priority,
 };
 use autodocs_domain::usecases::missions::MissionInput;
-use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
-use crate::routes::{ListQuery, object_id, page_request};
+use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
 use crate::views::{MISSION_JSON_BYTES, json_ok, mission_detail_json, mission_json, paginated};
 
@@ -76,15 +75,7 @@ pub async fn list(
             .unwrap_or_default(),
         None => Vec::new(),
     };
-    let owner = match query.get("owner").filter(|raw| !raw.is_empty()) {
-        Some(raw) => errors.check(
-            "owner",
-            raw.parse::<i64>()
-                .map(UserId)
-                .map_err(|_| InvalidValue::new("Enter a number.")),
-        ),
-        None => None,
-    };
+    let owner = owner_filter(&query, &mut errors);
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;
     let mission_query = MissionQuery {

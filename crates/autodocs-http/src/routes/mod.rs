@@ -5,7 +5,8 @@ use std::future::{Ready, ready};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use autodocs_domain::paging::{PageError, PageRequest};
-use autodocs_domain::validation::ValidationErrors;
+use autodocs_domain::user::UserId;
+use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 
 use crate::error::ApiError;
 use crate::views::url_pairs;
@@ -86,6 +87,18 @@ pub fn page_request(
             Ok(PageRequest::default())
         }
     }
+}
+
+/// The staff-only `?owner=` filter: parsed for everyone (a bad value is a
+/// 400), applied by the use case for staff only.
+pub fn owner_filter(query: &ListQuery, errors: &mut ValidationErrors) -> Option<UserId> {
+    let raw = query.get("owner").filter(|raw| !raw.is_empty())?;
+    errors.check(
+        "owner",
+        raw.parse::<i64>()
+            .map(UserId)
+            .map_err(|_| InvalidValue::new("Enter a number.")),
+    )
 }
 
 /// An object id from the path; anything that is not one is a 404, as an
