@@ -102,8 +102,8 @@ impl fmt::Display for SweepRefusal {
             ),
             Self::OtherDatabase { marker, database } => write!(
                 f,
-                "the media root is marked for database {marker:?}, but this is \
-                 database {database:?} (wrong DATABASE_URL or media root?)"
+                "the media root is marked for database {marker}, but this is \
+                 database {database} (wrong DATABASE_URL or media root?)"
             ),
             Self::NoDocuments => f.write_str(
                 "the database has no document rows, so no stored file can be \
