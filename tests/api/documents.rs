@@ -14,7 +14,9 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{Backend, Registered, Resp, TestApp, assert_keys, is_rfc3339_utc, sha256};
+use crate::harness::{
+    Backend, Registered, Resp, TestApp, assert_keys, files_in, is_rfc3339_utc, media, sha256,
+};
 
 const DOCUMENTS: &str = "/api/documents/";
 
@@ -478,23 +480,6 @@ fn assert_document_shape(document: &Value) {
 // ---------------------------------------------------------------------------
 // Disk
 // ---------------------------------------------------------------------------
-
-fn media(app: &TestApp) -> PathBuf {
-    app.db.dir.path().join("media")
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
 
 fn stored_files(app: &TestApp) -> Vec<String> {
     files_in(&media(app).join("documents"))

@@ -8,7 +8,6 @@
 //! figures measured are printed (`--nocapture`) for the record.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Backend, Registered, Resp, TestApp};
+use crate::harness::{Backend, Registered, Resp, TestApp, files_in, media};
 use crate::missions::new_mission;
 
 backend_custom_tests!(
@@ -38,22 +37,6 @@ const THROTTLED_PREFIX: &str = "Request was throttled. Expected available in ";
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn media(app: &TestApp) -> PathBuf {
-    app.db.dir.path().join("media")
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|entry| entry.path().is_file())
-                .map(|entry| entry.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn temporary_files(app: &TestApp) -> Vec<String> {
     files_in(&media(app).join(".tmp"))

@@ -383,6 +383,27 @@ fn push_log(log: &Mutex<String>, line: &str) {
 // The application under test
 // ---------------------------------------------------------------------------
 
+/// The media root of a server the harness started.
+pub fn media(app: &TestApp) -> PathBuf {
+    app.db.dir.path().join("media")
+}
+
+/// The names of the regular files directly in `dir`, sorted (none when it
+/// does not exist).
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().is_file())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
 /// A running `autodocs serve`, killed when dropped (then its database dropped).
 pub struct TestApp {
     child: Child,

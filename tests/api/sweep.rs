@@ -4,13 +4,14 @@
 //! are moved to quarantine, never deleted at once; `autodocs sweep
 //! [--dry-run]` reports what it did or why it refused.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 use crate::harness::{
-    Backend, Registered, TestApp, TestDb, base_env, describe, random_secret, run_cli,
+    Backend, Registered, TestApp, TestDb, base_env, describe, files_in, media, random_secret,
+    run_cli,
 };
 
 backend_custom_tests!(
@@ -28,20 +29,6 @@ fn backdate(path: &Path, age: Duration) {
         .unwrap_or_else(|e| panic!("backdate {}: {e}", path.display()));
 }
 
-/// The names of the files in `dir`, sorted.
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the copy");
     for entry in std::fs::read_dir(from)
@@ -55,10 +42,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).expect("copy a file");
         }
     }
-}
-
-fn media(app: &TestApp) -> PathBuf {
-    app.db.dir.path().join("media")
 }
 
 fn identity(db: &TestDb) -> String {
