@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -1509,6 +1509,16 @@ pub fn process_cpu_time(pid: u32) -> Option<Duration> {
     let stime: u64 = fields.get(12)?.parse().ok()?;
     // In clock ticks of USER_HZ, which Linux fixes at 100 for /proc.
     Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// CPU the server used over `window`, as a share of one core.
+pub async fn server_cpu_share(app: &TestApp, window: Duration) -> f64 {
+    let pid = app.server_pid();
+    let before = process_cpu_time(pid).expect("/proc/<pid>/stat of the server");
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    let after = process_cpu_time(pid).expect("/proc/<pid>/stat of the server");
+    (after - before).as_secs_f64() / started.elapsed().as_secs_f64()
 }
 
 // ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::harness::{Backend, TestApp, describe, process_cpu_time};
+use crate::harness::{Backend, TestApp, describe, server_cpu_share};
 use crate::jobs::{
     act_ok, await_status, count, detail, job_table, mission_jobs, mission_with_steps, step_status,
     wait,
@@ -28,16 +28,6 @@ backend_custom_tests!(
 );
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// CPU the server used over `window`, as a share of one core.
-async fn server_cpu_share(app: &TestApp, window: Duration) -> f64 {
-    let pid = app.server_pid();
-    let before = process_cpu_time(pid).expect("/proc/<pid>/stat of the server");
-    let started = Instant::now();
-    tokio::time::sleep(window).await;
-    let after = process_cpu_time(pid).expect("/proc/<pid>/stat of the server");
-    (after - before).as_secs_f64() / started.elapsed().as_secs_f64()
-}
 
 /// `autodocs jobs list` lines (id, kind, status, attempts, run_at, error).
 async fn jobs_list(app: &TestApp, args: &[&str]) -> Vec<String> {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::harness::{
     Backend, Registered, TestApp, TestDb, base_env, describe, files_in, media, random_secret,
-    run_cli,
+    run_cli, server_cpu_share,
 };
 
 backend_custom_tests!(
@@ -179,6 +179,21 @@ async fn a_server_on_an_empty_database_never_sweeps_a_copied_media_root(backend:
     assert!(
         log.contains("marked for another database"),
         "B's migrate warns:\n{log}"
+    );
+
+    // A refusal is a finished maintenance job, not a failure to retry: no
+    // sweep is dead, and the server settles.
+    let out = b.cli(&["jobs", "list", "--status", "dead"], &[]).await;
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("sweep_files"),
+        "a refused sweep is not a dead job\n{}",
+        describe(&out)
+    );
+    let share = server_cpu_share(&b, Duration::from_secs(3)).await;
+    assert!(
+        share < 0.05,
+        "after refusing, the server used {:.1}% of a core over 3 s",
+        share * 100.0
     );
 }
 
