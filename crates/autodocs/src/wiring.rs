@@ -11,7 +11,9 @@ use autodocs_domain::Services;
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_domain::usecases::steps::MaxSteps;
-use autodocs_domain::usecases::sweep::{self, MediaRootBinding, SweepPolicy, SweepReport};
+use autodocs_domain::usecases::sweep::{
+    self, MediaRootBinding, SweepPolicy, SweepRefusal, SweepReport,
+};
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, HashQueue, JwtTokenService};
 use autodocs_http::hub::{EventHub, SocketPolicy};
@@ -181,11 +183,17 @@ pub fn bind_media_root(settings: &Settings, database: &Database) {
     }
 }
 
-/// Runs a sweep and logs what it did, or (at WARN, once) why it refused.
+/// Runs a sweep and logs what it did, or why it refused (at WARN, once a
+/// sweep, unless the database simply has no documents yet).
 pub fn sweep_and_log(services: &Services) -> autodocs_domain::Result<SweepReport> {
     let report = services.sweep_storage(false)?;
-    if let Some(reason) = &report.refused {
-        tracing::warn!(%reason, "refusing to sweep stored files");
+    match &report.refused {
+        // A new or emptied deployment: nothing to prove garbage, nothing wrong.
+        Some(reason @ SweepRefusal::NoDocuments) => {
+            tracing::info!(%reason, "not sweeping stored files");
+        }
+        Some(reason) => tracing::warn!(%reason, "refusing to sweep stored files"),
+        None => {}
     }
     if !report.is_empty() || report.deferred > 0 {
         tracing::info!(
