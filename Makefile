@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DATABASE_URL ?= sqlite://autodocs.sqlite3
 
-.PHONY: run build release migrate test test-sqlite lint fmt doc bench clean
+.PHONY: run build release migrate test test-sqlite contract lint fmt doc bench clean
 
 ## Build, migrate the SQLite file and serve on 127.0.0.1:8000.
 run:
@@ -24,6 +24,13 @@ migrate:
 ## TEST_DATABASE_URL points at a PostgreSQL server (see README).
 test:
 	$(CARGO) test --workspace --all-targets
+
+## The OpenAPI document as clients consume it, against a live debug server:
+## validator, generated TypeScript client (tsc --strict), docs page, schemathesis
+## (see tests/contract/run.sh; needs python3, node 20+, npm, chromium).
+contract:
+	$(CARGO) build -p autodocs
+	bash tests/contract/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
