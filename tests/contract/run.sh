@@ -208,7 +208,10 @@ access="$(
 
 fuzz() {
   # --max-time is schemathesis' own budget (fuzzing and stateful repeat until
-  # it is spent); the outer timeout only catches a hang.
+  # it is spent); the outer timeout only catches a hang. One worker: with
+  # several threads, CPython 3.11's ast.parse (called by hypothesis) fails
+  # now and then with "AST constructor recursion depth mismatch", a tool
+  # error that would fail the run for nothing the server did.
   timeout --kill-after=10 "$((fuzz_seconds + 120))" \
     "$venv/bin/st" run "$schema" \
     --url "$base" \
@@ -218,7 +221,7 @@ fuzz() {
     --max-time "$fuzz_seconds" \
     --max-examples 50 \
     --request-timeout 10 \
-    --workers 2 \
+    --workers 1 \
     --generation-database none \
     --no-color \
     --report junit,ndjson \
@@ -232,17 +235,18 @@ server_still_answers() {
   curl -fsS --max-time 10 "$base/api/health/"
   echo
 }
-no_panic_in_server_log() {
-  if grep -nE 'panicked at|RUST_BACKTRACE' "$server_log"; then
-    echo "the server log (above) records a panic" >&2
+# A 5xx logs `request failed` at ERROR (crates/autodocs-http/src/error.rs),
+# a panic `panicked at`: neither may happen, whoever sent the request.
+server_log_clean() {
+  if grep -nE 'panicked at|request failed' "$server_log"; then
+    echo "the server log (above) records a panic or a server error" >&2
     return 1
   fi
 }
 step "c. schemathesis (${fuzz_seconds} s)" fuzz
 step "c. the server still answers /api/health/" server_still_answers
-step "c. no panic in the server log" no_panic_in_server_log
+step "c. no panic nor server error in the server log" server_log_clean
 
-log "server log: $(wc -l <"$server_log") lines; 5xx responses logged: $(grep -cE '" 5[0-9][0-9] |status=5[0-9][0-9]' "$server_log" || true)"
 log "contract: $passed passed, $failed failed ($((SECONDS - run_started)) s)"
 for f in "${failures[@]}"; do log "  failed: $f"; done
 echo "$passed passed, $failed failed"
