@@ -28,8 +28,10 @@ test:
 ## The OpenAPI document as clients consume it, against a live debug server:
 ## validator, generated TypeScript client (tsc --strict), docs page, schemathesis
 ## (see tests/contract/run.sh; needs python3, node 20+, npm, chromium).
+## Built like `make test` builds (same packages and targets, so the same
+## feature set): after it, this is a no-op instead of recompiling dependencies.
 contract:
-	$(CARGO) build -p autodocs
+	$(CARGO) build --workspace --all-targets
 	bash tests/contract/run.sh
 
 lint:

@@ -86,11 +86,13 @@ install_node_tools() {
 log "tools: installing the pinned versions"
 install_python_tools
 install_node_tools
-log "tools: $("$venv/bin/st" --version 2>&1 | head -n1); openapi-spec-validator $("$venv/bin/pip" show openapi-spec-validator 2>/dev/null | sed -n 's/^Version: //p'); node $(node --version); $(cd "$client" && npx --no-install tsc --version); openapi-typescript $(cd "$client" && npx --no-install openapi-typescript --version 2>&1 | tail -n1)"
+version_of() { node -p "require('$client/node_modules/$1/package.json').version"; }
+log "tools: $("$venv/bin/st" --version 2>&1 | head -n1); openapi-spec-validator $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("openapi-spec-validator"))'); node $(node --version); typescript $(version_of typescript); openapi-typescript $(version_of openapi-typescript); openapi-fetch $(version_of openapi-fetch)"
 
 if [[ ! -x "$bin" ]]; then
   log "building $bin"
-  cargo build -p autodocs
+  # The packages and targets `make test` builds: one feature set, one build.
+  cargo build --workspace --all-targets
 fi
 
 # --- the server -----------------------------------------------------------
@@ -165,7 +167,7 @@ schema="$out/schema.json"
 curl -fsS --max-time 30 -o "$schema" "$base/api/schema/"
 log "schema: $(wc -c <"$schema") bytes, $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d.get("paths",{})), "paths,", sum(1 for p in d.get("paths",{}).values() for m in p if m in ("get","put","post","patch","delete","head")), "operations,", len(d.get("components",{}).get("schemas",{})), "component schemas")' "$schema")"
 
-step "a. openapi-spec-validator" timeout 120 "$venv/bin/openapi-spec-validator" "$schema"
+step "a. openapi-spec-validator" timeout 120 "$venv/bin/openapi-spec-validator" --validation-errors all "$schema"
 
 # --- b. the typed client ---------------------------------------------------
 generate_types() {
