@@ -208,12 +208,15 @@ access="$(
     python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])'
 )"
 
-fuzz() {
+fuzz() (
   # --max-time is schemathesis' own budget (fuzzing and stateful repeat until
   # it is spent); the outer timeout only catches a hang. One worker: with
   # several threads, CPython 3.11's ast.parse (called by hypothesis) fails
   # now and then with "AST constructor recursion depth mismatch", a tool
   # error that would fail the run for nothing the server did.
+  # Run from target/contract/: schemathesis keeps its cache of failures
+  # (replayed first on the next run) in ./.schemathesis/, not in the tree.
+  cd "$out"
   timeout --kill-after=10 "$((fuzz_seconds + 120))" \
     "$venv/bin/st" run "$schema" \
     --url "$base" \
@@ -228,7 +231,7 @@ fuzz() {
     --no-color \
     --report junit,ndjson \
     --report-dir "$out/schemathesis"
-}
+)
 server_still_answers() {
   kill -0 "$server_pid" 2>/dev/null || {
     echo "the server died" >&2
