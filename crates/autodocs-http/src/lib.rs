@@ -11,6 +11,7 @@ pub mod lane;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod schemas;
 pub mod state;
 pub mod throttle;
 pub mod views;
@@ -59,133 +60,147 @@ fn resource(path: &str, routes: Vec<Route>) -> actix_web::Resource {
         .default_service(web::to(method_not_allowed))
 }
 
-/// Registers every route of the API.
-pub fn configure(config: &mut web::ServiceConfig) {
+/// Builds a route for one method, remembering the method so the table can be read.
+macro_rules! on {
+    ($method:ident, $handler:expr) => {
+        (Method::$method, web::method(Method::$method).to($handler))
+    };
+}
+
+/// The route table: every path with its routed methods, in matching order.
+///
+/// [`configure`] registers exactly this table and [`routes`] lists it, so the
+/// OpenAPI parity test (in `openapi.rs`) sees every route the server serves:
+/// a route added here without its `#[utoipa::path]` fails that test.
+fn table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
     use routes::{activities, auth, documents, missions, ops, steps, users, ws};
-    config
-        .service(resource(
-            "/api/auth/register/",
-            vec![web::post().to(auth::register)],
-        ))
-        .service(resource(
-            "/api/auth/login/",
-            vec![web::post().to(auth::login)],
-        ))
-        .service(resource(
-            "/api/auth/token/",
-            vec![web::post().to(auth::token)],
-        ))
-        .service(resource(
-            "/api/auth/token/refresh/",
-            vec![web::post().to(auth::refresh)],
-        ))
-        .service(resource(
-            "/api/auth/token/verify/",
-            vec![web::post().to(auth::verify)],
-        ))
-        .service(resource(
-            "/api/auth/logout/",
-            vec![web::post().to(auth::logout)],
-        ))
-        .service(resource(
+    vec![
+        ("/api/auth/register/", vec![on!(POST, auth::register)]),
+        ("/api/auth/login/", vec![on!(POST, auth::login)]),
+        ("/api/auth/token/", vec![on!(POST, auth::token)]),
+        ("/api/auth/token/refresh/", vec![on!(POST, auth::refresh)]),
+        ("/api/auth/token/verify/", vec![on!(POST, auth::verify)]),
+        ("/api/auth/logout/", vec![on!(POST, auth::logout)]),
+        (
             "/api/users/me/",
             vec![
-                web::get().to(users::me),
-                web::patch().to(users::update_me),
-                web::put().to(users::update_me),
+                on!(GET, users::me),
+                on!(PATCH, users::update_me),
+                on!(PUT, users::replace_me),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/api/users/me/password/",
-            vec![web::post().to(users::change_password)],
-        ))
-        .service(resource("/api/users/", vec![web::get().to(users::list)]))
-        .service(resource(
+            vec![on!(POST, users::change_password)],
+        ),
+        ("/api/users/", vec![on!(GET, users::list)]),
+        (
             "/api/users/{id}/",
             vec![
-                web::get().to(users::detail),
-                web::patch().to(users::update),
-                web::put().to(users::update),
-                web::delete().to(users::delete),
+                on!(GET, users::detail),
+                on!(PATCH, users::update),
+                on!(PUT, users::replace),
+                on!(DELETE, users::delete),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/api/missions/",
-            vec![
-                web::get().to(missions::list),
-                web::post().to(missions::create),
-            ],
-        ))
-        .service(resource(
+            vec![on!(GET, missions::list), on!(POST, missions::create)],
+        ),
+        (
             "/api/missions/{id}/",
             vec![
-                web::get().to(missions::detail),
-                web::patch().to(missions::patch),
-                web::put().to(missions::put),
-                web::delete().to(missions::delete),
+                on!(GET, missions::detail),
+                on!(PATCH, missions::patch),
+                on!(PUT, missions::put),
+                on!(DELETE, missions::delete),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/api/missions/{id}/steps/",
-            vec![web::get().to(steps::list), web::post().to(steps::create)],
-        ))
-        .service(resource(
+            vec![on!(GET, steps::list), on!(POST, steps::create)],
+        ),
+        (
             "/api/missions/{id}/steps/{step_id}/",
             vec![
-                web::get().to(steps::detail),
-                web::patch().to(steps::update),
-                web::delete().to(steps::delete),
+                on!(GET, steps::detail),
+                on!(PATCH, steps::update),
+                on!(DELETE, steps::delete),
             ],
-        ))
-        .service(resource(
-            "/api/missions/{id}/{action}/",
-            vec![web::post().to(missions::act)],
-        ))
-        .service(resource(
+        ),
+        (
+            "/api/missions/{id}/start/",
+            vec![on!(POST, missions::start)],
+        ),
+        (
+            "/api/missions/{id}/pause/",
+            vec![on!(POST, missions::pause)],
+        ),
+        (
+            "/api/missions/{id}/resume/",
+            vec![on!(POST, missions::resume)],
+        ),
+        (
+            "/api/missions/{id}/complete/",
+            vec![on!(POST, missions::complete)],
+        ),
+        (
+            "/api/missions/{id}/cancel/",
+            vec![on!(POST, missions::cancel)],
+        ),
+        (
             "/api/activities/",
-            vec![
-                web::get().to(activities::list),
-                web::post().to(activities::create),
-            ],
-        ))
-        .service(resource(
-            "/api/activities/{id}/",
-            vec![web::get().to(activities::detail)],
-        ))
-        .service(resource("/ws/events/", vec![web::get().to(ws::events)]))
-        .service(resource(
-            "/ws/missions/{id}/",
-            vec![web::get().to(ws::mission)],
-        ))
-        .service(resource(
+            vec![on!(GET, activities::list), on!(POST, activities::create)],
+        ),
+        ("/api/activities/{id}/", vec![on!(GET, activities::detail)]),
+        ("/ws/events/", vec![on!(GET, ws::events)]),
+        ("/ws/missions/{id}/", vec![on!(GET, ws::mission)]),
+        (
             "/api/documents/",
-            vec![
-                web::get().to(documents::list),
-                web::post().to(documents::upload),
-            ],
-        ))
-        .service(resource(
+            vec![on!(GET, documents::list), on!(POST, documents::upload)],
+        ),
+        (
             "/api/documents/{id}/",
             vec![
-                web::get().to(documents::detail),
-                web::patch().to(documents::update),
-                web::delete().to(documents::delete),
+                on!(GET, documents::detail),
+                on!(PATCH, documents::update),
+                on!(DELETE, documents::delete),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/api/documents/{id}/download/",
             vec![
-                web::get().to(documents::download),
-                web::head().to(documents::download),
+                on!(GET, documents::download),
+                on!(HEAD, documents::download_head),
             ],
-        ))
-        .service(resource(
+        ),
+        (
             "/api/documents/{id}/verify/",
-            vec![web::post().to(documents::verify)],
-        ))
-        .service(resource("/api/health/", vec![web::get().to(ops::health)]))
-        .service(resource("/api/schema/", vec![web::get().to(ops::schema)]))
-        .default_service(web::to(not_found));
+            vec![on!(POST, documents::verify)],
+        ),
+        ("/api/health/", vec![on!(GET, ops::health)]),
+        ("/api/schema/", vec![on!(GET, ops::schema)]),
+    ]
+}
+
+/// Every routed method and path of the route table (`/ws/` included).
+pub fn routes() -> Vec<(Method, &'static str)> {
+    table()
+        .into_iter()
+        .flat_map(|(path, routes)| routes.into_iter().map(move |(method, _)| (method, path)))
+        .collect()
+}
+
+/// Registers every route of the API: the route table, nothing else, so
+/// that [`routes`] is the whole truth.
+pub fn configure(config: &mut web::ServiceConfig) {
+    for (path, routes) in table() {
+        config.service(resource(
+            path,
+            routes.into_iter().map(|(_, route)| route).collect(),
+        ));
+    }
+    config.default_service(web::to(not_found));
 }
 
 fn cors(origins: &[String]) -> Cors {

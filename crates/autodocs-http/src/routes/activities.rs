@@ -25,13 +25,12 @@ fn id_filter(query: &ListQuery, key: &str, errors: &mut ValidationErrors) -> Opt
 }
 
 /// Lists the caller's activities (staff: everyone's), newest first.
-#[utoipa::path(get, path = "/api/activities/", tag = "activities", security(("bearer" = [])),
-    params(("type" = Option<String>, Query, description = "comma-separated types"),
-           ("mission" = Option<i64>, Query), ("document" = Option<i64>, Query),
-           ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query),
-           ("user" = Option<i64>, Query, description = "staff only"), ("search" = Option<String>, Query),
-           ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
-    responses((status = 200, description = "Paginated activities")))]
+#[utoipa::path(get, path = "/api/activities/", tag = "activities", operation_id = "activities_list",
+    security(("bearer" = [])), params(crate::schemas::ActivityListParams),
+    responses(
+        (status = 200, description = "A page of the caller's activities (staff: everyone's), newest first", body = crate::schemas::PaginatedActivityList),
+        (status = 400, description = "A bad filter or page size", body = crate::schemas::BadRequest),
+        (status = 404, description = "A page past the end (`Invalid page.`)", body = crate::schemas::Detail)))]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -79,9 +78,12 @@ pub async fn list(
 }
 
 /// Appends an activity of a custom type.
-#[utoipa::path(post, path = "/api/activities/", tag = "activities", security(("bearer" = [])),
-    request_body(content = Object, description = "type, message, details?, mission?, document?"),
-    responses((status = 201, description = "The Activity"), (status = 400, description = "Validation errors")))]
+#[utoipa::path(post, path = "/api/activities/", tag = "activities", operation_id = "activities_create",
+    security(("bearer" = [])),
+    request_body(content = crate::schemas::ActivityCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new activity", body = crate::schemas::Activity),
+        (status = 400, description = "Validation errors (a system type, a bad reference, ...)", body = crate::schemas::BadRequest)))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -119,8 +121,11 @@ pub async fn create(
 }
 
 /// One activity.
-#[utoipa::path(get, path = "/api/activities/{id}/", tag = "activities", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 200, description = "The Activity"), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/api/activities/{id}/", tag = "activities", operation_id = "activities_retrieve",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The activity's id")),
+    responses(
+        (status = 200, description = "The activity", body = crate::schemas::Activity),
+        (status = 404, description = "No such activity of the caller's", body = crate::schemas::Detail)))]
 pub async fn detail(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,

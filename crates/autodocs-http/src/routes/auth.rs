@@ -40,9 +40,12 @@ impl From<Session> for SessionView {
 }
 
 /// Registers a user and logs them in.
-#[utoipa::path(post, path = "/api/auth/register/", tag = "auth",
-    request_body(content = Object, description = "username, email, password, first_name?, last_name?"),
-    responses((status = 201, body = SessionView), (status = 400, description = "Validation errors")))]
+#[utoipa::path(post, path = "/api/auth/register/", tag = "auth", operation_id = "auth_register",
+    request_body(content = crate::schemas::Register, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new user, logged in", body = crate::schemas::AuthSession),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest),
+        (status = 429, description = "Throttled (per address, or per account after failed logins)", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait"))), (status = 503, description = "The password hashing queue is full", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn register(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -130,9 +133,12 @@ async fn login_session(
 }
 
 /// Logs in with a username (or an email) and a password.
-#[utoipa::path(post, path = "/api/auth/login/", tag = "auth",
-    request_body(content = Object, description = "username (or email), password"),
-    responses((status = 200, body = SessionView), (status = 401, description = "Bad credentials")))]
+#[utoipa::path(post, path = "/api/auth/login/", tag = "auth", operation_id = "auth_login",
+    request_body(content = crate::schemas::Login, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The user and a token pair", body = crate::schemas::AuthSession),
+        (status = 400, description = "A missing field", body = crate::schemas::BadRequest),
+        (status = 401, description = "Bad credentials or an inactive user (`authentication_failed`)", body = crate::schemas::Detail, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"api\"`"))), (status = 429, description = "Throttled (per address, or per account after failed logins)", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait"))), (status = 503, description = "The password hashing queue is full", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn login(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -144,9 +150,12 @@ pub async fn login(
 }
 
 /// SimpleJWT's token pair endpoint: a login that answers with tokens only.
-#[utoipa::path(post, path = "/api/auth/token/", tag = "auth",
-    request_body(content = Object, description = "username (or email), password"),
-    responses((status = 200, description = "access and refresh"), (status = 401, description = "Bad credentials")))]
+#[utoipa::path(post, path = "/api/auth/token/", tag = "auth", operation_id = "auth_token",
+    request_body(content = crate::schemas::TokenObtain, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A token pair", body = crate::schemas::TokenPair),
+        (status = 400, description = "A missing field", body = crate::schemas::BadRequest),
+        (status = 401, description = "Bad credentials or an inactive user (`authentication_failed`)", body = crate::schemas::Detail, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"api\"`"))), (status = 429, description = "Throttled (per address, or per account after failed logins)", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait"))), (status = 503, description = "The password hashing queue is full", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn token(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -176,9 +185,12 @@ fn required_token(
 }
 
 /// Rotates a refresh token.
-#[utoipa::path(post, path = "/api/auth/token/refresh/", tag = "auth",
-    request_body(content = Object, description = "refresh"),
-    responses((status = 200, description = "new access and refresh"), (status = 401, description = "Invalid, expired or reused")))]
+#[utoipa::path(post, path = "/api/auth/token/refresh/", tag = "auth", operation_id = "auth_token_refresh",
+    request_body(content = crate::schemas::TokenRefresh, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A new pair; the old refresh token is dead", body = crate::schemas::TokenPair),
+        (status = 400, description = "A missing field", body = crate::schemas::BadRequest),
+        (status = 401, description = "Invalid, expired or already rotated (`token_not_valid`)", body = crate::schemas::Detail, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"api\"`")))))]
 pub async fn refresh(
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
@@ -190,9 +202,12 @@ pub async fn refresh(
 }
 
 /// Checks a token.
-#[utoipa::path(post, path = "/api/auth/token/verify/", tag = "auth",
-    request_body(content = Object, description = "token"),
-    responses((status = 200, description = "{}"), (status = 401, description = "Invalid")))]
+#[utoipa::path(post, path = "/api/auth/token/verify/", tag = "auth", operation_id = "auth_token_verify",
+    request_body(content = crate::schemas::TokenVerify, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The token is valid", body = crate::schemas::Empty),
+        (status = 400, description = "A missing field", body = crate::schemas::BadRequest),
+        (status = 401, description = "Invalid or expired (`token_not_valid`)", body = crate::schemas::Detail, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"api\"`")))))]
 pub async fn verify(
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
@@ -204,9 +219,12 @@ pub async fn verify(
 }
 
 /// Kills a refresh token.
-#[utoipa::path(post, path = "/api/auth/logout/", tag = "auth",
-    request_body(content = Object, description = "refresh"),
-    responses((status = 205, description = "Logged out"), (status = 401, description = "Invalid")))]
+#[utoipa::path(post, path = "/api/auth/logout/", tag = "auth", operation_id = "auth_logout",
+    request_body(content = crate::schemas::Logout, content_type = "application/json"),
+    responses(
+        (status = 205, description = "Logged out; the refresh token is dead"),
+        (status = 400, description = "A missing field", body = crate::schemas::BadRequest),
+        (status = 401, description = "Invalid or expired (`token_not_valid`)", body = crate::schemas::Detail, headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"api\"`")))))]
 pub async fn logout(
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,

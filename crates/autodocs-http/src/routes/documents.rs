@@ -264,11 +264,16 @@ fn media_type(request: &HttpRequest) -> Option<String> {
 }
 
 /// Uploads a file (multipart: `file`, `name?`, `type?`, `mission?`).
-#[utoipa::path(post, path = "/api/documents/", tag = "documents", security(("bearer" = [])),
-    request_body(content = Object, content_type = "multipart/form-data",
-        description = "file (required), name?, type?, mission? (own mission id)"),
-    responses((status = 201, description = "The Document"), (status = 400, description = "Validation errors"),
-        (status = 413, description = "file_too_large"), (status = 415, description = "unsupported_file_type")))]
+#[utoipa::path(post, path = "/api/documents/", tag = "documents", operation_id = "documents_create",
+    security(("bearer" = [])),
+    request_body(content = crate::schemas::DocumentUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The stored document", body = crate::schemas::Document),
+        (status = 400, description = "No file, an empty file, a bad field or a malformed form", body = crate::schemas::BadRequest),
+        (status = 408, description = "The body stopped arriving (`request_timeout`)", body = crate::schemas::Detail),
+        (status = 413, description = "Over the upload size limit (`file_too_large`)", body = crate::schemas::Detail),
+        (status = 415, description = "Not multipart, or a file type that is not allowed (`unsupported_file_type`)", body = crate::schemas::Detail),
+        (status = 429, description = "Too many uploads in progress for the user", body = crate::schemas::Detail, headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn upload(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -357,14 +362,12 @@ pub async fn upload(
 // ---------------------------------------------------------------------------
 
 /// Lists the caller's documents (staff: everyone's, `?owner=` narrows).
-#[utoipa::path(get, path = "/api/documents/", tag = "documents", security(("bearer" = [])),
-    params(("mission" = Option<String>, Query, description = "mission id(s), comma-separated"),
-           ("owner" = Option<i64>, Query, description = "staff only"),
-           ("type" = Option<String>, Query), ("status" = Option<String>, Query),
-           ("verified" = Option<bool>, Query), ("search" = Option<String>, Query, description = "name"),
-           ("ordering" = Option<String>, Query, description = "uploaded_at, name, size; - for descending"),
-           ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
-    responses((status = 200, description = "Paginated documents")))]
+#[utoipa::path(get, path = "/api/documents/", tag = "documents", operation_id = "documents_list",
+    security(("bearer" = [])), params(crate::schemas::DocumentListParams),
+    responses(
+        (status = 200, description = "A page of the caller's documents (staff: everyone's)", body = crate::schemas::PaginatedDocumentList),
+        (status = 400, description = "A bad filter, ordering or page size", body = crate::schemas::BadRequest),
+        (status = 404, description = "A page past the end (`Invalid page.`)", body = crate::schemas::Detail)))]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -424,8 +427,9 @@ pub async fn list(
 }
 
 /// One of the caller's documents (staff: anyone's).
-#[utoipa::path(get, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 200, description = "The Document"), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/api/documents/{id}/", tag = "documents", operation_id = "documents_retrieve",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id")),
+    responses((status = 200, description = "The document", body = crate::schemas::Document), (status = 404, description = "No such document of the caller's", body = crate::schemas::Detail)))]
 pub async fn detail(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -455,9 +459,12 @@ fn document_input(body: &Map<String, Value>) -> Result<DocumentInput, Validation
 }
 
 /// Edits a document's `name`, `type` or `mission`.
-#[utoipa::path(patch, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
-    params(("id" = i64, Path)), request_body(content = Object, description = "name, type, mission (own mission id or null)"),
-    responses((status = 200, description = "The Document"), (status = 400, description = "Validation errors")))]
+#[utoipa::path(patch, path = "/api/documents/{id}/", tag = "documents", operation_id = "documents_partial_update",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id")),
+    request_body(content = crate::schemas::DocumentUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated document", body = crate::schemas::Document),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest), (status = 404, description = "No such document of the caller's", body = crate::schemas::Detail)))]
 pub async fn update(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -475,8 +482,9 @@ pub async fn update(
 }
 
 /// Deletes a document and its stored file.
-#[utoipa::path(delete, path = "/api/documents/{id}/", tag = "documents", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+#[utoipa::path(delete, path = "/api/documents/{id}/", tag = "documents", operation_id = "documents_destroy",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id")),
+    responses((status = 204, description = "Deleted, with its stored file"), (status = 404, description = "No such document of the caller's", body = crate::schemas::Detail)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -491,9 +499,11 @@ pub async fn delete(
 }
 
 /// Re-reads the stored file and verifies it against what was recorded.
-#[utoipa::path(post, path = "/api/documents/{id}/verify/", tag = "documents", security(("bearer" = [])),
-    params(("id" = i64, Path)),
-    responses((status = 200, description = "The Document, verified or rejected"), (status = 404, description = "Not found")))]
+#[utoipa::path(post, path = "/api/documents/{id}/verify/", tag = "documents", operation_id = "documents_verify",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id")),
+    responses(
+        (status = 200, description = "The document, `verified` or `rejected` (`verification_error` says why)", body = crate::schemas::Document),
+        (status = 404, description = "No such document of the caller's", body = crate::schemas::Detail)))]
 pub async fn verify(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -660,12 +670,24 @@ fn file_body(
 }
 
 /// Downloads the stored bytes (`GET` and `HEAD`; `Range`, `If-None-Match`).
-#[utoipa::path(get, path = "/api/documents/{id}/download/", tag = "documents", security(("bearer" = [])),
-    params(("id" = i64, Path), ("Range" = Option<String>, Header, description = "a single range, e.g. bytes=0-1023"),
-           ("If-None-Match" = Option<String>, Header)),
-    responses((status = 200, description = "The bytes"), (status = 206, description = "Partial content"),
-        (status = 304, description = "Not modified"), (status = 404, description = "Not found"),
-        (status = 416, description = "Range not satisfiable")))]
+#[utoipa::path(get, path = "/api/documents/{id}/download/", tag = "documents", operation_id = "documents_download",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id"),
+        ("Range" = Option<String>, Header, description = "A single byte range, e.g. `bytes=0-1023`"),
+        ("If-Range" = Option<String>, Header, description = "The ETag the range applies to"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client has")),
+    responses(
+        (status = 200, description = "The bytes, with the document's content type", content_type = "*/*",
+            body = crate::schemas::FileBytes, headers(
+                ("ETag" = String, description = "The quoted sha256"),
+                ("Content-Disposition" = String, description = "`attachment` with the original file name (RFC 6266 / 5987)"),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"))),
+        (status = 206, description = "The requested range", content_type = "*/*", body = crate::schemas::FileBytes,
+            headers(("Content-Range" = String, description = "`bytes start-end/size`"), ("ETag" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 404, description = "No such document of the caller's", body = crate::schemas::Detail),
+        (status = 416, description = "The range lies outside the file", body = crate::schemas::Detail,
+            headers(("Content-Range" = String, description = "`bytes */size`")))))]
 pub async fn download(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -748,6 +770,33 @@ pub async fn download(
         length,
         Box::pin(file_body(file, start, length)),
     )))
+}
+
+/// The headers of a download without its bytes (`HEAD`).
+#[utoipa::path(head, path = "/api/documents/{id}/download/", tag = "documents", operation_id = "documents_download_head",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id"),
+        ("Range" = Option<String>, Header, description = "A single byte range, e.g. `bytes=0-1023`"),
+        ("If-Range" = Option<String>, Header, description = "The ETag the range applies to"),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client has")),
+    responses(
+        (status = 200, description = "The download's headers, without a body", headers(
+                ("ETag" = String, description = "The quoted sha256"),
+                ("Content-Disposition" = String, description = "`attachment` with the original file name (RFC 6266 / 5987)"),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+                ("X-Content-Type-Options" = String, description = "`nosniff`"))),
+        (status = 206, description = "The range's headers, without a body",
+            headers(("Content-Range" = String, description = "`bytes start-end/size`"), ("ETag" = String))),
+        (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 404, description = "No such document of the caller's"),
+        (status = 416, description = "The range lies outside the file",
+            headers(("Content-Range" = String, description = "`bytes */size`")))))]
+pub async fn download_head(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    principal: Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    download(request, state, principal, path).await
 }
 
 #[cfg(test)]

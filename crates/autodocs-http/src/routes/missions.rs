@@ -52,13 +52,12 @@ fn mission_input(body: &Map<String, Value>) -> Result<MissionInput, ValidationEr
 }
 
 /// Lists the caller's missions (staff: everyone's).
-#[utoipa::path(get, path = "/api/missions/", tag = "missions", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "comma-separated statuses"),
-           ("type" = Option<String>, Query), ("priority" = Option<String>, Query),
-           ("owner" = Option<i64>, Query, description = "staff only"),
-           ("search" = Option<String>, Query), ("ordering" = Option<String>, Query),
-           ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
-    responses((status = 200, description = "Paginated missions")))]
+#[utoipa::path(get, path = "/api/missions/", tag = "missions", operation_id = "missions_list",
+    security(("bearer" = [])), params(crate::schemas::MissionListParams),
+    responses(
+        (status = 200, description = "A page of the caller's missions (staff: everyone's)", body = crate::schemas::PaginatedMissionList),
+        (status = 400, description = "A bad filter, ordering or page size", body = crate::schemas::BadRequest),
+        (status = 404, description = "A page past the end (`Invalid page.`)", body = crate::schemas::Detail)))]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -99,9 +98,12 @@ pub async fn list(
 }
 
 /// Creates a mission, with an optional nested plan.
-#[utoipa::path(post, path = "/api/missions/", tag = "missions", security(("bearer" = [])),
-    request_body(content = Object, description = "title, type, priority?, description?, deadline?, plan_steps?"),
-    responses((status = 201, description = "The Mission with plan_steps"), (status = 400, description = "Validation errors")))]
+#[utoipa::path(post, path = "/api/missions/", tag = "missions", operation_id = "missions_create",
+    security(("bearer" = [])),
+    request_body(content = crate::schemas::MissionCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new mission (`pending`, progress 0) with its plan", body = crate::schemas::MissionDetail),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest)))]
 pub async fn create(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -117,8 +119,11 @@ pub async fn create(
 }
 
 /// One mission with its plan and documents.
-#[utoipa::path(get, path = "/api/missions/{id}/", tag = "missions", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 200, description = "Mission detail"), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/api/missions/{id}/", tag = "missions", operation_id = "missions_retrieve",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+    responses(
+        (status = 200, description = "The mission with its plan and documents", body = crate::schemas::MissionDetail),
+        (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail)))]
 pub async fn detail(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -151,9 +156,13 @@ async fn update(
 }
 
 /// Partially updates a mission.
-#[utoipa::path(patch, path = "/api/missions/{id}/", tag = "missions", security(("bearer" = [])),
-    params(("id" = i64, Path)), request_body(content = Object, description = "title, description, type, priority, deadline"),
-    responses((status = 200, description = "Mission detail")))]
+#[utoipa::path(patch, path = "/api/missions/{id}/", tag = "missions", operation_id = "missions_partial_update",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+    request_body(content = crate::schemas::MissionUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated mission", body = crate::schemas::MissionDetail),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest),
+        (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail)))]
 pub async fn patch(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -165,9 +174,13 @@ pub async fn patch(
 }
 
 /// Replaces a mission's editable fields (`title` and `type` required).
-#[utoipa::path(put, path = "/api/missions/{id}/", tag = "missions", security(("bearer" = [])),
-    params(("id" = i64, Path)), request_body(content = Object, description = "title, type, description?, priority?, deadline?"),
-    responses((status = 200, description = "Mission detail")))]
+#[utoipa::path(put, path = "/api/missions/{id}/", tag = "missions", operation_id = "missions_update",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+    request_body(content = crate::schemas::MissionReplace, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated mission", body = crate::schemas::MissionDetail),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest),
+        (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail)))]
 pub async fn put(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -179,8 +192,12 @@ pub async fn put(
 }
 
 /// Deletes a mission (409 while in progress).
-#[utoipa::path(delete, path = "/api/missions/{id}/", tag = "missions", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 204, description = "Deleted"), (status = 409, description = "In progress")))]
+#[utoipa::path(delete, path = "/api/missions/{id}/", tag = "missions", operation_id = "missions_destroy",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+    responses(
+        (status = 204, description = "Deleted, with its steps"),
+        (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail),
+        (status = 409, description = "The mission is in progress (`invalid_transition`)", body = crate::schemas::Detail)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -194,29 +211,77 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Applies a lifecycle action: `start`, `pause`, `resume`, `complete` or `cancel`.
-#[utoipa::path(post, path = "/api/missions/{id}/{action}/", tag = "missions", security(("bearer" = [])),
-    params(("id" = i64, Path), ("action" = String, Path, description = "start | pause | resume | complete | cancel")),
-    responses((status = 200, description = "The updated Mission"), (status = 409, description = "invalid_transition")))]
-pub async fn act(
+/// Applies a lifecycle action; every action answers the updated mission.
+async fn act(
     request: HttpRequest,
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
-    path: web::Path<(String, String)>,
+    principal: crate::extract::Caller,
+    path: web::Path<String>,
+    action: MissionAction,
 ) -> ApiResult<HttpResponse> {
-    let (id, action) = path.into_inner();
-    let id = object_id(&id)?;
-    let action = match action.as_str() {
-        "start" => MissionAction::Start,
-        "pause" => MissionAction::Pause,
-        "resume" => MissionAction::Resume,
-        "complete" => MissionAction::Complete,
-        "cancel" => MissionAction::Cancel,
-        _ => return Err(ApiError::NotFound),
-    };
+    let id = object_id(&path)?;
     let detail = as_caller(&state, principal, move |services, principal| {
         services.act_on_mission(principal, id, action)
     })
     .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
 }
+
+/// Declares the endpoint of one lifecycle action: its own path and operation.
+macro_rules! action_endpoint {
+    ($name:ident, $action:expr, $path:tt, $operation:tt, $doc:tt) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "missions", operation_id = $operation,
+            description = $doc, security(("bearer" = [])),
+            params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+            responses(
+                (status = 200, description = "The updated mission", body = crate::schemas::MissionDetail),
+                (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail),
+                (status = 409, description = "Illegal transition from the current status (`invalid_transition`)",
+                    body = crate::schemas::Detail)))]
+        pub async fn $name(
+            request: HttpRequest,
+            state: web::Data<AppState>,
+            Authenticated(principal): Authenticated,
+            path: web::Path<String>,
+        ) -> ApiResult<HttpResponse> {
+            act(request, state, principal, path, $action).await
+        }
+    };
+}
+
+action_endpoint!(
+    start,
+    MissionAction::Start,
+    "/api/missions/{id}/start/",
+    "missions_start",
+    "Starts a mission: `pending` or `failed` → `in_progress` (sets `started_at`)."
+);
+action_endpoint!(
+    pause,
+    MissionAction::Pause,
+    "/api/missions/{id}/pause/",
+    "missions_pause",
+    "Pauses a mission: `in_progress` → `paused`."
+);
+action_endpoint!(
+    resume,
+    MissionAction::Resume,
+    "/api/missions/{id}/resume/",
+    "missions_resume",
+    "Resumes a mission: `paused` → `in_progress`."
+);
+action_endpoint!(
+    complete,
+    MissionAction::Complete,
+    "/api/missions/{id}/complete/",
+    "missions_complete",
+    "Completes a mission: `in_progress` or `paused` → `completed`; open steps become `skipped`."
+);
+action_endpoint!(
+    cancel,
+    MissionAction::Cancel,
+    "/api/missions/{id}/cancel/",
+    "missions_cancel",
+    "Cancels a mission: `pending`, `in_progress` or `paused` → `cancelled`."
+);

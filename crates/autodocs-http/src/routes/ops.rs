@@ -7,8 +7,11 @@ use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Whether the server and its database answer.
-#[utoipa::path(get, path = "/api/health/", tag = "ops",
-    responses((status = 200, description = "{\"status\": \"ok\", \"database\": \"ok\"}"), (status = 503, description = "Database down")))]
+#[utoipa::path(get, path = "/api/health/", tag = "ops", operation_id = "health_retrieve",
+    responses(
+        (status = 200, description = "The server and its database answer", body = crate::schemas::Health),
+        (status = 503, description = "The database is down", body = crate::schemas::Health,
+            headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let health = state.health.clone();
     let database_ok = web::block(move || health.database_ok()).await?;
@@ -25,6 +28,8 @@ pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 }
 
 /// The OpenAPI 3 document of the API.
+#[utoipa::path(get, path = "/api/schema/", tag = "ops", operation_id = "schema_retrieve",
+    responses((status = 200, description = "This OpenAPI document", body = crate::schemas::OpenApiDocument)))]
 pub async fn schema() -> HttpResponse {
     HttpResponse::Ok().json(crate::openapi::document())
 }

@@ -46,8 +46,11 @@ fn step_input(body: &Map<String, Value>) -> Result<StepInput, ValidationErrors> 
 }
 
 /// The mission's steps as a tree.
-#[utoipa::path(get, path = "/api/missions/{id}/steps/", tag = "steps", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 200, description = "PlanStep tree")))]
+#[utoipa::path(get, path = "/api/missions/{id}/steps/", tag = "steps", operation_id = "steps_list",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+    responses(
+        (status = 200, description = "The root steps in order, each with its `children`", body = Vec<crate::schemas::PlanStep>),
+        (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail)))]
 pub async fn list(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -63,9 +66,13 @@ pub async fn list(
 }
 
 /// Adds a step.
-#[utoipa::path(post, path = "/api/missions/{id}/steps/", tag = "steps", security(("bearer" = [])),
-    params(("id" = i64, Path)), request_body(content = Object, description = "title, description?, parent?, order?, action?"),
-    responses((status = 201, description = "The PlanStep"), (status = 400, description = "Validation errors")))]
+#[utoipa::path(post, path = "/api/missions/{id}/steps/", tag = "steps", operation_id = "steps_create",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id")),
+    request_body(content = crate::schemas::PlanStepCreate, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The new step", body = crate::schemas::PlanStep),
+        (status = 400, description = "Validation errors (bad parent, too deep, too many steps)", body = crate::schemas::BadRequest),
+        (status = 404, description = "No such mission of the caller's", body = crate::schemas::Detail)))]
 pub async fn create(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -86,8 +93,11 @@ fn ids(path: &(String, String)) -> ApiResult<(i64, i64)> {
 }
 
 /// One step with its children.
-#[utoipa::path(get, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", security(("bearer" = [])),
-    params(("id" = i64, Path), ("step_id" = i64, Path)), responses((status = 200, description = "The PlanStep")))]
+#[utoipa::path(get, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", operation_id = "steps_retrieve",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id"), ("step_id" = i64, Path, minimum = 1, description = "The step's id")),
+    responses(
+        (status = 200, description = "The step with its subtree", body = crate::schemas::PlanStep),
+        (status = 404, description = "No such step", body = crate::schemas::Detail)))]
 pub async fn detail(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -102,10 +112,14 @@ pub async fn detail(
 }
 
 /// Edits a step: `title, description, order, parent, status`.
-#[utoipa::path(patch, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", security(("bearer" = [])),
-    params(("id" = i64, Path), ("step_id" = i64, Path)),
-    request_body(content = Object, description = "title, description, order, parent, status"),
-    responses((status = 200, description = "The PlanStep"), (status = 409, description = "invalid_transition")))]
+#[utoipa::path(patch, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", operation_id = "steps_partial_update",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id"), ("step_id" = i64, Path, minimum = 1, description = "The step's id")),
+    request_body(content = crate::schemas::PlanStepUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated step with its subtree", body = crate::schemas::PlanStep),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest),
+        (status = 404, description = "No such step", body = crate::schemas::Detail),
+        (status = 409, description = "Illegal status transition (`invalid_transition`)", body = crate::schemas::Detail)))]
 pub async fn update(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -122,8 +136,11 @@ pub async fn update(
 }
 
 /// Deletes a step and its subtree.
-#[utoipa::path(delete, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", security(("bearer" = [])),
-    params(("id" = i64, Path), ("step_id" = i64, Path)), responses((status = 204, description = "Deleted")))]
+#[utoipa::path(delete, path = "/api/missions/{id}/steps/{step_id}/", tag = "steps", operation_id = "steps_destroy",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The mission's id"), ("step_id" = i64, Path, minimum = 1, description = "The step's id")),
+    responses(
+        (status = 204, description = "Deleted, with its subtree"),
+        (status = 404, description = "No such step", body = crate::schemas::Detail)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,

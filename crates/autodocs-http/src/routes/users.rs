@@ -45,8 +45,9 @@ fn account_input(
 }
 
 /// The caller's own User.
-#[utoipa::path(get, path = "/api/users/me/", tag = "users", security(("bearer" = [])),
-    responses((status = 200, body = UserView), (status = 401, description = "Not authenticated")))]
+#[utoipa::path(get, path = "/api/users/me/", tag = "users", operation_id = "users_me_retrieve",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's account", body = crate::schemas::User)))]
 pub async fn me(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -59,9 +60,12 @@ pub async fn me(
 }
 
 /// Updates the caller's own account and nested profile (PUT and PATCH are both partial).
-#[utoipa::path(patch, path = "/api/users/me/", tag = "users", security(("bearer" = [])),
-    request_body(content = Object, description = "first_name, last_name, email, profile{phone, organization, bio, timezone, preferences}"),
-    responses((status = 200, body = UserView), (status = 400, description = "Validation errors")))]
+#[utoipa::path(patch, path = "/api/users/me/", tag = "users", operation_id = "users_me_partial_update",
+    security(("bearer" = [])),
+    request_body(content = crate::schemas::UserMeUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated account", body = crate::schemas::User),
+        (status = 400, description = "Validation errors (nested under `profile` for profile fields)", body = crate::schemas::BadRequest)))]
 pub async fn update_me(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -75,10 +79,32 @@ pub async fn update_me(
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
+/// Replaces the caller's account fields (PUT; as partial as PATCH, as in the original API).
+#[utoipa::path(put, path = "/api/users/me/", tag = "users", operation_id = "users_me_update",
+    security(("bearer" = [])),
+    request_body(content = crate::schemas::UserMeUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated account", body = crate::schemas::User),
+        (status = 400, description = "Validation errors (nested under `profile` for profile fields)", body = crate::schemas::BadRequest)))]
+pub async fn replace_me(
+    state: web::Data<AppState>,
+    principal: Authenticated,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    update_me(state, principal, body).await
+}
+
 /// Changes the caller's password.
-#[utoipa::path(post, path = "/api/users/me/password/", tag = "users", security(("bearer" = [])),
-    request_body(content = Object, description = "old_password, new_password"),
-    responses((status = 204, description = "Changed"), (status = 400, description = "Validation errors")))]
+#[utoipa::path(post, path = "/api/users/me/password/", tag = "users", operation_id = "users_me_password_create",
+    security(("bearer" = [])),
+    request_body(content = crate::schemas::PasswordChange, content_type = "application/json"),
+    responses(
+        (status = 204, description = "Changed; every refresh token of the user is revoked"),
+        (status = 400, description = "Wrong old password, or a weak new one", body = crate::schemas::BadRequest),
+        (status = 429, description = "Too many wrong old passwords", body = crate::schemas::Detail,
+            headers(("Retry-After" = String, description = "Seconds to wait"))),
+        (status = 503, description = "The password hashing queue is full", body = crate::schemas::Detail,
+            headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn change_password(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -124,11 +150,13 @@ pub async fn change_password(
 }
 
 /// Staff: lists users.
-#[utoipa::path(get, path = "/api/users/", tag = "users", security(("bearer" = [])),
-    params(("search" = Option<String>, Query, description = "username or email contains"),
-           ("is_active" = Option<bool>, Query, description = "active flag"),
-           ("page" = Option<u32>, Query), ("page_size" = Option<u32>, Query)),
-    responses((status = 200, description = "Paginated users"), (status = 403, description = "Not staff")))]
+#[utoipa::path(get, path = "/api/users/", tag = "users", operation_id = "users_list",
+    security(("bearer" = [])), params(crate::schemas::UserListParams),
+    responses(
+        (status = 200, description = "A page of users", body = crate::schemas::PaginatedUserList),
+        (status = 400, description = "A bad filter or page size", body = crate::schemas::BadRequest),
+        (status = 403, description = "The caller is not staff", body = crate::schemas::Detail),
+        (status = 404, description = "A page past the end (`Invalid page.`)", body = crate::schemas::Detail)))]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -171,8 +199,12 @@ fn user_id(raw: &str) -> ApiResult<UserId> {
 }
 
 /// Staff: one user.
-#[utoipa::path(get, path = "/api/users/{id}/", tag = "users", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 200, body = UserView), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/api/users/{id}/", tag = "users", operation_id = "users_retrieve",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = crate::schemas::User),
+        (status = 403, description = "The caller is not staff", body = crate::schemas::Detail),
+        (status = 404, description = "No such user", body = crate::schemas::Detail)))]
 pub async fn detail(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -187,9 +219,14 @@ pub async fn detail(
 }
 
 /// Staff: updates a user, `is_active` and `is_staff` included.
-#[utoipa::path(patch, path = "/api/users/{id}/", tag = "users", security(("bearer" = [])),
-    params(("id" = i64, Path)), request_body(content = Object, description = "User fields, is_active, is_staff"),
-    responses((status = 200, body = UserView), (status = 404, description = "Not found")))]
+#[utoipa::path(patch, path = "/api/users/{id}/", tag = "users", operation_id = "users_partial_update",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The user's id")),
+    request_body(content = crate::schemas::UserAdminUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated user", body = crate::schemas::User),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest),
+        (status = 403, description = "The caller is not staff", body = crate::schemas::Detail),
+        (status = 404, description = "No such user", body = crate::schemas::Detail)))]
 pub async fn update(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
@@ -205,9 +242,31 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
+/// Staff: replaces a user's account fields (PUT; as partial as PATCH).
+#[utoipa::path(put, path = "/api/users/{id}/", tag = "users", operation_id = "users_update",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The user's id")),
+    request_body(content = crate::schemas::UserAdminUpdate, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated user", body = crate::schemas::User),
+        (status = 400, description = "Validation errors", body = crate::schemas::BadRequest),
+        (status = 403, description = "The caller is not staff", body = crate::schemas::Detail),
+        (status = 404, description = "No such user", body = crate::schemas::Detail)))]
+pub async fn replace(
+    state: web::Data<AppState>,
+    principal: Authenticated,
+    path: web::Path<String>,
+    body: JsonObject,
+) -> ApiResult<HttpResponse> {
+    update(state, principal, path, body).await
+}
+
 /// Staff: deletes a user.
-#[utoipa::path(delete, path = "/api/users/{id}/", tag = "users", security(("bearer" = [])),
-    params(("id" = i64, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not found")))]
+#[utoipa::path(delete, path = "/api/users/{id}/", tag = "users", operation_id = "users_destroy",
+    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The caller is not staff", body = crate::schemas::Detail),
+        (status = 404, description = "No such user", body = crate::schemas::Detail)))]
 pub async fn delete(
     state: web::Data<AppState>,
     Authenticated(principal): Authenticated,
