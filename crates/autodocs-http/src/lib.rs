@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod lane;
+pub mod links;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -178,6 +179,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 web::get().to(documents::download),
                 web::head().to(documents::download),
             ],
+        ))
+        .service(resource(
+            "/api/documents/{id}/download-link/",
+            vec![web::post().to(documents::download_link)],
         ))
         .service(resource(
             "/api/documents/{id}/verify/",

@@ -55,10 +55,12 @@ impl Modify for BearerAuth {
         routes::documents::update,
         routes::documents::delete,
         routes::documents::download,
+        routes::documents::download_link,
         routes::documents::verify,
         routes::ops::health,
     ),
-    components(schemas(crate::views::UserView, crate::views::ProfileView, routes::auth::SessionView)),
+    components(schemas(crate::views::UserView, crate::views::ProfileView, routes::auth::SessionView,
+        routes::documents::DownloadLink)),
     modifiers(&BearerAuth),
 )]
 struct ApiDoc;
