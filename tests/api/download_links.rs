@@ -81,9 +81,7 @@ fn link_path(id: i64) -> String {
 
 /// Asks for a link to document `id`; panics unless 200. Returns the body.
 async fn make_link(app: &TestApp, token: &str, id: i64) -> Value {
-    let r = app
-        .post_json(&link_path(id), &json!({}), Some(token))
-        .await;
+    let r = app.post_json(&link_path(id), &json!({}), Some(token)).await;
     r.assert_status(200).assert_json();
     assert_keys(&r.body, &["expires_at", "url"], &r.describe());
     assert_eq!(
@@ -271,7 +269,10 @@ async fn a_link_serves_like_the_authenticated_download(app: TestApp) {
         header(&headers, "cache-control").is_some_and(|value| value.contains("private")),
         "{headers:?}"
     );
-    assert_eq!(header(&headers, "referrer-policy").as_deref(), Some("same-origin"));
+    assert_eq!(
+        header(&headers, "referrer-policy").as_deref(),
+        Some("same-origin")
+    );
     let etag = header(&headers, "etag").expect("etag");
 
     // Followed again (not single-use), with a Range.
@@ -295,7 +296,11 @@ async fn a_link_serves_like_the_authenticated_download(app: TestApp) {
     assert_eq!(status, 200);
     assert!(body.is_empty());
     for name in SAME_HEADERS {
-        assert_eq!(header(&head, name), header(&expected.1, name), "HEAD {name}");
+        assert_eq!(
+            header(&head, name),
+            header(&expected.1, name),
+            "HEAD {name}"
+        );
     }
 
     // A credential-less download without a link is still a 401, and the
@@ -336,7 +341,13 @@ async fn refused_links_serve_nothing(app: TestApp) {
     for index in [3, 14, 40, token.len() - 1] {
         let url = with_token(&app, a, &flip(&token, index));
         let response = follow(&app, Method::GET, &url, &[]).await;
-        assert_refused(&response, &[403], Some("link_invalid"), &secret_a, &format!("flipped {index}"));
+        assert_refused(
+            &response,
+            &[403],
+            Some("link_invalid"),
+            &secret_a,
+            &format!("flipped {index}"),
+        );
     }
     // A's link on B's URL; garbage; empty; truncated; padded.
     for (id, bad) in [
@@ -347,7 +358,13 @@ async fn refused_links_serve_nothing(app: TestApp) {
         (a, format!("{token}%3D")),
     ] {
         let response = follow(&app, Method::GET, &with_token(&app, id, &bad), &[]).await;
-        assert_refused(&response, &[403], Some("link_invalid"), &secret_a, &format!("{id} {bad:?}"));
+        assert_refused(
+            &response,
+            &[403],
+            Some("link_invalid"),
+            &secret_a,
+            &format!("{id} {bad:?}"),
+        );
     }
     // HEAD and Range are refused the same way.
     let tampered = with_token(&app, a, &flip(&token, 40));
@@ -365,7 +382,13 @@ async fn refused_links_serve_nothing(app: TestApp) {
     assert_eq!(body, secret_a);
     let foreign = forge(&random_secret(), a, anna.id, expires);
     let response = follow(&app, Method::GET, &with_token(&app, a, &foreign), &[]).await;
-    assert_refused(&response, &[403], Some("link_invalid"), &secret_a, "another key");
+    assert_refused(
+        &response,
+        &[403],
+        Some("link_invalid"),
+        &secret_a,
+        "another key",
+    );
     // Not the JWT signature either: the link key is derived, not the secret itself.
     let key_itself = {
         let mut message = b"autodocs download-link v1\0".to_vec();
@@ -379,14 +402,26 @@ async fn refused_links_serve_nothing(app: TestApp) {
         b64url_encode(&raw)
     };
     let response = follow(&app, Method::GET, &with_token(&app, a, &key_itself), &[]).await;
-    assert_refused(&response, &[403], Some("link_invalid"), &secret_a, "underived key");
+    assert_refused(
+        &response,
+        &[403],
+        Some("link_invalid"),
+        &secret_a,
+        "underived key",
+    );
     // An access token is not a link.
     let response = follow(&app, Method::GET, &with_token(&app, a, &anna.access), &[]).await;
     assert_refused(&response, &[403], Some("link_invalid"), &secret_a, "a JWT");
     // A genuine link past its expiry.
     let expired = forge(&app.secret_key, a, anna.id, now_unix() - 1);
     let response = follow(&app, Method::GET, &with_token(&app, a, &expired), &[]).await;
-    assert_refused(&response, &[403], Some("link_expired"), &secret_a, "expired");
+    assert_refused(
+        &response,
+        &[403],
+        Some("link_expired"),
+        &secret_a,
+        "expired",
+    );
     // A genuine link for a user who does not exist.
     let nobody = forge(&app.secret_key, a, 999_999, expires);
     let response = follow(&app, Method::GET, &with_token(&app, a, &nobody), &[]).await;
@@ -407,9 +442,13 @@ async fn who_may_make_and_follow_links(app: TestApp) {
     app.post_json(&link_path(999_999), &json!({}), Some(&anna.access))
         .await
         .assert_not_found();
-    app.post_json(&format!("{DOCUMENTS}abc/download-link/"), &json!({}), Some(&anna.access))
-        .await
-        .assert_not_found();
+    app.post_json(
+        &format!("{DOCUMENTS}abc/download-link/"),
+        &json!({}),
+        Some(&anna.access),
+    )
+    .await
+    .assert_not_found();
     app.post_json(&link_path(id), &json!({}), None)
         .await
         .assert_unauthorized("not_authenticated");
@@ -420,7 +459,13 @@ async fn who_may_make_and_follow_links(app: TestApp) {
     let bobs = id_of(&upload(&app, &bob, "bob.txt", b"bob's").await);
     let bob_token = token_of(&make_link(&app, &bob.access, bobs).await);
     let response = follow(&app, Method::GET, &with_token(&app, id, &bob_token), &[]).await;
-    assert_refused(&response, &[403], Some("link_invalid"), &bytes, "bob's link on anna's document");
+    assert_refused(
+        &response,
+        &[403],
+        Some("link_invalid"),
+        &bytes,
+        "bob's link on anna's document",
+    );
     // Nor does a genuine link in Bob's name for Anna's document.
     let forged = forge(&app.secret_key, id, bob.id, now_unix() + 60);
     let response = follow(&app, Method::GET, &with_token(&app, id, &forged), &[]).await;
@@ -506,7 +551,11 @@ async fn link_seconds_is_bounded(backend: Backend) {
         adjust_env(&mut env, &[("AUTODOCS__UPLOADS__LINK_SECONDS", bad)], &[]);
         for command in ["check", "serve"] {
             let out = run_cli(&[command], &env).await;
-            assert!(!out.status.success(), "{command} with {bad:?}: {}", describe(&out));
+            assert!(
+                !out.status.success(),
+                "{command} with {bad:?}: {}",
+                describe(&out)
+            );
             assert!(
                 String::from_utf8_lossy(&out.stderr).contains("link_seconds"),
                 "{command} with {bad:?} names the setting: {}",
@@ -518,6 +567,10 @@ async fn link_seconds_is_bounded(backend: Backend) {
         let mut env = env.clone();
         adjust_env(&mut env, &[("AUTODOCS__UPLOADS__LINK_SECONDS", good)], &[]);
         let out = run_cli(&["check"], &env).await;
-        assert!(out.status.success(), "check with {good}: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "check with {good}: {}",
+            describe(&out)
+        );
     }
 }

@@ -253,7 +253,10 @@ mod tests {
         assert_eq!(link.token.len(), TOKEN_CHARS);
         assert_eq!(link.expires_at, at(1_800_000_300));
         assert_eq!(links.verify(&link.token, 7, now), Ok(UserId(42)));
-        assert_eq!(links.verify(&link.token, 7, at(1_800_000_299)), Ok(UserId(42)));
+        assert_eq!(
+            links.verify(&link.token, 7, at(1_800_000_299)),
+            Ok(UserId(42))
+        );
         assert_eq!(
             links.verify(&link.token, 7, at(1_800_000_300)),
             Err(LinkError::Expired)
@@ -295,7 +298,9 @@ mod tests {
             assert_eq!(links.verify(&bad, 7, now), Err(LinkError::Invalid), "{bad}");
         }
         // An expired forgery is invalid, not expired.
-        let forged = signer(b"another server's key").issue(7, UserId(42), at(0)).token;
+        let forged = signer(b"another server's key")
+            .issue(7, UserId(42), at(0))
+            .token;
         assert_eq!(links.verify(&forged, 7, now), Err(LinkError::Invalid));
     }
 

@@ -31,11 +31,11 @@ use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
-use crate::links;
 use crate::extract::{
     Authenticated, BodyTimeout, Fields, JsonObject, Stalled, as_caller, as_caller_with_files,
     parse_bool,
 };
+use crate::links;
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
@@ -773,7 +773,7 @@ pub async fn download(
 pub struct DownloadLink {
     /// The document's download URL with its signed `link` parameter;
     /// absolute, under the same base as `download_url`.
-    #[schema(format = Uri)]
+    #[schema(format = "uri")]
     pub url: String,
     /// When the link stops working (RFC 3339, UTC).
     #[schema(format = DateTime)]
