@@ -10,6 +10,7 @@ mod harness;
 mod activities;
 mod auth;
 mod documents;
+mod download_links;
 mod fairness;
 mod hostile;
 mod identity;

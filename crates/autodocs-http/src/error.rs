@@ -59,6 +59,9 @@ pub enum ApiError {
     /// A bounded queue (password hashing) is full; try again in this many seconds.
     #[error("Service temporarily unavailable.")]
     QueueFull(u64),
+    /// A signed download link that is not valid or has expired.
+    #[error(transparent)]
+    Link(#[from] crate::links::LinkError),
 }
 
 impl From<ValidationErrors> for ApiError {
@@ -148,6 +151,7 @@ impl ApiError {
             ApiError::QueueFull(_) => {
                 json!({"detail": self.to_string(), "code": "service_unavailable"})
             }
+            ApiError::Link(error) => json!({"detail": error.to_string(), "code": error.code()}),
         }
     }
 }
@@ -177,6 +181,7 @@ impl ResponseError for ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::QueueFull(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Link(_) => StatusCode::FORBIDDEN,
         }
     }
 

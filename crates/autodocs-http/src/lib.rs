@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod lane;
+pub mod links;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -173,6 +174,10 @@ fn table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
                 on!(GET, documents::download),
                 on!(HEAD, documents::download_head),
             ],
+        ),
+        (
+            "/api/documents/{id}/download-link/",
+            vec![on!(POST, documents::download_link)],
         ),
         (
             "/api/documents/{id}/verify/",

@@ -205,6 +205,7 @@ impl Modify for CommonResponses {
         routes::documents::delete,
         routes::documents::download,
         routes::documents::download_head,
+        routes::documents::download_link,
         routes::documents::verify,
         routes::ops::health,
         routes::ops::schema,
@@ -262,6 +263,7 @@ impl Modify for CommonResponses {
         schemas::PasswordChange,
         schemas::FileBytes,
         schemas::OpenApiDocument,
+        routes::documents::DownloadLink,
     )),
     tags(
         (name = "auth", description = "Registration, login and JWTs (SimpleJWT's endpoints)."),

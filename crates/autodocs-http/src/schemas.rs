@@ -197,7 +197,7 @@ impl ToSchema for StepAction {
 }
 
 /// The error codes the server puts in a [`Detail`]'s `code`.
-pub const ERROR_CODES: [&str; 9] = [
+pub const ERROR_CODES: [&str; 11] = [
     "not_authenticated",
     "token_not_valid",
     "authentication_failed",
@@ -207,6 +207,8 @@ pub const ERROR_CODES: [&str; 9] = [
     "unsupported_media_type",
     "request_timeout",
     "service_unavailable",
+    "link_invalid",
+    "link_expired",
 ];
 
 manual_schema!(

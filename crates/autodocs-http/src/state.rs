@@ -28,6 +28,8 @@ pub struct AppState {
     /// The public base URL and the client address of each request
     /// (`server.public_url`, `server.trusted_proxies`).
     pub client: Arc<crate::client::ClientPolicy>,
+    /// Makes and checks signed download links (`uploads.link_seconds`).
+    pub links: Arc<crate::links::LinkSigner>,
 }
 
 /// The limits that keep one client from starving the others: stalled

@@ -106,6 +106,13 @@ pub struct UploadSettings {
     /// Uploads one user may have in progress at once (429 past it).
     #[serde(default = "default_max_concurrent_uploads")]
     pub max_concurrent_per_user: usize,
+    /// How long a signed download link (`POST .../download-link/`) works.
+    #[serde(default = "default_link_seconds")]
+    pub link_seconds: u64,
+}
+
+fn default_link_seconds() -> u64 {
+    300
 }
 
 fn default_max_concurrent_uploads() -> usize {
@@ -381,6 +388,7 @@ impl Settings {
         if self.server.body_timeout_seconds == 0 {
             bail!("server.body_timeout_seconds must be positive");
         }
+        autodocs_http::links::check_lifetime(self.uploads.link_seconds)?;
         if self.uploads.max_concurrent_per_user == 0 {
             bail!("uploads.max_concurrent_per_user must be positive");
         }

@@ -18,6 +18,7 @@ use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, HashQueue, JwtTokenService};
 use autodocs_http::hub::{EventHub, SocketPolicy};
 use autodocs_http::lane::DatabaseLane;
+use autodocs_http::links::LinkSigner;
 use autodocs_http::state::Fairness;
 use autodocs_http::throttle::{ConcurrencyCap, FailureWindow, Throttle};
 use autodocs_http::{AppState, HealthCheck};
@@ -285,6 +286,10 @@ pub fn app_state(
         lane,
         fairness: Arc::new(fairness(settings, hashing)),
         client: Arc::new(settings.client_policy()?),
+        links: Arc::new(LinkSigner::new(
+            &signing_key(settings),
+            settings.uploads.link_seconds,
+        )?),
     };
     Ok((state, listener))
 }

@@ -18,25 +18,28 @@ use actix_multipart::{Field, Multipart};
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use autodocs_domain::Services;
 use autodocs_domain::document::{DocumentOrderField, DocumentQuery, DocumentStatus, DocumentType};
 use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError, UploadSink};
 use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use futures_util::StreamExt;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{
     Authenticated, BodyTimeout, Fields, JsonObject, Stalled, as_caller, as_caller_with_files,
     parse_bool,
 };
+use crate::links;
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
-use crate::views::{document_json, paginated};
+use crate::views::{absolute_url, document_json, paginated, timestamp};
 
 /// Most bytes a multipart request may carry besides the file itself
 /// (boundaries, part headers, the text fields).
@@ -671,10 +674,11 @@ fn file_body(
 
 /// Downloads the stored bytes (`GET` and `HEAD`; `Range`, `If-None-Match`).
 #[utoipa::path(get, path = "/api/documents/{id}/download/", tag = "documents", operation_id = "documents_download",
-    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id"),
+    security(("bearer" = []), ()), params(("id" = i64, Path, minimum = 1, description = "The document's id"),
         ("Range" = Option<String>, Header, description = "A single byte range, e.g. `bytes=0-1023`"),
         ("If-Range" = Option<String>, Header, description = "The ETag the range applies to"),
-        ("If-None-Match" = Option<String>, Header, description = "ETags the client has")),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client has"),
+        ("link" = Option<String>, Query, description = "A signed link token from `download-link/`: serves the bytes with no Authorization header")),
     responses(
         (status = 200, description = "The bytes, with the document's content type", content_type = "*/*",
             body = crate::schemas::FileBytes, headers(
@@ -685,20 +689,28 @@ fn file_body(
         (status = 206, description = "The requested range", content_type = "*/*", body = crate::schemas::FileBytes,
             headers(("Content-Range" = String, description = "`bytes start-end/size`"), ("ETag" = String))),
         (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 403, description = "The signed link is not valid (`link_invalid`) or has expired (`link_expired`)", body = crate::schemas::Detail),
         (status = 404, description = "No such document of the caller's", body = crate::schemas::Detail),
         (status = 416, description = "The range lies outside the file", body = crate::schemas::Detail,
             headers(("Content-Range" = String, description = "`bytes */size`")))))]
 pub async fn download(
     request: HttpRequest,
     state: web::Data<AppState>,
-    Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
-    let (document, file) = as_caller(&state, principal, move |services, principal| {
-        services.open_document(principal, id)
-    })
-    .await?;
+    let (document, file) = match link_token(&request) {
+        // A signed link decides alone: a browser following it sends no
+        // header, and one it does send is not what the link vouches for.
+        Some(token) => open_by_link(&state, object_id(&path)?, &token).await?,
+        None => {
+            let Authenticated(principal) = Authenticated::extract(&request).await?;
+            let id = object_id(&path)?;
+            as_caller(&state, principal, move |services, principal| {
+                services.open_document(principal, id)
+            })
+            .await?
+        }
+    };
     let Some(file) = file else {
         return Err(ApiError::NotFound);
     };
@@ -774,10 +786,11 @@ pub async fn download(
 
 /// The headers of a download without its bytes (`HEAD`).
 #[utoipa::path(head, path = "/api/documents/{id}/download/", tag = "documents", operation_id = "documents_download_head",
-    security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id"),
+    security(("bearer" = []), ()), params(("id" = i64, Path, minimum = 1, description = "The document's id"),
         ("Range" = Option<String>, Header, description = "A single byte range, e.g. `bytes=0-1023`"),
         ("If-Range" = Option<String>, Header, description = "The ETag the range applies to"),
-        ("If-None-Match" = Option<String>, Header, description = "ETags the client has")),
+        ("If-None-Match" = Option<String>, Header, description = "ETags the client has"),
+        ("link" = Option<String>, Query, description = "A signed link token from `download-link/`: serves the bytes with no Authorization header")),
     responses(
         (status = 200, description = "The download's headers, without a body", headers(
                 ("ETag" = String, description = "The quoted sha256"),
@@ -787,16 +800,107 @@ pub async fn download(
         (status = 206, description = "The range's headers, without a body",
             headers(("Content-Range" = String, description = "`bytes start-end/size`"), ("ETag" = String))),
         (status = 304, description = "Not modified (`If-None-Match` matched)", headers(("ETag" = String))),
+        (status = 403, description = "The signed link is not valid (`link_invalid`) or has expired (`link_expired`)"),
         (status = 404, description = "No such document of the caller's"),
         (status = 416, description = "The range lies outside the file",
             headers(("Content-Range" = String, description = "`bytes */size`")))))]
 pub async fn download_head(
     request: HttpRequest,
     state: web::Data<AppState>,
-    principal: Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    download(request, state, principal, path).await
+    download(request, state, path).await
+}
+
+// ---------------------------------------------------------------------------
+// Signed download links
+// ---------------------------------------------------------------------------
+
+/// A signed, short-lived URL of a document's bytes that needs no
+/// `Authorization` header (for `<a href>` and `<img src>`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DownloadLink {
+    /// The document's download URL with its signed `link` parameter;
+    /// absolute, under the same base as `download_url`.
+    #[schema(format = "uri")]
+    pub url: String,
+    /// When the link stops working (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+}
+
+/// The `link` query parameter of a download request, if it has one (an
+/// empty one included: it is a link, and not a valid one).
+fn link_token(request: &HttpRequest) -> Option<String> {
+    crate::routes::ListQuery::from_query_string(request.query_string())
+        .get(links::LINK_PARAMETER)
+        .map(str::to_owned)
+}
+
+/// Opens a document for a signed link: the link must be genuine, for this
+/// document and unexpired (403 otherwise); then its user must still exist,
+/// be active and be allowed to read the document, all checked now, not when
+/// the link was made (404 otherwise, as for a document that is not theirs).
+async fn open_by_link(
+    state: &AppState,
+    id: i64,
+    token: &str,
+) -> ApiResult<(autodocs_domain::document::Document, Option<StoredFile>)> {
+    let user = state.links.verify(token, id, state.services.clock.now())?;
+    let services = state.services.clone();
+    Ok(state
+        .lane
+        .run(move || {
+            let principal = services.principal(user).map_err(|error| match error {
+                autodocs_domain::Error::TokenInvalid(_) => autodocs_domain::Error::NotFound,
+                other => other,
+            })?;
+            services.open_document(principal, id)
+        })
+        .await??)
+}
+
+/// Makes a signed link to a document's bytes. Nothing is written: the link
+/// carries everything needed to check it.
+#[utoipa::path(post, path = "/api/documents/{id}/download-link/", operation_id = "documents_download_link",
+    tag = "documents", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "A signed URL of the document's bytes, valid `uploads.link_seconds` \
+            (default 300): `GET`/`HEAD` on it serve the bytes like `download/` (Range, If-None-Match) with no \
+            Authorization header", body = DownloadLink),
+        (status = 401, description = "No, invalid or expired credentials (`not_authenticated`, `token_not_valid`)"),
+        (status = 404, description = "No such document, or someone else's")))]
+pub async fn download_link(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    Authenticated(principal): Authenticated,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = object_id(&path)?;
+    let document = as_caller(&state, principal, move |services, principal| {
+        services.get_document(principal, id)
+    })
+    .await?;
+    let link = state
+        .links
+        .issue(document.id, principal.0, state.services.clock.now());
+    let url = absolute_url(
+        &request,
+        &format!(
+            "/api/documents/{}/download/?{}={}",
+            document.id,
+            links::LINK_PARAMETER,
+            link.token
+        ),
+    );
+    Ok(HttpResponse::Ok()
+        // The body is a credential: no cache keeps it.
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(DownloadLink {
+            url,
+            expires_at: timestamp(link.expires_at),
+        }))
 }
 
 #[cfg(test)]
