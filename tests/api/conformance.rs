@@ -148,7 +148,10 @@ pub struct Exchange<'a> {
 enum Segment {
     Literal(String),
     /// `{name}` possibly with a literal prefix/suffix inside the segment.
-    Param { prefix: String, suffix: String },
+    Param {
+        prefix: String,
+        suffix: String,
+    },
 }
 
 impl Segment {
@@ -211,11 +214,6 @@ impl Spec {
             templates,
             validators: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// The document.
-    pub fn document(&self) -> &Value {
-        &self.doc
     }
 
     /// The `paths` key a request path is served by: templates match segment
@@ -369,13 +367,17 @@ impl Spec {
             return match content {
                 // An empty body with a JSON content type announced, or where
                 // the response documents nothing but content, is a mismatch.
-                Some(c) if essence.as_deref().is_some_and(is_json) || !status_may_be_empty(status) => Err(fail(
-                    Kind::MissingBody,
-                    format!(
-                        "an empty body where {key} documents {:?}",
-                        c.keys().collect::<Vec<_>>()
-                    ),
-                )),
+                Some(c)
+                    if essence.as_deref().is_some_and(is_json) || !status_may_be_empty(status) =>
+                {
+                    Err(fail(
+                        Kind::MissingBody,
+                        format!(
+                            "an empty body where {key} documents {:?}",
+                            c.keys().collect::<Vec<_>>()
+                        ),
+                    ))
+                }
                 _ => Ok(Checked::NoBody),
             };
         }
@@ -408,10 +410,7 @@ impl Spec {
         if media.get("schema").is_none() {
             return Ok(Checked::NoSchema);
         }
-        let schema_pointer = format!(
-            "{response_pointer}/content/{}/schema",
-            escape(&media_key)
-        );
+        let schema_pointer = format!("{response_pointer}/content/{}/schema", escape(&media_key));
         let validator = self
             .validator(&schema_pointer)
             .map_err(|e| fail(Kind::BrokenSchema, e))?;
@@ -640,12 +639,10 @@ fn record(outcome: Result<Checked, Failure>) {
     if failure.kind.fails_test() {
         panic!("{failure}");
     }
-    eprintln!("{failure}\n(recorded, not failing: STRICT_STATUS is off)");
-}
-
-/// Failures seen so far in this process.
-pub fn failures() -> Vec<Failure> {
-    FAILURES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    eprintln!(
+        "{failure}\n(recorded, not failing: STRICT_STATUS is off; this process so far: {})",
+        summary()
+    );
 }
 
 /// A summary of this process's checks: passes by how much was checked,
@@ -653,7 +650,7 @@ pub fn failures() -> Vec<Failure> {
 pub fn summary() -> String {
     let checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut kinds: HashMap<Kind, usize> = HashMap::new();
-    for failure in failures() {
+    for failure in FAILURES.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         *kinds.entry(failure.kind).or_default() += 1;
     }
     let mut kinds: Vec<(Kind, usize)> = kinds.into_iter().collect();

@@ -115,24 +115,59 @@ fn a_matching_body_passes() {
     let spec = Spec::new(doc());
     let page = json!({"count": 1, "results": [thing()]});
     assert_eq!(
-        check(&spec, Method::GET, "http://127.0.0.1:1/api/things/?page=1", 200, JSON, &json_bytes(&page)).ok(),
+        check(
+            &spec,
+            Method::GET,
+            "http://127.0.0.1:1/api/things/?page=1",
+            200,
+            JSON,
+            &json_bytes(&page)
+        )
+        .ok(),
         Some(Checked::Validated)
     );
     assert_eq!(
-        check(&spec, Method::GET, "/api/things/7/", 200, Some("application/json; charset=utf-8"), &json_bytes(&thing())).ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/7/",
+            200,
+            Some("application/json; charset=utf-8"),
+            &json_bytes(&thing())
+        )
+        .ok(),
         Some(Checked::Validated)
     );
     // The error response is shared through components/responses.
     assert_eq!(
-        check(&spec, Method::GET, "/api/things/7/", 404, JSON, br#"{"detail": "Not found."}"#).ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/7/",
+            404,
+            JSON,
+            br#"{"detail": "Not found."}"#
+        )
+        .ok(),
         Some(Checked::Validated)
     );
     // A status range covers the status.
     assert_eq!(
-        check(&spec, Method::GET, "/api/things/", 401, JSON, br#"{"detail": "x", "code": "not_authenticated"}"#).ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/",
+            401,
+            JSON,
+            br#"{"detail": "x", "code": "not_authenticated"}"#
+        )
+        .ok(),
         Some(Checked::Validated)
     );
-    assert_eq!(check(&spec, Method::DELETE, "/api/things/7/", 204, None, b"").ok(), Some(Checked::NoBody));
+    assert_eq!(
+        check(&spec, Method::DELETE, "/api/things/7/", 204, None, b"").ok(),
+        Some(Checked::NoBody)
+    );
 }
 
 #[test]
@@ -143,44 +178,92 @@ fn a_body_that_does_not_match_fails_with_its_pointer() {
     broken.as_object_mut().expect("object").remove("name");
     let page = json!({"count": 1, "results": [thing(), broken]});
     let message = assert_fails(
-        check(&spec, Method::GET, "/api/things/", 200, JSON, &json_bytes(&page)),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/",
+            200,
+            JSON,
+            &json_bytes(&page),
+        ),
         Kind::BodyMismatch,
     );
-    assert!(message.contains("/results/1"), "names the pointer: {message}");
+    assert!(
+        message.contains("/results/1"),
+        "names the pointer: {message}"
+    );
     assert!(message.contains("name"), "names the field: {message}");
-    assert!(message.contains("GET /api/things/ -> 200"), "names the exchange: {message}");
+    assert!(
+        message.contains("GET /api/things/ -> 200"),
+        "names the exchange: {message}"
+    );
 
     // A wrong type.
     let mut wrong = thing();
     wrong["id"] = json!("1");
     assert_fails(
-        check(&spec, Method::GET, "/api/things/1/", 200, JSON, &json_bytes(&wrong)),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/1/",
+            200,
+            JSON,
+            &json_bytes(&wrong),
+        ),
         Kind::BodyMismatch,
     );
     // A value outside an enum.
     let mut wrong = thing();
     wrong["kind"] = json!("c");
     assert_fails(
-        check(&spec, Method::GET, "/api/things/1/", 200, JSON, &json_bytes(&wrong)),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/1/",
+            200,
+            JSON,
+            &json_bytes(&wrong),
+        ),
         Kind::BodyMismatch,
     );
     // An undocumented extra field where the schema closes the object.
     let mut wrong = thing();
     wrong["secret"] = json!(true);
     assert_fails(
-        check(&spec, Method::GET, "/api/things/1/", 200, JSON, &json_bytes(&wrong)),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/1/",
+            200,
+            JSON,
+            &json_bytes(&wrong),
+        ),
         Kind::BodyMismatch,
     );
     // Formats are asserted, not just annotations.
     let mut wrong = thing();
     wrong["created_at"] = json!("yesterday");
     assert_fails(
-        check(&spec, Method::GET, "/api/things/1/", 200, JSON, &json_bytes(&wrong)),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/1/",
+            200,
+            JSON,
+            &json_bytes(&wrong),
+        ),
         Kind::BodyMismatch,
     );
     // An error body that is not the documented error.
     assert_fails(
-        check(&spec, Method::GET, "/api/things/1/", 404, JSON, br#"{"error": "nope"}"#),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/1/",
+            404,
+            JSON,
+            br#"{"error": "nope"}"#,
+        ),
         Kind::BodyMismatch,
     );
 }
@@ -189,12 +272,26 @@ fn a_body_that_does_not_match_fails_with_its_pointer() {
 fn an_undocumented_status_fails() {
     let spec = Spec::new(doc());
     let message = assert_fails(
-        check(&spec, Method::GET, "/api/things/1/", 500, JSON, br#"{"detail": "Internal server error."}"#),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/1/",
+            500,
+            JSON,
+            br#"{"detail": "Internal server error."}"#,
+        ),
         Kind::UndocumentedStatus,
     );
     assert!(message.contains("500"), "{message}");
     assert_fails(
-        check(&spec, Method::DELETE, "/api/things/1/", 404, JSON, br#"{"detail": "Not found."}"#),
+        check(
+            &spec,
+            Method::DELETE,
+            "/api/things/1/",
+            404,
+            JSON,
+            br#"{"detail": "Not found."}"#,
+        ),
         Kind::UndocumentedStatus,
     );
 }
@@ -204,27 +301,65 @@ fn unknown_routes_may_only_answer_a_json_404_or_405() {
     let spec = Spec::new(doc());
     let not_found = br#"{"detail": "Not found."}"#;
     assert_eq!(
-        check(&spec, Method::GET, "/api/nothing/here/", 404, JSON, not_found).ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/api/nothing/here/",
+            404,
+            JSON,
+            not_found
+        )
+        .ok(),
         Some(Checked::Unrouted)
     );
     // A method the path does not document.
     assert_eq!(
-        check(&spec, Method::PUT, "/api/things/1/", 405, JSON, br#"{"detail": "Method \"PUT\" not allowed."}"#).ok(),
+        check(
+            &spec,
+            Method::PUT,
+            "/api/things/1/",
+            405,
+            JSON,
+            br#"{"detail": "Method \"PUT\" not allowed."}"#
+        )
+        .ok(),
         Some(Checked::Unrouted)
     );
     // Served but not documented: the document is incomplete.
     assert_fails(
-        check(&spec, Method::PUT, "/api/things/1/", 200, JSON, &json_bytes(&thing())),
+        check(
+            &spec,
+            Method::PUT,
+            "/api/things/1/",
+            200,
+            JSON,
+            &json_bytes(&thing()),
+        ),
         Kind::UndocumentedOperation,
     );
     // A 404 that is not the contract's JSON error.
     assert_fails(
-        check(&spec, Method::GET, "/api/nothing/", 404, Some("text/html"), b"<h1>Not Found</h1>"),
+        check(
+            &spec,
+            Method::GET,
+            "/api/nothing/",
+            404,
+            Some("text/html"),
+            b"<h1>Not Found</h1>",
+        ),
         Kind::UndocumentedOperation,
     );
     // Outside /api/ nothing is checked.
     assert_eq!(
-        check(&spec, Method::GET, "/metrics", 200, Some("text/plain"), b"x 1").ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/metrics",
+            200,
+            Some("text/plain"),
+            b"x 1"
+        )
+        .ok(),
         Some(Checked::Skipped)
     );
 }
@@ -234,17 +369,47 @@ fn paths_match_as_the_server_routes_them() {
     let spec = Spec::new(doc());
     // A literal segment wins over a parameter.
     assert_eq!(
-        check(&spec, Method::GET, "/api/things/special/", 200, Some("text/plain; charset=utf-8"), b"hello").ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things/special/",
+            200,
+            Some("text/plain; charset=utf-8"),
+            b"hello"
+        )
+        .ok(),
         Some(Checked::NonJson)
     );
     // A missing trailing slash and doubled slashes are normalised.
     assert_eq!(
-        check(&spec, Method::GET, "/api/things//7?x=1", 200, JSON, &json_bytes(&thing())).ok(),
+        check(
+            &spec,
+            Method::GET,
+            "/api/things//7?x=1",
+            200,
+            JSON,
+            &json_bytes(&thing())
+        )
+        .ok(),
         Some(Checked::Validated)
     );
     // HEAD has no body to check, only its status.
-    assert_eq!(check(&spec, Method::HEAD, "/api/things/special/", 200, Some("text/plain"), b"").ok(), Some(Checked::NoBody));
-    assert_fails(check(&spec, Method::HEAD, "/api/things/special/", 206, None, b""), Kind::UndocumentedStatus);
+    assert_eq!(
+        check(
+            &spec,
+            Method::HEAD,
+            "/api/things/special/",
+            200,
+            Some("text/plain"),
+            b""
+        )
+        .ok(),
+        Some(Checked::NoBody)
+    );
+    assert_fails(
+        check(&spec, Method::HEAD, "/api/things/special/", 206, None, b""),
+        Kind::UndocumentedStatus,
+    );
 }
 
 #[test]
@@ -266,7 +431,10 @@ fn content_types_must_be_documented() {
         Kind::InvalidJson,
     );
     // An empty body where content is documented.
-    assert_fails(check(&spec, Method::GET, "/api/things/1/", 200, JSON, b""), Kind::MissingBody);
+    assert_fails(
+        check(&spec, Method::GET, "/api/things/1/", 200, JSON, b""),
+        Kind::MissingBody,
+    );
     // A documented media type without a schema cannot be validated, and says so.
     assert_eq!(
         check(&spec, Method::GET, "/api/loose/", 200, JSON, b"[1]").ok(),
@@ -303,7 +471,10 @@ async fn real_document_catches_a_broken_response(backend: Backend) {
     );
     let mut broken = good.clone();
     broken.as_object_mut().expect("object").remove("access");
-    assert_fails(check(spec, Method::POST, &url, 201, JSON, &json_bytes(&broken)), Kind::BodyMismatch);
+    assert_fails(
+        check(spec, Method::POST, &url, 201, JSON, &json_bytes(&broken)),
+        Kind::BodyMismatch,
+    );
     assert_fails(
         check(spec, Method::POST, &url, 299, JSON, &json_bytes(&good)),
         Kind::UndocumentedStatus,

@@ -1432,7 +1432,10 @@ async fn concurrent_starts_have_one_winner(app: TestApp) {
                 .expect("send start");
             let (status, _, bytes) =
                 crate::conformance::read_checked(&Method::POST, &url, response).await;
-            (status.as_u16(), String::from_utf8_lossy(&bytes).into_owned())
+            (
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
         }));
     }
     let mut outcomes = Vec::new();
