@@ -246,10 +246,9 @@ impl Spec {
                 .ok_or_else(|| format!("nothing at #{pointer}"))?;
             match value.get("$ref").and_then(Value::as_str) {
                 Some(reference) => {
-                    pointer = reference
-                        .strip_prefix('#')
-                        .ok_or_else(|| format!("non-local $ref {reference:?} at #{pointer}"))?
-                        .to_owned();
+                    pointer = percent_decode(reference.strip_prefix('#').ok_or_else(
+                        || format!("non-local $ref {reference:?} at #{pointer}"),
+                    )?);
                 }
                 None => return Ok((pointer, value)),
             }
@@ -270,7 +269,10 @@ impl Spec {
             "$schema".to_owned(),
             Value::from("https://json-schema.org/draft/2020-12/schema"),
         );
-        root.insert("$ref".to_owned(), Value::from(format!("#{pointer}")));
+        root.insert(
+            "$ref".to_owned(),
+            Value::from(format!("#{}", uri_fragment(pointer))),
+        );
         let validator = jsonschema::draft202012::options()
             .should_validate_formats(true)
             .build(&Value::Object(root))
@@ -522,6 +524,44 @@ fn normalize(path: String) -> String {
 /// The non-empty segments of a path.
 fn split(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// A JSON pointer as a URI fragment: path templates put `{` and `}` in
+/// pointers, which a URI must percent-encode (RFC 6901, section 6).
+fn uri_fragment(pointer: &str) -> String {
+    let mut out = String::with_capacity(pointer.len());
+    for byte in pointer.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/~-._!$&'()*+,;=:@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of `uri_fragment` for the `$ref`s the document holds.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A JSON pointer token (RFC 6901).
