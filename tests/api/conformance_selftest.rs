@@ -423,7 +423,7 @@ fn content_types_must_be_documented() {
     // A body where the response documents none.
     assert_fails(
         check(&spec, Method::DELETE, "/api/things/1/", 204, JSON, b"{}"),
-        Kind::UndocumentedContentType,
+        Kind::UndocumentedContent,
     );
     // A JSON content type with a body that is not JSON.
     assert_fails(
@@ -452,6 +452,18 @@ fn body_failures_fail_the_test_that_saw_them() {
         Kind::BrokenSchema,
     ] {
         assert!(kind.fails_test(), "{kind:?} must fail the test");
+    }
+    // Gaps in the document fail exactly when the gate is on.
+    for kind in [
+        Kind::UndocumentedOperation,
+        Kind::UndocumentedStatus,
+        Kind::UndocumentedContent,
+    ] {
+        assert_eq!(
+            kind.fails_test(),
+            crate::conformance::STRICT_STATUS,
+            "{kind:?}"
+        );
     }
 }
 
