@@ -399,10 +399,9 @@ async fn fetch(
         .send()
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", app.server_log()));
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("read the body").to_vec();
-    (status, headers, bytes)
+    let (status, headers, bytes) =
+        crate::conformance::read_checked(&method, &app.url(path), response).await;
+    (status.as_u16(), headers, bytes)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {

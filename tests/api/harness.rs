@@ -810,6 +810,8 @@ impl Resp {
             .bytes()
             .await
             .unwrap_or_else(|e| panic!("{method} {url}: reading the body: {e}"));
+        // Every response must be one the OpenAPI document describes.
+        crate::conformance::check_response(&method, &url, status, &headers, &bytes).await;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let parsed = if text.trim().is_empty() {
             None

@@ -9,6 +9,8 @@ mod harness;
 
 mod activities;
 mod auth;
+mod conformance;
+mod conformance_selftest;
 mod documents;
 mod download_links;
 mod fairness;

@@ -1430,9 +1430,12 @@ async fn concurrent_starts_have_one_winner(app: TestApp) {
                 .send()
                 .await
                 .expect("send start");
-            let status = response.status().as_u16();
-            let text = response.text().await.expect("read body");
-            (status, text)
+            let (status, _, bytes) =
+                crate::conformance::read_checked(&Method::POST, &url, response).await;
+            (
+                status.as_u16(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )
         }));
     }
     let mut outcomes = Vec::new();

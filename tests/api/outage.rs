@@ -283,8 +283,10 @@ impl Load {
                             }),
                         ),
                     };
+                    let request = request.build().expect("a well-formed request");
+                    let (method, url) = (request.method().clone(), request.url().to_string());
                     let started = Instant::now();
-                    let response = request.send().await;
+                    let response = client.execute(request).await;
                     let elapsed = started.elapsed();
                     let (status, retry_after, body) = match response {
                         Ok(response) => {
@@ -294,8 +296,14 @@ impl Load {
                                 .get("retry-after")
                                 .and_then(|v| v.to_str().ok())
                                 .map(str::to_owned);
-                            let text = response.text().await.unwrap_or_default();
-                            (status, retry_after, serde_json::from_str(&text).unwrap_or(Value::Null))
+                            let (code, headers) = (response.status(), response.headers().clone());
+                            let bytes = response.bytes().await.unwrap_or_default();
+                            // What clients see during an outage is in the schema too.
+                            crate::conformance::check_response(
+                                &method, &url, code, &headers, &bytes,
+                            )
+                            .await;
+                            (status, retry_after, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
                         }
                         // A transport failure is recorded as status 0 and fails the test.
                         Err(error) => (0, None, json!(error.to_string())),

@@ -83,15 +83,18 @@ async fn upload(app: &TestApp, user: &Registered, name: &str, body: &[u8]) -> Va
 }
 
 async fn download(app: &TestApp, user: &Registered, id: &Value) -> Vec<u8> {
+    let url = app.url(&format!("/api/documents/{id}/download/"));
     let response = app
         .client()
-        .get(app.url(&format!("/api/documents/{id}/download/")))
+        .get(&url)
         .bearer_auth(&user.access)
         .send()
         .await
         .expect("download");
-    assert_eq!(response.status().as_u16(), 200);
-    response.bytes().await.expect("body").to_vec()
+    let (status, _, bytes) =
+        crate::conformance::read_checked(&reqwest::Method::GET, &url, response).await;
+    assert_eq!(status.as_u16(), 200);
+    bytes
 }
 
 /// Waits until a maintenance `sweep_files` job has finished on `app`.
