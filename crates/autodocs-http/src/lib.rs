@@ -2,6 +2,7 @@
 //! case off the event loop, and render the contract's JSON.
 #![warn(missing_docs)]
 
+pub mod asyncapi;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -185,6 +186,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         ))
         .service(resource("/api/health/", vec![web::get().to(ops::health)]))
         .service(resource("/api/schema/", vec![web::get().to(ops::schema)]))
+        // The API reference page (issue 13, item 5); its assets live outside /api/.
+        .service(resource("/api/docs/", vec![web::get().to(routes::apidocs::page)]))
+        .service(resource(
+            "/api/asyncapi/",
+            vec![web::get().to(routes::apidocs::asyncapi)],
+        ))
+        .service(resource(
+            "/static/apidocs/{file}/",
+            vec![
+                web::get().to(routes::apidocs::asset),
+                web::head().to(routes::apidocs::asset),
+            ],
+        ))
         .default_service(web::to(not_found));
 }
 
@@ -228,6 +242,7 @@ pub fn serve(
     let data = web::Data::new(state);
     let origins = settings.cors_allowed_origins.clone();
     let security = settings.security_headers;
+    routes::apidocs::prepare();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())

@@ -57,6 +57,8 @@ impl Modify for BearerAuth {
         routes::documents::download,
         routes::documents::verify,
         routes::ops::health,
+        routes::apidocs::page,
+        routes::apidocs::asyncapi,
     ),
     components(schemas(crate::views::UserView, crate::views::ProfileView, routes::auth::SessionView)),
     modifiers(&BearerAuth),
