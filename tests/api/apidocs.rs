@@ -72,7 +72,11 @@ fn absolute_urls(text: &str) -> Vec<String> {
 }
 
 fn csp_directives(r: &Resp) -> Vec<(String, Vec<String>)> {
-    let values: Vec<_> = r.headers.get_all("content-security-policy").iter().collect();
+    let values: Vec<_> = r
+        .headers
+        .get_all("content-security-policy")
+        .iter()
+        .collect();
     assert_eq!(values.len(), 1, "one CSP header\n{}", r.describe());
     let policy = values[0].to_str().expect("an ASCII policy");
     policy
@@ -109,8 +113,16 @@ async fn docs_page_is_html_under_a_strict_policy(app: TestApp) {
             .unwrap_or_else(|| panic!("no {name} in the policy {directives:?}"))
     };
     assert_eq!(sources("default-src"), ["'self'"]);
-    assert_eq!(sources("script-src"), ["'self'"], "no inline or remote script");
-    assert_eq!(sources("connect-src"), ["'self'"], "requests go to this server only");
+    assert_eq!(
+        sources("script-src"),
+        ["'self'"],
+        "no inline or remote script"
+    );
+    assert_eq!(
+        sources("connect-src"),
+        ["'self'"],
+        "requests go to this server only"
+    );
     for (name, list) in &directives {
         for source in list {
             assert!(
@@ -145,7 +157,10 @@ async fn docs_page_is_html_under_a_strict_policy(app: TestApp) {
     // A visible way to the raw documents.
     let links = linked_urls(&r.text);
     for target in [SCHEMA, ASYNCAPI] {
-        assert!(links.iter().any(|url| url == target), "a link to {target} in {links:?}");
+        assert!(
+            links.iter().any(|url| url == target),
+            "a link to {target} in {links:?}"
+        );
     }
 }
 
@@ -158,8 +173,14 @@ async fn every_asset_the_page_names_is_served_and_cached(app: TestApp) {
         absolute_urls(&page.text)
     );
     let urls = linked_urls(&page.text);
-    let assets: Vec<&String> = urls.iter().filter(|url| url.starts_with("/static/")).collect();
-    assert!(assets.len() >= 4, "css, bundle, initialiser, icon: {urls:?}");
+    let assets: Vec<&String> = urls
+        .iter()
+        .filter(|url| url.starts_with("/static/"))
+        .collect();
+    assert!(
+        assets.len() >= 4,
+        "css, bundle, initialiser, icon: {urls:?}"
+    );
     let mut seen_types = BTreeSet::new();
     for url in &urls {
         assert!(url.starts_with('/'), "{url} is not on this server");
@@ -182,14 +203,20 @@ async fn every_asset_the_page_names_is_served_and_cached(app: TestApp) {
             "{url}: {content_type}, expected {expected}"
         );
         seen_types.insert(expected);
-        assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+        assert_eq!(
+            r.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
         assert!(!r.text.is_empty(), "{url} is empty");
         let cache = r.header("cache-control").unwrap_or_default();
         assert!(cache.contains("max-age="), "{url}: Cache-Control {cache:?}");
         let etag = r
             .header("etag")
             .unwrap_or_else(|| panic!("{url}: no ETag\n{}", r.describe()));
-        assert!(etag.starts_with('"') && etag.len() > 10, "{url}: ETag {etag}");
+        assert!(
+            etag.starts_with('"') && etag.len() > 10,
+            "{url}: ETag {etag}"
+        );
         let again = app
             .raw(Method::GET, url, &[("if-none-match", etag.as_str())], None)
             .await;
@@ -233,7 +260,9 @@ async fn unknown_assets_are_json_404(app: TestApp) {
     ] {
         app.get(path, None).await.assert_not_found();
     }
-    let r = app.raw(Method::POST, "/static/apidocs/apidocs.js", &[], None).await;
+    let r = app
+        .raw(Method::POST, "/static/apidocs/apidocs.js", &[], None)
+        .await;
     r.assert_status(405).assert_json();
     let r = app.raw(Method::POST, DOCS, &[], None).await;
     r.assert_status(405).assert_json();
@@ -263,10 +292,12 @@ fn asyncapi_dialect(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(key, item)| match (key.as_str(), item.get("propertyName")) {
-                    ("discriminator", Some(name)) => (key.clone(), name.clone()),
-                    _ => (key.clone(), asyncapi_dialect(item)),
-                })
+                .map(
+                    |(key, item)| match (key.as_str(), item.get("propertyName")) {
+                        ("discriminator", Some(name)) => (key.clone(), name.clone()),
+                        _ => (key.clone(), asyncapi_dialect(item)),
+                    },
+                )
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(asyncapi_dialect).collect()),
@@ -300,7 +331,10 @@ async fn asyncapi_names_channels_messages_and_resolves(app: TestApp) {
         .collect();
     assert_eq!(
         names,
-        FRAMES.iter().map(|(event, _)| *event).collect::<BTreeSet<_>>()
+        FRAMES
+            .iter()
+            .map(|(event, _)| *event)
+            .collect::<BTreeSet<_>>()
     );
     for channel in doc["channels"].as_object().expect("channels").values() {
         assert_eq!(
@@ -389,8 +423,7 @@ async fn asyncapi_names_channels_messages_and_resolves(app: TestApp) {
 /// The next text frame of a socket.
 async fn next_frame<S>(ws: &mut S, ctx: &str) -> Value
 where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + Unpin,
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
     loop {
@@ -530,7 +563,11 @@ async fn both_documents_are_in_the_openapi_document(app: TestApp) {
     );
     // The assets are not API operations.
     let paths = openapi["paths"].as_object().expect("paths");
-    assert!(paths.keys().all(|path| path.starts_with("/api/")), "{:?}", paths.keys());
+    assert!(
+        paths.keys().all(|path| path.starts_with("/api/")),
+        "{:?}",
+        paths.keys()
+    );
 }
 
 /// Behind a public https URL, the socket server is `wss` on that host.

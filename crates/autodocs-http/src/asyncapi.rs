@@ -138,7 +138,9 @@ pub fn document(base_url: &str, policy: &SocketPolicy, openapi: &Value) -> Value
     let operation_messages = |channel: &str| -> Vec<Value> {
         MESSAGES
             .iter()
-            .map(|message| json!({"$ref": format!("#/channels/{channel}/messages/{}", message.key)}))
+            .map(
+                |message| json!({"$ref": format!("#/channels/{channel}/messages/{}", message.key)}),
+            )
             .collect()
     };
 
@@ -465,7 +467,15 @@ mod tests {
         };
         let doc = document("http://x", &policy, &json!({}));
         let text = doc["info"]["description"].as_str().expect("description");
-        for needle in ["7 sockets", "every 13 s", "1008", "1001", "?token=", "429", "403"] {
+        for needle in [
+            "7 sockets",
+            "every 13 s",
+            "1008",
+            "1001",
+            "?token=",
+            "429",
+            "403",
+        ] {
             assert!(text.contains(needle), "{needle:?} in {text}");
         }
     }

@@ -187,7 +187,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(resource("/api/health/", vec![web::get().to(ops::health)]))
         .service(resource("/api/schema/", vec![web::get().to(ops::schema)]))
         // The API reference page (issue 13, item 5); its assets live outside /api/.
-        .service(resource("/api/docs/", vec![web::get().to(routes::apidocs::page)]))
+        .service(resource(
+            "/api/docs/",
+            vec![web::get().to(routes::apidocs::page)],
+        ))
         .service(resource(
             "/api/asyncapi/",
             vec![web::get().to(routes::apidocs::asyncapi)],

@@ -125,7 +125,9 @@ pub async fn asset(request: HttpRequest, path: web::Path<String>) -> ApiResult<H
         .and_then(|value| value.to_str().ok())
         .is_some_and(|raw| none_match(raw, etag));
     if revalidated {
-        return Ok(response.status(actix_web::http::StatusCode::NOT_MODIFIED).finish());
+        return Ok(response
+            .status(actix_web::http::StatusCode::NOT_MODIFIED)
+            .finish());
     }
     Ok(response
         .insert_header((
@@ -140,10 +142,7 @@ pub async fn asset(request: HttpRequest, path: web::Path<String>) -> ApiResult<H
     responses((status = 200, description = "The AsyncAPI 3.0 document of the WebSocket endpoints \
         (/ws/events/, /ws/missions/{id}/): authentication, frames, close codes and limits.",
         content_type = "application/json", body = Object)))]
-pub async fn asyncapi(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> ApiResult<HttpResponse> {
+pub async fn asyncapi(request: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let openapi = serde_json::to_value(crate::openapi::document())
         .map_err(|error| ApiError::Internal(format!("OpenAPI document: {error}")))?;
     let base_url = ClientPolicy::base_url_of(&request);
