@@ -8,6 +8,7 @@
 mod harness;
 
 mod activities;
+mod apidocs;
 mod auth;
 mod conformance;
 mod conformance_selftest;

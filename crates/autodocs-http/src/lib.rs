@@ -2,6 +2,7 @@
 //! case off the event loop, and render the contract's JSON.
 #![warn(missing_docs)]
 
+pub mod asyncapi;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -74,7 +75,7 @@ macro_rules! on {
 /// OpenAPI parity test (in `openapi.rs`) sees every route the server serves:
 /// a route added here without its `#[utoipa::path]` fails that test.
 fn table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
-    use routes::{activities, auth, documents, missions, ops, steps, users, ws};
+    use routes::{activities, apidocs, auth, documents, missions, ops, steps, users, ws};
     vec![
         ("/api/auth/register/", vec![on!(POST, auth::register)]),
         ("/api/auth/login/", vec![on!(POST, auth::login)]),
@@ -185,6 +186,13 @@ fn table() -> Vec<(&'static str, Vec<(Method, Route)>)> {
         ),
         ("/api/health/", vec![on!(GET, ops::health)]),
         ("/api/schema/", vec![on!(GET, ops::schema)]),
+        // The API reference page; its assets live outside /api/.
+        ("/api/docs/", vec![on!(GET, apidocs::page)]),
+        ("/api/asyncapi/", vec![on!(GET, apidocs::asyncapi)]),
+        (
+            "/static/apidocs/{file}/",
+            vec![on!(GET, apidocs::asset), on!(HEAD, apidocs::asset)],
+        ),
     ]
 }
 
@@ -248,6 +256,7 @@ pub fn serve(
     let data = web::Data::new(state);
     let origins = settings.cors_allowed_origins.clone();
     let security = settings.security_headers;
+    routes::apidocs::prepare();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())

@@ -209,6 +209,8 @@ impl Modify for CommonResponses {
         routes::documents::verify,
         routes::ops::health,
         routes::ops::schema,
+        routes::apidocs::page,
+        routes::apidocs::asyncapi,
     ),
     components(schemas(
         schemas::Mission,

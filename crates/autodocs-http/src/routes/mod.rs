@@ -12,6 +12,7 @@ use crate::error::ApiError;
 use crate::views::url_pairs;
 
 pub mod activities;
+pub mod apidocs;
 pub mod auth;
 pub mod documents;
 pub mod missions;
