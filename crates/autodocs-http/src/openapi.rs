@@ -295,7 +295,7 @@ mod tests {
 
     /// Operations that need no token: they are how a client gets one, or
     /// what a monitor or a client generator reads.
-    const PUBLIC: [&str; 8] = [
+    const PUBLIC: [&str; 10] = [
         "auth_register",
         "auth_login",
         "auth_token",
@@ -304,6 +304,8 @@ mod tests {
         "auth_logout",
         "health_retrieve",
         "schema_retrieve",
+        "docs_retrieve",
+        "asyncapi_retrieve",
     ];
 
     const METHODS: [&str; 8] = [
