@@ -869,8 +869,7 @@ async fn open_by_link(
         (status = 200, description = "A signed URL of the document's bytes, valid `uploads.link_seconds` \
             (default 300): `GET`/`HEAD` on it serve the bytes like `download/` (Range, If-None-Match) with no \
             Authorization header", body = DownloadLink),
-        (status = 401, description = "No, invalid or expired credentials (`not_authenticated`, `token_not_valid`)"),
-        (status = 404, description = "No such document, or someone else's")))]
+        (status = 404, description = "No such document, or someone else's", body = crate::schemas::Detail)))]
 pub async fn download_link(
     request: HttpRequest,
     state: web::Data<AppState>,
