@@ -81,6 +81,7 @@ backend_tests!(
     staff_lists_users_with_pagination,
     staff_searches_users,
     staff_filters_by_is_active,
+    staff_filters_by_is_staff_and_orders,
     staff_rejects_bad_filter_and_page,
     staff_gets_and_patches_user,
     staff_deletes_user,
@@ -682,6 +683,75 @@ async fn staff_filters_by_is_active(app: TestApp) {
         usernames(&r.body).into_iter().collect::<BTreeSet<_>>(),
         set(&["act1", "act2"])
     );
+}
+
+async fn staff_filters_by_is_staff_and_orders(app: TestApp) {
+    let admin = app.create_superuser("admin").await;
+    let bob = app.register("bob").await;
+    let carol = app.register("Carol").await;
+    app.register("alice").await;
+    let helper = app.register("helper").await;
+    app.staff_patch_user(&admin, helper.id, &json!({"is_staff": true}))
+        .await;
+    // Carol logs in before Bob; alice never does.
+    app.login_tokens("Carol", &carol.password).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    app.login_tokens("bob", &bob.password).await;
+
+    let list = |query: &str| {
+        let query = query.to_owned();
+        let app = &app;
+        let token = admin.access.clone();
+        async move {
+            let r = app.get(&format!("{USERS}?{query}"), Some(&token)).await;
+            assert_page(&r);
+            usernames(&r.body)
+        }
+    };
+    let staff: BTreeSet<String> = list("is_staff=true").await.into_iter().collect();
+    assert_eq!(staff, set(&["admin", "helper"]));
+    let others = list("is_staff=false&ordering=username").await;
+    // By the normalised name: Carol sorts between bob and helper, in any case.
+    assert_eq!(others, vec!["alice", "bob", "Carol"]);
+    assert_eq!(
+        list("is_staff=false&ordering=-username").await,
+        vec!["Carol", "bob", "alice"]
+    );
+    // Default: the order of registration; `-id` reverses it.
+    assert_eq!(
+        list("").await,
+        vec!["admin", "bob", "Carol", "alice", "helper"]
+    );
+    assert_eq!(
+        list("ordering=-id").await,
+        vec!["helper", "alice", "Carol", "bob", "admin"]
+    );
+    assert_eq!(
+        list("ordering=-date_joined,username").await,
+        vec!["helper", "alice", "Carol", "bob", "admin"]
+    );
+    // Never logged in comes last in both directions.
+    assert_eq!(
+        list("is_staff=false&ordering=-last_login").await,
+        vec!["bob", "Carol", "alice"]
+    );
+    assert_eq!(
+        list("is_staff=false&ordering=last_login").await,
+        vec!["Carol", "bob", "alice"]
+    );
+
+    for bad in [
+        "is_staff=perhaps",
+        "ordering=password",
+        "ordering=-is_staff",
+    ] {
+        let r = app
+            .get(&format!("{USERS}?{bad}"), Some(&admin.access))
+            .await;
+        r.assert_status(400).assert_json();
+        let field = bad.split('=').next().expect("name");
+        assert!(r.body.get(field).is_some(), "{bad}: {}", r.describe());
+    }
 }
 
 async fn staff_rejects_bad_filter_and_page(app: TestApp) {

@@ -677,13 +677,7 @@ impl DocumentSortKey {
 }
 
 /// One item of a document list's `?ordering=`, e.g. `-size`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DocumentOrderField {
-    /// The field to sort by.
-    pub field: DocumentSortKey,
-    /// Whether the item had a leading `-`.
-    pub descending: bool,
-}
+pub type DocumentOrderField = crate::paging::OrderField<DocumentSortKey>;
 
 impl DocumentOrderField {
     /// The default ordering of document lists: `-uploaded_at`, newest first.
@@ -691,40 +685,13 @@ impl DocumentOrderField {
         field: DocumentSortKey::UploadedAt,
         descending: true,
     };
-
-    /// Parses one item such as `name` or `-size` (surrounding spaces ignored).
-    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let item = raw.trim();
-        if item.is_empty() {
-            return Err(InvalidValue::blank());
-        }
-        let (descending, name) = match item.strip_prefix('-') {
-            Some(name) => (true, name),
-            None => (false, item),
-        };
-        let field = DocumentSortKey::ALL
-            .into_iter()
-            .find(|key| key.as_str() == name)
-            .ok_or_else(|| InvalidValue::invalid_choice(item))?;
-        Ok(Self { field, descending })
-    }
-
-    /// Parses a whole comma-separated `?ordering=` value; empty items are skipped.
-    pub fn parse_list(raw: &str) -> Result<Vec<Self>, InvalidValue> {
-        raw.split(',')
-            .filter(|item| !item.trim().is_empty())
-            .map(Self::parse)
-            .collect()
-    }
 }
 
-impl fmt::Display for DocumentOrderField {
-    /// The item as written in `?ordering=`, e.g. `-size`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.descending {
-            f.write_str("-")?;
-        }
-        f.write_str(self.field.as_str())
+impl crate::paging::SortKey for DocumentSortKey {
+    const KEYS: &'static [Self] = &DocumentSortKey::ALL;
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -633,14 +633,8 @@ impl MissionSortKey {
     }
 }
 
-/// One item of `?ordering=`: a field, ascending or (with a leading `-`) descending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct MissionOrderField {
-    /// The field to sort by.
-    pub field: MissionSortKey,
-    /// Whether the item had a leading `-`.
-    pub descending: bool,
-}
+/// One item of a mission list's `?ordering=`, e.g. `-priority`.
+pub type MissionOrderField = crate::paging::OrderField<MissionSortKey>;
 
 impl MissionOrderField {
     /// The default ordering of mission lists: `-created_at`, newest first.
@@ -648,41 +642,13 @@ impl MissionOrderField {
         field: MissionSortKey::CreatedAt,
         descending: true,
     };
-
-    /// Parses one item such as `priority` or `-deadline` (surrounding spaces ignored).
-    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        let item = raw.trim();
-        if item.is_empty() {
-            return Err(InvalidValue::blank());
-        }
-        let (descending, name) = match item.strip_prefix('-') {
-            Some(name) => (true, name),
-            None => (false, item),
-        };
-        let field = MissionSortKey::ALL
-            .into_iter()
-            .find(|key| key.as_str() == name)
-            .ok_or_else(|| InvalidValue::invalid_choice(item))?;
-        Ok(Self { field, descending })
-    }
-
-    /// Parses a whole comma-separated `?ordering=` value; empty items are skipped
-    /// (so an empty value gives an empty list: use [`DEFAULT`](Self::DEFAULT)).
-    pub fn parse_list(raw: &str) -> Result<Vec<Self>, InvalidValue> {
-        raw.split(',')
-            .filter(|item| !item.trim().is_empty())
-            .map(Self::parse)
-            .collect()
-    }
 }
 
-impl fmt::Display for MissionOrderField {
-    /// The item as written in `?ordering=`, e.g. `-priority`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.descending {
-            f.write_str("-")?;
-        }
-        f.write_str(self.field.as_str())
+impl crate::paging::SortKey for MissionSortKey {
+    const KEYS: &'static [Self] = &MissionSortKey::ALL;
+
+    fn name(self) -> &'static str {
+        self.as_str()
     }
 }
 

@@ -150,6 +150,67 @@ impl<T> Page<T> {
     }
 }
 
+/// A field a list can be sorted by, as named in `?ordering=`.
+pub trait SortKey: Copy + Eq + 'static {
+    /// Every sortable field, in the order the documentation lists them.
+    const KEYS: &'static [Self];
+
+    /// The field name as written in `?ordering=`.
+    fn name(self) -> &'static str;
+}
+
+/// One item of `?ordering=`: a field, ascending or (with a leading `-`)
+/// descending. `K` is the list's [`SortKey`]; each list names its own
+/// alias (`MissionOrderField`, ...) and default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OrderField<K> {
+    /// The field to sort by.
+    pub field: K,
+    /// Whether the item had a leading `-`.
+    pub descending: bool,
+}
+
+impl<K: SortKey> OrderField<K> {
+    /// Parses one item such as `title` or `-deadline` (surrounding spaces
+    /// ignored); an unknown field is an invalid choice.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let item = raw.trim();
+        if item.is_empty() {
+            return Err(InvalidValue::blank());
+        }
+        let (descending, name) = match item.strip_prefix('-') {
+            Some(name) => (true, name),
+            None => (false, item),
+        };
+        let field = K::KEYS
+            .iter()
+            .copied()
+            .find(|key| key.name() == name)
+            .ok_or_else(|| InvalidValue::invalid_choice(item))?;
+        Ok(Self { field, descending })
+    }
+
+    /// Parses a whole comma-separated `?ordering=` value; empty items are
+    /// skipped (so an empty value gives an empty list: the list's default
+    /// applies).
+    pub fn parse_list(raw: &str) -> Result<Vec<Self>, InvalidValue> {
+        raw.split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(Self::parse)
+            .collect()
+    }
+}
+
+impl<K: SortKey> std::fmt::Display for OrderField<K> {
+    /// The item as written in `?ordering=`, e.g. `-priority`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.descending {
+            f.write_str("-")?;
+        }
+        f.write_str(self.field.name())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -425,8 +425,68 @@ pub struct UserQuery {
     pub search: Option<String>,
     /// Only active or only inactive users.
     pub is_active: Option<bool>,
+    /// Only staff or only non-staff users.
+    pub is_staff: Option<bool>,
+    /// Sort order; empty means [`UserOrderField::DEFAULT`].
+    pub ordering: Vec<UserOrderField>,
     /// Which page.
     pub page: crate::paging::PageRequest,
+}
+
+/// A field the staff user list can be sorted by (`?ordering=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserSortKey {
+    /// `id`, the order of registration.
+    Id,
+    /// `username`, by its normalised form (so in any case).
+    Username,
+    /// `email`, by its normalised form.
+    Email,
+    /// `date_joined`.
+    DateJoined,
+    /// `last_login`; users who never logged in come last either way.
+    LastLogin,
+}
+
+impl UserSortKey {
+    /// Every sortable field.
+    pub const ALL: [UserSortKey; 5] = [
+        UserSortKey::Id,
+        UserSortKey::Username,
+        UserSortKey::Email,
+        UserSortKey::DateJoined,
+        UserSortKey::LastLogin,
+    ];
+
+    /// The field name as written in `?ordering=`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            UserSortKey::Id => "id",
+            UserSortKey::Username => "username",
+            UserSortKey::Email => "email",
+            UserSortKey::DateJoined => "date_joined",
+            UserSortKey::LastLogin => "last_login",
+        }
+    }
+}
+
+impl crate::paging::SortKey for UserSortKey {
+    const KEYS: &'static [Self] = &UserSortKey::ALL;
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// One item of the user list's `?ordering=`, e.g. `-date_joined`.
+pub type UserOrderField = crate::paging::OrderField<UserSortKey>;
+
+impl UserOrderField {
+    /// The default ordering of the user list: `id`, oldest account first.
+    pub const DEFAULT: UserOrderField = UserOrderField {
+        field: UserSortKey::Id,
+        descending: false,
+    };
 }
 
 #[cfg(test)]

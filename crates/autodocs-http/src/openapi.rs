@@ -243,6 +243,7 @@ impl Modify for CommonResponses {
         schemas::DocumentStatus,
         schemas::MissionOrdering,
         schemas::DocumentOrdering,
+        schemas::UserOrdering,
         schemas::PageNumber,
         schemas::MissionCreate,
         schemas::MissionReplace,

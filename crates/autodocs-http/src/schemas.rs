@@ -18,6 +18,7 @@ use autodocs_domain::mission::{
     Priority as DomainPriority,
 };
 use autodocs_domain::plan_step::{StepAction as DomainStepAction, StepStatus as DomainStepStatus};
+use autodocs_domain::user::UserSortKey;
 use utoipa::openapi::schema::{
     AnyOfBuilder, ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
     Type,
@@ -113,6 +114,15 @@ manual_schema!(
         .schema_type(Type::String)
         .description(Some("A field to sort documents by; a leading `-` sorts descending."))
         .enum_values(Some(ordering_values(&DocumentSortKey::ALL.map(DocumentSortKey::as_str))))
+        .into()
+);
+
+manual_schema!(
+    /// One item of the user list's `?ordering=`.
+    UserOrdering => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("A field to sort users by; a leading `-` sorts descending."))
+        .enum_values(Some(ordering_values(&UserSortKey::ALL.map(UserSortKey::as_str))))
         .into()
 );
 
@@ -494,7 +504,7 @@ pub struct User {
     id: i64,
     #[schema(read_only)]
     username: String,
-    #[schema(format = Email)]
+    #[schema(format = IdnEmail)]
     email: String,
     first_name: String,
     last_name: String,
@@ -744,7 +754,7 @@ pub struct ActivityCreate {
 pub struct Register {
     #[schema(pattern = r"^[\w.@+-]{1,150}$")]
     username: String,
-    #[schema(format = Email)]
+    #[schema(format = IdnEmail)]
     email: String,
     #[schema(min_length = 8, format = Password)]
     password: String,
@@ -821,7 +831,7 @@ pub struct UserMeUpdate {
     first_name: Option<String>,
     #[schema(required = false)]
     last_name: Option<String>,
-    #[schema(required = false, format = Email)]
+    #[schema(required = false, format = IdnEmail)]
     email: String,
     #[schema(required = false)]
     profile: ProfileUpdate,
@@ -835,7 +845,7 @@ pub struct UserAdminUpdate {
     first_name: Option<String>,
     #[schema(required = false)]
     last_name: Option<String>,
-    #[schema(required = false, format = Email)]
+    #[schema(required = false, format = IdnEmail)]
     email: String,
     #[schema(required = false)]
     profile: ProfileUpdate,
@@ -961,6 +971,11 @@ list_params!(
         search: Option<String>,
         /// Active accounts only, or inactive only.
         is_active: Option<bool>,
+        /// Staff only, or non-staff only.
+        is_staff: Option<bool>,
+        /// Sort fields, comma-separated (default `id`).
+        #[param(style = Form, explode = false)]
+        ordering: Option<Vec<UserOrdering>>,
     }
 );
 

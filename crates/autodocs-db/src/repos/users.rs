@@ -1,13 +1,14 @@
 use autodocs_domain::paging::Page;
 use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
 use autodocs_domain::user::{
-    AccountAccess, IdentityKey, NewUser, User, UserChanges, UserId, UserProfile, UserQuery,
-    normalise_identity,
+    AccountAccess, IdentityKey, NewUser, User, UserChanges, UserId, UserOrderField, UserProfile,
+    UserQuery, UserSortKey, normalise_identity,
 };
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::{as_count, json_object, json_text, like_contains};
+use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::{auth_user, users_userprofile};
 use crate::time::{from_db, to_db};
@@ -70,8 +71,34 @@ fn email_key(email: &str) -> Option<String> {
     (!key.as_str().is_empty()).then(|| key.as_str().to_owned())
 }
 
-fn with_profile() -> diesel::dsl::InnerJoin<auth_user::table, users_userprofile::table> {
+type WithProfile = diesel::dsl::InnerJoin<auth_user::table, users_userprofile::table>;
+type Db = <AnyConnection as Connection>::Backend;
+type BoxedUsers<'a> = diesel::dsl::IntoBoxed<'a, WithProfile, Db>;
+
+fn with_profile() -> WithProfile {
     auth_user::table.inner_join(users_userprofile::table)
+}
+
+/// Appends one sort key of the staff user list.
+fn then_order(query: BoxedUsers<'_>, item: UserOrderField) -> BoxedUsers<'_> {
+    use UserSortKey as Key;
+    match (item.field, item.descending) {
+        (Key::Id, false) => query.then_order_by(auth_user::id.asc()),
+        (Key::Id, true) => query.then_order_by(auth_user::id.desc()),
+        (Key::Username, false) => query.then_order_by(auth_user::username_key.asc()),
+        (Key::Username, true) => query.then_order_by(auth_user::username_key.desc()),
+        (Key::Email, false) => query.then_order_by(auth_user::email_key.asc()),
+        (Key::Email, true) => query.then_order_by(auth_user::email_key.desc()),
+        (Key::DateJoined, false) => query.then_order_by(auth_user::date_joined.asc()),
+        (Key::DateJoined, true) => query.then_order_by(auth_user::date_joined.desc()),
+        // Never logged in sorts last in both directions, on both databases.
+        (Key::LastLogin, false) => query
+            .then_order_by(auth_user::last_login.is_null().asc())
+            .then_order_by(auth_user::last_login.asc()),
+        (Key::LastLogin, true) => query
+            .then_order_by(auth_user::last_login.is_null().asc())
+            .then_order_by(auth_user::last_login.desc()),
+    }
 }
 
 impl UserRepository for DieselRepos<'_> {
@@ -295,6 +322,9 @@ impl UserRepository for DieselRepos<'_> {
             if let Some(active) = query.is_active {
                 select = select.filter(auth_user::is_active.eq(active));
             }
+            if let Some(staff) = query.is_staff {
+                select = select.filter(auth_user::is_staff.eq(staff));
+            }
             select
         };
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
@@ -302,9 +332,19 @@ impl UserRepository for DieselRepos<'_> {
         let Some(page) = query.page.resolve(count) else {
             return Ok(Page::past_end(count, query.page));
         };
-        let rows: Vec<UserWithProfile> = filtered()
+        let ordering: &[UserOrderField] = if query.ordering.is_empty() {
+            &[UserOrderField::DEFAULT]
+        } else {
+            &query.ordering
+        };
+        let mut ordered = filtered();
+        for item in ordering {
+            ordered = then_order(ordered, *item);
+        }
+        // A total order, so pages never overlap: the id breaks ties.
+        ordered = ordered.then_order_by(auth_user::id.asc());
+        let rows: Vec<UserWithProfile> = ordered
             .select((UserRow::as_select(), ProfileRow::as_select()))
-            .order(auth_user::id.asc())
             .limit(i64::from(query.page.page_size()))
             .offset(query.page.offset_of(page))
             .load(self.conn)

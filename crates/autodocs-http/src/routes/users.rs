@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::Error;
 use autodocs_domain::usecases::users::{AccountInput, ProfileInput};
-use autodocs_domain::user::{UserId, UserQuery};
+use autodocs_domain::user::{UserId, UserOrderField, UserQuery};
 use autodocs_domain::validation::ValidationErrors;
 use serde_json::{Map, Value};
 
@@ -164,20 +164,30 @@ pub async fn list(
     query: ListQuery,
 ) -> ApiResult<HttpResponse> {
     let mut errors = ValidationErrors::new();
-    let is_active = query
-        .get("is_active")
-        .and_then(|raw| match parse_bool(raw) {
-            Some(flag) => Some(flag),
-            None => {
-                errors.add("is_active", "Must be a valid boolean.");
-                None
+    let mut flag = |name: &str| {
+        query.get(name).and_then(|raw| {
+            let flag = parse_bool(raw);
+            if flag.is_none() {
+                errors.add(name, "Must be a valid boolean.");
             }
-        });
+            flag
+        })
+    };
+    let is_active = flag("is_active");
+    let is_staff = flag("is_staff");
+    let ordering = match query.get("ordering").filter(|raw| !raw.trim().is_empty()) {
+        Some(raw) => errors
+            .check("ordering", UserOrderField::parse_list(raw))
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;
     let user_query = UserQuery {
         search: query.get("search").map(str::to_owned),
         is_active,
+        is_staff,
+        ordering,
         page,
     };
     let page = as_caller(&state, principal, move |services, principal| {
