@@ -192,12 +192,19 @@ impl<K: SortKey> OrderField<K> {
 
     /// Parses a whole comma-separated `?ordering=` value; empty items are
     /// skipped (so an empty value gives an empty list: the list's default
-    /// applies).
+    /// applies). A field named again is dropped: rows the first mention
+    /// leaves tied are equal in that field, so a repeat (in either
+    /// direction) cannot change the order. The list is thus never longer
+    /// than [`SortKey::KEYS`], whatever a client sends.
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, InvalidValue> {
-        raw.split(',')
-            .filter(|item| !item.trim().is_empty())
-            .map(Self::parse)
-            .collect()
+        let mut items: Vec<Self> = Vec::with_capacity(K::KEYS.len());
+        for item in raw.split(',').filter(|item| !item.trim().is_empty()) {
+            let item = Self::parse(item)?;
+            if !items.iter().any(|seen| seen.field == item.field) {
+                items.push(item);
+            }
+        }
+        Ok(items)
     }
 }
 
@@ -214,6 +221,37 @@ impl<K: SortKey> std::fmt::Display for OrderField<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Key {
+        A,
+        B,
+    }
+
+    impl SortKey for Key {
+        const KEYS: &'static [Self] = &[Key::A, Key::B];
+
+        fn name(self) -> &'static str {
+            match self {
+                Key::A => "a",
+                Key::B => "b",
+            }
+        }
+    }
+
+    #[test]
+    fn ordering_lists_name_each_field_once() {
+        let field = |field, descending| OrderField { field, descending };
+        assert_eq!(
+            OrderField::<Key>::parse_list(" -b, a ,, b,-a,a"),
+            Ok(vec![field(Key::B, true), field(Key::A, false)])
+        );
+        let long = ["a", "-b"].repeat(10_000).join(",");
+        assert_eq!(OrderField::<Key>::parse_list(&long).map(|l| l.len()), Ok(2));
+        assert!(OrderField::<Key>::parse_list("a,c").is_err());
+        assert!(OrderField::<Key>::parse_list("--a").is_err());
+        assert_eq!(field(Key::B, true).to_string(), "-b");
+    }
 
     #[test]
     fn parsing() {

@@ -87,7 +87,12 @@ async function main(baseUrl: string): Promise<void> {
       return request;
     },
   };
-  const api = createClient<paths>({ baseUrl });
+  // The document describes list filters as comma-separated (form style, not
+  // exploded), as the server reads them: `?status=pending,paused`.
+  const api = createClient<paths>({
+    baseUrl,
+    querySerializer: { array: { style: "form", explode: false } },
+  });
   api.use(bearer);
 
   await timed("GET /api/health/", async () => {
@@ -134,7 +139,7 @@ async function main(baseUrl: string): Promise<void> {
 
   await timed("GET /api/missions/ (empty)", async () => {
     const { data, response } = await api.GET("/api/missions/", {
-      params: { query: { page: 1, page_size: 10, ordering: "-created_at" } },
+      params: { query: { page: 1, page_size: 10, ordering: ["-created_at", "title"] } },
     });
     equal(response.status, 200, "missions list status");
     check(data !== undefined, "missions list body");
@@ -214,7 +219,7 @@ async function main(baseUrl: string): Promise<void> {
 
   await timed("GET /api/missions/?status=in_progress", async () => {
     const { data, response } = await api.GET("/api/missions/", {
-      params: { query: { status: "in_progress" } },
+      params: { query: { status: ["in_progress", "cancelled"] } },
     });
     equal(response.status, 200, "filtered list status");
     check(data !== undefined, "filtered list");
