@@ -24,6 +24,7 @@ backend_tests!(
     a_link_serves_like_the_authenticated_download,
     refused_links_serve_nothing,
     who_may_make_and_follow_links,
+    stalled_link_downloads_hold_no_thread_and_slow_no_one,
 );
 
 backend_custom_tests!(links_expire, link_seconds_is_bounded);
@@ -573,4 +574,85 @@ async fn link_seconds_is_bounded(backend: Backend) {
             describe(&out)
         );
     }
+}
+
+/// The threads of the server process now.
+fn server_threads(app: &TestApp) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", app.server_pid()))
+        .expect("/proc/<pid>/status of the server");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("a Threads: line")
+}
+
+/// A link download whose client never reads: a tiny receive buffer, so the
+/// server's side fills up after a few hundred KiB of a large file.
+async fn stalled_download(app: &TestApp, url: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let address: std::net::SocketAddr = app.base_url["http://".len()..]
+        .parse()
+        .expect("a socket address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut stream = socket.connect(address).await.expect("connect");
+    let path = &url[app.base_url.len()..];
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .expect("send the request");
+    stream
+}
+
+/// Anyone holding a link can open downloads and stop reading. Each holds
+/// its socket, never a thread (a reader thread parked on a full response
+/// would, at a few hundred, take the blocking pool every query needs), and
+/// another user is not slowed.
+async fn stalled_link_downloads_hold_no_thread_and_slow_no_one(app: TestApp) {
+    const STALLED: usize = 40;
+    let anna = app.register("anna").await;
+    let bytes = vec![b'x'; 8 * 1024 * 1024];
+    let document = upload(&app, &anna, "big.txt", &bytes).await;
+    let url = link_url(&app, &make_link(&app, &anna.access, id_of(&document)).await);
+    let before = server_threads(&app);
+
+    let mut stalled = Vec::with_capacity(STALLED);
+    for _ in 0..STALLED {
+        stalled.push(stalled_download(&app, &url).await);
+    }
+    // Let every download fill its socket; idle blocking threads are let go
+    // after 10 s, so any thread still there after that is parked on a
+    // download.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let during = server_threads(&app);
+    assert!(
+        during < before + STALLED / 4,
+        "{STALLED} stalled downloads hold threads: {before} before, {during} now"
+    );
+
+    // Another user lists and downloads as usual, under a generous bound.
+    let bob = app.register("bob").await;
+    let small = upload(&app, &bob, "small.txt", b"bob's").await;
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        app.get(DOCUMENTS, Some(&bob.access))
+            .await
+            .assert_status(200);
+        let (status, _, body) = download(&app, &bob.access, id_of(&small)).await;
+        assert_eq!((status, body.as_slice()), (200, &b"bob's"[..]));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "another user waited {:?}",
+            started.elapsed()
+        );
+    }
+    // The stalled downloads cost no CPU while they wait.
+    let share = crate::harness::server_cpu_share(&app, Duration::from_secs(2)).await;
+    assert!(share < 0.05, "the server used {share:.3} of a core");
+
+    // A follower that reads gets the whole file.
+    let (status, _, body) = follow(&app, Method::GET, &url, &[]).await;
+    assert_eq!((status, body.len()), (200, bytes.len()));
+    drop(stalled);
 }

@@ -27,7 +27,6 @@ use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
@@ -47,9 +46,6 @@ const FORM_OVERHEAD: u64 = 1024 * 1024;
 
 /// Most bytes of one text field (`name`, `type`, `mission`).
 const MAX_TEXT_FIELD: usize = 64 * 1024;
-
-/// Chunks in flight between the reader and the response.
-const CHANNEL_DEPTH: usize = 4;
 
 /// Bytes of an upload gathered in memory before one write on the blocking
 /// pool (fewer hops than one per network chunk).
@@ -639,37 +635,38 @@ fn response_content_type(recorded: &str) -> String {
     }
 }
 
-/// Streams `length` bytes of `file` from `start`, read on the blocking pool.
+/// Streams `length` bytes of `file` from `start`. Each chunk is read on the
+/// blocking pool only when the response asks for it, so a client that stops
+/// reading holds its socket and an open file, never a thread: a reader
+/// thread blocked on a full channel would let a few hundred stalled
+/// downloads take the whole blocking pool, and with it every query.
 fn file_body(
-    mut file: StoredFile,
+    file: StoredFile,
     start: u64,
     length: u64,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> + 'static {
-    let (sender, receiver) = mpsc::channel(CHANNEL_DEPTH);
-    actix_web::rt::task::spawn_blocking(move || {
-        if let Err(error) = file.reader.seek(SeekFrom::Start(start)) {
-            let _ = sender.blocking_send(Err(error));
-            return;
-        }
-        let mut remaining = length;
-        while remaining > 0 {
+    let first = Some(start);
+    futures_util::stream::try_unfold(
+        (file, first, length),
+        |(mut file, seek_to, remaining)| async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
             let size = usize::try_from(remaining.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
-            let mut chunk = web::BytesMut::zeroed(size);
-            if let Err(error) = file.reader.read_exact(&mut chunk) {
+            let (file, chunk) = web::block(move || {
+                if let Some(offset) = seek_to {
+                    file.reader.seek(SeekFrom::Start(offset))?;
+                }
+                let mut chunk = web::BytesMut::zeroed(size);
                 // Shorter than it was: the response is cut, not completed.
-                let _ = sender.blocking_send(Err(error));
-                return;
-            }
-            remaining -= size as u64;
-            if sender.blocking_send(Ok(chunk.freeze())).is_err() {
-                // The client went away.
-                return;
-            }
-        }
-    });
-    futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|item| (item, receiver))
-    })
+                file.reader.read_exact(&mut chunk)?;
+                Ok::<_, std::io::Error>((file, chunk.freeze()))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(Some((chunk, (file, None, remaining - size as u64))))
+        },
+    )
 }
 
 /// Downloads the stored bytes (`GET` and `HEAD`; `Range`, `If-None-Match`).
