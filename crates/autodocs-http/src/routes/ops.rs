@@ -31,5 +31,15 @@ pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 #[utoipa::path(get, path = "/api/schema/", tag = "ops", operation_id = "schema_retrieve",
     responses((status = 200, description = "This OpenAPI document", body = crate::schemas::OpenApiDocument)))]
 pub async fn schema() -> HttpResponse {
-    HttpResponse::Ok().json(crate::openapi::document())
+    // The document depends on the code alone: built and serialised once per
+    // process, so a client fetching it in a loop costs a copy, not a build.
+    static DOCUMENT: std::sync::OnceLock<actix_web::web::Bytes> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        serde_json::to_vec(&crate::openapi::document())
+            .map(Into::into)
+            .unwrap_or_default()
+    });
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(body.clone())
 }
