@@ -1533,6 +1533,21 @@ async fn bad_filter_values_are_rejected(app: TestApp) {
         );
         crate::harness::assert_messages(&r.body[key], &r.describe());
     }
+    // A bad value repeated is one message, not one per repeat.
+    let repeated = ["bogus"; 500].join(",");
+    let r = app
+        .get(
+            &format!("{MISSIONS}?status=pending,{repeated}&status=bogus"),
+            Some(&anna.access),
+        )
+        .await;
+    r.assert_status(400);
+    assert_eq!(
+        r.body["status"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.describe()
+    );
     for page in ["999", "2"] {
         app.get(&format!("{MISSIONS}?page={page}"), Some(&anna.access))
             .await

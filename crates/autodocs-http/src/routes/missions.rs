@@ -22,7 +22,13 @@ pub fn choices<T>(
     errors: &mut ValidationErrors,
 ) -> Vec<T> {
     let mut values = Vec::new();
+    // A value named again adds nothing to the filter nor to the errors: a
+    // query of a thousand repeats is answered like one of a single value.
+    let mut seen = std::collections::HashSet::new();
     for raw in query.list(key) {
+        if !seen.insert(raw) {
+            continue;
+        }
         match parse(raw) {
             Ok(value) => values.push(value),
             Err(_) => errors.add(
