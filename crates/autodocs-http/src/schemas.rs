@@ -91,39 +91,35 @@ manual_schema!(
     DocumentStatus => string_enum("A document's verification status.", DomainDocumentStatus::ALL.map(DomainDocumentStatus::as_str))
 );
 
-/// Every `?ordering=` item of a list: each field, ascending and (`-`) descending.
-fn ordering_values(fields: &[&'static str]) -> Vec<String> {
-    fields
+/// One item of a list's `?ordering=`: each of `fields`, ascending and (`-`)
+/// descending.
+fn ordering_schema(noun: &str, fields: &[&'static str]) -> RefOr<Schema> {
+    let values: Vec<String> = fields
         .iter()
         .flat_map(|field| [(*field).to_owned(), format!("-{field}")])
-        .collect()
+        .collect();
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(format!(
+            "A field to sort {noun} by; a leading `-` sorts descending."
+        )))
+        .enum_values(Some(values))
+        .into()
 }
 
 manual_schema!(
     /// One item of a mission list's `?ordering=`.
-    MissionOrdering => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some("A field to sort missions by; a leading `-` sorts descending."))
-        .enum_values(Some(ordering_values(&MissionSortKey::ALL.map(MissionSortKey::as_str))))
-        .into()
+    MissionOrdering => ordering_schema("missions", &MissionSortKey::ALL.map(MissionSortKey::as_str))
 );
 
 manual_schema!(
     /// One item of a document list's `?ordering=`.
-    DocumentOrdering => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some("A field to sort documents by; a leading `-` sorts descending."))
-        .enum_values(Some(ordering_values(&DocumentSortKey::ALL.map(DocumentSortKey::as_str))))
-        .into()
+    DocumentOrdering => ordering_schema("documents", &DocumentSortKey::ALL.map(DocumentSortKey::as_str))
 );
 
 manual_schema!(
     /// One item of the user list's `?ordering=`.
-    UserOrdering => ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some("A field to sort users by; a leading `-` sorts descending."))
-        .enum_values(Some(ordering_values(&UserSortKey::ALL.map(UserSortKey::as_str))))
-        .into()
+    UserOrdering => ordering_schema("users", &UserSortKey::ALL.map(UserSortKey::as_str))
 );
 
 /// The component name of the [`StepAction`] variant of `kind`.
