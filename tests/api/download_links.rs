@@ -27,7 +27,11 @@ backend_tests!(
     stalled_link_downloads_hold_no_thread_and_slow_no_one,
 );
 
-backend_custom_tests!(links_expire, link_seconds_is_bounded);
+backend_custom_tests!(
+    links_expire,
+    link_seconds_is_bounded,
+    the_access_log_never_shows_a_link
+);
 
 const DOCUMENTS: &str = "/api/documents/";
 
@@ -655,4 +659,52 @@ async fn stalled_link_downloads_hold_no_thread_and_slow_no_one(app: TestApp) {
     let (status, _, body) = follow(&app, Method::GET, &url, &[]).await;
     assert_eq!((status, body.len()), (200, bytes.len()));
     drop(stalled);
+}
+
+/// Every request gets an access log line (method, path, status, latency),
+/// and a link's token, a credential, is never in it.
+async fn the_access_log_never_shows_a_link(backend: Backend) {
+    let app = TestApp::spawn_with_env(backend, &[("RUST_LOG", "info")]).await;
+    let anna = app.register("anna").await;
+    let document = upload(&app, &anna, "log.txt", b"logged").await;
+    let link = make_link(&app, &anna.access, id_of(&document)).await;
+    let token = token_of(&link);
+    let url = link_url(&app, &link);
+    let (status, _, body) = follow(&app, Method::GET, &url, &[]).await;
+    assert_eq!((status, body.as_slice()), (200, &b"logged"[..]));
+    // The same token under a percent-encoded name, and a tampered one.
+    let encoded = url.replace("?link=", "?lin%6B=");
+    follow(&app, Method::GET, &encoded, &[]).await;
+    let tampered = format!("{url}x");
+    follow(&app, Method::GET, &tampered, &[]).await;
+
+    let want = format!(
+        "/api/documents/{}/download/?link=[redacted]",
+        id_of(&document)
+    );
+    // The line is written after the response: wait for the last one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !app.server_log().contains("status=403") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = app.server_log();
+    let access: Vec<&str> = log.lines().filter(|line| line.contains("access")).collect();
+    assert!(
+        access
+            .iter()
+            .any(|line| line.contains(&want) && line.contains("status=200")),
+        "an access line for the followed link: {access:#?}"
+    );
+    assert!(
+        access.iter().any(|line| line.contains("lin%6B=[redacted]")),
+        "{access:#?}"
+    );
+    assert!(
+        access
+            .iter()
+            .any(|line| line.contains("POST") && line.contains("/api/auth/register/")),
+        "{access:#?}"
+    );
+    let secret = &token[..token.len().min(24)];
+    assert!(!log.contains(secret), "the token is in the log:\n{log}");
 }

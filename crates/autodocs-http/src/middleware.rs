@@ -33,24 +33,61 @@ pub async fn request_id(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.path());
-    let _entered = span.enter();
+    let span = tracing::info_span!("request", request_id = %id);
+    let method = request.method().clone();
+    let target = logged_target(request.path(), request.query_string());
+    let started = std::time::Instant::now();
+    // The span goes with the future (not entered across `.await`), so lines
+    // of other requests polled on this thread never carry this id.
+    let outcome = tracing::Instrument::instrument(next.call(request), span.clone()).await;
     // An error an inner middleware returns instead of a response is
     // rendered by actix after every middleware: the same finishing touches
     // are added to it as a response mapper.
-    match next.call(request).await {
+    let (status, outcome) = match outcome {
         Ok(response) => {
             let (request, response) = response.map_into_boxed_body().into_parts();
-            Ok(ServiceResponse::new(
-                request,
-                with_request_id(&id, response),
-            ))
+            let response = with_request_id(&id, response);
+            (
+                response.status(),
+                Ok(ServiceResponse::new(request, response)),
+            )
         }
         Err(mut error) => {
+            let status = error.as_response_error().status_code();
             error.add_response_mapper(move |response| with_request_id(&id, response));
-            Err(error)
+            (status, Err(error))
         }
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            target: "autodocs::access",
+            %method,
+            path = %target,
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "access"
+        );
+    });
+    outcome
+}
+
+/// The path and query as an access log shows them: a signed download
+/// link's token (`?link=`) is a credential, so its value is replaced.
+fn logged_target(path: &str, query: &str) -> String {
+    if query.is_empty() {
+        return path.to_owned();
     }
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            // A percent-encoded name may decode to `link`: redacted too.
+            Some((name, _)) if name == "link" || name.contains('%') => {
+                format!("{name}=[redacted]")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", redacted.join("&"))
 }
 
 /// Sets `X-Request-Id`, and makes a 500's body the contract's safe one.
@@ -174,5 +211,25 @@ mod tests {
                 "{url:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod access_log_tests {
+    use super::logged_target;
+
+    #[test]
+    fn link_tokens_never_reach_the_log() {
+        assert_eq!(logged_target("/api/health/", ""), "/api/health/");
+        assert_eq!(
+            logged_target("/api/documents/1/download/", "link=s3cr3t.tok&x=1"),
+            "/api/documents/1/download/?link=[redacted]&x=1"
+        );
+        assert_eq!(
+            logged_target("/a/", "status=pending&link=abc&link=def"),
+            "/a/?status=pending&link=[redacted]&link=[redacted]"
+        );
+        assert_eq!(logged_target("/a/", "linkage=1"), "/a/?linkage=1");
+        assert_eq!(logged_target("/a/", "lin%6B=abc"), "/a/?lin%6B=[redacted]");
     }
 }
