@@ -49,9 +49,12 @@ impl DatabaseLane {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
+        // Lines the work logs carry the request's id, on the lane's thread too.
+        let span = tracing::Span::current();
         let job: Job = Box::new(move || {
+            let value = span.in_scope(work);
             // The caller may have gone (client disconnected): nothing to tell.
-            let _ = reply.send(work());
+            let _ = reply.send(value);
         });
         self.queue
             .send(job)
@@ -75,6 +78,27 @@ mod tests {
         }))
         .await;
         assert_eq!(results, (0..50).map(|n| n * 2).collect::<Vec<_>>());
+    }
+
+    #[actix_web::test]
+    async fn work_runs_in_the_callers_span() {
+        use tracing::Instrument as _;
+        // Global: the lane's threads must see the same subscriber.
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        let lane = DatabaseLane::start(1).expect("lane");
+        let span = tracing::info_span!("request", request_id = "r-1");
+        let expected = span.id();
+        assert!(expected.is_some(), "a subscriber records the span");
+        let seen = async { lane.run(|| tracing::Span::current().id()).await }
+            .instrument(span)
+            .await
+            .expect("result");
+        assert_eq!(seen, expected);
+        // Outside any request, no span is carried over.
+        assert_eq!(
+            lane.run(|| tracing::Span::current().id()).await.ok(),
+            Some(None)
+        );
     }
 
     #[actix_web::test]

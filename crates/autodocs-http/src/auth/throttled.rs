@@ -101,8 +101,10 @@ impl HashQueue {
         let place = self.reserve()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let inner = Arc::clone(&self.inner);
+        // Lines the work logs carry the request's id, on the hashing thread too.
+        let span = tracing::Span::current();
         let job: Job = Box::new(move || {
-            let value = work(&*inner);
+            let value = span.in_scope(|| work(&*inner));
             // The place is free before the caller hears back, so a caller
             // that submits again right after its answer finds room.
             drop(place);
