@@ -20,7 +20,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use autodocs_domain::Services;
-use autodocs_domain::document::{DocumentOrderField, DocumentQuery, DocumentStatus, DocumentType};
+use autodocs_domain::document::{DocumentQuery, DocumentStatus, DocumentType};
 use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError, UploadSink};
 use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
@@ -392,12 +392,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let ordering = match query.get("ordering").filter(|raw| !raw.trim().is_empty()) {
-        Some(raw) => errors
-            .check("ordering", DocumentOrderField::parse_list(raw))
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let ordering = super::ordering(&query, &mut errors);
     let owner = owner_filter(&query, &mut errors);
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;
@@ -645,9 +640,8 @@ fn file_body(
     start: u64,
     length: u64,
 ) -> impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>> + 'static {
-    let first = Some(start);
     futures_util::stream::try_unfold(
-        (file, first, length),
+        (file, Some(start), length),
         |(mut file, seek_to, remaining)| async move {
             if remaining == 0 {
                 return Ok(None);

@@ -1,9 +1,7 @@
 //! `/api/missions/`: missions and their lifecycle actions.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use autodocs_domain::mission::{
-    MissionAction, MissionOrderField, MissionQuery, MissionStatus, MissionType, Priority,
-};
+use autodocs_domain::mission::{MissionAction, MissionQuery, MissionStatus, MissionType, Priority};
 use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use serde_json::{Map, Value};
@@ -74,12 +72,7 @@ pub async fn list(
     let statuses = choices(&query, "status", MissionStatus::parse, &mut errors);
     let kinds = choices(&query, "type", MissionType::parse, &mut errors);
     let priorities = choices(&query, "priority", Priority::parse, &mut errors);
-    let ordering = match query.get("ordering").filter(|raw| !raw.trim().is_empty()) {
-        Some(raw) => errors
-            .check("ordering", MissionOrderField::parse_list(raw))
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let ordering = super::ordering(&query, &mut errors);
     let owner = owner_filter(&query, &mut errors);
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;

@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
-use autodocs_domain::paging::{PageError, PageRequest};
+use autodocs_domain::paging::{OrderField, PageError, PageRequest, SortKey};
 use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 
@@ -88,6 +88,19 @@ pub fn page_request(
             Ok(PageRequest::default())
         }
     }
+}
+
+/// A list's `?ordering=`: empty when absent or blank (the list's default
+/// applies), an error keyed `ordering` when an item is not a field of `K`.
+pub fn ordering<K: SortKey>(
+    query: &ListQuery,
+    errors: &mut ValidationErrors,
+) -> Vec<OrderField<K>> {
+    query
+        .get("ordering")
+        .filter(|raw| !raw.trim().is_empty())
+        .and_then(|raw| errors.check("ordering", OrderField::parse_list(raw)))
+        .unwrap_or_default()
 }
 
 /// The staff-only `?owner=` filter: parsed for everyone (a bad value is a

@@ -3,7 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::Error;
 use autodocs_domain::usecases::users::{AccountInput, ProfileInput};
-use autodocs_domain::user::{UserId, UserOrderField, UserQuery};
+use autodocs_domain::user::{UserId, UserQuery};
 use autodocs_domain::validation::ValidationErrors;
 use serde_json::{Map, Value};
 
@@ -175,12 +175,7 @@ pub async fn list(
     };
     let is_active = flag("is_active");
     let is_staff = flag("is_staff");
-    let ordering = match query.get("ordering").filter(|raw| !raw.trim().is_empty()) {
-        Some(raw) => errors
-            .check("ordering", UserOrderField::parse_list(raw))
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let ordering = super::ordering(&query, &mut errors);
     let page = page_request(&query, &mut errors)?;
     errors.into_result()?;
     let user_query = UserQuery {
