@@ -14,8 +14,6 @@ use crate::error::repo_error;
 /// The repositories, bound to one connection (and its open transaction).
 pub(crate) struct DieselRepos<'c> {
     pub(crate) conn: &'c mut AnyConnection,
-    /// Activities recorded in this unit of work, for post-commit events.
-    pub(crate) recorded: Vec<autodocs_domain::activity_log::Activity>,
     /// In a PostgreSQL write transaction: which mission rows it holds.
     pub(crate) lock_order: Option<LockOrder>,
 }
@@ -39,7 +37,6 @@ impl<'c> DieselRepos<'c> {
     pub(crate) fn new(conn: &'c mut AnyConnection) -> Self {
         Self {
             conn,
-            recorded: Vec::new(),
             lock_order: None,
         }
     }
@@ -118,9 +115,6 @@ impl Repositories for DieselRepos<'_> {
     }
     fn jobs(&mut self) -> &mut dyn autodocs_domain::ports::JobQueue {
         self
-    }
-    fn take_recorded(&mut self) -> Vec<autodocs_domain::activity_log::Activity> {
-        std::mem::take(&mut self.recorded)
     }
     fn missions(&mut self) -> &mut dyn MissionRepository {
         self

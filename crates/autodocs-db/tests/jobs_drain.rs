@@ -15,7 +15,6 @@
 use std::sync::{Arc, Mutex};
 
 use autodocs_db::{Database, DieselUnitOfWork, PoolSettings};
-use autodocs_domain::Services;
 use autodocs_domain::events::DiscardEvents;
 use autodocs_domain::jobs::{JobOutcome, JobStatus, retry_delay};
 use autodocs_domain::mission::MissionAction;
@@ -25,6 +24,7 @@ use autodocs_domain::ports::{
 };
 use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::usecases::steps::StepInput;
+use autodocs_domain::usecases::{Limits, Ports, Services};
 use autodocs_domain::user::{Email, NewUser, PersonName, Principal, Username};
 use autodocs_domain::{Error, plan_step::HttpUrl};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -112,20 +112,23 @@ fn world() -> World {
             .single()
             .expect("a date"),
     )));
-    let services = Services {
-        uow: Arc::new(DieselUnitOfWork::new(database)),
-        hasher: Arc::new(MockPasswordHasher::new()),
-        tokens: Arc::new(MockTokenService::new()),
-        clock: clock.clone(),
-        fetcher: Arc::new(FakeFetcher),
-        events: Arc::new(DiscardEvents),
-        storage: Arc::new(storage),
-        max_upload_bytes: 1 << 20,
-        max_steps: autodocs_domain::usecases::steps::MaxSteps::default(),
-        sweep: autodocs_domain::usecases::sweep::SweepPolicy::default(),
-        job_signal: Arc::default(),
-    };
-    let user = autodocs_domain::ports::transaction(&*services.uow, |repos| {
+    let uow = Arc::new(DieselUnitOfWork::new(database));
+    let services = Services::new(
+        Ports {
+            uow: uow.clone(),
+            hasher: Arc::new(MockPasswordHasher::new()),
+            tokens: Arc::new(MockTokenService::new()),
+            clock: clock.clone(),
+            fetcher: Arc::new(FakeFetcher),
+            events: Arc::new(DiscardEvents),
+            storage: Arc::new(storage),
+        },
+        Limits {
+            max_upload_bytes: 1 << 20,
+            ..Limits::default()
+        },
+    );
+    let user = autodocs_domain::ports::transaction(&*uow, |repos| {
         Ok(repos.users().create(
             &NewUser {
                 username: Username::parse("anna").expect("username"),
@@ -156,17 +159,19 @@ fn work_once(world: &World) -> bool {
     let lease = Duration::seconds(60);
     let Some(job) = world
         .services
+        .engine()
         .claim_job("drain", lease, false)
         .expect("claim")
     else {
         return false;
     };
-    let outcome = match world.services.run_job(&job) {
+    let outcome = match world.services.engine().run_job(&job) {
         Ok(outcome) => outcome,
         Err(error) => JobOutcome::Failed(error.to_string()),
     };
     world
         .services
+        .engine()
         .settle_job(&job, "drain", outcome, retry_delay(job.attempt, 0.5))
         .expect("settle");
     true
@@ -179,13 +184,14 @@ fn drain(world: &World, max_rounds: usize, context: &str) -> usize {
         if work_once(world) {
             continue;
         }
-        match world.services.next_job_due().expect("next due") {
+        match world.services.engine().next_job_due().expect("next due") {
             None => return round,
             Some(due) => world.clock.advance_to(due + Duration::milliseconds(1)),
         }
     }
     let open: Vec<String> = world
         .services
+        .engine()
         .list_jobs(None, 20)
         .expect("list")
         .into_iter()
@@ -251,14 +257,16 @@ fn random_sequences_always_drain_the_queue() {
         .parse_new()
         .expect("a valid mission");
         let mission = services
-            .create_mission(principal, draft)
+            .missions()
+            .create(principal, draft)
             .expect("created")
             .mission
             .id;
         let actions = 3 + rng.below(10);
         for _ in 0..actions {
             let steps: Vec<i64> = services
-                .list_steps(principal, mission)
+                .steps()
+                .list(principal, mission)
                 .expect("steps")
                 .depth_first()
                 .map(|(node, _)| node.id)
@@ -277,7 +285,8 @@ fn random_sequences_always_drain_the_queue() {
                         .expect("an action");
                     expected(
                         services
-                            .act_on_mission(principal, mission, action)
+                            .missions()
+                            .act(principal, mission, action)
                             .map(drop),
                         "mission action",
                     );
@@ -295,7 +304,10 @@ fn random_sequences_always_drain_the_queue() {
                         ..StepInput::default()
                     };
                     expected(
-                        services.create_step(principal, mission, &input).map(drop),
+                        services
+                            .steps()
+                            .create(principal, mission, &input)
+                            .map(drop),
                         "create step",
                     );
                 }
@@ -311,7 +323,8 @@ fn random_sequences_always_drain_the_queue() {
                         };
                         expected(
                             services
-                                .update_step(principal, mission, step, &input)
+                                .steps()
+                                .update(principal, mission, step, &input)
                                 .map(drop),
                             "update step",
                         );
@@ -320,7 +333,7 @@ fn random_sequences_always_drain_the_queue() {
                 7 => {
                     if let Some(step) = rng.pick(&steps).copied() {
                         expected(
-                            services.delete_step(principal, mission, step),
+                            services.steps().delete(principal, mission, step),
                             "delete step",
                         );
                     }
@@ -339,7 +352,10 @@ fn random_sequences_always_drain_the_queue() {
         let rounds = drain(&world, 400, &format!("seed {seed}, sequence {sequence}"));
         assert!(rounds < 400);
         // Settled: a running mission is left only waiting for its user.
-        let detail = services.get_mission(principal, mission).expect("mission");
+        let detail = services
+            .missions()
+            .get(principal, mission)
+            .expect("mission");
         if detail.mission.status == autodocs_domain::mission::MissionStatus::InProgress {
             let plan = &detail.plan;
             let waiting_for_user = match plan.next_runnable().and_then(|id| plan.find(id)) {
@@ -371,6 +387,7 @@ fn maintenance_is_enqueued_once_per_period() {
     assert_eq!(
         world
             .services
+            .engine()
             .schedule_maintenance(period, retain)
             .expect("schedule"),
         4
@@ -384,6 +401,7 @@ fn maintenance_is_enqueued_once_per_period() {
         assert_eq!(
             world
                 .services
+                .engine()
                 .schedule_maintenance(period, retain)
                 .expect("schedule"),
             0,
@@ -394,13 +412,14 @@ fn maintenance_is_enqueued_once_per_period() {
     assert_eq!(
         world
             .services
+            .engine()
             .schedule_maintenance(period, retain)
             .expect("schedule"),
         4,
         "the next period"
     );
     drain(&world, 50, "maintenance");
-    let jobs = world.services.list_jobs(None, 100).expect("list");
+    let jobs = world.services.engine().list_jobs(None, 100).expect("list");
     assert_eq!(jobs.len(), 8, "{jobs:#?}");
     assert!(
         jobs.iter().all(|job| job.status == JobStatus::Done),

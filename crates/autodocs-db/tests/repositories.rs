@@ -16,8 +16,8 @@ use autodocs_domain::mission::{
     Description, Mission, MissionAction, MissionChanges, MissionOrderField, MissionQuery,
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
-use autodocs_domain::paging::Page;
 use autodocs_domain::paging::PageRequest;
+use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
 use autodocs_domain::ports::{Repositories, read, transaction};
 use autodocs_domain::user::{
@@ -277,15 +277,28 @@ fn record(uow: &DieselUnitOfWork, new: &NewActivity, at: DateTime<Utc>) -> Activ
     tx(uow, |repos| Ok(repos.activities().record(new, at)?))
 }
 
-fn list_activities(
-    uow: &DieselUnitOfWork,
-    query: ActivityQuery,
-) -> autodocs_domain::paging::Page<Activity> {
+fn list_activities_result(uow: &DieselUnitOfWork, query: ActivityQuery) -> PageResult<Activity> {
     rd(uow, |repos| Ok(repos.activities().list(&query)?))
 }
 
-fn list_users(uow: &DieselUnitOfWork, query: UserQuery) -> autodocs_domain::paging::Page<User> {
+fn list_activities(uow: &DieselUnitOfWork, query: ActivityQuery) -> Page<Activity> {
+    found_page(list_activities_result(uow, query))
+}
+
+fn list_users_result(uow: &DieselUnitOfWork, query: UserQuery) -> PageResult<User> {
     rd(uow, |repos| Ok(repos.users().list(&query)?))
+}
+
+fn list_users(uow: &DieselUnitOfWork, query: UserQuery) -> Page<User> {
+    found_page(list_users_result(uow, query))
+}
+
+/// The page a list found; fails the test on a page past the end.
+fn found_page<T>(result: PageResult<T>) -> Page<T> {
+    match result.found() {
+        Ok(page) => page,
+        Err(past_end) => panic!("expected a page, got {past_end:?}"),
+    }
 }
 
 fn usernames(page: &autodocs_domain::paging::Page<User>) -> Vec<&str> {
@@ -883,8 +896,8 @@ fn users_list_search_filter_and_pages(uow: &DieselUnitOfWork) {
 
     // Pagination: ordered by id, count is the whole filtered list.
     let ids = [alice.id, a_b.id, axb.id, percent.id, dave.id];
-    let page = |number: u32| {
-        list_users(
+    let page_result = |number: u32| {
+        list_users_result(
             uow,
             UserQuery {
                 page: PageRequest::new(number, 2),
@@ -892,6 +905,7 @@ fn users_list_search_filter_and_pages(uow: &DieselUnitOfWork) {
             },
         )
     };
+    let page = |number: u32| found_page(page_result(number));
     let first = page(1);
     assert_eq!((first.count, first.page, first.page_size), (5, 1, 2));
     assert_eq!(
@@ -912,13 +926,7 @@ fn users_list_search_filter_and_pages(uow: &DieselUnitOfWork) {
         ids[4..5]
     );
     assert!(!third.has_next());
-    let past_end = page(4);
-    assert_eq!(
-        past_end.page, 0,
-        "a page past the end is reported as page 0"
-    );
-    assert_eq!(past_end.count, 5);
-    assert!(past_end.items.is_empty());
+    assert_eq!(page_result(4).found().map(drop), Err(PastEnd { count: 5 }));
     let last = list_users(
         uow,
         UserQuery {
@@ -1546,8 +1554,8 @@ fn activities_list_filters_and_pages(uow: &DieselUnitOfWork) {
     assert_eq!(ids(&combined), [a1.id]);
 
     // Pages.
-    let page = |number: u32| {
-        list_activities(
+    let page_result = |number: u32| {
+        list_activities_result(
             uow,
             ActivityQuery {
                 page: PageRequest::new(number, 4),
@@ -1555,19 +1563,14 @@ fn activities_list_filters_and_pages(uow: &DieselUnitOfWork) {
             },
         )
     };
+    let page = |number: u32| found_page(page_result(number));
     let first = page(1);
     assert_eq!((first.count, first.page, first.page_size), (6, 1, 4));
     assert_eq!(ids(&first), [a4b.id, a4.id, a3.id, a2.id]);
     let second = page(2);
     assert_eq!((second.count, second.page), (6, 2));
     assert_eq!(ids(&second), [a1.id, a0.id]);
-    let past_end = page(3);
-    assert_eq!(
-        (past_end.count, past_end.page),
-        (6, 0),
-        "past the end is page 0"
-    );
-    assert!(past_end.items.is_empty());
+    assert_eq!(page_result(3).found().map(drop), Err(PastEnd { count: 6 }));
     let last = list_activities(
         uow,
         ActivityQuery {
@@ -1882,8 +1885,12 @@ fn find_mission(uow: &DieselUnitOfWork, id: i64, owner: Option<UserId>) -> Optio
     rd(uow, |repos| Ok(repos.missions().find(id, owner)?))
 }
 
-fn list_missions(uow: &DieselUnitOfWork, query: MissionQuery) -> Page<Mission> {
+fn list_missions_result(uow: &DieselUnitOfWork, query: MissionQuery) -> PageResult<Mission> {
     rd(uow, |repos| Ok(repos.missions().list(&query)?))
+}
+
+fn list_missions(uow: &DieselUnitOfWork, query: MissionQuery) -> Page<Mission> {
+    found_page(list_missions_result(uow, query))
 }
 
 fn mission_ids(page: &Page<Mission>) -> Vec<i64> {
@@ -2203,8 +2210,8 @@ fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
     );
 
     // Pages follow the ordering.
-    let page = |number: u32| {
-        list_missions(
+    let page_result = |number: u32| {
+        list_missions_result(
             uow,
             MissionQuery {
                 page: PageRequest::new(number, 2),
@@ -2212,6 +2219,7 @@ fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
             },
         )
     };
+    let page = |number: u32| found_page(page_result(number));
     let first = page(1);
     assert_eq!((first.count, first.page, first.page_size), (5, 1, 2));
     assert_eq!(mission_ids(&first), [low.id, medium.id]);
@@ -2221,9 +2229,7 @@ fn missions_list_ordering_and_pages(uow: &DieselUnitOfWork) {
     let third = page(3);
     assert_eq!((third.page, mission_ids(&third)), (3, vec![medium2.id]));
     assert!(!third.has_next());
-    let past_end = page(4);
-    assert_eq!((past_end.count, past_end.page), (5, 0));
-    assert!(past_end.items.is_empty());
+    assert_eq!(page_result(4).found().map(drop), Err(PastEnd { count: 5 }));
     let last = list_missions(
         uow,
         MissionQuery {
@@ -2285,7 +2291,7 @@ fn hot_reads_are_prepared_once(uow: &DieselUnitOfWork) {
                 owner: Some(alice.id),
                 ..MissionQuery::default()
             };
-            assert_eq!(repos.missions().list(&query)?.items.len(), 1);
+            assert_eq!(found_page(repos.missions().list(&query)?).items.len(), 1);
             assert!(repos.missions().find(mission.id, Some(alice.id))?.is_some());
             assert_eq!(repos.steps().list(mission.id)?.len(), 1);
             assert_eq!(repos.documents().list_for_mission(mission.id)?.len(), 1);
@@ -3128,7 +3134,7 @@ fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
 
     // Lists.
     let ids = |query: DocumentQuery| -> Vec<i64> {
-        rd(uow, |repos| Ok(repos.documents().list(&query)?))
+        found_page(rd(uow, |repos| Ok(repos.documents().list(&query)?)))
             .items
             .iter()
             .map(|document| document.id)
@@ -3178,12 +3184,12 @@ fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
         }),
         vec![second.id, first.id, bens.id]
     );
-    let page = rd(uow, |repos| {
+    let page = found_page(rd(uow, |repos| {
         Ok(repos.documents().list(&DocumentQuery {
             page: PageRequest::new(2, 2),
             ..DocumentQuery::default()
         })?)
-    });
+    }));
     assert_eq!((page.count, page.page), (3, 2));
     assert_eq!(page.items.len(), 1);
 

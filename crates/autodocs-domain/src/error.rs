@@ -29,6 +29,9 @@ pub enum Error {
     /// The object does not exist or belongs to someone else (404).
     #[error("not found")]
     NotFound,
+    /// The requested page of a list lies past its end (404).
+    #[error(transparent)]
+    PastEnd(#[from] crate::paging::PastEnd),
     /// A state machine refused the action (409).
     #[error(transparent)]
     InvalidTransition(#[from] InvalidTransition),

@@ -24,4 +24,4 @@ pub mod user;
 pub mod validation;
 
 pub use error::{Error, RepoError, Result};
-pub use usecases::Services;
+pub use usecases::{Limits, Ports, Services};

@@ -98,6 +98,43 @@ pub enum PageError {
     InvalidSize(InvalidValue),
 }
 
+/// What a list query finds: the requested page, or nothing because the
+/// requested page lies past the end of the list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PageResult<T> {
+    /// The requested page (page 1 of an empty list is found, and empty).
+    Found(Page<T>),
+    /// The requested page lies past the end of the list.
+    PastEnd(PastEnd),
+}
+
+impl<T> PageResult<T> {
+    /// The page, or why there is none.
+    ///
+    /// ```
+    /// use autodocs_domain::paging::{Page, PageResult, PastEnd};
+    ///
+    /// let past: PageResult<u8> = PageResult::PastEnd(PastEnd { count: 3 });
+    /// assert_eq!(past.found(), Err(PastEnd { count: 3 }));
+    /// let page = Page { count: 1, page: 1, page_size: 20, items: vec![7_u8] };
+    /// assert_eq!(PageResult::Found(page.clone()).found(), Ok(page));
+    /// ```
+    pub fn found(self) -> Result<Page<T>, PastEnd> {
+        match self {
+            PageResult::Found(page) => Ok(page),
+            PageResult::PastEnd(past_end) => Err(past_end),
+        }
+    }
+}
+
+/// A requested page lies past the end of a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the page lies past the end of a list of {count} items")]
+pub struct PastEnd {
+    /// How many items the whole (filtered) list holds.
+    pub count: u64,
+}
+
 /// One page of a list and the size of the whole list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
@@ -112,23 +149,6 @@ pub struct Page<T> {
 }
 
 impl<T> Page<T> {
-    /// The answer for a page past the end of a list of `count` items:
-    /// `page` is 0 and there are no items (the HTTP layer answers 404
-    /// `Invalid page.`).
-    pub fn past_end(count: u64, request: PageRequest) -> Self {
-        Self {
-            count,
-            page: 0,
-            page_size: request.page_size(),
-            items: Vec::new(),
-        }
-    }
-
-    /// Whether this is the answer for a page past the end.
-    pub fn is_past_end(&self) -> bool {
-        self.page == 0
-    }
-
     /// Whether a later page exists.
     pub fn has_next(&self) -> bool {
         u64::from(self.page) * u64::from(self.page_size) < self.count

@@ -16,7 +16,7 @@ use crate::error::{Error, RepoError};
 use crate::mission::{
     Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress,
 };
-use crate::paging::Page;
+use crate::paging::PageResult;
 use crate::plan_step::{NewPlanStep, PlanStep, StepChanges};
 use crate::user::{IdentityKey, NewUser, User, UserChanges, UserId, UserProfile, UserQuery};
 
@@ -74,7 +74,7 @@ pub trait UserRepository {
         now: DateTime<Utc>,
     ) -> RepoResult<()>;
     /// A page of users; the search matches the keys of usernames and emails.
-    fn list(&mut self, query: &UserQuery) -> RepoResult<Page<User>>;
+    fn list(&mut self, query: &UserQuery) -> RepoResult<PageResult<User>>;
     /// Deletes a user and, by cascade, everything they own. False if absent.
     fn delete(&mut self, id: UserId) -> RepoResult<bool>;
 }
@@ -130,7 +130,7 @@ pub trait ActivityRepository {
     /// One activity, if `owner` (when given) is its user.
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>>;
     /// A page of activities, newest first.
-    fn list(&mut self, query: &ActivityQuery) -> RepoResult<Page<Activity>>;
+    fn list(&mut self, query: &ActivityQuery) -> RepoResult<PageResult<Activity>>;
 }
 
 /// Storage of missions.
@@ -153,7 +153,7 @@ pub trait MissionRepository {
     /// (e.g. the step count) stays true until the commit.
     fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
     /// A page of missions with their counts, without one query per row.
-    fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>>;
+    fn list(&mut self, query: &MissionQuery) -> RepoResult<PageResult<Mission>>;
     /// Applies changes to the editable fields.
     fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()>;
     /// Applies a status change only if the status is still one of `from`
@@ -208,7 +208,7 @@ pub trait DocumentRepository {
     /// A document, if `owner` (when given) owns it.
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Document>>;
     /// A page of documents.
-    fn list(&mut self, query: &DocumentQuery) -> RepoResult<Page<Document>>;
+    fn list(&mut self, query: &DocumentQuery) -> RepoResult<PageResult<Document>>;
     /// Every document of a mission, newest first.
     fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>>;
     /// Applies changes to the editable fields.
@@ -322,9 +322,6 @@ pub trait JobQueue {
 pub trait Repositories {
     /// The job queue.
     fn jobs(&mut self) -> &mut dyn JobQueue;
-    /// The activities recorded through this unit of work so far, taken out
-    /// (they become `activity.created` events once the transaction commits).
-    fn take_recorded(&mut self) -> Vec<Activity>;
     /// Missions.
     fn missions(&mut self) -> &mut dyn MissionRepository;
     /// Plan steps.
@@ -390,6 +387,88 @@ pub fn read<T>(
         Ok(())
     })?;
     output.ok_or_else(|| Error::Repository(RepoError::Other("read body did not run".into())))
+}
+
+/// Runs `work` in one transaction of `uow` and returns its value with the
+/// activities it recorded, in order, for publishing once committed.
+///
+/// The repositories `work` sees are wrapped in a [`RecordingRepositories`],
+/// so every adapter gets this for free; a rolled-back transaction returns
+/// its error and nothing recorded.
+pub fn recorded_transaction<T>(
+    uow: &(impl UnitOfWork + ?Sized),
+    work: impl FnOnce(&mut dyn Repositories) -> Result<T, Error>,
+) -> Result<(T, Vec<Activity>), Error> {
+    transaction(uow, |repos| {
+        let mut recording = RecordingRepositories::new(repos);
+        let output = work(&mut recording)?;
+        Ok((output, recording.into_recorded()))
+    })
+}
+
+/// Repositories that remember every activity recorded through them (they
+/// become `activity.created` events once the transaction commits).
+pub struct RecordingRepositories<'a> {
+    inner: &'a mut dyn Repositories,
+    recorded: Vec<Activity>,
+}
+
+impl<'a> RecordingRepositories<'a> {
+    /// Wraps the repositories of one transaction.
+    pub fn new(inner: &'a mut dyn Repositories) -> Self {
+        Self {
+            inner,
+            recorded: Vec::new(),
+        }
+    }
+
+    /// The activities recorded so far, in order.
+    pub fn into_recorded(self) -> Vec<Activity> {
+        self.recorded
+    }
+}
+
+impl ActivityRepository for RecordingRepositories<'_> {
+    fn record(&mut self, activity: &NewActivity, now: DateTime<Utc>) -> RepoResult<Activity> {
+        let recorded = self.inner.activities().record(activity, now)?;
+        self.recorded.push(recorded.clone());
+        Ok(recorded)
+    }
+
+    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+        self.inner.activities().find(id, owner)
+    }
+
+    fn list(&mut self, query: &ActivityQuery) -> RepoResult<PageResult<Activity>> {
+        self.inner.activities().list(query)
+    }
+}
+
+impl Repositories for RecordingRepositories<'_> {
+    fn jobs(&mut self) -> &mut dyn JobQueue {
+        self.inner.jobs()
+    }
+    fn missions(&mut self) -> &mut dyn MissionRepository {
+        self.inner.missions()
+    }
+    fn steps(&mut self) -> &mut dyn PlanStepRepository {
+        self.inner.steps()
+    }
+    fn users(&mut self) -> &mut dyn UserRepository {
+        self.inner.users()
+    }
+    fn refresh_tokens(&mut self) -> &mut dyn RefreshTokenRepository {
+        self.inner.refresh_tokens()
+    }
+    fn activities(&mut self) -> &mut dyn ActivityRepository {
+        self
+    }
+    fn documents(&mut self) -> &mut dyn DocumentRepository {
+        self.inner.documents()
+    }
+    fn instance(&mut self) -> &mut dyn InstanceRepository {
+        self.inner.instance()
+    }
 }
 
 /// Why file storage failed.

@@ -141,7 +141,9 @@ impl ApiError {
             ApiError::NotAuthenticated => {
                 json!({"detail": self.to_string(), "code": "not_authenticated"})
             }
-            ApiError::InvalidPage => json!({"detail": "Invalid page."}),
+            ApiError::InvalidPage | ApiError::Domain(Error::PastEnd(_)) => {
+                json!({"detail": "Invalid page."})
+            }
             ApiError::MethodNotAllowed(_) | ApiError::Throttled(_) => {
                 json!({"detail": self.to_string()})
             }
@@ -161,7 +163,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Domain(error) => match error {
                 Error::Validation(_) => StatusCode::BAD_REQUEST,
-                Error::NotFound => StatusCode::NOT_FOUND,
+                Error::NotFound | Error::PastEnd(_) => StatusCode::NOT_FOUND,
                 Error::InvalidTransition(_) => StatusCode::CONFLICT,
                 Error::AuthenticationFailed | Error::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
                 Error::PermissionDenied => StatusCode::FORBIDDEN,

@@ -41,7 +41,7 @@ fn for_caller<T: 'static>(
 ) -> impl FnOnce() -> autodocs_domain::Result<T> + Send + 'static {
     let services = state.services.clone();
     move || {
-        let principal = services.principal(caller.0)?;
+        let principal = services.accounts().principal(caller.0)?;
         work(&services, principal)
     }
 }
@@ -148,7 +148,7 @@ pub async fn authenticate(state: &AppState, token: String) -> Result<Principal, 
     let services = state.services.clone();
     Ok(state
         .lane
-        .run(move || services.authenticate(&token))
+        .run(move || services.accounts().authenticate(&token))
         .await??)
 }
 
@@ -164,7 +164,9 @@ impl FromRequest for Authenticated {
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let token = token?.ok_or(ApiError::NotAuthenticated)?;
             // Signature and claims only: an HMAC, cheap enough for the event loop.
-            Ok(Authenticated(Caller(state.services.caller(&token)?)))
+            Ok(Authenticated(Caller(
+                state.services.accounts().caller(&token)?,
+            )))
         })
     }
 }

@@ -170,6 +170,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             wiring::ensure_migrated(&settings, &database)?;
             let services = wiring::services(&settings, &database, Arc::new(DiscardEvents));
             let user = services
+                .accounts()
                 .create_superuser(&username, &email, &password)
                 .map_err(|error| match error {
                     autodocs_domain::Error::Validation(errors) => anyhow::anyhow!("{errors}"),
@@ -210,7 +211,7 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
     let services = wiring::worker_services(&settings, &database);
     match command {
         JobsCommand::List { status, limit } => {
-            let jobs = services.list_jobs(status, limit)?;
+            let jobs = services.engine().list_jobs(status, limit)?;
             let mut out = std::io::stdout().lock();
             for job in &jobs {
                 let error = job
@@ -236,7 +237,7 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Retry { id } => match services.retry_job(id) {
+        JobsCommand::Retry { id } => match services.engine().retry_job(id) {
             Ok(()) => {
                 println!("Job {id} is due again now.");
                 Ok(())
@@ -253,7 +254,9 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
             if older_than_hours < 0 {
                 bail!("--older-than-hours must not be negative");
             }
-            let purged = services.purge_jobs(chrono::Duration::hours(older_than_hours), dead)?;
+            let purged = services
+                .engine()
+                .purge_jobs(chrono::Duration::hours(older_than_hours), dead)?;
             println!(
                 "Deleted {purged} {} job(s).",
                 if dead { "finished or dead" } else { "finished" }
@@ -271,7 +274,7 @@ fn sweep(settings: Settings, dry_run: bool) -> anyhow::Result<()> {
     wiring::ensure_migrated(&settings, &database)?;
     let services = wiring::worker_services(&settings, &database);
     let report = if dry_run {
-        services.sweep_storage(true)?
+        services.sweep().run(true)?
     } else {
         wiring::sweep_and_log(&services)?
     };

@@ -7,13 +7,13 @@ use anyhow::{Context, bail};
 use autodocs_db::{
     Backend, Database, DieselUnitOfWork, PgListener, PgNotifyPublisher, PoolSettings,
 };
-use autodocs_domain::Services;
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
 use autodocs_domain::usecases::steps::MaxSteps;
 use autodocs_domain::usecases::sweep::{
     self, MediaRootBinding, SweepPolicy, SweepRefusal, SweepReport,
 };
+use autodocs_domain::usecases::{Limits, Ports, Services};
 use autodocs_fetch::{FetchSettings, HttpFetcher};
 use autodocs_http::auth::{BoundedHasher, DjangoPasswordHasher, HashQueue, JwtTokenService};
 use autodocs_http::hub::{EventHub, SocketPolicy};
@@ -97,7 +97,7 @@ fn services_with_hashing(
     hashing: Arc<HashQueue>,
 ) -> Services {
     let auth = &settings.auth;
-    Services {
+    let ports = Ports {
         events,
         uow: Arc::new(DieselUnitOfWork::new(database.clone())),
         hasher: Arc::new(BoundedHasher::new(hashing)),
@@ -108,10 +108,6 @@ fn services_with_hashing(
         )),
         clock: Arc::new(SystemClock),
         storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
-        max_upload_bytes: settings.uploads.max_bytes,
-        max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
-        sweep: sweep_policy(settings),
-        job_signal: Arc::default(),
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
             min_bytes_per_second: settings.jobs.fetch_min_bytes_per_second,
@@ -120,7 +116,13 @@ fn services_with_hashing(
             ),
             ..FetchSettings::default()
         })),
-    }
+    };
+    let limits = Limits {
+        max_upload_bytes: settings.uploads.max_bytes,
+        max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
+        sweep: sweep_policy(settings),
+    };
+    Services::new(ports, limits)
 }
 
 /// The key resolved by `main` (configured or kept in the key file). A
@@ -187,7 +189,7 @@ pub fn bind_media_root(settings: &Settings, database: &Database) {
 /// Runs a sweep and logs what it did, or why it refused (at WARN, once a
 /// sweep, unless the database simply has no documents yet).
 pub fn sweep_and_log(services: &Services) -> autodocs_domain::Result<SweepReport> {
-    let report = services.sweep_storage(false)?;
+    let report = services.sweep().run(false)?;
     match &report.refused {
         // A new or emptied deployment: nothing to prove garbage, nothing wrong.
         Some(reason @ SweepRefusal::NoDocuments) => {

@@ -67,7 +67,7 @@ impl Workers {
         process: &str,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let signal = Arc::clone(&services.job_signal);
+        let signal = Arc::clone(services.job_signal());
         let pool = Arc::new(Pool {
             stop: Arc::clone(&stop),
             busy: AtomicUsize::new(0),
@@ -117,7 +117,10 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
     let mut next_schedule = Instant::now();
     while !pool.stop.load(Ordering::Relaxed) {
         if schedules && Instant::now() >= next_schedule {
-            match services.schedule_maintenance(MAINTENANCE_PERIOD, settings.retain_finished) {
+            match services
+                .engine()
+                .schedule_maintenance(MAINTENANCE_PERIOD, settings.retain_finished)
+            {
                 Ok(enqueued) if enqueued > 0 => {
                     tracing::debug!(enqueued, "scheduled this period's maintenance jobs");
                 }
@@ -128,21 +131,21 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
         }
         // Read the queue before claiming: an idle worker costs one indexed
         // read per look and never takes the write lock.
-        let seen = services.job_signal.generation();
+        let seen = services.job_signal().generation();
         let mut nap = settings.idle_poll;
         if schedules {
             nap = nap.min(next_schedule.saturating_duration_since(Instant::now()));
         }
-        match services.next_job_due() {
+        match services.engine().next_job_due() {
             Ok(Some(due)) => {
                 let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
                 if !wait.is_zero() {
-                    services.job_signal.wait(seen, wait.min(nap));
+                    services.job_signal().wait(seen, wait.min(nap));
                     continue;
                 }
             }
             Ok(None) => {
-                services.job_signal.wait(seen, nap);
+                services.job_signal().wait(seen, nap);
                 continue;
             }
             Err(error) => {
@@ -155,7 +158,7 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
         // who already have one running: it stays available to the others.
         let others = pool.busy.fetch_add(1, Ordering::SeqCst);
         let last_free = others + 1 >= settings.count;
-        let claimed = services.claim_job(name, settings.lease, last_free);
+        let claimed = services.engine().claim_job(name, settings.lease, last_free);
         match claimed {
             Ok(Some(job)) => {
                 run_one(services, name, &job);
@@ -165,7 +168,7 @@ fn work(services: &Services, name: &str, pool: &Pool, schedules: bool) {
                 pool.busy.fetch_sub(1, Ordering::SeqCst);
                 // Due jobs exist, but another worker took them or they wait
                 // for their user's running job to end.
-                services.job_signal.wait(seen, nap);
+                services.job_signal().wait(seen, nap);
             }
             Err(error) => {
                 pool.busy.fetch_sub(1, Ordering::SeqCst);
@@ -194,7 +197,7 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
             .max(Duration::from_millis(100));
         scope.spawn(move || {
             while let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(every) {
-                match services.renew_lease(job, worker) {
+                match services.engine().renew_lease(job, worker) {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(
@@ -217,7 +220,7 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
                 Some(autodocs_domain::jobs::JobKind::SweepFiles) => {
                     crate::wiring::sweep_and_log(services).map(|_| JobOutcome::Done)
                 }
-                _ => services.run_job(job),
+                _ => services.engine().run_job(job),
             }
         })) {
             Ok(Ok(outcome)) => outcome,
@@ -241,7 +244,7 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
     }
     let jitter = f64::from(subsec_jitter()) / f64::from(u32::MAX);
     let delay = retry_delay(job.attempt, jitter);
-    if let Err(error) = services.settle_job(job, worker, outcome, delay) {
+    if let Err(error) = services.engine().settle_job(job, worker, outcome, delay) {
         // The lease runs out and another worker takes the job again.
         tracing::warn!(job_id = job.id, kind = %job.kind_name, %error, "could not record a job's outcome");
     }

@@ -1,5 +1,5 @@
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{ActivityRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -64,7 +64,6 @@ impl ActivityRepository for DieselRepos<'_> {
                 timestamp: now,
             })
             .repo()
-            .inspect(|recorded| self.recorded.push(recorded.clone()))
     }
 
     fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
@@ -80,7 +79,7 @@ impl ActivityRepository for DieselRepos<'_> {
             .repo()
     }
 
-    fn list(&mut self, query: &ActivityQuery) -> RepoResult<Page<Activity>> {
+    fn list(&mut self, query: &ActivityQuery) -> RepoResult<PageResult<Activity>> {
         let filtered = || {
             let mut select = activity::table.into_boxed();
             if let Some(user) = query.user {
@@ -113,7 +112,7 @@ impl ActivityRepository for DieselRepos<'_> {
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
         let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
-            return Ok(Page::past_end(count, query.page));
+            return Ok(PageResult::PastEnd(PastEnd { count }));
         };
         let rows: Vec<ActivityRow> = filtered()
             .select(ActivityRow::as_select())
@@ -122,11 +121,11 @@ impl ActivityRepository for DieselRepos<'_> {
             .offset(query.page.offset_of(page))
             .load(self.conn)
             .repo()?;
-        Ok(Page {
+        Ok(PageResult::Found(Page {
             count,
             page,
             page_size: query.page.page_size(),
             items: rows.into_iter().map(Activity::from).collect(),
-        })
+        }))
     }
 }

@@ -3,7 +3,7 @@ use autodocs_domain::document::{
     Document, DocumentChanges, DocumentName, DocumentOrderField, DocumentQuery, DocumentSortKey,
     DocumentStatus, DocumentType, DocumentVerification, NewDocument, OriginalFilename, StorageKey,
 };
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -133,7 +133,7 @@ impl DocumentRepository for DieselRepos<'_> {
         self.document_row(id, owner)?.map(to_document).transpose()
     }
 
-    fn list(&mut self, query: &DocumentQuery) -> RepoResult<Page<Document>> {
+    fn list(&mut self, query: &DocumentQuery) -> RepoResult<PageResult<Document>> {
         let filtered = || {
             let mut select = document::table.into_boxed::<Db>();
             if let Some(owner) = query.owner {
@@ -165,7 +165,7 @@ impl DocumentRepository for DieselRepos<'_> {
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
         let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
-            return Ok(Page::past_end(count, query.page));
+            return Ok(PageResult::PastEnd(PastEnd { count }));
         };
         let ordering: &[DocumentOrderField] = if query.ordering.is_empty() {
             &[DocumentOrderField::DEFAULT]
@@ -192,12 +192,12 @@ impl DocumentRepository for DieselRepos<'_> {
             .into_iter()
             .map(to_document)
             .collect::<RepoResult<Vec<_>>>()?;
-        Ok(Page {
+        Ok(PageResult::Found(Page {
             count,
             page,
             page_size: query.page.page_size(),
             items,
-        })
+        }))
     }
 
     fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>> {

@@ -3,7 +3,7 @@ use autodocs_domain::mission::{
     Description, Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey,
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{MissionRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -174,7 +174,7 @@ impl MissionRepository for DieselRepos<'_> {
         self.mission_row(id, owner)?.map(to_mission).transpose()
     }
 
-    fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>> {
+    fn list(&mut self, query: &MissionQuery) -> RepoResult<PageResult<Mission>> {
         let unfiltered = query.statuses.is_empty()
             && query.kinds.is_empty()
             && query.priorities.is_empty()
@@ -189,12 +189,12 @@ impl MissionRepository for DieselRepos<'_> {
                 .into_iter()
                 .map(to_mission)
                 .collect::<RepoResult<Vec<_>>>()?;
-            return Ok(Page {
+            return Ok(PageResult::Found(Page {
                 count: as_count(count),
                 page: 1,
                 page_size: query.page.page_size(),
                 items,
-            });
+            }));
         }
         let filtered = || {
             let mut select = mission::table.into_boxed::<Db>();
@@ -227,7 +227,7 @@ impl MissionRepository for DieselRepos<'_> {
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
         let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
-            return Ok(Page::past_end(count, query.page));
+            return Ok(PageResult::PastEnd(PastEnd { count }));
         };
         let ordering: &[MissionOrderField] = if query.ordering.is_empty() {
             &[MissionOrderField::DEFAULT]
@@ -255,12 +255,12 @@ impl MissionRepository for DieselRepos<'_> {
             .into_iter()
             .map(to_mission)
             .collect::<RepoResult<Vec<_>>>()?;
-        Ok(Page {
+        Ok(PageResult::Found(Page {
             count,
             page,
             page_size: query.page.page_size(),
             items,
-        })
+        }))
     }
 
     fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {

@@ -1,4 +1,4 @@
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
 use autodocs_domain::user::{
     AccountAccess, IdentityKey, NewUser, User, UserChanges, UserId, UserOrderField, UserProfile,
@@ -305,7 +305,7 @@ impl UserRepository for DieselRepos<'_> {
         Ok(())
     }
 
-    fn list(&mut self, query: &UserQuery) -> RepoResult<Page<User>> {
+    fn list(&mut self, query: &UserQuery) -> RepoResult<PageResult<User>> {
         let filtered = || {
             let mut select = with_profile().into_boxed();
             if let Some(search) = query.search.as_deref().filter(|search| !search.is_empty()) {
@@ -330,7 +330,7 @@ impl UserRepository for DieselRepos<'_> {
         let count: i64 = filtered().count().get_result(self.conn).repo()?;
         let count = as_count(count);
         let Some(page) = query.page.resolve(count) else {
-            return Ok(Page::past_end(count, query.page));
+            return Ok(PageResult::PastEnd(PastEnd { count }));
         };
         let ordering: &[UserOrderField] = if query.ordering.is_empty() {
             &[UserOrderField::DEFAULT]
@@ -349,7 +349,7 @@ impl UserRepository for DieselRepos<'_> {
             .offset(query.page.offset_of(page))
             .load(self.conn)
             .repo()?;
-        Ok(Page {
+        Ok(PageResult::Found(Page {
             count,
             page,
             page_size: query.page.page_size(),
@@ -357,7 +357,7 @@ impl UserRepository for DieselRepos<'_> {
                 .into_iter()
                 .map(|(user, profile)| to_user(user, profile))
                 .collect(),
-        })
+        }))
     }
 
     fn delete(&mut self, id: UserId) -> RepoResult<bool> {

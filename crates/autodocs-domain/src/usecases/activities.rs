@@ -10,8 +10,6 @@ use crate::ports;
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors};
 
-use super::Services;
-
 /// The raw fields of a client-written activity.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityInput {
@@ -27,22 +25,25 @@ pub struct ActivityInput {
     pub document: Option<i64>,
 }
 
-impl Services {
+super::service!(
+    /// The activity log: read one's own, append custom entries.
+    ActivityService
+);
+
+impl ActivityService {
     /// A page of the activities the principal can see, newest first.
-    pub fn list_activities(
-        &self,
-        principal: Principal,
-        mut query: ActivityQuery,
-    ) -> Result<Page<Activity>> {
+    pub fn list(&self, principal: Principal, mut query: ActivityQuery) -> Result<Page<Activity>> {
         if !principal.is_staff {
             query.user = Some(principal.user_id);
         }
-        ports::read(&*self.uow, |repos| Ok(repos.activities().list(&query)?))
+        ports::read(&*self.context.uow, |repos| {
+            Ok(repos.activities().list(&query)?.found()?)
+        })
     }
 
     /// One activity.
-    pub fn get_activity(&self, principal: Principal, id: i64) -> Result<Activity> {
-        ports::read(&*self.uow, |repos| {
+    pub fn get(&self, principal: Principal, id: i64) -> Result<Activity> {
+        ports::read(&*self.context.uow, |repos| {
             repos
                 .activities()
                 .find(id, principal.visible_owner())?
@@ -51,7 +52,7 @@ impl Services {
     }
 
     /// Appends a client activity of a custom type.
-    pub fn create_activity(&self, principal: Principal, input: &ActivityInput) -> Result<Activity> {
+    pub fn create(&self, principal: Principal, input: &ActivityInput) -> Result<Activity> {
         let mut errors = ValidationErrors::new();
         let kind = match &input.kind {
             Some(raw) => errors.check("type", CustomActivityType::parse(raw)),
@@ -69,8 +70,8 @@ impl Services {
         let (Some(kind), Some(message), Some(details)) = (kind, message, details) else {
             return Err(Error::field("type", InvalidValue::required().0));
         };
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mut errors = ValidationErrors::new();
             if let Some(mission) = input.mission
                 && repos

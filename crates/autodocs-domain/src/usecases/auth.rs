@@ -10,8 +10,6 @@ use crate::ports::{
 use crate::user::{Email, IdentityKey, NewUser, PersonName, Principal, User, UserId, Username};
 use crate::validation::{InvalidValue, ValidationErrors};
 
-use super::Services;
-
 /// The raw fields of a registration, as the client sent them.
 #[derive(Debug, Clone, Default)]
 pub struct RegisterInput {
@@ -170,19 +168,24 @@ pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
 /// The message given for a username equal to another user's email.
 pub const USERNAME_IS_AN_EMAIL: &str = "A user with that email address already exists.";
 
-impl Services {
+super::service!(
+    /// Accounts: registration, login, tokens, one's own account, staff user management.
+    AccountService
+);
+
+impl AccountService {
     /// Creates an account, records `user_registered`, and logs it in,
     /// hashing the password on the calling thread.
     pub fn register(&self, registration: Registration) -> Result<Session> {
-        self.register_hashed(registration.hash(&*self.hasher))
+        self.register_hashed(registration.hash(&*self.context.hasher))
     }
 
     /// Creates an account whose password was hashed beforehand (see
     /// [`Registration::hash`]), records `user_registered`, and logs it in.
     pub fn register_hashed(&self, registration: HashedRegistration) -> Result<Session> {
         let new_user = registration.0;
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             ensure_unique(repos, &new_user, None)?;
             let user = repos
                 .users()
@@ -212,12 +215,12 @@ impl Services {
             email: registration.email,
             first_name: registration.first_name,
             last_name: registration.last_name,
-            password_hash: self.hasher.hash(registration.password.as_str()),
+            password_hash: self.context.hasher.hash(registration.password.as_str()),
             is_staff: true,
             is_superuser: true,
         };
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             ensure_unique(repos, &new_user, None)?;
             let user = repos
                 .users()
@@ -237,14 +240,14 @@ impl Services {
     pub fn login(&self, login: &str, password: &str) -> Result<Session> {
         let verified = self
             .login_candidate(login)?
-            .check(&*self.hasher, password)?;
+            .check(&*self.context.hasher, password)?;
         self.complete_login(verified)
     }
 
     /// The first step of a login: the account the login names (username or
     /// email) and its stored hash, for [`LoginCandidate::check`].
     pub fn login_candidate(&self, login: &str) -> Result<LoginCandidate> {
-        let credentials = ports::read(&*self.uow, |repos| {
+        let credentials = ports::read(&*self.context.uow, |repos| {
             Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
         })?;
         Ok(LoginCandidate { credentials })
@@ -254,9 +257,9 @@ impl Services {
     /// password was not changed meanwhile), records the login and issues a
     /// token pair.
     pub fn complete_login(&self, verified: VerifiedLogin) -> Result<Session> {
-        let now = self.clock.now();
+        let now = self.context.clock.now();
         let user_id = verified.user;
-        self.write(|repos| {
+        self.context.write(|repos| {
             if let Some(upgrade) = &verified.upgrade {
                 // A stale upgrade (the password changed since it was checked)
                 // is dropped: the newer hash stays.
@@ -285,16 +288,17 @@ impl Services {
     /// theft: every refresh token of its user is revoked.
     pub fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
         let claims = self
+            .context
             .tokens
             .decode_refresh(refresh_token)
             .map_err(token_error)?;
-        let now = self.clock.now();
+        let now = self.context.clock.now();
         enum Outcome {
             Rotated(IssuedTokens),
             Reused,
             Refused,
         }
-        let outcome = self.write(|repos| {
+        let outcome = self.context.write(|repos| {
             let Some(record) = repos.refresh_tokens().find(&claims.jti)? else {
                 return Ok(Outcome::Refused);
             };
@@ -312,7 +316,7 @@ impl Services {
                 // Logged out: dead, but not a sign of theft.
                 return Ok(Outcome::Refused);
             }
-            let tokens = self.tokens.issue(record.user, now);
+            let tokens = self.context.tokens.issue(record.user, now);
             // Conditional revoke: of two racing rotations only one wins; the
             // loser is treated as a reuse.
             if record.revoked_at.is_some()
@@ -341,11 +345,15 @@ impl Services {
     /// Checks any token (access or refresh) as SimpleJWT's verify view does;
     /// a refresh token must also still be live.
     pub fn verify_token(&self, token: &str) -> Result<()> {
-        match self.tokens.decode_access(token) {
+        match self.context.tokens.decode_access(token) {
             Ok(_) => Ok(()),
             Err(TokenError::WrongType) => {
-                let claims = self.tokens.decode_refresh(token).map_err(token_error)?;
-                let record = ports::read(&*self.uow, |repos| {
+                let claims = self
+                    .context
+                    .tokens
+                    .decode_refresh(token)
+                    .map_err(token_error)?;
+                let record = ports::read(&*self.context.uow, |repos| {
                     Ok(repos.refresh_tokens().find(&claims.jti)?)
                 })?;
                 match record {
@@ -361,12 +369,14 @@ impl Services {
     /// Kills a refresh token.
     pub fn logout(&self, refresh_token: &str) -> Result<()> {
         let claims = self
+            .context
             .tokens
             .decode_refresh(refresh_token)
             .map_err(token_error)?;
-        let now = self.clock.now();
-        let revoked =
-            self.write(|repos| Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?))?;
+        let now = self.context.clock.now();
+        let revoked = self
+            .context
+            .write(|repos| Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?))?;
         if revoked {
             Ok(())
         } else {
@@ -389,6 +399,7 @@ impl Services {
         access_token: &str,
     ) -> Result<(Principal, chrono::DateTime<chrono::Utc>)> {
         let claims = self
+            .context
             .tokens
             .decode_access_claims(access_token)
             .map_err(token_error)?;
@@ -399,13 +410,18 @@ impl Services {
     /// alone (cheap: no storage access). [`Services::principal`] must
     /// still confirm the user before anything is done for them.
     pub fn caller(&self, access_token: &str) -> Result<UserId> {
-        self.tokens.decode_access(access_token).map_err(token_error)
+        self.context
+            .tokens
+            .decode_access(access_token)
+            .map_err(token_error)
     }
 
     /// Confirms the user behind a token still exists and is active: one
     /// indexed read, made on the same blocking call as the use case.
     pub fn principal(&self, user_id: UserId) -> Result<Principal> {
-        let access = ports::read(&*self.uow, |repos| Ok(repos.users().access(user_id)?))?;
+        let access = ports::read(&*self.context.uow, |repos| {
+            Ok(repos.users().access(user_id)?)
+        })?;
         match access {
             Some(access) if access.is_active => Ok(Principal {
                 user_id,
@@ -421,8 +437,8 @@ impl Services {
         repos: &mut dyn Repositories,
         user: UserId,
     ) -> Result<IssuedTokens> {
-        let now = self.clock.now();
-        let tokens = self.tokens.issue(user, now);
+        let now = self.context.clock.now();
+        let tokens = self.context.tokens.issue(user, now);
         repos
             .refresh_tokens()
             .insert(user, &tokens.refresh_jti, now, tokens.refresh_expires_at)?;

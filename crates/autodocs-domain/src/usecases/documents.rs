@@ -28,8 +28,6 @@ use crate::ports::{self, Repositories, StagedUpload, StoredFile, UploadSink};
 use crate::user::{Principal, UserId};
 use crate::validation::{InvalidValue, ValidationErrors};
 
-use super::Services;
-
 /// DRF's message when the `file` part is absent.
 pub const NO_FILE: &str = "No file was submitted.";
 
@@ -167,10 +165,18 @@ impl DocumentInput {
     }
 }
 
-impl Services {
+super::service!(
+    /// Documents: upload, list, read, open, edit, verify, delete.
+    DocumentService
+);
+
+impl DocumentService {
     /// Starts receiving an upload, limited to the configured size.
     pub fn begin_upload(&self) -> Result<Box<dyn UploadSink>> {
-        Ok(self.storage.begin_upload(self.max_upload_bytes)?)
+        Ok(self
+            .context
+            .storage
+            .begin_upload(self.context.max_upload_bytes)?)
     }
 
     /// Stores a received upload as a new document of the principal, with
@@ -180,20 +186,20 @@ impl Services {
     /// that is not allowed a 415; then the file is moved into place and the
     /// row committed. On every error the upload is discarded: the staged
     /// file when it is dropped, the stored file by deleting it again.
-    pub fn upload_document(
+    pub fn upload(
         &self,
         principal: Principal,
         input: &DocumentInput,
         file: Option<UploadedPart>,
     ) -> Result<Document> {
-        self.upload_document_then(principal, input, file, &mut |_| Ok(()))
+        self.upload_then(principal, input, file, &mut |_| Ok(()))
     }
 
     /// [`Services::upload_document`], running `then` in the same transaction
     /// after the document is created: an error from it rolls the document
     /// back (the background engine completes its step this way, so the
     /// document exists if and only if the step completed).
-    pub(crate) fn upload_document_then(
+    pub(crate) fn upload_then(
         &self,
         principal: Principal,
         input: &DocumentInput,
@@ -255,8 +261,8 @@ impl Services {
             sha256: uploaded.sha256,
             storage_key: storage_key.clone(),
         };
-        let now = self.clock.now();
-        let created = self.write(|repos| {
+        let now = self.context.clock.now();
+        let created = self.context.write(|repos| {
             check_own_mission(repos, new.mission, new.owner)?;
             let document = repos.documents().create(&new, now)?;
             let mut activity = NewActivity::system(SystemActivity::DocumentUploaded, new.owner)
@@ -274,7 +280,7 @@ impl Services {
         if created.is_err() {
             // Nothing committed: the file must not stay either. Should this
             // delete fail, the sweep quarantines the orphan.
-            let _ = self.storage.delete(&storage_key);
+            let _ = self.context.storage.delete(&storage_key);
         }
         created
     }
@@ -282,20 +288,18 @@ impl Services {
     /// A page of the documents the principal can see: their own, or for
     /// staff everyone's (narrowed by `query.owner`, which is ignored for
     /// anyone else, as for missions).
-    pub fn list_documents(
-        &self,
-        principal: Principal,
-        mut query: DocumentQuery,
-    ) -> Result<Page<Document>> {
+    pub fn list(&self, principal: Principal, mut query: DocumentQuery) -> Result<Page<Document>> {
         if !principal.is_staff {
             query.owner = Some(principal.user_id);
         }
-        ports::read(&*self.uow, |repos| Ok(repos.documents().list(&query)?))
+        ports::read(&*self.context.uow, |repos| {
+            Ok(repos.documents().list(&query)?.found()?)
+        })
     }
 
     /// One document the principal can see (their own; staff: any).
-    pub fn get_document(&self, principal: Principal, id: i64) -> Result<Document> {
-        ports::read(&*self.uow, |repos| {
+    pub fn get(&self, principal: Principal, id: i64) -> Result<Document> {
+        ports::read(&*self.context.uow, |repos| {
             repos
                 .documents()
                 .find(id, principal.visible_owner())?
@@ -305,27 +309,23 @@ impl Services {
 
     /// One document the principal can see, with its stored file opened for
     /// reading (`None` if the file is missing from storage).
-    pub fn open_document(
-        &self,
-        principal: Principal,
-        id: i64,
-    ) -> Result<(Document, Option<StoredFile>)> {
-        let document = self.get_document(principal, id)?;
-        let file = self.storage.open(&document.storage_key)?;
+    pub fn open(&self, principal: Principal, id: i64) -> Result<(Document, Option<StoredFile>)> {
+        let document = self.get(principal, id)?;
+        let file = self.context.storage.open(&document.storage_key)?;
         Ok((document, file))
     }
 
     /// Edits a document's name, type or mission (the principal's own;
     /// staff: any), recording `document_updated` with the changed fields.
     /// The mission it moves to must be the document owner's.
-    pub fn update_document(
+    pub fn update(
         &self,
         principal: Principal,
         id: i64,
         changes: DocumentChanges,
     ) -> Result<Document> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let document = repos
                 .documents()
                 .find(id, principal.visible_owner())?
@@ -355,9 +355,9 @@ impl Services {
     /// (with its activity, committed), then the stored file. A crash
     /// between the two leaves an orphan file for the sweep, never a row
     /// without its file.
-    pub fn delete_document(&self, principal: Principal, id: i64) -> Result<()> {
-        let now = self.clock.now();
-        let document = self.write(|repos| {
+    pub fn delete(&self, principal: Principal, id: i64) -> Result<()> {
+        let now = self.context.clock.now();
+        let document = self.context.write(|repos| {
             let document = repos
                 .documents()
                 .find(id, principal.visible_owner())?
@@ -378,7 +378,7 @@ impl Services {
         })?;
         // The row is gone for good; a file that cannot be deleted now is an
         // orphan the sweep quarantines later.
-        let _ = self.storage.delete(&document.storage_key);
+        let _ = self.context.storage.delete(&document.storage_key);
         Ok(())
     }
 
@@ -387,15 +387,15 @@ impl Services {
     /// becomes `verified` or `rejected` (with the reason), with a
     /// `document_verified` or `document_rejected` activity, in one
     /// transaction. A missing or unreadable file is a rejection, not an error.
-    pub fn verify_document(&self, principal: Principal, id: i64) -> Result<Document> {
-        let document = self.get_document(principal, id)?;
+    pub fn verify(&self, principal: Principal, id: i64) -> Result<Document> {
+        let document = self.get(principal, id)?;
         // The long read happens outside the transaction.
-        let outcome = match self.storage.inspect(&document.storage_key) {
+        let outcome = match self.context.storage.inspect(&document.storage_key) {
             Ok(observed) => judge(&document.recorded(), &observed),
             Err(_) => VerificationOutcome::Rejected(UNREADABLE_FILE.to_owned()),
         };
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             // Still there and still visible to the caller (what was
             // recorded never changes).
             let current = repos

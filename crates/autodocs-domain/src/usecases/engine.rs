@@ -17,7 +17,6 @@ use crate::plan_step::{PlanStep, PlanStepTree, StepAction, StepChanges, StepStat
 use crate::ports::{self, FetchError, Repositories};
 use crate::user::Principal;
 
-use super::Services;
 use super::documents::{DocumentInput, UploadedPart};
 use super::missions::{apply_action, recompute_progress};
 
@@ -127,7 +126,12 @@ pub(crate) fn wake_if_runnable(
     Ok(())
 }
 
-impl Services {
+super::service!(
+    /// The job engine: what workers claim, run and settle.
+    Engine
+);
+
+impl Engine {
     /// Takes the lease of the next due job, if any. Jobs of users who have
     /// no job running come first, so one user's slow jobs cannot delay
     /// another's by more than one job; a user's further jobs are taken only
@@ -139,8 +143,8 @@ impl Services {
         lease: Duration,
         last_free: bool,
     ) -> Result<Option<ClaimedJob>> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let fair = repos.jobs().claim(worker, now, lease, true)?;
             if fair.is_some() || last_free {
                 return Ok(fair);
@@ -152,30 +156,35 @@ impl Services {
     /// When the next job falls due (`None`: nothing queued or running), by
     /// a read that takes no write lock.
     pub fn next_job_due(&self) -> Result<Option<DateTime<Utc>>> {
-        ports::read(&*self.uow, |repos| Ok(repos.jobs().next_due()?))
+        ports::read(&*self.context.uow, |repos| Ok(repos.jobs().next_due()?))
     }
 
     /// Extends the lease of a job the worker is still running; `false` when
     /// it lost the lease (another worker may have taken the job over).
     pub fn renew_lease(&self, job: &ClaimedJob, worker: &str) -> Result<bool> {
-        let now = self.clock.now();
+        let now = self.context.clock.now();
         let until = now + job.lease;
-        ports::transaction(&*self.uow, |repos| {
+        ports::transaction(&*self.context.uow, |repos| {
             Ok(repos.jobs().renew(job.id, worker, until, now)?)
         })
     }
 
     /// Jobs for an operator, newest first.
     pub fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<JobRecord>> {
-        ports::read(&*self.uow, |repos| Ok(repos.jobs().list(status, limit)?))
+        ports::read(&*self.context.uow, |repos| {
+            Ok(repos.jobs().list(status, limit)?)
+        })
     }
 
     /// Makes a dead or failed job due now with its attempts reset
     /// (`NotFound` when no such job waits for it).
     pub fn retry_job(&self, id: i64) -> Result<()> {
-        let now = self.clock.now();
-        if self.write(|repos| Ok(repos.jobs().retry(id, now)?))? {
-            self.job_signal.notify();
+        let now = self.context.clock.now();
+        if self
+            .context
+            .write(|repos| Ok(repos.jobs().retry(id, now)?))?
+        {
+            self.context.job_signal.notify();
             Ok(())
         } else {
             Err(Error::NotFound)
@@ -184,8 +193,10 @@ impl Services {
 
     /// Deletes finished jobs older than `retain` (dead ones too when `dead`).
     pub fn purge_jobs(&self, retain: Duration, dead: bool) -> Result<u64> {
-        let before = self.clock.now() - retain;
-        ports::transaction(&*self.uow, |repos| Ok(repos.jobs().purge(before, dead)?))
+        let before = self.context.clock.now() - retain;
+        ports::transaction(&*self.context.uow, |repos| {
+            Ok(repos.jobs().purge(before, dead)?)
+        })
     }
 
     /// Records what became of a job: done, run again later, retried with
@@ -197,8 +208,8 @@ impl Services {
         outcome: JobOutcome,
         retry_in: Duration,
     ) -> Result<()> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let jobs = repos.jobs();
             match outcome {
                 JobOutcome::Done => jobs.finish(job.id, worker, now)?,
@@ -232,14 +243,15 @@ impl Services {
         match kind {
             JobKind::AdvanceMission { mission } => self.advance_mission(*mission, job),
             JobKind::PurgeRefreshTokens => {
-                let now = self.clock.now();
-                self.write(|repos| Ok(repos.refresh_tokens().purge_expired(now)?))?;
+                let now = self.context.clock.now();
+                self.context
+                    .write(|repos| Ok(repos.refresh_tokens().purge_expired(now)?))?;
                 Ok(JobOutcome::Done)
             }
             JobKind::SweepFiles => {
                 // A refusal is in the report; the binary's worker runs
                 // this job itself to log it (the domain does no logging).
-                self.sweep_storage(false)?;
+                super::sweep::StorageSweep::from(&self.context).run(false)?;
                 Ok(JobOutcome::Done)
             }
             JobKind::FlagOverdueMissions => {
@@ -258,9 +270,9 @@ impl Services {
     /// so however often and from however many processes this is called,
     /// each job runs once per period. Finished jobs are kept for `retain`.
     pub fn schedule_maintenance(&self, period: Duration, retain: Duration) -> Result<u64> {
-        let now = self.clock.now();
+        let now = self.context.clock.now();
         let bucket = now.timestamp() / period.num_seconds().max(1);
-        let enqueued = self.write(|repos| {
+        let enqueued = self.context.write(|repos| {
             let mut enqueued = 0;
             for kind in [
                 JobKind::PurgeRefreshTokens,
@@ -287,8 +299,8 @@ impl Services {
 
     /// Records `mission_overdue` once for each open mission past its deadline.
     pub fn flag_overdue_missions(&self) -> Result<u64> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let overdue = repos.missions().overdue(now)?;
             let mut flagged = 0;
             for mission in overdue {
@@ -308,8 +320,8 @@ impl Services {
     }
 
     fn advance_mission(&self, mission_id: i64, job: &ClaimedJob) -> Result<JobOutcome> {
-        let now = self.clock.now();
-        let next = self.write(|repos| {
+        let now = self.context.clock.now();
+        let next = self.context.write(|repos| {
             let Some(mission) = repos.missions().find(mission_id, None)? else {
                 return Ok(Next::Idle);
             };
@@ -381,8 +393,8 @@ impl Services {
                 Ok(JobOutcome::Done)
             }
             Err(failure) => {
-                let now = self.clock.now();
-                self.write(|repos| {
+                let now = self.context.clock.now();
+                self.context.write(|repos| {
                     Ok(repos.steps().update(
                         step.id,
                         &StepChanges {
@@ -410,17 +422,19 @@ impl Services {
         match &step.action {
             StepAction::Manual => Ok(None),
             StepAction::Wait { seconds } => {
-                let due = step.started_at.unwrap_or_else(|| self.clock.now())
+                let due = step.started_at.unwrap_or_else(|| self.context.clock.now())
                     + Duration::seconds(i64::from(*seconds));
-                Ok((self.clock.now() < due).then_some(due))
+                Ok((self.context.clock.now() < due).then_some(due))
             }
             StepAction::VerifyDocuments => {
-                let documents = ports::read(&*self.uow, |repos| {
+                let documents = ports::read(&*self.context.uow, |repos| {
                     Ok(repos.documents().list_for_mission(mission.id)?)
                 })
                 .map_err(|error| ActionFailure::internal(&error))?;
                 for document in documents {
-                    match self.verify_document(owner, document.id) {
+                    match super::documents::DocumentService::from(&self.context)
+                        .verify(owner, document.id)
+                    {
                         Ok(_) | Err(Error::NotFound) => {}
                         Err(error) => return Err(ActionFailure::internal(&error)),
                     }
@@ -428,10 +442,11 @@ impl Services {
                 Ok(None)
             }
             StepAction::FetchUrl { url } => {
-                let mut sink = self
+                let mut sink = super::documents::DocumentService::from(&self.context)
                     .begin_upload()
                     .map_err(|error| ActionFailure::internal(&error))?;
                 let fetched = self
+                    .context
                     .fetcher
                     .fetch(url, sink.as_mut())
                     .map_err(|error| ActionFailure::fetch(&error))?;
@@ -452,15 +467,20 @@ impl Services {
                 // after a crash, or one that lost its step, adds no second
                 // document.
                 let completed = std::cell::Cell::new(false);
-                let outcome = self.upload_document_then(owner, &input, Some(part), &mut |repos| {
-                    let now = self.clock.now();
-                    if complete_step(repos, mission, step.id, now)? {
-                        completed.set(true);
-                        Ok(())
-                    } else {
-                        Err(Error::NotFound)
-                    }
-                });
+                let outcome = super::documents::DocumentService::from(&self.context).upload_then(
+                    owner,
+                    &input,
+                    Some(part),
+                    &mut |repos| {
+                        let now = self.context.clock.now();
+                        if complete_step(repos, mission, step.id, now)? {
+                            completed.set(true);
+                            Ok(())
+                        } else {
+                            Err(Error::NotFound)
+                        }
+                    },
+                );
                 match outcome {
                     Ok(_) => Ok(None),
                     Err(Error::NotFound) if !completed.get() => Ok(None),
@@ -480,8 +500,8 @@ impl Services {
     /// its result is kept) and continues with the next step if the mission
     /// is still running and that step is automated.
     fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome> {
-        let now = self.clock.now();
-        let still_running = self.write(|repos| {
+        let now = self.context.clock.now();
+        let still_running = self.context.write(|repos| {
             if repos.steps().find(mission.id, step.id)?.is_none() {
                 return Ok(false);
             }
@@ -506,8 +526,8 @@ impl Services {
     /// A step that failed for good fails its mission (`mission_failed`,
     /// the error in `details`).
     fn fail_step(&self, mission: &Mission, step: &PlanStep, message: &str) -> Result<()> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let changes = StepChanges {
                 last_error: Some(Some(message.to_owned())),
                 ..StepChanges::status(step.status, StepStatus::Failed, now)

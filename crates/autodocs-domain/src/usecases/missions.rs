@@ -18,8 +18,6 @@ use crate::ports::{self, Repositories};
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors, json_type_name, parse_timestamp};
 
-use super::Services;
-
 /// The raw fields of a mission create or update; `None` means absent.
 #[derive(Debug, Clone, Default)]
 pub struct MissionInput {
@@ -249,17 +247,19 @@ pub struct MissionDetail {
     pub documents: Vec<crate::document::Document>,
 }
 
-impl Services {
+super::service!(
+    /// Missions: create, list, read, edit, delete, and their state machine.
+    MissionService
+);
+
+impl MissionService {
     /// Creates a mission and its nested plan, recording `mission_created`.
-    pub fn create_mission(
-        &self,
-        principal: Principal,
-        draft: MissionDraft,
-    ) -> Result<MissionDetail> {
-        self.max_steps
+    pub fn create(&self, principal: Principal, draft: MissionDraft) -> Result<MissionDetail> {
+        self.context
+            .max_steps
             .check_plan(draft.plan.iter().map(PlannedStep::count).sum())?;
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mut mission = repos
                 .missions()
                 .create(principal.user_id, &draft.mission, now)?;
@@ -281,33 +281,31 @@ impl Services {
     }
 
     /// A page of the missions the principal can see.
-    pub fn list_missions(
-        &self,
-        principal: Principal,
-        mut query: MissionQuery,
-    ) -> Result<Page<Mission>> {
+    pub fn list(&self, principal: Principal, mut query: MissionQuery) -> Result<Page<Mission>> {
         if !principal.is_staff {
             query.owner = Some(principal.user_id);
         }
-        ports::read(&*self.uow, |repos| Ok(repos.missions().list(&query)?))
+        ports::read(&*self.context.uow, |repos| {
+            Ok(repos.missions().list(&query)?.found()?)
+        })
     }
 
     /// One mission with its plan.
-    pub fn get_mission(&self, principal: Principal, id: i64) -> Result<MissionDetail> {
-        ports::read(&*self.uow, |repos| {
+    pub fn get(&self, principal: Principal, id: i64) -> Result<MissionDetail> {
+        ports::read(&*self.context.uow, |repos| {
             load_detail(repos, id, principal.visible_owner())
         })
     }
 
     /// Edits a mission, recording `mission_updated` with the changed fields.
-    pub fn update_mission(
+    pub fn update(
         &self,
         principal: Principal,
         id: i64,
         changes: MissionChanges,
     ) -> Result<MissionDetail> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mission = repos
                 .missions()
                 .lock(id, principal.visible_owner())?
@@ -324,9 +322,9 @@ impl Services {
     }
 
     /// Deletes a mission (not while it is in progress), recording `mission_deleted`.
-    pub fn delete_mission(&self, principal: Principal, id: i64) -> Result<()> {
-        let now = self.clock.now();
-        self.write(|repos| {
+    pub fn delete(&self, principal: Principal, id: i64) -> Result<()> {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mission = repos
                 .missions()
                 .lock(id, principal.visible_owner())?
@@ -355,14 +353,14 @@ impl Services {
     }
 
     /// Applies a lifecycle action; of racing requests only one can win.
-    pub fn act_on_mission(
+    pub fn act(
         &self,
         principal: Principal,
         id: i64,
         action: MissionAction,
     ) -> Result<MissionDetail> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mission = repos
                 .missions()
                 .lock(id, principal.visible_owner())?

@@ -13,7 +13,6 @@ use crate::ports::{self, Repositories};
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors};
 
-use super::Services;
 use super::missions::refresh_progress;
 
 /// The most steps one mission may hold (`missions.max_steps`): a plan is
@@ -95,30 +94,30 @@ fn placement(tree: &PlanStepTree<PlanStep>, step: Option<i64>, parent: Option<i6
     u8::try_from(depth).map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))
 }
 
-impl Services {
+super::service!(
+    /// A mission's plan steps.
+    StepService
+);
+
+impl StepService {
     /// The step tree of a mission.
-    pub fn list_steps(&self, principal: Principal, mission: i64) -> Result<PlanStepTree<PlanStep>> {
-        ports::read(&*self.uow, |repos| {
+    pub fn list(&self, principal: Principal, mission: i64) -> Result<PlanStepTree<PlanStep>> {
+        ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             Ok(PlanStepTree::of_steps(repos.steps().list(mission)?))
         })
     }
 
     /// One step with its subtree.
-    pub fn get_step(
-        &self,
-        principal: Principal,
-        mission: i64,
-        step: i64,
-    ) -> Result<StepNode<PlanStep>> {
-        ports::read(&*self.uow, |repos| {
+    pub fn get(&self, principal: Principal, mission: i64, step: i64) -> Result<StepNode<PlanStep>> {
+        ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             subtree(repos, mission, step)
         })
     }
 
     /// Adds a step (appended last among its siblings unless `order` is given).
-    pub fn create_step(
+    pub fn create(
         &self,
         principal: Principal,
         mission_id: i64,
@@ -145,12 +144,12 @@ impl Services {
             return Err(Error::field("title", InvalidValue::required().0));
         };
         let parent = input.parent.flatten();
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
             // Counted under the mission's lock: two racing creates cannot
             // both take the last place.
-            self.max_steps.check_room(mission.steps_total, 1)?;
+            self.context.max_steps.check_room(mission.steps_total, 1)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let depth = placement(&tree, None, parent)?;
             let order = match order.flatten() {
@@ -179,7 +178,7 @@ impl Services {
     }
 
     /// Edits a step; a status change moves the mission's progress in the same transaction.
-    pub fn update_step(
+    pub fn update(
         &self,
         principal: Principal,
         mission_id: i64,
@@ -206,8 +205,8 @@ impl Services {
             .as_deref()
             .and_then(|raw| errors.check("status", StepStatus::parse(raw)));
         errors.into_result()?;
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let node = tree.find(step_id).ok_or(Error::NotFound)?;
@@ -249,9 +248,9 @@ impl Services {
     }
 
     /// Deletes a step and its subtree.
-    pub fn delete_step(&self, principal: Principal, mission_id: i64, step_id: i64) -> Result<()> {
-        let now = self.clock.now();
-        self.write(|repos| {
+    pub fn delete(&self, principal: Principal, mission_id: i64, step_id: i64) -> Result<()> {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
             repos
                 .steps()

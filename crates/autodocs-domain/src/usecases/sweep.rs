@@ -24,8 +24,6 @@ use crate::error::Result;
 use crate::instance::DatabaseIdentity;
 use crate::ports::{self, FileStorage, UnitOfWork};
 
-use super::Services;
-
 /// How keys are checked against the database, per query.
 const KEY_BATCH: usize = 500;
 
@@ -238,27 +236,33 @@ pub fn bind_media_root(
     Ok(MediaRootBinding::Bound(identity))
 }
 
-impl Services {
+super::service!(
+    /// The storage sweep: files no document references, moved aside or deleted.
+    StorageSweep
+);
+
+impl StorageSweep {
     /// [`bind_media_root`] on these services' database and storage.
     pub fn bind_media_root(&self) -> Result<MediaRootBinding> {
-        bind_media_root(&*self.uow, &*self.storage)
+        bind_media_root(&*self.context.uow, &*self.context.storage)
     }
 
     /// Sweeps the media root under [`Services::sweep`] (see the module
     /// documentation for the rules). With `dry_run`, changes nothing and
     /// reports what it would do. A refusal is a report, not an error: the
     /// caller logs or prints its reason.
-    pub fn sweep_storage(&self, dry_run: bool) -> Result<SweepReport> {
-        let policy = self.sweep;
+    pub fn run(&self, dry_run: bool) -> Result<SweepReport> {
+        let policy = self.context.sweep;
         let mut report = SweepReport {
             dry_run,
             temporary: self
+                .context
                 .storage
                 .sweep_temporary(to_std(policy.temporary_age), dry_run)?,
             ..SweepReport::default()
         };
-        let (identity, any_documents) = database_facts(&*self.uow)?;
-        let marker = self.storage.read_marker()?;
+        let (identity, any_documents) = database_facts(&*self.context.uow)?;
+        let marker = self.context.storage.read_marker()?;
         report.refused = refusal(identity.as_ref(), marker.as_deref())
             .or_else(|| (!any_documents).then_some(SweepRefusal::NoDocuments));
         if report.refused.is_some() {
@@ -266,21 +270,22 @@ impl Services {
         }
 
         for key in self
+            .context
             .storage
             .expired_quarantine(to_std(policy.quarantine_for))?
         {
-            if dry_run || self.storage.purge_quarantined(&key)? {
+            if dry_run || self.context.storage.purge_quarantined(&key)? {
                 report.purged.push(key);
             }
         }
 
-        let stale = self.storage.stale_keys(to_std(policy.min_age))?;
+        let stale = self.context.storage.stale_keys(to_std(policy.min_age))?;
         for keys in stale.chunks(KEY_BATCH) {
-            let known = referenced(&*self.uow, keys)?;
+            let known = referenced(&*self.context.uow, keys)?;
             for key in keys.iter().filter(|key| !known.contains(key)) {
                 if report.quarantined.len() as u64 >= policy.max_moves {
                     report.deferred += 1;
-                } else if dry_run || self.storage.quarantine(key)? {
+                } else if dry_run || self.context.storage.quarantine(key)? {
                     report.quarantined.push(key.clone());
                 }
             }
@@ -301,7 +306,8 @@ mod tests {
 
     use super::*;
     use crate::ports::{MockFileStorage, MockInstanceRepository, MockPasswordHasher};
-    use crate::usecases::testing::{MockRepos, MockUow, services};
+    use crate::usecases::Services;
+    use crate::usecases::testing::{MockRepos, MockUow};
 
     const OURS: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
@@ -340,13 +346,25 @@ mod tests {
     }
 
     fn with_storage(uow: Arc<MockUow>, storage: MockFileStorage) -> Services {
-        let mut services = services(
+        with_storage_and_policy(uow, storage, SweepPolicy::default())
+    }
+
+    fn with_storage_and_policy(
+        uow: Arc<MockUow>,
+        storage: MockFileStorage,
+        sweep: SweepPolicy,
+    ) -> Services {
+        let mut ports = crate::usecases::testing::ports(
             uow,
             MockPasswordHasher::new(),
             crate::ports::MockTokenService::new(),
         );
-        services.storage = Arc::new(storage);
-        services
+        ports.storage = Arc::new(storage);
+        let limits = crate::usecases::Limits {
+            sweep,
+            ..crate::usecases::Limits::default()
+        };
+        Services::new(ports, limits)
     }
 
     /// Storage that holds stale files `stored`, marked `marker`, and fails
@@ -390,7 +408,7 @@ mod tests {
                 uow(identity, documents, Vec::new()),
                 untouchable(marker, stored.clone()),
             );
-            let report = services.sweep_storage(false).expect("sweep");
+            let report = services.sweep().run(false).expect("sweep");
             assert_eq!(report.refused, Some(expected.clone()), "{expected}");
             assert!(report.quarantined.is_empty());
             assert!(report.purged.is_empty());
@@ -427,9 +445,13 @@ mod tests {
             .times(2)
             .returning(|_| Ok(true));
         storage.expect_delete().never();
-        let mut services = with_storage(uow(Some(OURS), true, vec![key(1), key(3)]), storage);
-        services.sweep.max_moves = 2;
-        let report = services.sweep_storage(false).expect("sweep");
+        let policy = SweepPolicy {
+            max_moves: 2,
+            ..SweepPolicy::default()
+        };
+        let services =
+            with_storage_and_policy(uow(Some(OURS), true, vec![key(1), key(3)]), storage, policy);
+        let report = services.sweep().run(false).expect("sweep");
         assert_eq!(report.refused, None);
         assert_eq!(report.quarantined, vec![key(2), key(4)]);
         assert_eq!(report.deferred, 1);
@@ -456,7 +478,7 @@ mod tests {
         storage.expect_quarantine().never();
         storage.expect_purge_quarantined().never();
         let services = with_storage(uow(Some(OURS), true, vec![key(1)]), storage);
-        let report = services.sweep_storage(true).expect("sweep");
+        let report = services.sweep().run(true).expect("sweep");
         assert!(report.dry_run);
         assert_eq!(report.quarantined, vec![key(2)]);
         assert_eq!(report.purged, vec![key(7)]);
@@ -477,7 +499,7 @@ mod tests {
             .returning(|_| Ok(()));
         let services = with_storage(uow(Some(OURS), false, Vec::new()), storage);
         assert_eq!(
-            services.bind_media_root().expect("bind"),
+            services.sweep().bind_media_root().expect("bind"),
             MediaRootBinding::Bound(DatabaseIdentity::parse(OURS).expect("identity"))
         );
 
@@ -487,7 +509,7 @@ mod tests {
             untouchable(None, vec![key(1)]),
         );
         assert_eq!(
-            services.bind_media_root().expect("bind"),
+            services.sweep().bind_media_root().expect("bind"),
             MediaRootBinding::ForeignFiles
         );
 
@@ -497,7 +519,7 @@ mod tests {
             untouchable(None, vec![key(1)]),
         );
         assert_eq!(
-            services.bind_media_root().expect("bind"),
+            services.sweep().bind_media_root().expect("bind"),
             MediaRootBinding::ForeignFiles
         );
 
@@ -507,7 +529,7 @@ mod tests {
             untouchable(Some("feedface"), vec![key(1)]),
         );
         assert!(matches!(
-            services.bind_media_root().expect("bind"),
+            services.sweep().bind_media_root().expect("bind"),
             MediaRootBinding::OtherDatabase { .. }
         ));
 
@@ -521,7 +543,7 @@ mod tests {
         storage.expect_write_marker().times(1).returning(|_| Ok(()));
         let services = with_storage(uow(Some(OURS), true, vec![key(2)]), storage);
         assert!(matches!(
-            services.bind_media_root().expect("bind"),
+            services.sweep().bind_media_root().expect("bind"),
             MediaRootBinding::Bound(_)
         ));
     }

@@ -12,7 +12,7 @@ use crate::ports::{
     UnitOfWork, UserRepository,
 };
 
-use super::Services;
+use super::{Limits, Ports, Services};
 
 /// The mocks one test sets expectations on.
 pub struct MockRepos {
@@ -50,9 +50,6 @@ impl Default for MockRepos {
 impl Repositories for MockRepos {
     fn jobs(&mut self) -> &mut dyn crate::ports::JobQueue {
         &mut self.jobs
-    }
-    fn take_recorded(&mut self) -> Vec<crate::activity_log::Activity> {
-        Vec::new()
     }
     fn missions(&mut self) -> &mut dyn MissionRepository {
         &mut self.missions
@@ -116,15 +113,11 @@ pub fn fixed_now() -> DateTime<Utc> {
         .expect("valid date")
 }
 
-/// Services over the given mocks, with a clock frozen at [`fixed_now`].
-pub fn services(
-    uow: Arc<MockUow>,
-    hasher: MockPasswordHasher,
-    tokens: MockTokenService,
-) -> Services {
+/// Ports over the given mocks, with a clock frozen at [`fixed_now`].
+pub fn ports(uow: Arc<MockUow>, hasher: MockPasswordHasher, tokens: MockTokenService) -> Ports {
     let mut clock = MockClock::new();
     clock.expect_now().returning(fixed_now);
-    Services {
+    Ports {
         uow,
         hasher: Arc::new(hasher),
         tokens: Arc::new(tokens),
@@ -132,11 +125,16 @@ pub fn services(
         events: Arc::new(crate::events::DiscardEvents),
         fetcher: Arc::new(crate::ports::MockUrlFetcher::new()),
         storage: Arc::new(crate::ports::MockFileStorage::new()),
-        max_upload_bytes: 25 * 1024 * 1024,
-        max_steps: super::steps::MaxSteps::DEFAULT,
-        sweep: super::sweep::SweepPolicy::default(),
-        job_signal: Arc::default(),
     }
+}
+
+/// Services over the given mocks, with a clock frozen at [`fixed_now`].
+pub fn services(
+    uow: Arc<MockUow>,
+    hasher: MockPasswordHasher,
+    tokens: MockTokenService,
+) -> Services {
+    Services::new(ports(uow, hasher, tokens), Limits::default())
 }
 
 /// An active, non-staff user with id `id`, joined at [`fixed_now`].

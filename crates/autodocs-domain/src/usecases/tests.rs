@@ -219,6 +219,7 @@ fn register_hashes_outside_the_transaction_and_records_one_activity() {
         .returning(|_, _| issued("jti-1"));
 
     let session = services(Arc::clone(&uow), hasher, tokens)
+        .accounts()
         .register(registration())
         .expect("registered");
 
@@ -250,6 +251,7 @@ fn register_with_a_taken_username_creates_nothing() {
     tokens.expect_issue().never();
 
     let error = services(Arc::clone(&uow), hasher, tokens)
+        .accounts()
         .register(registration())
         .expect_err("username taken");
 
@@ -294,6 +296,7 @@ fn register_with_a_username_that_is_another_users_email_creates_nothing() {
     .expect("valid registration");
 
     let error = services(Arc::clone(&uow), hasher, tokens)
+        .accounts()
         .register(registration)
         .expect_err("username is an email");
 
@@ -324,6 +327,7 @@ fn register_losing_the_username_race_gives_the_same_field_error() {
     hasher.expect_hash().returning(|_| "hashed".to_owned());
 
     let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .accounts()
         .register(registration())
         .expect_err("username raced");
 
@@ -354,6 +358,7 @@ fn login_of_an_unknown_user_burns_a_hash() {
     hasher.expect_verify().never();
 
     let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .accounts()
         .login("  ghost ", PASSWORD)
         .expect_err("unknown user");
 
@@ -375,6 +380,7 @@ fn login_looks_the_account_up_by_its_normalised_key() {
     hasher.expect_burn().times(1).return_const(());
 
     let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .accounts()
         .login(" ÄRGER ", PASSWORD)
         .expect_err("unknown user");
 
@@ -412,6 +418,7 @@ fn login_with_a_wrong_password_fails_and_records_nothing() {
     tokens.expect_issue().never();
 
     let error = services(Arc::clone(&uow), hasher, tokens)
+        .accounts()
         .login("user7", PASSWORD)
         .expect_err("wrong password");
 
@@ -430,6 +437,7 @@ fn login_of_an_inactive_user_fails_even_with_the_right_password() {
     tokens.expect_issue().never();
 
     let error = services(Arc::clone(&uow), hasher, tokens)
+        .accounts()
         .login("user7", PASSWORD)
         .expect_err("inactive");
 
@@ -503,6 +511,7 @@ fn login_replaces_an_outdated_hash() {
         .returning(|_| "upgraded-hash".to_owned());
 
     let session = services(Arc::clone(&uow), hasher, login_tokens())
+        .accounts()
         .login("user7", PASSWORD)
         .expect("logged in");
 
@@ -526,6 +535,7 @@ fn login_records_the_login_and_touches_last_login() {
     hasher.expect_hash().never();
 
     let session = services(Arc::clone(&uow), hasher, login_tokens())
+        .accounts()
         .login("user7", PASSWORD)
         .expect("logged in");
 
@@ -607,6 +617,7 @@ fn refresh_with_a_revoked_token_revokes_every_token_and_commits() {
         MockPasswordHasher::new(),
         refresh_tokens_service(),
     )
+    .accounts()
     .refresh("presented")
     .expect_err("reused token");
 
@@ -638,6 +649,7 @@ fn refresh_losing_the_rotation_race_is_treated_as_reuse() {
         MockPasswordHasher::new(),
         refresh_tokens_service(),
     )
+    .accounts()
     .refresh("presented")
     .expect_err("lost race");
 
@@ -675,6 +687,7 @@ fn refresh_rotates_the_token() {
         MockPasswordHasher::new(),
         refresh_tokens_service(),
     )
+    .accounts()
     .refresh("presented")
     .expect("rotated");
 
@@ -705,6 +718,7 @@ fn refresh_for_an_inactive_user_is_refused_without_revoking() {
         MockPasswordHasher::new(),
         refresh_tokens_service(),
     )
+    .accounts()
     .refresh("presented")
     .expect_err("inactive");
 
@@ -748,6 +762,7 @@ fn change_password_with_a_wrong_old_password_writes_nothing() {
     hasher.expect_hash().never();
 
     let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .accounts()
         .change_password(principal(OWNER), "not-my-password", PASSWORD)
         .expect_err("wrong old password");
 
@@ -788,6 +803,7 @@ fn change_password_sets_the_hash_revokes_tokens_and_records_it_in_one_commit() {
         .returning(|_| "new-hash".to_owned());
 
     services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .accounts()
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect("changed");
 
@@ -818,14 +834,26 @@ fn staff_only_use_cases_refuse_other_users_before_any_repository_call() {
     let results = [
         (
             "list_users",
-            services.list_users(user, &UserQuery::default()).map(drop),
+            services
+                .accounts()
+                .list_users(user, &UserQuery::default())
+                .map(drop),
         ),
-        ("get_user", services.get_user(user, UserId(8)).map(drop)),
+        (
+            "get_user",
+            services.accounts().get_user(user, UserId(8)).map(drop),
+        ),
         (
             "update_user",
-            services.update_user(user, UserId(8), &promote).map(drop),
+            services
+                .accounts()
+                .update_user(user, UserId(8), &promote)
+                .map(drop),
         ),
-        ("delete_user", services.delete_user(user, UserId(8))),
+        (
+            "delete_user",
+            services.accounts().delete_user(user, UserId(8)),
+        ),
     ];
 
     for (name, result) in results {
@@ -959,7 +987,8 @@ fn create_mission_records_it_and_creates_the_plan_depth_first() {
     let uow = uow_with(repos);
 
     let detail = plain_services(&uow)
-        .create_mission(principal(OWNER), draft)
+        .missions()
+        .create(principal(OWNER), draft)
         .expect("created");
 
     let shape: Vec<(String, Option<i64>, i32, u8)> = requests
@@ -1035,7 +1064,8 @@ fn mission_action_losing_the_race_reports_the_current_status_and_rolls_back() {
     let uow = uow_with(repos);
 
     let error = plain_services(&uow)
-        .act_on_mission(principal(OWNER), MISSION, MissionAction::Start)
+        .missions()
+        .act(principal(OWNER), MISSION, MissionAction::Start)
         .expect_err("lost race");
 
     assert_eq!(
@@ -1072,7 +1102,8 @@ fn completing_a_mission_skips_open_steps_and_records_it() {
     let uow = uow_with(repos);
 
     let detail = plain_services(&uow)
-        .act_on_mission(principal(OWNER), MISSION, MissionAction::Complete)
+        .missions()
+        .act(principal(OWNER), MISSION, MissionAction::Complete)
         .expect("completed");
 
     assert_eq!(detail.mission.status, MissionStatus::Completed);
@@ -1148,7 +1179,8 @@ fn restarting_a_failed_mission_resets_failed_steps_and_enqueues_its_run() {
     let uow = uow_with(repos);
 
     plain_services(&uow)
-        .act_on_mission(principal(OWNER), MISSION, MissionAction::Start)
+        .missions()
+        .act(principal(OWNER), MISSION, MissionAction::Start)
         .expect("started");
 
     assert_eq!(kinds(&log), vec!["mission_started"]);
@@ -1164,7 +1196,8 @@ fn deleting_an_in_progress_mission_is_refused() {
     let uow = uow_with(repos);
 
     let error = plain_services(&uow)
-        .delete_mission(principal(OWNER), MISSION)
+        .missions()
+        .delete(principal(OWNER), MISSION)
         .expect_err("in progress");
 
     assert_eq!(
@@ -1188,7 +1221,8 @@ fn deleting_a_mission_keeps_its_id_and_title_in_the_activity() {
     let uow = uow_with(repos);
 
     plain_services(&uow)
-        .delete_mission(principal(OWNER), MISSION)
+        .missions()
+        .delete(principal(OWNER), MISSION)
         .expect("deleted");
 
     let activities = recorded(&log);
@@ -1239,23 +1273,28 @@ fn another_owners_mission_is_not_found() {
     let results = [
         (
             "get",
-            services.get_mission(principal(stranger), MISSION).map(drop),
+            services
+                .missions()
+                .get(principal(stranger), MISSION)
+                .map(drop),
         ),
         (
             "update",
             services
-                .update_mission(principal(stranger), MISSION, changes)
+                .missions()
+                .update(principal(stranger), MISSION, changes)
                 .map(drop),
         ),
         (
             "act",
             services
-                .act_on_mission(principal(stranger), MISSION, MissionAction::Start)
+                .missions()
+                .act(principal(stranger), MISSION, MissionAction::Start)
                 .map(drop),
         ),
         (
             "delete",
-            services.delete_mission(principal(stranger), MISSION),
+            services.missions().delete(principal(stranger), MISSION),
         ),
     ];
 
@@ -1300,7 +1339,8 @@ fn a_failing_activity_insert_fails_the_use_case_and_rolls_back() {
     let uow = uow_with(repos);
 
     let error = plain_services(&uow)
-        .act_on_mission(principal(OWNER), MISSION, MissionAction::Start)
+        .missions()
+        .act(principal(OWNER), MISSION, MissionAction::Start)
         .expect_err("activity failed");
 
     assert!(
@@ -1348,13 +1388,14 @@ fn mission_lists_are_restricted_to_the_owner_unless_staff() {
     assert_eq!(
         message(
             services
-                .list_missions(principal(OWNER), everyone.clone())
+                .missions()
+                .list(principal(OWNER), everyone.clone())
                 .map(drop)
         ),
         "own list"
     );
     assert_eq!(
-        message(services.list_missions(staff, everyone).map(drop)),
+        message(services.missions().list(staff, everyone).map(drop)),
         "everyone's list"
     );
     let others = ActivityQuery {
@@ -1362,7 +1403,12 @@ fn mission_lists_are_restricted_to_the_owner_unless_staff() {
         ..ActivityQuery::default()
     };
     assert_eq!(
-        message(services.list_activities(principal(OWNER), others).map(drop)),
+        message(
+            services
+                .activities()
+                .list(principal(OWNER), others)
+                .map(drop)
+        ),
         "own activities"
     );
 }
@@ -1464,7 +1510,8 @@ fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction()
     let uow = uow_with(repos);
 
     let node = plain_services(&uow)
-        .update_step(principal(OWNER), MISSION, 2, &complete_status())
+        .steps()
+        .update(principal(OWNER), MISSION, 2, &complete_status())
         .expect("completed");
 
     assert_eq!(node.id, 2);
@@ -1536,7 +1583,8 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
     let uow = uow_with(repos);
 
     plain_services(&uow)
-        .update_step(principal(OWNER), MISSION, 1, &complete_status())
+        .steps()
+        .update(principal(OWNER), MISSION, 1, &complete_status())
         .expect("completed");
 
     assert_eq!(kinds(&log), vec!["step_updated"]);
@@ -1563,7 +1611,8 @@ fn a_parent_from_another_mission_is_refused() {
     };
 
     let error = plain_services(&uow)
-        .create_step(principal(OWNER), MISSION, &input)
+        .steps()
+        .create(principal(OWNER), MISSION, &input)
         .expect_err("foreign parent");
 
     assert_eq!(
@@ -1593,7 +1642,8 @@ fn moving_a_step_under_its_own_child_is_refused() {
     };
 
     let error = plain_services(&uow)
-        .update_step(principal(OWNER), MISSION, 1, &input)
+        .steps()
+        .update(principal(OWNER), MISSION, 1, &input)
         .expect_err("cycle");
 
     assert_eq!(
@@ -1657,7 +1707,8 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
     };
 
     plain_services(&uow)
-        .update_step(principal(OWNER), MISSION, 3, &input)
+        .steps()
+        .update(principal(OWNER), MISSION, 3, &input)
         .expect("moved");
 
     assert_eq!(*depths.lock().expect("depths"), vec![(4, 3), (5, 4)]);
@@ -1682,7 +1733,8 @@ fn a_system_activity_type_is_refused_without_a_database_call() {
     };
 
     let error = plain_services(&uow)
-        .create_activity(principal(OWNER), &input)
+        .activities()
+        .create(principal(OWNER), &input)
         .expect_err("system type");
 
     assert_eq!(
@@ -1711,7 +1763,8 @@ fn an_activity_on_a_mission_not_owned_is_refused() {
     };
 
     let error = plain_services(&uow)
-        .create_activity(principal(OWNER), &input)
+        .activities()
+        .create(principal(OWNER), &input)
         .expect_err("not owned");
 
     assert_eq!(
@@ -1730,6 +1783,13 @@ fn a_custom_activity_is_recorded_for_the_caller() {
         .withf(|id, owner| *id == MISSION && *owner == Some(OWNER))
         .times(1)
         .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
+    // After the commit, the mission's state is read for its event.
+    repos
+        .missions
+        .expect_find()
+        .withf(|id, owner| *id == MISSION && owner.is_none())
+        .times(1)
+        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
     let log = record_activities(&mut repos);
     let uow = uow_with(repos);
     let input = ActivityInput {
@@ -1741,7 +1801,8 @@ fn a_custom_activity_is_recorded_for_the_caller() {
     };
 
     let activity = plain_services(&uow)
-        .create_activity(principal(OWNER), &input)
+        .activities()
+        .create(principal(OWNER), &input)
         .expect("recorded");
 
     assert_eq!(activity.kind, "note_added");
@@ -1792,10 +1853,10 @@ fn staff(user_id: UserId) -> Principal {
     }
 }
 
-fn watched(mut services: Services) -> (Services, Arc<Published>) {
+fn watched(mut ports: super::Ports) -> (Services, Arc<Published>) {
     let published = Arc::new(Published::default());
-    services.events = published.clone();
-    (services, published)
+    ports.events = published.clone();
+    (Services::new(ports, super::Limits::default()), published)
 }
 
 #[test]
@@ -1804,12 +1865,10 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let uow = uow_with(password_repos());
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Mismatch);
-    let (services, published) = watched(super::testing::services(
-        uow,
-        hasher,
-        MockTokenService::new(),
-    ));
+    let (services, published) =
+        watched(super::testing::ports(uow, hasher, MockTokenService::new()));
     services
+        .accounts()
         .change_password(principal(OWNER), "wrong", PASSWORD)
         .expect_err("wrong old password");
     assert!(published.revoked().is_empty());
@@ -1824,12 +1883,13 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) = watched(super::testing::services(
+    let (services, published) = watched(super::testing::ports(
         Arc::clone(&uow),
         hasher,
         MockTokenService::new(),
     ));
     services
+        .accounts()
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect_err("the write fails");
     assert!(published.revoked().is_empty());
@@ -1849,12 +1909,13 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     let mut hasher = MockPasswordHasher::new();
     hasher.expect_verify().return_const(PasswordCheck::Match);
     hasher.expect_hash().returning(|_| "new-hash".to_owned());
-    let (services, published) = watched(super::testing::services(
+    let (services, published) = watched(super::testing::ports(
         uow_with(repos),
         hasher,
         MockTokenService::new(),
     ));
     services
+        .accounts()
         .change_password(principal(OWNER), "old-password", PASSWORD)
         .expect("changed");
     assert_eq!(published.revoked(), vec![OWNER]);
@@ -1878,13 +1939,18 @@ fn editable_user_repos() -> MockRepos {
 
 #[test]
 fn deactivating_or_deleting_a_user_revokes_their_sessions() {
-    let (services, published) = watched(plain_services(&uow_with(editable_user_repos())));
+    let (services, published) = watched(super::testing::ports(
+        uow_with(editable_user_repos()),
+        MockPasswordHasher::new(),
+        MockTokenService::new(),
+    ));
     let rename = AccountInput {
         first_name: Some("Ada".into()),
         is_active: Some(true),
         ..AccountInput::default()
     };
     services
+        .accounts()
         .update_user(staff(OWNER), UserId(8), &rename)
         .expect("updated");
     assert!(
@@ -1897,15 +1963,18 @@ fn deactivating_or_deleting_a_user_revokes_their_sessions() {
         ..AccountInput::default()
     };
     services
+        .accounts()
         .update_user(staff(OWNER), UserId(8), &deactivate)
         .expect("deactivated");
     assert_eq!(published.revoked(), vec![UserId(8)]);
 
     services
+        .accounts()
         .delete_user(staff(OWNER), UserId(9))
         .expect_err("no such user");
     assert_eq!(published.revoked(), vec![UserId(8)], "nothing deleted");
     services
+        .accounts()
         .delete_user(staff(OWNER), UserId(8))
         .expect("deleted");
     assert_eq!(published.revoked(), vec![UserId(8), UserId(8)]);
@@ -1933,6 +2002,7 @@ fn change_password_loses_to_a_change_made_meanwhile() {
         .returning(|_| "new-hash".to_owned());
 
     let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
+        .accounts()
         .change_password(principal(OWNER), "my-password", PASSWORD)
         .expect_err("the stored hash changed");
 
@@ -1967,7 +2037,8 @@ fn a_mission_at_its_step_limit_takes_no_more_steps() {
     };
 
     let error = plain_services(&uow)
-        .create_step(principal(OWNER), MISSION, &input)
+        .steps()
+        .create(principal(OWNER), MISSION, &input)
         .expect_err("over the limit");
 
     assert_eq!(
@@ -1980,8 +2051,18 @@ fn a_mission_at_its_step_limit_takes_no_more_steps() {
 #[test]
 fn a_plan_over_the_step_limit_is_refused_before_any_write() {
     let uow = uow_with(MockRepos::default());
-    let mut services = plain_services(&uow);
-    services.max_steps = super::steps::MaxSteps::new(3).expect("a positive limit");
+    let limits = super::Limits {
+        max_steps: super::steps::MaxSteps::new(3).expect("a positive limit"),
+        ..super::Limits::default()
+    };
+    let services = Services::new(
+        super::testing::ports(
+            Arc::clone(&uow),
+            MockPasswordHasher::new(),
+            MockTokenService::new(),
+        ),
+        limits,
+    );
     // Two roots, one with two children: four steps.
     let draft = MissionInput {
         title: Some("Four".into()),
@@ -1996,7 +2077,8 @@ fn a_plan_over_the_step_limit_is_refused_before_any_write() {
     .expect("a valid draft");
 
     let error = services
-        .create_mission(principal(OWNER), draft)
+        .missions()
+        .create(principal(OWNER), draft)
         .expect_err("over the limit");
 
     assert_eq!(
@@ -2017,4 +2099,82 @@ fn step_limits_hold_at_the_limit_and_refuse_past_it() {
     assert!(limit.check_room(999, 1).is_ok());
     assert!(limit.check_room(1000, 1).is_err());
     assert!(limit.check_room(u64::MAX, 1).is_err());
+}
+
+/// Services whose events go to `events`, over `uow`.
+fn services_publishing_to(
+    uow: &Arc<MockUow>,
+    events: crate::events::MockEventPublisher,
+) -> Services {
+    let mut ports = super::testing::ports(
+        Arc::clone(uow),
+        MockPasswordHasher::new(),
+        MockTokenService::new(),
+    );
+    ports.events = Arc::new(events);
+    Services::new(ports, super::Limits::default())
+}
+
+fn custom_activity() -> NewActivity {
+    NewActivity {
+        kind: "note".into(),
+        message: "A note".into(),
+        details: serde_json::Map::new(),
+        user: Some(OWNER),
+        mission: None,
+        document: None,
+    }
+}
+
+#[test]
+fn a_committed_change_publishes_the_activities_it_recorded() {
+    let mut repos = MockRepos::default();
+    record_activities(&mut repos);
+    let uow = uow_with(repos);
+    let mut events = crate::events::MockEventPublisher::new();
+    events
+        .expect_publish()
+        .withf(|events| {
+            matches!(
+                events.as_slice(),
+                [crate::events::Event {
+                    user,
+                    payload: crate::events::EventPayload::ActivityCreated(activity),
+                    ..
+                }] if *user == OWNER && activity.kind == "note"
+            )
+        })
+        .times(1)
+        .return_const(());
+    let services = services_publishing_to(&uow, events);
+
+    services
+        .context
+        .write(|repos| Ok(repos.activities().record(&custom_activity(), fixed_now())?))
+        .expect("committed");
+
+    assert_eq!(outcome(&uow), (1, 0));
+}
+
+#[test]
+fn a_rolled_back_change_publishes_nothing() {
+    let mut repos = MockRepos::default();
+    let log = record_activities(&mut repos);
+    let uow = uow_with(repos);
+    let mut events = crate::events::MockEventPublisher::new();
+    events.expect_publish().never();
+    let services = services_publishing_to(&uow, events);
+
+    let result: Result<(), Error> = services.context.write(|repos| {
+        repos.activities().record(&custom_activity(), fixed_now())?;
+        Err(Error::NotFound)
+    });
+
+    assert!(matches!(result, Err(Error::NotFound)), "{result:?}");
+    assert_eq!(
+        recorded(&log).len(),
+        1,
+        "the activity was written, then rolled back"
+    );
+    assert_eq!(outcome(&uow), (0, 1));
 }

@@ -15,7 +15,7 @@ use crate::user::{
 };
 use crate::validation::ValidationErrors;
 
-use super::Services;
+use super::auth::AccountService;
 use super::auth::{EMAIL_TAKEN, unique_violation_as_field};
 
 /// The raw fields of an account update; `None` leaves a field unchanged.
@@ -153,10 +153,10 @@ pub struct CheckedPasswordChange {
 pub const WRONG_OLD_PASSWORD: &str =
     "Your old password was entered incorrectly. Please enter it again.";
 
-impl Services {
+impl AccountService {
     /// The caller's own account.
     pub fn me(&self, principal: Principal) -> Result<User> {
-        ports::read(&*self.uow, |repos| {
+        ports::read(&*self.context.uow, |repos| {
             repos
                 .users()
                 .find(principal.user_id)?
@@ -183,7 +183,7 @@ impl Services {
         new_password: &str,
     ) -> Result<()> {
         let change = self.begin_password_change(principal, new_password)?;
-        let checked = change.check(&*self.hasher, old_password)?;
+        let checked = change.check(&*self.context.hasher, old_password)?;
         self.finish_password_change(checked)
     }
 
@@ -195,7 +195,7 @@ impl Services {
         new_password: &str,
     ) -> Result<PasswordChange> {
         let user = self.me(principal)?;
-        let stored = ports::read(&*self.uow, |repos| {
+        let stored = ports::read(&*self.context.uow, |repos| {
             repos.users().password_hash(user.id)?.ok_or(Error::NotFound)
         })?;
         let attributes = PasswordAttributes {
@@ -216,8 +216,8 @@ impl Services {
     /// (a concurrent change wins, and this one is told the old password is
     /// wrong), kills every refresh token and records `password_changed`.
     pub fn finish_password_change(&self, checked: CheckedPasswordChange) -> Result<()> {
-        let now = self.clock.now();
-        self.write(|repos| {
+        let now = self.context.clock.now();
+        self.context.write(|repos| {
             if !repos.users().replace_password_hash(
                 checked.user,
                 &checked.checked,
@@ -240,13 +240,15 @@ impl Services {
     /// Staff: a page of users.
     pub fn list_users(&self, principal: Principal, query: &UserQuery) -> Result<Page<User>> {
         require_staff(principal)?;
-        ports::read(&*self.uow, |repos| Ok(repos.users().list(query)?))
+        ports::read(&*self.context.uow, |repos| {
+            Ok(repos.users().list(query)?.found()?)
+        })
     }
 
     /// Staff: one user.
     pub fn get_user(&self, principal: Principal, id: UserId) -> Result<User> {
         require_staff(principal)?;
-        ports::read(&*self.uow, |repos| {
+        ports::read(&*self.context.uow, |repos| {
             repos.users().find(id)?.ok_or(Error::NotFound)
         })
     }
@@ -266,7 +268,7 @@ impl Services {
     /// Staff: deletes a user and everything they own.
     pub fn delete_user(&self, principal: Principal, id: UserId) -> Result<()> {
         require_staff(principal)?;
-        let deleted = self.write(|repos| Ok(repos.users().delete(id)?))?;
+        let deleted = self.context.write(|repos| Ok(repos.users().delete(id)?))?;
         if deleted {
             self.revoke_sessions(id);
             Ok(())
@@ -276,9 +278,9 @@ impl Services {
     }
 
     fn apply_changes(&self, actor: UserId, id: UserId, changes: UserChanges) -> Result<User> {
-        let now = self.clock.now();
+        let now = self.context.clock.now();
         let deactivates = changes.is_active == Some(false);
-        let user = self.write(|repos| {
+        let user = self.context.write(|repos| {
             let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
             if let Some(email) = &changes.email
                 && repos
@@ -311,7 +313,9 @@ impl Services {
     /// Ends a user's live connections, once the change that calls for it
     /// has committed (a rolled-back deactivation must not cut anyone off).
     fn revoke_sessions(&self, user: UserId) {
-        self.events.publish(vec![Event::sessions_revoked(user)]);
+        self.context
+            .events
+            .publish(vec![Event::sessions_revoked(user)]);
     }
 }
 

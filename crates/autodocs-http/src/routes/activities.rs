@@ -8,7 +8,7 @@ use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestamp};
 use serde_json::Value;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, page_request};
@@ -68,12 +68,9 @@ pub async fn list(
         page,
     };
     let page = as_caller(&state, principal, move |services, principal| {
-        services.list_activities(principal, activity_query)
+        services.activities().list(principal, activity_query)
     })
     .await?;
-    if page.is_past_end() {
-        return Err(ApiError::InvalidPage);
-    }
     Ok(HttpResponse::Ok().json(paginated(&request, &page, activity_json)))
 }
 
@@ -114,7 +111,7 @@ pub async fn create(
     };
     errors.into_result()?;
     let activity = as_caller(&state, principal, move |services, principal| {
-        services.create_activity(principal, &input)
+        services.activities().create(principal, &input)
     })
     .await?;
     Ok(HttpResponse::Created().json(activity_json(&activity)))
@@ -133,7 +130,7 @@ pub async fn detail(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let activity = as_caller(&state, principal, move |services, principal| {
-        services.get_activity(principal, id)
+        services.activities().get(principal, id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(activity_json(&activity)))

@@ -81,7 +81,7 @@ pub async fn register(
     let services = state.services.clone();
     let session = state
         .lane
-        .run(move || services.register_hashed(hashed))
+        .run(move || services.accounts().register_hashed(hashed))
         .await??;
     Ok(HttpResponse::Created().json(SessionView::from(session)))
 }
@@ -105,7 +105,7 @@ async fn login_session(
     let name = login.clone();
     let candidate = state
         .lane
-        .run(move || services.login_candidate(&name))
+        .run(move || services.accounts().login_candidate(&name))
         .await??;
     let account = match candidate.account() {
         Some(user) => format!("user:{}", user.0),
@@ -128,7 +128,7 @@ async fn login_session(
     let services = state.services.clone();
     Ok(state
         .lane
-        .run(move || services.complete_login(verified))
+        .run(move || services.accounts().complete_login(verified))
         .await??)
 }
 
@@ -197,7 +197,7 @@ pub async fn refresh(
 ) -> ApiResult<HttpResponse> {
     let token = required_token(&body, "refresh")?;
     let services = state.services.clone();
-    let tokens = web::block(move || services.refresh(&token)).await??;
+    let tokens = web::block(move || services.accounts().refresh(&token)).await??;
     Ok(HttpResponse::Ok().json(json!({"access": tokens.access, "refresh": tokens.refresh})))
 }
 
@@ -214,7 +214,7 @@ pub async fn verify(
 ) -> ApiResult<HttpResponse> {
     let token = required_token(&body, "token")?;
     let services = state.services.clone();
-    web::block(move || services.verify_token(&token)).await??;
+    web::block(move || services.accounts().verify_token(&token)).await??;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -231,6 +231,6 @@ pub async fn logout(
 ) -> ApiResult<HttpResponse> {
     let token = required_token(&body, "refresh")?;
     let services = state.services.clone();
-    web::block(move || services.logout(&token)).await??;
+    web::block(move || services.accounts().logout(&token)).await??;
     Ok(HttpResponse::ResetContent().finish())
 }

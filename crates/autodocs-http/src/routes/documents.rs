@@ -170,8 +170,8 @@ async fn receive_file(
     budget: &mut u64,
     stalled: &Stalled,
 ) -> ApiResult<Box<dyn StagedUpload>> {
-    let limit = services.max_upload_bytes;
-    let sink = web::block(move || services.begin_upload())
+    let limit = services.max_upload_bytes();
+    let sink = web::block(move || services.documents().begin_upload())
         .await?
         .map_err(|error| write_failure(WriteFailure::Domain(error)))?;
     let mut sink = OpenSink(Some(sink));
@@ -280,7 +280,7 @@ pub async fn upload(
     payload: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let services = state.services.clone();
-    let limit = services.max_upload_bytes;
+    let limit = services.max_upload_bytes();
     let kind = media_type(&request);
     if kind.as_deref() != Some("multipart/form-data") {
         return Err(ApiError::UnsupportedMediaType(kind.unwrap_or_default()));
@@ -350,7 +350,7 @@ pub async fn upload(
     errors.into_result()?;
     let part = file.take();
     let document = as_caller_with_files(&state, principal, move |services, principal| {
-        services.upload_document(principal, &input, part)
+        services.documents().upload(principal, &input, part)
     })
     .await?;
     Ok(HttpResponse::Created().json(document_json(&request, &document)))
@@ -407,12 +407,9 @@ pub async fn list(
         page,
     };
     let page = as_caller(&state, principal, move |services, principal| {
-        services.list_documents(principal, document_query)
+        services.documents().list(principal, document_query)
     })
     .await?;
-    if page.is_past_end() {
-        return Err(ApiError::InvalidPage);
-    }
     Ok(
         HttpResponse::Ok().json(paginated(&request, &page, |document| {
             document_json(&request, document)
@@ -432,7 +429,7 @@ pub async fn detail(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let document = as_caller(&state, principal, move |services, principal| {
-        services.get_document(principal, id)
+        services.documents().get(principal, id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
@@ -469,7 +466,7 @@ pub async fn update(
     let id = object_id(&path)?;
     let changes = document_input(&body)?.parse_changes()?;
     let document = as_caller(&state, principal, move |services, principal| {
-        services.update_document(principal, id, changes)
+        services.documents().update(principal, id, changes)
     })
     .await?;
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
@@ -486,7 +483,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     as_caller(&state, principal, move |services, principal| {
-        services.delete_document(principal, id)
+        services.documents().delete(principal, id)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -506,7 +503,7 @@ pub async fn verify(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let document = as_caller_with_files(&state, principal, move |services, principal| {
-        services.verify_document(principal, id)
+        services.documents().verify(principal, id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
@@ -697,7 +694,7 @@ pub async fn download(
             let Authenticated(principal) = Authenticated::extract(&request).await?;
             let id = object_id(&path)?;
             as_caller(&state, principal, move |services, principal| {
-                services.open_document(principal, id)
+                services.documents().open(principal, id)
             })
             .await?
         }
@@ -837,16 +834,19 @@ async fn open_by_link(
     id: i64,
     token: &str,
 ) -> ApiResult<(autodocs_domain::document::Document, Option<StoredFile>)> {
-    let user = state.links.verify(token, id, state.services.clock.now())?;
+    let user = state.links.verify(token, id, state.services.now())?;
     let services = state.services.clone();
     Ok(state
         .lane
         .run(move || {
-            let principal = services.principal(user).map_err(|error| match error {
-                autodocs_domain::Error::TokenInvalid(_) => autodocs_domain::Error::NotFound,
-                other => other,
-            })?;
-            services.open_document(principal, id)
+            let principal = services
+                .accounts()
+                .principal(user)
+                .map_err(|error| match error {
+                    autodocs_domain::Error::TokenInvalid(_) => autodocs_domain::Error::NotFound,
+                    other => other,
+                })?;
+            services.documents().open(principal, id)
         })
         .await??)
 }
@@ -869,12 +869,12 @@ pub async fn download_link(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let document = as_caller(&state, principal, move |services, principal| {
-        services.get_document(principal, id)
+        services.documents().get(principal, id)
     })
     .await?;
     let link = state
         .links
-        .issue(document.id, principal.0, state.services.clock.now());
+        .issue(document.id, principal.0, state.services.now());
     let url = absolute_url(
         &request,
         &format!(

@@ -6,7 +6,7 @@ use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
 use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
@@ -86,12 +86,9 @@ pub async fn list(
         page,
     };
     let page = as_caller(&state, principal, move |services, principal| {
-        services.list_missions(principal, mission_query)
+        services.missions().list(principal, mission_query)
     })
     .await?;
-    if page.is_past_end() {
-        return Err(ApiError::InvalidPage);
-    }
     let capacity = MISSION_JSON_BYTES * page.items.len() + 256;
     Ok(json_ok(&paginated(&request, &page, mission_json), capacity))
 }
@@ -111,7 +108,7 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let draft = mission_input(&body)?.parse_new()?;
     let detail = as_caller(&state, principal, move |services, principal| {
-        services.create_mission(principal, draft)
+        services.missions().create(principal, draft)
     })
     .await?;
     Ok(HttpResponse::Created().json(mission_detail_json(&request, &detail)))
@@ -131,7 +128,7 @@ pub async fn detail(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let detail = as_caller(&state, principal, move |services, principal| {
-        services.get_mission(principal, id)
+        services.missions().get(principal, id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
@@ -148,7 +145,7 @@ async fn update(
     let id = object_id(&path)?;
     let changes = mission_input(&body)?.parse_changes(full)?;
     let detail = as_caller(&state, principal, move |services, principal| {
-        services.update_mission(principal, id, changes)
+        services.missions().update(principal, id, changes)
     })
     .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))
@@ -204,7 +201,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     as_caller(&state, principal, move |services, principal| {
-        services.delete_mission(principal, id)
+        services.missions().delete(principal, id)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -220,7 +217,7 @@ async fn act(
 ) -> ApiResult<HttpResponse> {
     let id = object_id(&path)?;
     let detail = as_caller(&state, principal, move |services, principal| {
-        services.act_on_mission(principal, id, action)
+        services.missions().act(principal, id, action)
     })
     .await?;
     Ok(HttpResponse::Ok().json(mission_detail_json(&request, &detail)))

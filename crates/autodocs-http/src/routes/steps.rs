@@ -58,7 +58,7 @@ pub async fn list(
 ) -> ApiResult<HttpResponse> {
     let mission = object_id(&path)?;
     let tree = as_caller(&state, principal, move |services, principal| {
-        services.list_steps(principal, mission)
+        services.steps().list(principal, mission)
     })
     .await?;
     let steps: Vec<_> = tree.roots().iter().map(step_tree_json).collect();
@@ -82,7 +82,7 @@ pub async fn create(
     let mission = object_id(&path)?;
     let input = step_input(&body)?;
     let step = as_caller(&state, principal, move |services, principal| {
-        services.create_step(principal, mission, &input)
+        services.steps().create(principal, mission, &input)
     })
     .await?;
     Ok(HttpResponse::Created().json(step_tree_json(&step)))
@@ -105,7 +105,7 @@ pub async fn detail(
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
     let step = as_caller(&state, principal, move |services, principal| {
-        services.get_step(principal, mission, step)
+        services.steps().get(principal, mission, step)
     })
     .await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))
@@ -129,7 +129,7 @@ pub async fn update(
     let (mission, step) = ids(&path)?;
     let input = step_input(&body)?;
     let step = as_caller(&state, principal, move |services, principal| {
-        services.update_step(principal, mission, step, &input)
+        services.steps().update(principal, mission, step, &input)
     })
     .await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))
@@ -148,7 +148,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
     as_caller(&state, principal, move |services, principal| {
-        services.delete_step(principal, mission, step)
+        services.steps().delete(principal, mission, step)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -53,7 +53,7 @@ pub async fn me(
     Authenticated(principal): Authenticated,
 ) -> ApiResult<HttpResponse> {
     let user = as_caller(&state, principal, move |services, principal| {
-        services.me(principal)
+        services.accounts().me(principal)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
@@ -73,7 +73,7 @@ pub async fn update_me(
 ) -> ApiResult<HttpResponse> {
     let input = account_input(&body, false)?;
     let user = as_caller(&state, principal, move |services, principal| {
-        services.update_me(principal, &input)
+        services.accounts().update_me(principal, &input)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
@@ -125,7 +125,9 @@ pub async fn change_password(
         .attempt(principal.0)
         .map_err(ApiError::Throttled)?;
     let change = as_caller(&state, principal, move |services, principal| {
-        services.begin_password_change(principal, &new_password)
+        services
+            .accounts()
+            .begin_password_change(principal, &new_password)
     })
     .await?;
     let checked = match hashing(&state, move |hasher| change.check(hasher, &old_password)).await? {
@@ -144,7 +146,7 @@ pub async fn change_password(
     let services = state.services.clone();
     state
         .lane
-        .run(move || services.finish_password_change(checked))
+        .run(move || services.accounts().finish_password_change(checked))
         .await??;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -186,12 +188,9 @@ pub async fn list(
         page,
     };
     let page = as_caller(&state, principal, move |services, principal| {
-        services.list_users(principal, &user_query)
+        services.accounts().list_users(principal, &user_query)
     })
     .await?;
-    if page.is_past_end() {
-        return Err(ApiError::InvalidPage);
-    }
     Ok(HttpResponse::Ok().json(paginated(&request, &page, |user| {
         UserView::from(user.clone())
     })))
@@ -217,7 +216,7 @@ pub async fn detail(
 ) -> ApiResult<HttpResponse> {
     let id = user_id(&path)?;
     let user = as_caller(&state, principal, move |services, principal| {
-        services.get_user(principal, id)
+        services.accounts().get_user(principal, id)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
@@ -241,7 +240,7 @@ pub async fn update(
     let id = user_id(&path)?;
     let input = account_input(&body, true)?;
     let user = as_caller(&state, principal, move |services, principal| {
-        services.update_user(principal, id, &input)
+        services.accounts().update_user(principal, id, &input)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
@@ -279,7 +278,7 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let id = user_id(&path)?;
     as_caller(&state, principal, move |services, principal| {
-        services.delete_user(principal, id)
+        services.accounts().delete_user(principal, id)
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())

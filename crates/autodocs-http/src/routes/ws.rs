@@ -72,7 +72,7 @@ pub async fn events(
     let checked_since = Instant::now();
     let (principal, expires_at) = state
         .lane
-        .run(move || services.authenticate_until(&token))
+        .run(move || services.accounts().authenticate_until(&token))
         .await??;
     let grant = Grant {
         principal,
@@ -99,9 +99,9 @@ pub async fn mission(
     let (principal, expires_at, id) = state
         .lane
         .run(move || {
-            let (principal, expires_at) = services.authenticate_until(&token)?;
+            let (principal, expires_at) = services.accounts().authenticate_until(&token)?;
             if let Some(id) = id {
-                services.get_mission(principal, id)?;
+                services.missions().get(principal, id)?;
             }
             Ok::<_, autodocs_domain::Error>((principal, expires_at, id))
         })
