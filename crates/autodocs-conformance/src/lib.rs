@@ -123,6 +123,8 @@ macro_rules! port_conformance {
             jobs_reschedule_coalesces_with_a_waiting_job,
             jobs_list_count_and_purge,
             transaction_rolls_back_every_repository_on_error,
+            transaction_that_panics_rolls_back,
+            transactions_from_many_threads_all_commit,
             take_recorded_returns_this_unit_of_works_activities,
             instance_has_an_identity,
         );

@@ -1690,6 +1690,56 @@ pub fn transaction_rolls_back_every_repository_on_error(uow: &dyn UnitOfWork) {
     user(uow, "bob");
 }
 
+/// A transaction whose body panics leaves no trace, and the unit of work
+/// goes on working.
+pub fn transaction_that_panics_rolls_back(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _: Result<(), Error> = autodocs_domain::ports::transaction(uow, |r| {
+            r.users()
+                .create(&new_user("bob", "bob@example.com"), t0())?;
+            r.missions().create(anna.id, &new_mission("Doomed"), t0())?;
+            panic!("the transaction body panics");
+        });
+    }));
+    assert!(outcome.is_err(), "the panic reached the caller");
+    get(uow, |r| {
+        assert_eq!(r.users().list(&UserQuery::default())?.count, 1);
+        assert_eq!(r.missions().list(&MissionQuery::default())?.count, 0);
+        Ok(())
+    });
+    user(uow, "bob");
+}
+
+/// Transactions from many threads at once all commit, none lost.
+pub fn transactions_from_many_threads_all_commit(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let taxes = mission(uow, anna.id, "Taxes");
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            scope.spawn(move || {
+                for i in 0..5 {
+                    tx(uow, |r| {
+                        let order = r.steps().next_order(taxes.id, None)?;
+                        let mut new = note(Some(anna.id), "note", &format!("{thread}/{i}"));
+                        new.mission = Some(taxes.id);
+                        r.activities().record(&new, t0())?;
+                        Ok(order)
+                    });
+                }
+            });
+        }
+    });
+    let page = get(uow, |r| {
+        Ok(r.activities().list(&ActivityQuery {
+            mission: Some(taxes.id),
+            page: PageRequest::new(1, 100),
+            ..ActivityQuery::default()
+        })?)
+    });
+    assert_eq!(page.count, 20);
+}
+
 /// `take_recorded` hands over the activities this unit of work recorded,
 /// once.
 pub fn take_recorded_returns_this_unit_of_works_activities(uow: &dyn UnitOfWork) {

@@ -17,11 +17,17 @@ use crate::state::{State, random_hex};
 ///
 /// Transactions run one at a time (like SQLite's writers); each works on a
 /// copy of the state, which replaces the shared state only when the
-/// closure returns `Ok`, so a failed transaction leaves nothing behind in
-/// any repository. Clones share the same database.
+/// closure returns `Ok`, so a failed (or panicking) transaction leaves
+/// nothing behind in any repository. Reads work on a copy of the committed
+/// state and never wait for a transaction to end: like a read on another
+/// connection, a read made while a transaction is open (even from inside
+/// it) sees what was committed before it. Clones share the same database.
 #[derive(Clone)]
 pub struct MemoryUnitOfWork {
+    /// The committed state; locked only to copy or replace it.
     state: Arc<Mutex<State>>,
+    /// Held for the whole of a transaction: one writer at a time.
+    writer: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for MemoryUnitOfWork {
@@ -49,6 +55,7 @@ impl MemoryUnitOfWork {
     pub fn with_identity(identity: DatabaseIdentity) -> Self {
         Self {
             state: Arc::new(Mutex::new(State::new(identity))),
+            writer: Arc::new(Mutex::new(())),
         }
     }
 
@@ -79,10 +86,18 @@ impl UnitOfWork for MemoryUnitOfWork {
         &self,
         work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let mut shared = self.lock()?;
-        let mut repos = MemoryRepos::new(shared.clone());
+        // The writer mutex guards no data: a transaction that panicked
+        // while holding it changed nothing shared.
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let copy = self.lock()?.clone();
+        let mut repos = MemoryRepos::new(copy);
         work(&mut repos)?;
-        *shared = repos.state;
+        // Only writers replace the state, one at a time: nothing committed
+        // since the copy was taken.
+        *self.lock()? = repos.state;
         Ok(())
     }
 
