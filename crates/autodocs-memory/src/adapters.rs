@@ -30,9 +30,12 @@ impl ManualClock {
         }
     }
 
-    /// A clock showing the current time of the system (then standing still).
+    /// A clock showing the current time of the system (then standing
+    /// still), in whole microseconds like the production clock (the
+    /// precision PostgreSQL stores).
     pub fn starting_now() -> Self {
-        Self::new(Utc::now())
+        use chrono::SubsecRound;
+        Self::new(Utc::now().trunc_subsecs(6))
     }
 
     /// Sets the time (it may go back).
@@ -313,5 +316,50 @@ impl EventPublisher for CollectingEvents {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(events);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_hashes_verify_only_their_password() {
+        let hasher = PlainPasswordHasher;
+        let hash = hasher.hash("secret");
+        assert!(hash.starts_with("plain$"));
+        assert_ne!(hash, hasher.hash("secret"), "salted");
+        assert_eq!(hasher.verify("secret", &hash), PasswordCheck::Match);
+        assert_eq!(hasher.verify("Secret", &hash), PasswordCheck::Mismatch);
+        assert_eq!(
+            hasher.verify("secret", "pbkdf2_sha256$1$x$y"),
+            PasswordCheck::Mismatch
+        );
+    }
+
+    #[test]
+    fn tokens_have_a_type_and_expire() {
+        let clock = Arc::new(ManualClock::new(crate::epoch()));
+        let tokens = MemoryTokenService::new(clock.clone());
+        let issued = tokens.issue(UserId(7), clock.now());
+        assert_eq!(tokens.decode_access(&issued.access), Ok(UserId(7)));
+        let claims = tokens
+            .decode_refresh(&issued.refresh)
+            .expect("a refresh token");
+        assert_eq!(
+            (claims.user, claims.jti.as_str()),
+            (UserId(7), issued.refresh_jti.as_str())
+        );
+        assert_eq!(
+            tokens.decode_access(&issued.refresh),
+            Err(TokenError::WrongType)
+        );
+        assert_eq!(tokens.decode_refresh("forged"), Err(TokenError::Invalid));
+        clock.advance(Duration::minutes(5));
+        assert_eq!(
+            tokens.decode_access(&issued.access),
+            Err(TokenError::Expired)
+        );
+        assert!(tokens.decode_refresh(&issued.refresh).is_ok());
     }
 }

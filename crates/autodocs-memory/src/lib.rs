@@ -122,15 +122,20 @@ impl MemoryServices {
     pub fn drain_jobs(&self, worker: &str, max_runs: usize) -> autodocs_domain::Result<Drained> {
         let lease = chrono::Duration::minutes(5);
         let mut drained = Drained::default();
-        while drained.runs < max_runs {
+        // Looks that found a due job but could not claim it (another
+        // worker holds its user's jobs): bounded like the runs.
+        let mut misses = 0;
+        while drained.runs < max_runs && misses < max_runs {
             let Some(due) = self.services.next_job_due()? else {
                 drained.idle = true;
                 break;
             };
             self.clock.advance_to(due);
             let Some(job) = self.services.claim_job(worker, lease, true)? else {
-                // Due but not claimable at this instant: a lease ends just now.
+                // Due but not claimable at this instant: a lease ends just
+                // now, or another worker runs a job of the same user.
                 self.clock.advance(chrono::Duration::milliseconds(1));
+                misses += 1;
                 continue;
             };
             let outcome = match self.services.run_job(&job) {

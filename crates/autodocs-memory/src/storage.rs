@@ -318,3 +318,56 @@ impl StagedUpload for MemoryStaged {
         store(&staged.files, staged.bytes, staged.clock.now())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffing_knows_the_common_types() {
+        let kind = |bytes: &[u8]| sniff(bytes).0;
+        assert_eq!(kind(b"%PDF-1.7\n"), Some(AllowedContentType::Pdf));
+        assert_eq!(
+            kind(b"\x89PNG\r\n\x1a\n...."),
+            Some(AllowedContentType::Png)
+        );
+        assert_eq!(
+            kind(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(AllowedContentType::Jpeg)
+        );
+        assert_eq!(
+            kind(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(AllowedContentType::Webp)
+        );
+        assert_eq!(kind(b"hello\n"), Some(AllowedContentType::PlainText));
+        assert_eq!(
+            sniff(b" {\"a\": 1}"),
+            (Some(AllowedContentType::Json), TextFit { json: true })
+        );
+        assert_eq!(kind(b"{not json"), Some(AllowedContentType::PlainText));
+        assert_eq!(kind(b""), None);
+        assert_eq!(kind(b"bin\0ary"), None);
+        assert_eq!(kind(&[0xC3, 0x28]), None);
+    }
+
+    #[test]
+    fn uploads_refuse_bytes_past_the_limit() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::ManualClock::new(crate::epoch()));
+        let storage = MemoryFileStorage::new(clock);
+        let mut sink = storage.begin_upload(4).expect("a sink");
+        sink.write(b"abc").expect("within the limit");
+        assert_eq!(sink.write(b"de"), Err(UploadError::TooLarge { limit: 4 }));
+        assert!(sink.finish().is_err());
+        assert!(storage.is_empty());
+        let mut sink = storage.begin_upload(4).expect("a sink");
+        sink.write(b"abcd").expect("within the limit");
+        let staged = sink.finish().expect("received");
+        assert_eq!(staged.file().size, 4);
+        assert_eq!(
+            staged.file().sha256,
+            "88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589"
+        );
+        let key = staged.persist().expect("stored");
+        assert_eq!(storage.bytes(&key), Some(b"abcd".to_vec()));
+    }
+}
