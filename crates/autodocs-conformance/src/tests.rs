@@ -233,6 +233,52 @@ pub fn users_list_searches_filters_and_pages(uow: &dyn UnitOfWork) {
     assert_eq!(past.count, 3);
 }
 
+/// A saved profile reads back whole, preferences included.
+pub fn users_profile_is_saved_whole(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    assert_eq!(anna.profile, autodocs_domain::user::UserProfile::default());
+    let mut profile = anna.profile.clone();
+    profile.phone = "+33 1 23 45 67 89".into();
+    profile.organization = "Analytical Engines".into();
+    profile.bio = "Notes on the engine.".into();
+    profile.timezone = "Europe/Paris".into();
+    profile.preferences.insert(
+        "theme".into(),
+        serde_json::json!({"dark": true, "size": [1, 2]}),
+    );
+    tx(uow, |r| {
+        Ok(r.users().save_profile(anna.id, &profile, at(5))?)
+    });
+    let found = get(uow, |r| Ok(r.users().find(anna.id)?)).expect("anna");
+    assert_eq!(found.profile, profile);
+    let listed = get(uow, |r| Ok(r.users().list(&UserQuery::default())?));
+    assert_eq!(listed.items[0].profile, profile);
+}
+
+/// Sorted by last login, users who never logged in come last both ways.
+pub fn users_list_puts_never_logged_in_last(uow: &dyn UnitOfWork) {
+    let never = user(uow, "never");
+    let early = user(uow, "early");
+    let late = user(uow, "late");
+    tx(uow, |r| {
+        r.users().touch_last_login(early.id, at(10))?;
+        Ok(r.users().touch_last_login(late.id, at(20))?)
+    });
+    let order = |descending| {
+        let query = UserQuery {
+            ordering: vec![UserOrderField {
+                field: UserSortKey::LastLogin,
+                descending,
+            }],
+            ..UserQuery::default()
+        };
+        let page = get(uow, move |r| Ok(r.users().list(&query)?));
+        ids(&page.items, |u| u.id.0)
+    };
+    assert_eq!(order(false), vec![early.id.0, late.id.0, never.id.0]);
+    assert_eq!(order(true), vec![late.id.0, early.id.0, never.id.0]);
+}
+
 /// Deleting a user deletes their missions, steps, documents, tokens and
 /// activities; other users' rows stay.
 pub fn users_delete_cascades_to_everything_they_own(uow: &dyn UnitOfWork) {
@@ -1054,6 +1100,26 @@ pub fn documents_find_respects_owner(uow: &dyn UnitOfWork) {
     assert!(get(uow, |r| Ok(r.documents().find(created.id, None)?)).is_some());
     assert!(tx(uow, |r| Ok(r.documents().delete(created.id)?)));
     assert!(!tx(uow, |r| Ok(r.documents().delete(created.id)?)));
+}
+
+/// Deleting a document keeps its activities, without the reference.
+pub fn documents_delete_keeps_its_activities_detached(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let created = document_at(uow, new_document(anna.id, None, "w2", "key-1"), t0());
+    let mut about = note(Some(anna.id), "document_uploaded", "Document uploaded");
+    about.document = Some(created.id);
+    let activity = activity_at(uow, about, t0());
+    let listed = get(uow, |r| {
+        Ok(r.activities().list(&ActivityQuery {
+            document: Some(created.id),
+            ..ActivityQuery::default()
+        })?)
+    });
+    assert_eq!(ids(&listed.items, |a| a.id), vec![activity.id]);
+    assert!(tx(uow, |r| Ok(r.documents().delete(created.id)?)));
+    let kept = get(uow, |r| Ok(r.activities().find(activity.id, None)?)).expect("kept");
+    assert_eq!(kept.document, None);
+    assert!(!get(uow, |r| Ok(r.documents().any_exist()?)));
 }
 
 /// The document list filters, searches, orders (ties by id) and pages.
