@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DATABASE_URL ?= sqlite://autodocs.sqlite3
 
-.PHONY: run build release migrate test test-sqlite contract lint fmt doc bench clean
+.PHONY: run build release migrate test test-sqlite example contract lint fmt doc bench clean
 
 ## Build, migrate the SQLite file and serve on 127.0.0.1:8000.
 run:
@@ -24,6 +24,11 @@ migrate:
 ## TEST_DATABASE_URL points at a PostgreSQL server (see README).
 test:
 	$(CARGO) test --workspace --all-targets
+
+## The example service: runs examples/plan-runner/plan.json to completion on
+## the in-memory adapters (exits non-zero unless the mission completed).
+example:
+	$(CARGO) run -q -p plan-runner -- examples/plan-runner/plan.json
 
 ## The OpenAPI document as clients consume it, against a live debug server:
 ## validator, generated TypeScript client (tsc --strict), docs page, schemathesis
