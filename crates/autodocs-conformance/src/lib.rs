@@ -128,7 +128,7 @@ macro_rules! port_conformance {
             transaction_rolls_back_every_repository_on_error,
             transaction_that_panics_rolls_back,
             transactions_from_many_threads_all_commit,
-            take_recorded_returns_this_unit_of_works_activities,
+            recorded_transaction_returns_the_activities_of_a_commit,
             instance_has_an_identity,
         );
     };

@@ -15,9 +15,9 @@ use autodocs_domain::mission::{
     Description, MissionAction, MissionOrderField, MissionQuery, MissionSortKey, MissionStatus,
     MissionTransition, MissionType, Priority, Progress,
 };
-use autodocs_domain::paging::PageRequest;
+use autodocs_domain::paging::{PageRequest, PastEnd};
 use autodocs_domain::plan_step::{StepChanges, StepStatus};
-use autodocs_domain::ports::UnitOfWork;
+use autodocs_domain::ports::{UnitOfWork, recorded_transaction};
 use autodocs_domain::user::{
     Email, IdentityKey, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
 };
@@ -62,7 +62,9 @@ pub fn users_refuse_a_second_account_with_the_same_username_key(uow: &dyn UnitOf
             .create(&new_user("ANNA", "other@example.com"), t0())?)
     });
     assert!(matches!(error, RepoError::UniqueViolation(_)), "{error:?}");
-    let all = get(uow, |r| Ok(r.users().list(&UserQuery::default())?));
+    let all = get(uow, |r| {
+        Ok(r.users().list(&UserQuery::default())?.found()?)
+    });
     assert_eq!(all.count, 1);
 }
 
@@ -197,7 +199,7 @@ pub fn users_list_searches_filters_and_pages(uow: &dyn UnitOfWork) {
         ..UserChanges::default()
     };
     tx(uow, |r| Ok(r.users().update_account(bob.id, &staff)?));
-    let list = |query: UserQuery| get(uow, move |r| Ok(r.users().list(&query)?));
+    let list = |query: UserQuery| get(uow, move |r| Ok(r.users().list(&query)?.found()?));
     let found = list(UserQuery {
         search: Some("ANN".into()),
         ..UserQuery::default()
@@ -225,12 +227,13 @@ pub fn users_list_searches_filters_and_pages(uow: &dyn UnitOfWork) {
     });
     assert_eq!((second.count, second.page), (3, 2));
     assert_eq!(ids(&second.items, |u| u.id.0), vec![annette.id.0]);
-    let past = list(UserQuery {
-        page: PageRequest::new(3, 2),
-        ..UserQuery::default()
+    let past = get(uow, |r| {
+        Ok(r.users().list(&UserQuery {
+            page: PageRequest::new(3, 2),
+            ..UserQuery::default()
+        })?)
     });
-    assert!(past.is_past_end());
-    assert_eq!(past.count, 3);
+    assert_eq!(past.found().map(drop), Err(PastEnd { count: 3 }));
 }
 
 /// A saved profile reads back whole, preferences included.
@@ -251,7 +254,9 @@ pub fn users_profile_is_saved_whole(uow: &dyn UnitOfWork) {
     });
     let found = get(uow, |r| Ok(r.users().find(anna.id)?)).expect("anna");
     assert_eq!(found.profile, profile);
-    let listed = get(uow, |r| Ok(r.users().list(&UserQuery::default())?));
+    let listed = get(uow, |r| {
+        Ok(r.users().list(&UserQuery::default())?.found()?)
+    });
     assert_eq!(listed.items[0].profile, profile);
 }
 
@@ -272,7 +277,7 @@ pub fn users_list_puts_never_logged_in_last(uow: &dyn UnitOfWork) {
             }],
             ..UserQuery::default()
         };
-        let page = get(uow, move |r| Ok(r.users().list(&query)?));
+        let page = get(uow, move |r| Ok(r.users().list(&query)?.found()?));
         ids(&page.items, |u| u.id.0)
     };
     assert_eq!(order(false), vec![early.id.0, late.id.0, never.id.0]);
@@ -320,7 +325,7 @@ pub fn users_delete_cascades_to_everything_they_own(uow: &dyn UnitOfWork) {
         assert_eq!(r.refresh_tokens().find("jti-anna")?, None);
         assert!(r.refresh_tokens().find("jti-bob")?.is_some());
         assert_eq!(r.jobs().count("queued")?, 0);
-        let left = r.activities().list(&ActivityQuery::default())?;
+        let left = r.activities().list(&ActivityQuery::default())?.found()?;
         assert_eq!(ids(&left.items, |a| a.id), vec![kept.id]);
         Ok(())
     });
@@ -407,7 +412,7 @@ pub fn activities_list_newest_first(uow: &dyn UnitOfWork) {
     let tie_a = activity_at(uow, note(Some(anna.id), "note", "tie a"), at(10));
     let tie_b = activity_at(uow, note(Some(anna.id), "note", "tie b"), at(10));
     let page = get(uow, |r| {
-        Ok(r.activities().list(&ActivityQuery::default())?)
+        Ok(r.activities().list(&ActivityQuery::default())?.found()?)
     });
     assert_eq!(page.count, 4);
     assert_eq!(
@@ -417,10 +422,12 @@ pub fn activities_list_newest_first(uow: &dyn UnitOfWork) {
     assert_eq!(page.items[0].timestamp, at(20));
     assert_eq!(page.items[0].message, "new");
     let second = get(uow, |r| {
-        Ok(r.activities().list(&ActivityQuery {
-            page: PageRequest::new(2, 3),
-            ..ActivityQuery::default()
-        })?)
+        Ok(r.activities()
+            .list(&ActivityQuery {
+                page: PageRequest::new(2, 3),
+                ..ActivityQuery::default()
+            })?
+            .found()?)
     });
     assert_eq!(ids(&second.items, |a| a.id), vec![old.id]);
 }
@@ -440,7 +447,7 @@ pub fn activities_list_filters_and_find_respects_owner(uow: &dyn UnitOfWork) {
     let login = activity_at(uow, note(Some(anna.id), "login", "Logged in"), at(20));
     let bobs = activity_at(uow, note(Some(bob.id), "login", "Logged in"), at(30));
     let list = |query: ActivityQuery| {
-        let page = get(uow, move |r| Ok(r.activities().list(&query)?));
+        let page = get(uow, move |r| Ok(r.activities().list(&query)?.found()?));
         ids(&page.items, |a| a.id)
     };
     assert_eq!(
@@ -541,7 +548,7 @@ pub fn missions_list_filters_by_status_kind_and_priority(uow: &dyn UnitOfWork) {
         at(5)
     )?)));
     let list = |query: MissionQuery| {
-        let page = get(uow, move |r| Ok(r.missions().list(&query)?));
+        let page = get(uow, move |r| Ok(r.missions().list(&query)?.found()?));
         let mut found = ids(&page.items, |m| m.id);
         found.sort_unstable();
         found
@@ -598,7 +605,7 @@ pub fn missions_list_searches_title_and_description(uow: &dyn UnitOfWork) {
             search: Some(term.to_owned()),
             ..MissionQuery::default()
         };
-        let page = get(uow, move |r| Ok(r.missions().list(&query)?));
+        let page = get(uow, move |r| Ok(r.missions().list(&query)?.found()?));
         let mut found = ids(&page.items, |m| m.id);
         found.sort_unstable();
         found
@@ -624,7 +631,7 @@ pub fn missions_list_pages_and_counts(uow: &dyn UnitOfWork) {
             page: PageRequest::new(number, 2),
             ..MissionQuery::default()
         };
-        get(uow, move |r| Ok(r.missions().list(&query)?))
+        get(uow, move |r| Ok(r.missions().list(&query)?.found()?))
     };
     let first = page(1);
     assert_eq!((first.count, first.page, first.page_size), (5, 1, 2));
@@ -636,14 +643,21 @@ pub fn missions_list_pages_and_counts(uow: &dyn UnitOfWork) {
     assert!(!third.has_next());
     let last = page(u32::MAX);
     assert_eq!(last.page, 3);
-    let past = page(4);
-    assert!(past.is_past_end());
-    assert_eq!(past.count, 5);
-    let empty = get(uow, |r| {
+    let past = get(uow, |r| {
         Ok(r.missions().list(&MissionQuery {
-            owner: Some(UserId(9_999)),
+            owner: Some(anna.id),
+            page: PageRequest::new(4, 2),
             ..MissionQuery::default()
         })?)
+    });
+    assert_eq!(past.found().map(drop), Err(PastEnd { count: 5 }));
+    let empty = get(uow, |r| {
+        Ok(r.missions()
+            .list(&MissionQuery {
+                owner: Some(UserId(9_999)),
+                ..MissionQuery::default()
+            })?
+            .found()?)
     });
     assert_eq!((empty.count, empty.page, empty.items.len()), (0, 1, 0));
 }
@@ -665,7 +679,7 @@ pub fn missions_list_orders_with_ties_broken_by_id(uow: &dyn UnitOfWork) {
             ordering,
             ..MissionQuery::default()
         };
-        let page = get(uow, move |r| Ok(r.missions().list(&query)?));
+        let page = get(uow, move |r| Ok(r.missions().list(&query)?.found()?));
         ids(&page.items, |m| m.id)
     };
     let by = |field, descending| MissionOrderField { field, descending };
@@ -720,7 +734,7 @@ pub fn missions_list_puts_missing_deadlines_last_ascending(uow: &dyn UnitOfWork)
             }],
             ..MissionQuery::default()
         };
-        let page = get(uow, move |r| Ok(r.missions().list(&query)?));
+        let page = get(uow, move |r| Ok(r.missions().list(&query)?.found()?));
         ids(&page.items, |m| m.id)
     };
     assert_eq!(order(false), vec![early, late, none]);
@@ -803,11 +817,13 @@ pub fn missions_carry_step_and_document_counts(uow: &dyn UnitOfWork) {
     assert_eq!(counts(taxes.id), (3, 1, 1));
     assert_eq!(counts(other.id), (0, 0, 0));
     let listed = get(uow, |r| {
-        Ok(r.missions().list(&MissionQuery {
-            owner: Some(anna.id),
-            statuses: vec![MissionStatus::Pending],
-            ..MissionQuery::default()
-        })?)
+        Ok(r.missions()
+            .list(&MissionQuery {
+                owner: Some(anna.id),
+                statuses: vec![MissionStatus::Pending],
+                ..MissionQuery::default()
+            })?
+            .found()?)
     });
     let listed = listed
         .items
@@ -1110,10 +1126,12 @@ pub fn documents_delete_keeps_its_activities_detached(uow: &dyn UnitOfWork) {
     about.document = Some(created.id);
     let activity = activity_at(uow, about, t0());
     let listed = get(uow, |r| {
-        Ok(r.activities().list(&ActivityQuery {
-            document: Some(created.id),
-            ..ActivityQuery::default()
-        })?)
+        Ok(r.activities()
+            .list(&ActivityQuery {
+                document: Some(created.id),
+                ..ActivityQuery::default()
+            })?
+            .found()?)
     });
     assert_eq!(ids(&listed.items, |a| a.id), vec![activity.id]);
     assert!(tx(uow, |r| Ok(r.documents().delete(created.id)?)));
@@ -1135,7 +1153,7 @@ pub fn documents_list_filters_orders_and_pages(uow: &dyn UnitOfWork) {
     let newest = document_at(uow, new_document(anna.id, None, "W2 copy", "key-3"), at(2));
     let bobs = document_at(uow, new_document(bob.id, None, "w2 bob", "key-4"), at(3));
     let list = |query: DocumentQuery| {
-        let page = get(uow, move |r| Ok(r.documents().list(&query)?));
+        let page = get(uow, move |r| Ok(r.documents().list(&query)?.found()?));
         ids(&page.items, |d| d.id)
     };
     let mine = |query: DocumentQuery| {
@@ -1204,11 +1222,13 @@ pub fn documents_list_filters_orders_and_pages(uow: &dyn UnitOfWork) {
         vec![newest.id, big.id]
     );
     let second = get(uow, |r| {
-        Ok(r.documents().list(&DocumentQuery {
-            owner: Some(anna.id),
-            page: PageRequest::new(2, 2),
-            ..DocumentQuery::default()
-        })?)
+        Ok(r.documents()
+            .list(&DocumentQuery {
+                owner: Some(anna.id),
+                page: PageRequest::new(2, 2),
+                ..DocumentQuery::default()
+            })?
+            .found()?)
     });
     assert_eq!((second.count, second.page), (3, 2));
     assert_eq!(ids(&second.items, |d| d.id), vec![big.id]);
@@ -1738,15 +1758,21 @@ pub fn transaction_rolls_back_every_repository_on_error(uow: &dyn UnitOfWork) {
     });
     assert!(matches!(outcome, Err(Error::NotFound)), "{outcome:?}");
     get(uow, |r| {
-        assert_eq!(r.users().list(&UserQuery::default())?.count, 1);
+        assert_eq!(r.users().list(&UserQuery::default())?.found()?.count, 1);
         assert_eq!(r.users().find(anna.id)?.expect("anna").last_login, None);
-        let missions = r.missions().list(&MissionQuery::default())?;
+        let missions = r.missions().list(&MissionQuery::default())?.found()?;
         assert_eq!(ids(&missions.items, |m| m.id), vec![taxes.id]);
         let kept = r.missions().find(taxes.id, None)?.expect("taxes");
         assert_eq!(kept.title.as_str(), "Taxes");
         assert_eq!((kept.steps_total, kept.document_count), (0, 0));
         assert!(!r.documents().any_exist()?);
-        assert_eq!(r.activities().list(&ActivityQuery::default())?.count, 0);
+        assert_eq!(
+            r.activities()
+                .list(&ActivityQuery::default())?
+                .found()?
+                .count,
+            0
+        );
         assert_eq!(r.refresh_tokens().find("jti")?, None);
         assert_eq!(r.jobs().count("queued")?, 0);
         assert_eq!(r.jobs().next_due()?, None);
@@ -1770,8 +1796,11 @@ pub fn transaction_that_panics_rolls_back(uow: &dyn UnitOfWork) {
     }));
     assert!(outcome.is_err(), "the panic reached the caller");
     get(uow, |r| {
-        assert_eq!(r.users().list(&UserQuery::default())?.count, 1);
-        assert_eq!(r.missions().list(&MissionQuery::default())?.count, 0);
+        assert_eq!(r.users().list(&UserQuery::default())?.found()?.count, 1);
+        assert_eq!(
+            r.missions().list(&MissionQuery::default())?.found()?.count,
+            0
+        );
         Ok(())
     });
     user(uow, "bob");
@@ -1797,35 +1826,43 @@ pub fn transactions_from_many_threads_all_commit(uow: &dyn UnitOfWork) {
         }
     });
     let page = get(uow, |r| {
-        Ok(r.activities().list(&ActivityQuery {
-            mission: Some(taxes.id),
-            page: PageRequest::new(1, 100),
-            ..ActivityQuery::default()
-        })?)
+        Ok(r.activities()
+            .list(&ActivityQuery {
+                mission: Some(taxes.id),
+                page: PageRequest::new(1, 100),
+                ..ActivityQuery::default()
+            })?
+            .found()?)
     });
     assert_eq!(page.count, 20);
 }
 
-/// `take_recorded` hands over the activities this unit of work recorded,
-/// once.
-pub fn take_recorded_returns_this_unit_of_works_activities(uow: &dyn UnitOfWork) {
+/// A recorded transaction hands over the activities recorded through it,
+/// in order, whatever the adapter; a rolled-back one hands over nothing
+/// and keeps nothing.
+pub fn recorded_transaction_returns_the_activities_of_a_commit(uow: &dyn UnitOfWork) {
     let anna = user(uow, "anna");
-    let (recorded, again) = tx(uow, |r| {
-        assert!(r.take_recorded().is_empty());
+    let ((a, b), recorded) = recorded_transaction(uow, |r| {
         let a = r
             .activities()
             .record(&note(Some(anna.id), "note", "one"), at(1))?;
         let b = r.activities().record(&note(None, "system", "two"), at(2))?;
-        let recorded = r.take_recorded();
-        assert_eq!(recorded, vec![a, b]);
-        Ok((recorded, r.take_recorded()))
-    });
-    assert_eq!(recorded.len(), 2);
-    assert!(again.is_empty());
+        Ok((a, b))
+    })
+    .expect("the transaction commits");
+    assert_eq!(recorded, vec![a, b]);
     assert_eq!(recorded[1].user, None);
     assert_eq!(recorded[0].timestamp, at(1));
-    let fresh = tx(uow, |r| Ok(r.take_recorded()));
-    assert!(fresh.is_empty());
+    let failed = recorded_transaction(uow, |r| {
+        r.activities()
+            .record(&note(Some(anna.id), "note", "lost"), at(3))?;
+        Err::<(), _>(Error::NotFound)
+    });
+    assert!(matches!(failed, Err(Error::NotFound)), "{failed:?}");
+    let kept = get(uow, |r| {
+        Ok(r.activities().list(&ActivityQuery::default())?.found()?)
+    });
+    assert_eq!(kept.count, 2, "the rolled-back activity is gone");
 }
 
 /// The database has an identity, the same on every read.

@@ -125,6 +125,14 @@ impl<T> PageResult<T> {
             PageResult::PastEnd(past_end) => Err(past_end),
         }
     }
+
+    /// Converts every item of a found page.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> PageResult<U> {
+        match self {
+            PageResult::Found(page) => PageResult::Found(page.map(f)),
+            PageResult::PastEnd(past_end) => PageResult::PastEnd(past_end),
+        }
+    }
 }
 
 /// A requested page lies past the end of a list.

@@ -7,7 +7,7 @@ use autodocs_domain::document::{
     Document, DocumentChanges, DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus,
     DocumentVerification, NewDocument, StorageKey,
 };
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, Utc};
@@ -83,7 +83,7 @@ impl DocumentRepository for MemoryRepos {
             .cloned())
     }
 
-    fn list(&mut self, query: &DocumentQuery) -> RepoResult<Page<Document>> {
+    fn list(&mut self, query: &DocumentQuery) -> RepoResult<PageResult<Document>> {
         let search = query.search.as_deref().filter(|search| !search.is_empty());
         let mut documents: Vec<Document> = self
             .state

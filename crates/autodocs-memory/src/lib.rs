@@ -27,8 +27,8 @@ mod users;
 
 use std::sync::Arc;
 
-use autodocs_domain::Services;
 use autodocs_domain::jobs::{JobOutcome, retry_delay};
+use autodocs_domain::{Limits, Ports, Services};
 use chrono::{DateTime, TimeZone, Utc};
 
 pub use adapters::{
@@ -82,7 +82,7 @@ pub fn services_at(now: DateTime<Utc>) -> MemoryServices {
     let events = Arc::new(CollectingEvents::new());
     let fetcher = Arc::new(MemoryUrlFetcher::new());
     let storage = MemoryFileStorage::new(clock.clone());
-    let services = Services {
+    let ports = Ports {
         uow: Arc::new(uow.clone()),
         hasher: Arc::new(PlainPasswordHasher),
         tokens: Arc::new(MemoryTokenService::new(clock.clone())),
@@ -90,11 +90,8 @@ pub fn services_at(now: DateTime<Utc>) -> MemoryServices {
         fetcher: fetcher.clone(),
         events: events.clone(),
         storage: Arc::new(storage.clone()),
-        max_upload_bytes: 25 * 1024 * 1024,
-        max_steps: autodocs_domain::usecases::steps::MaxSteps::DEFAULT,
-        sweep: autodocs_domain::usecases::sweep::SweepPolicy::default(),
-        job_signal: Arc::default(),
     };
+    let services = Services::new(ports, Limits::default());
     MemoryServices {
         services,
         uow,
@@ -126,24 +123,28 @@ impl MemoryServices {
         // worker holds its user's jobs): bounded like the runs.
         let mut misses = 0;
         while drained.runs < max_runs && misses < max_runs {
-            let Some(due) = self.services.next_job_due()? else {
+            let Some(due) = self.services.engine().next_job_due()? else {
                 drained.idle = true;
                 break;
             };
             self.clock.advance_to(due);
-            let Some(job) = self.services.claim_job(worker, lease, true)? else {
+            let Some(job) = self.services.engine().claim_job(worker, lease, true)? else {
                 // Due but not claimable at this instant: a lease ends just
                 // now, or another worker runs a job of the same user.
                 self.clock.advance(chrono::Duration::milliseconds(1));
                 misses += 1;
                 continue;
             };
-            let outcome = match self.services.run_job(&job) {
+            let outcome = match self.services.engine().run_job(&job) {
                 Ok(outcome) => outcome,
                 Err(error) => JobOutcome::Failed(error.to_string()),
             };
-            self.services
-                .settle_job(&job, worker, outcome, retry_delay(job.attempt, 0.0))?;
+            self.services.engine().settle_job(
+                &job,
+                worker,
+                outcome,
+                retry_delay(job.attempt, 0.0),
+            )?;
             drained.runs += 1;
         }
         Ok(drained)

@@ -8,7 +8,7 @@ use autodocs_domain::mission::{
     Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey, MissionStatus,
     MissionTransition, NewMission, Progress,
 };
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepChanges, StepStatus};
 use autodocs_domain::ports::{MissionRepository, PlanStepRepository, RepoResult};
 use autodocs_domain::user::UserId;
@@ -107,7 +107,7 @@ impl MissionRepository for MemoryRepos {
         MissionRepository::find(self, id, owner)
     }
 
-    fn list(&mut self, query: &MissionQuery) -> RepoResult<Page<Mission>> {
+    fn list(&mut self, query: &MissionQuery) -> RepoResult<PageResult<Mission>> {
         let search = query.search.as_deref().filter(|search| !search.is_empty());
         let mut missions: Vec<Mission> = self
             .state

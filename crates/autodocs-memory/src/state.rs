@@ -201,20 +201,20 @@ pub(crate) fn missing(what: &str) -> RepoError {
 pub(crate) fn page_of<T>(
     items: Vec<T>,
     request: autodocs_domain::paging::PageRequest,
-) -> autodocs_domain::paging::Page<T> {
-    use autodocs_domain::paging::Page;
+) -> autodocs_domain::paging::PageResult<T> {
+    use autodocs_domain::paging::{Page, PageResult, PastEnd};
     let count = items.len() as u64;
     let Some(page) = request.resolve(count) else {
-        return Page::past_end(count, request);
+        return PageResult::PastEnd(PastEnd { count });
     };
     let offset = usize::try_from(request.offset_of(page)).unwrap_or(usize::MAX);
     let size = usize::try_from(request.page_size()).unwrap_or(usize::MAX);
-    Page {
+    PageResult::Found(Page {
         count,
         page,
         page_size: request.page_size(),
         items: items.into_iter().skip(offset).take(size).collect(),
-    }
+    })
 }
 
 /// SQL `lower(haystack) LIKE '%' || lower(needle) || '%'`.

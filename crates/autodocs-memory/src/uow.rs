@@ -3,7 +3,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use autodocs_domain::activity_log::Activity;
 use autodocs_domain::instance::DatabaseIdentity;
 use autodocs_domain::ports::{
     ActivityRepository, DocumentRepository, InstanceRepository, JobQueue, MissionRepository,
@@ -114,25 +113,17 @@ impl UnitOfWork for MemoryUnitOfWork {
 /// Every repository, over one transaction's copy of the state.
 pub(crate) struct MemoryRepos {
     pub(crate) state: State,
-    /// Activities recorded in this unit of work, for post-commit events.
-    pub(crate) recorded: Vec<Activity>,
 }
 
 impl MemoryRepos {
     fn new(state: State) -> Self {
-        Self {
-            state,
-            recorded: Vec::new(),
-        }
+        Self { state }
     }
 }
 
 impl Repositories for MemoryRepos {
     fn jobs(&mut self) -> &mut dyn JobQueue {
         self
-    }
-    fn take_recorded(&mut self) -> Vec<Activity> {
-        std::mem::take(&mut self.recorded)
     }
     fn missions(&mut self) -> &mut dyn MissionRepository {
         self

@@ -4,7 +4,7 @@ use std::cmp::Ordering;
 
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
-use autodocs_domain::paging::Page;
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{
     ActivityRepository, Credentials, RefreshTokenRecord, RefreshTokenRepository, RepoResult,
     UserRepository,
@@ -235,7 +235,7 @@ impl UserRepository for MemoryRepos {
         Ok(())
     }
 
-    fn list(&mut self, query: &UserQuery) -> RepoResult<Page<User>> {
+    fn list(&mut self, query: &UserQuery) -> RepoResult<PageResult<User>> {
         let search = query
             .search
             .as_deref()
@@ -395,7 +395,6 @@ impl ActivityRepository for MemoryRepos {
             timestamp: now,
         };
         self.state.activities.insert(activity.id, activity.clone());
-        self.recorded.push(activity.clone());
         Ok(activity)
     }
 
@@ -408,7 +407,7 @@ impl ActivityRepository for MemoryRepos {
             .cloned())
     }
 
-    fn list(&mut self, query: &ActivityQuery) -> RepoResult<Page<Activity>> {
+    fn list(&mut self, query: &ActivityQuery) -> RepoResult<PageResult<Activity>> {
         let search = query.search.as_deref().filter(|search| !search.is_empty());
         let mut activities: Vec<Activity> = self
             .state

@@ -24,7 +24,11 @@ fn register(memory: &MemoryServices, username: &str) -> Principal {
         last_name: "Lovelace".into(),
     };
     let registration = Registration::parse(&input).expect("a valid registration");
-    let session = memory.services.register(registration).expect("registered");
+    let session = memory
+        .services
+        .accounts()
+        .register(registration)
+        .expect("registered");
     Principal {
         user_id: session.user.id,
         is_staff: false,
@@ -32,7 +36,7 @@ fn register(memory: &MemoryServices, username: &str) -> Principal {
 }
 
 fn upload(memory: &MemoryServices, principal: Principal, bytes: &[u8], name: &str) -> i64 {
-    let mut sink = memory.services.begin_upload().expect("a sink");
+    let mut sink = memory.services.documents().begin_upload().expect("a sink");
     sink.write(bytes).expect("written");
     let staged = sink.finish().expect("received");
     let part = UploadedPart {
@@ -42,7 +46,8 @@ fn upload(memory: &MemoryServices, principal: Principal, bytes: &[u8], name: &st
     };
     memory
         .services
-        .upload_document(principal, &DocumentInput::default(), Some(part))
+        .documents()
+        .upload(principal, &DocumentInput::default(), Some(part))
         .expect("uploaded")
         .id
 }
@@ -53,24 +58,34 @@ fn login_refresh_rotation_and_reuse_detection() {
     let services = &memory.services;
     let anna = register(&memory, "anna");
     assert!(matches!(
-        services.login("anna", "wrong password"),
+        services.accounts().login("anna", "wrong password"),
         Err(Error::AuthenticationFailed)
     ));
     let session = services
+        .accounts()
         .login("ANNA@example.com", PASSWORD)
         .expect("logged in");
     assert_eq!(session.user.id, anna.user_id);
     let principal = services
+        .accounts()
         .authenticate(&session.tokens.access)
         .expect("a valid access token");
     assert_eq!(principal.user_id, anna.user_id);
-    let rotated = services.refresh(&session.tokens.refresh).expect("rotated");
+    let rotated = services
+        .accounts()
+        .refresh(&session.tokens.refresh)
+        .expect("rotated");
     // The old refresh token again: taken as theft, every token dies.
-    assert!(services.refresh(&session.tokens.refresh).is_err());
-    assert!(services.refresh(&rotated.refresh).is_err());
+    assert!(
+        services
+            .accounts()
+            .refresh(&session.tokens.refresh)
+            .is_err()
+    );
+    assert!(services.accounts().refresh(&rotated.refresh).is_err());
     // Access tokens expire with the clock.
     memory.clock.advance(Duration::hours(1));
-    assert!(services.authenticate(&rotated.access).is_err());
+    assert!(services.accounts().authenticate(&rotated.access).is_err());
 }
 
 #[test]
@@ -79,23 +94,31 @@ fn uploads_are_measured_verified_and_swept() {
     let services = &memory.services;
     let anna = register(&memory, "anna");
     let text = upload(&memory, anna, b"Quarterly report\n", "report.txt");
-    let document = services.get_document(anna, text).expect("the document");
+    let document = services.documents().get(anna, text).expect("the document");
     assert_eq!(document.content_type, "text/plain");
     assert_eq!(document.size, 17);
     assert_eq!(document.sha256.len(), 64);
     let pdf = upload(&memory, anna, b"%PDF-1.4\n%%EOF\n", "w2.pdf");
     assert_eq!(
-        services.get_document(anna, pdf).expect("pdf").content_type,
+        services
+            .documents()
+            .get(anna, pdf)
+            .expect("pdf")
+            .content_type,
         "application/pdf"
     );
-    let verified = services.verify_document(anna, text).expect("verified");
+    let verified = services.documents().verify(anna, text).expect("verified");
     assert!(verified.verified());
     // The bytes vanish from storage: the next verification rejects it.
-    let key = services.get_document(anna, pdf).expect("pdf").storage_key;
+    let key = services
+        .documents()
+        .get(anna, pdf)
+        .expect("pdf")
+        .storage_key;
     assert!(memory.storage.bytes(&key).is_some());
     use autodocs_domain::ports::FileStorage;
     assert!(memory.storage.delete(&key).expect("deleted"));
-    let rejected = services.verify_document(anna, pdf).expect("judged");
+    let rejected = services.documents().verify(anna, pdf).expect("judged");
     assert_eq!(rejected.verification_error, "File is missing from storage.");
     let updates = memory
         .events
@@ -108,18 +131,18 @@ fn uploads_are_measured_verified_and_swept() {
     // The sweep: bound to this database, it quarantines an orphan file
     // once it is old enough, and purges it after the quarantine.
     assert!(matches!(
-        services.bind_media_root().expect("bound"),
+        services.sweep().bind_media_root().expect("bound"),
         MediaRootBinding::Bound(_)
     ));
     let orphan = memory.storage.put(b"orphan".to_vec()).expect("stored");
-    let report = services.sweep_storage(false).expect("swept");
+    let report = services.sweep().run(false).expect("swept");
     assert!(report.refused.is_none(), "{report:?}");
     assert!(report.quarantined.is_empty(), "too young: {report:?}");
     memory.clock.advance(Duration::hours(1));
-    let report = services.sweep_storage(false).expect("swept");
+    let report = services.sweep().run(false).expect("swept");
     assert_eq!(report.quarantined, vec![orphan.clone()]);
     memory.clock.advance(Duration::days(8));
-    let report = services.sweep_storage(false).expect("swept");
+    let report = services.sweep().run(false).expect("swept");
     assert_eq!(report.purged, vec![orphan]);
     assert_eq!(
         memory.storage.len(),
@@ -151,12 +174,14 @@ fn a_plan_runs_to_completion_and_a_dead_download_fails_the_mission() {
         };
         let draft = input.parse_new().expect("a valid mission");
         let id = services
-            .create_mission(anna, draft)
+            .missions()
+            .create(anna, draft)
             .expect("created")
             .mission
             .id;
         services
-            .act_on_mission(anna, id, MissionAction::Start)
+            .missions()
+            .act(anna, id, MissionAction::Start)
             .expect("started");
         id
     };
@@ -164,13 +189,13 @@ fn a_plan_runs_to_completion_and_a_dead_download_fails_the_mission() {
     let bad = create("https://example.com/missing.pdf");
     let drained = memory.drain_jobs("test", 1_000).expect("drained");
     assert!(drained.idle, "{drained:?}");
-    let good = services.get_mission(anna, good).expect("good");
+    let good = services.missions().get(anna, good).expect("good");
     assert_eq!(good.mission.status, MissionStatus::Completed);
     assert_eq!(good.documents.len(), 1);
     assert!(good.documents[0].verified());
-    let bad = services.get_mission(anna, bad).expect("bad");
+    let bad = services.missions().get(anna, bad).expect("bad");
     assert_eq!(bad.mission.status, MissionStatus::Failed, "{bad:?}");
-    let jobs = services.list_jobs(None, 100).expect("jobs");
+    let jobs = services.engine().list_jobs(None, 100).expect("jobs");
     assert!(
         jobs.iter()
             .all(|job| job.status != autodocs_domain::jobs::JobStatus::Queued)

@@ -51,6 +51,7 @@ fn run(path: &str) -> Result<MissionStatus, String> {
     serve_sample_files(&memory, &plan);
 
     let session = services
+        .accounts()
         .register(
             Registration::parse(&RegisterInput {
                 username: "runner".into(),
@@ -75,7 +76,8 @@ fn run(path: &str) -> Result<MissionStatus, String> {
         .parse_new()
         .map_err(|e| format!("{path} is not a valid mission: {e}"))?;
     let created = services
-        .create_mission(principal, draft)
+        .missions()
+        .create(principal, draft)
         .map_err(|e| format!("cannot create the mission: {e}"))?;
     let mission_id = created.mission.id;
     println!(
@@ -84,7 +86,8 @@ fn run(path: &str) -> Result<MissionStatus, String> {
         created.mission.steps_total
     );
     services
-        .act_on_mission(principal, mission_id, MissionAction::Start)
+        .missions()
+        .act(principal, mission_id, MissionAction::Start)
         .map_err(|e| format!("cannot start the mission: {e}"))?;
     println!("started mission {mission_id}");
 
@@ -148,7 +151,8 @@ fn drive(
             println!("job engine: ran {} job(s)", drained.runs);
         }
         let detail = services
-            .get_mission(principal, mission_id)
+            .missions()
+            .get(principal, mission_id)
             .map_err(|e| format!("cannot read the mission: {e}"))?;
         if !matches!(
             detail.mission.status,
@@ -174,7 +178,8 @@ fn drive(
             return Ok(detail.mission.status);
         }
         services
-            .update_step(
+            .steps()
+            .update(
                 principal,
                 mission_id,
                 step.id,
@@ -192,7 +197,8 @@ fn drive(
 /// Prints the mission's outcome, its steps, documents and activities.
 fn report(services: &Services, principal: Principal, mission_id: i64) -> Result<(), String> {
     let detail = services
-        .get_mission(principal, mission_id)
+        .missions()
+        .get(principal, mission_id)
         .map_err(|e| format!("cannot read the mission: {e}"))?;
     let mission = &detail.mission;
     println!();
@@ -225,7 +231,8 @@ fn report(services: &Services, principal: Principal, mission_id: i64) -> Result<
         );
     }
     let activities = services
-        .list_activities(
+        .activities()
+        .list(
             principal,
             ActivityQuery {
                 page: PageRequest::new(1, PageRequest::MAX_SIZE),
