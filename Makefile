@@ -43,6 +43,7 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p autodocs-domain
+	$(CARGO) publish --dry-run --allow-dirty -p autodocs-domain
 
 fmt:
 	$(CARGO) fmt --all

@@ -28,7 +28,11 @@ backend_tests!(
     schema_is_openapi_3,
 );
 
-backend_custom_tests!(check_accepts_valid_settings, migrate_is_idempotent);
+backend_custom_tests!(
+    check_accepts_valid_settings,
+    migrate_is_idempotent,
+    concurrent_requests_log_under_their_own_id,
+);
 
 // ---------------------------------------------------------------------------
 // HTTP
@@ -429,4 +433,78 @@ async fn invalid_settings_fail_check() {
         "and say why on stderr\n{}",
         describe(&out)
     );
+}
+
+// ---------------------------------------------------------------------------
+// Access log
+// ---------------------------------------------------------------------------
+
+/// Many requests in flight at once on few worker threads: each gets exactly
+/// one access line, and that line carries its own request id (a span entered
+/// across `.await` would lend one request's id to another's lines).
+async fn concurrent_requests_log_under_their_own_id(backend: Backend) {
+    let app = TestApp::spawn_with_env(backend, &[("RUST_LOG", "info")]).await;
+    let user = app.register("tracer").await;
+    let auth = format!("Bearer {}", user.access);
+    const REQUESTS: usize = 48;
+    let requests = (0..REQUESTS).map(|n| {
+        let (app, auth) = (&app, auth.clone());
+        async move {
+            let id = format!("trace-{n:03}-id");
+            let path = format!("/api/missions/?search=marker{n:03}");
+            let r = app
+                .raw(
+                    Method::GET,
+                    &path,
+                    &[
+                        ("x-request-id", id.as_str()),
+                        ("authorization", auth.as_str()),
+                    ],
+                    None,
+                )
+                .await;
+            r.assert_status(200);
+            assert_eq!(r.header("x-request-id").as_deref(), Some(id.as_str()));
+        }
+    });
+    futures_util::future::join_all(requests).await;
+
+    // The access line is written once the response is on its way.
+    let access_lines = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter(|line| line.contains("autodocs::access") && line.contains("trace-"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while access_lines(&app.server_log()).len() < REQUESTS && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = access_lines(&app.server_log());
+    assert_eq!(
+        lines.len(),
+        REQUESTS,
+        "one access line per request: {lines:#?}"
+    );
+    let mut seen = HashSet::new();
+    for line in &lines {
+        let n = line
+            .split("request_id=trace-")
+            .nth(1)
+            .and_then(|rest| rest.get(..3))
+            .unwrap_or_else(|| panic!("an access line without its request id: {line}"));
+        assert!(
+            line.contains(&format!("search=marker{n}")),
+            "the line of request {n} shows another request's path: {line}"
+        );
+        assert!(
+            line.contains("status=200") && line.contains("GET"),
+            "{line}"
+        );
+        assert!(line.contains("latency_ms="), "{line}");
+        assert!(
+            seen.insert(n.to_owned()),
+            "two lines for request {n}: {lines:#?}"
+        );
+    }
 }

@@ -209,7 +209,7 @@ fn pattern_error() -> InvalidValue {
 pub struct CustomActivityType(String);
 
 impl CustomActivityType {
-    /// Checks a client's type (surrounding whitespace trimmed, as DRF does).
+    /// Checks a client's type (surrounding whitespace trimmed).
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {

@@ -54,7 +54,7 @@ pub enum Error {
 
 impl Error {
     /// A validation error on a single field.
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
+    pub fn field(field: &str, message: impl Into<crate::validation::InvalidValue>) -> Self {
         Error::Validation(ValidationErrors::single(field, message))
     }
 }

@@ -45,6 +45,21 @@ impl InvalidTransition {
 ///
 /// Serialised as its wire name (`"in_progress"`); displayed in human words
 /// (`"in progress"`).
+///
+/// Transitions are methods that answer with a `Result`, so a refused one
+/// cannot be applied by mistake:
+///
+/// ```
+/// use autodocs_domain::mission::{MissionAction, MissionStatus};
+///
+/// let running = MissionStatus::Pending.apply(MissionAction::Start)?;
+/// assert_eq!(running, MissionStatus::InProgress);
+/// assert_eq!(running.apply(MissionAction::Pause)?, MissionStatus::Paused);
+/// let refused = MissionStatus::Completed.apply(MissionAction::Pause);
+/// assert!(refused.is_err());
+/// assert_eq!(MissionStatus::parse("in_progress")?, MissionStatus::InProgress);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
 )]
@@ -331,6 +346,15 @@ macro_rules! text_value {
 pub(crate) use text_value;
 
 /// The title of a mission or of a plan step: 1–200 characters after trimming.
+///
+/// ```
+/// use autodocs_domain::mission::Title;
+///
+/// assert_eq!(Title::parse("  Retrieve Tax Documents ")?.as_str(), "Retrieve Tax Documents");
+/// assert!(Title::parse("   ").is_err());
+/// assert!(Title::parse(&"x".repeat(201)).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct Title(String);
@@ -368,6 +392,15 @@ impl Description {
 text_value!(Description);
 
 /// How urgent a mission is. Ordered by urgency: `Low < Medium < High < Urgent`.
+///
+/// ```
+/// use autodocs_domain::mission::Priority;
+///
+/// assert_eq!(Priority::default(), Priority::Medium);
+/// assert_eq!(Priority::parse("urgent")?, Priority::Urgent);
+/// assert!(Priority::parse("URGENT").is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(
     Debug,
     Clone,
@@ -555,6 +588,15 @@ impl Progress {
 
     /// The share of `done` out of `total`, rounded down: `floor(done * 100 / total)`;
     /// 0 when `total` is 0, and at most 100 even if `done > total`.
+    ///
+    /// ```
+    /// use autodocs_domain::mission::Progress;
+    ///
+    /// assert_eq!(Progress::from_leaves(1, 3), Progress::parse(33)?);
+    /// assert_eq!(Progress::from_leaves(0, 0), Progress::ZERO);
+    /// assert_eq!(Progress::from_leaves(5, 4), Progress::COMPLETE);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn from_leaves(done: usize, total: usize) -> Self {
         if total == 0 {
             return Self::ZERO;
@@ -783,12 +825,7 @@ mod tests {
             " pending",
             "done",
         ] {
-            assert_eq!(
-                S::parse(bad),
-                Err(InvalidValue::new(format!(
-                    "\"{bad}\" is not a valid choice."
-                )))
-            );
+            assert_eq!(S::parse(bad), Err(InvalidValue::invalid_choice(bad)));
         }
         assert_eq!(S::InProgress.to_string(), "in progress");
         assert_eq!(S::Cancelled.to_string(), "cancelled");

@@ -1,4 +1,5 @@
-//! Page-number pagination, as DRF's `PageNumberPagination` does it.
+//! Page-number pagination: 1-based pages of a bounded size, counted over
+//! the whole filtered list.
 
 use crate::validation::InvalidValue;
 
@@ -16,8 +17,17 @@ impl PageRequest {
     pub const MAX_SIZE: u32 = 100;
 
     /// Parses `?page=` and `?page_size=`. A non-numeric or zero page is
-    /// refused as DRF does (`Invalid page.`, a 404 at the edge); a page size
-    /// above the maximum is clamped, as DRF does.
+    /// refused (a 404 at the HTTP edge); a page size above the maximum is
+    /// clamped.
+    ///
+    /// ```
+    /// use autodocs_domain::paging::PageRequest;
+    ///
+    /// let request = PageRequest::parse(Some("2"), Some("500"))?;
+    /// assert_eq!((request.page(), request.page_size()), (2, PageRequest::MAX_SIZE));
+    /// assert!(PageRequest::parse(Some("0"), None).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn parse(page: Option<&str>, page_size: Option<&str>) -> Result<Self, PageError> {
         let page = match page {
             None | Some("") => 1,

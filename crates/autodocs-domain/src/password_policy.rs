@@ -12,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::LazyLock;
 
+use crate::validation::InvalidValue;
+
 /// The account values a password must not resemble.
 ///
 /// Empty values are ignored, as Django ignores blank attributes.
@@ -33,9 +35,6 @@ pub const MIN_LENGTH: usize = 8;
 /// Similarity ratio at or above which a password is too close to an attribute
 /// (Django's default `max_similarity`).
 pub const MAX_SIMILARITY: f64 = 0.7;
-
-/// DRF's message for an empty (or whitespace-only) password.
-pub const BLANK_MESSAGE: &str = "This field may not be blank.";
 
 /// Django's message when the password resembles the given attribute
 /// (`verbose_name`: "username", "first name", "last name", "email address").
@@ -93,18 +92,26 @@ pub struct NewPassword(String);
 
 impl NewPassword {
     /// Parses a new password: refuses an empty or whitespace-only one with
-    /// DRF's "This field may not be blank.", then applies
+    /// [`InvalidValue::Blank`], then applies
     /// [`validate_password`]. The password is kept exactly as given.
     ///
     /// # Errors
     ///
-    /// `["This field may not be blank."]`, or the messages of
-    /// [`validate_password`].
-    pub fn parse(raw: &str, attributes: &PasswordAttributes<'_>) -> Result<Self, Vec<String>> {
+    /// `[InvalidValue::Blank]`, or the messages of [`validate_password`]
+    /// as rules (code `password_too_weak`).
+    pub fn parse(
+        raw: &str,
+        attributes: &PasswordAttributes<'_>,
+    ) -> Result<Self, Vec<InvalidValue>> {
         if raw.trim().is_empty() {
-            return Err(vec![BLANK_MESSAGE.to_owned()]);
+            return Err(vec![InvalidValue::Blank]);
         }
-        validate_password(raw, attributes)?;
+        validate_password(raw, attributes).map_err(|messages| {
+            messages
+                .into_iter()
+                .map(|message| InvalidValue::rule("password_too_weak", message))
+                .collect::<Vec<_>>()
+        })?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -387,11 +394,11 @@ mod tests {
     fn a_blank_password_is_blank_only() {
         assert_eq!(
             NewPassword::parse("", &ALICE),
-            Err(vec![BLANK_MESSAGE.to_owned()])
+            Err(vec![InvalidValue::Blank])
         );
         assert_eq!(
             NewPassword::parse("   ", &ALICE),
-            Err(vec![BLANK_MESSAGE.to_owned()])
+            Err(vec![InvalidValue::Blank])
         );
     }
 
@@ -400,9 +407,15 @@ mod tests {
         assert_eq!(
             NewPassword::parse("alice", &ALICE),
             Err(vec![
-                "The password is too similar to the username.".to_owned(),
-                "This password is too short. It must contain at least 8 characters.".to_owned(),
-                "This password is too common.".to_owned(),
+                InvalidValue::rule(
+                    "password_too_weak",
+                    "The password is too similar to the username."
+                ),
+                InvalidValue::rule(
+                    "password_too_weak",
+                    "This password is too short. It must contain at least 8 characters."
+                ),
+                InvalidValue::rule("password_too_weak", "This password is too common."),
             ])
         );
     }

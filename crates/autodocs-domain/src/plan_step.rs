@@ -1008,7 +1008,7 @@ mod tests {
     }
 
     fn parse(value: Value) -> Result<StepAction, String> {
-        StepAction::parse(&value).map_err(|error| error.0)
+        StepAction::parse(&value).map_err(|error| error.to_string())
     }
 
     #[test]
@@ -1066,7 +1066,7 @@ mod tests {
     fn hostile_actions() {
         let kinds = "choose from manual, wait, verify_documents, fetch_url.";
         let cases: Vec<(Value, String)> = vec![
-            (json!(null), "This field may not be null.".into()),
+            (json!(null), InvalidValue::Null.to_string()),
             (
                 json!([{"kind": "manual"}]),
                 "Expected a JSON object with a \"kind\", e.g. {\"kind\": \"manual\"}.".into(),
@@ -1158,7 +1158,7 @@ mod tests {
             ),
             (
                 json!({"kind": "fetch_url", "url": ""}),
-                "This field may not be blank.".into(),
+                InvalidValue::Blank.to_string(),
             ),
         ];
         for (value, message) in cases {

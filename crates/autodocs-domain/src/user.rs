@@ -121,6 +121,14 @@ impl Email {
 /// (the ligature) and `file`. Databases cannot compute this themselves
 /// (SQLite's `lower()` only knows ASCII), so the key is computed here and
 /// stored beside the value, in its own uniquely indexed column.
+///
+/// ```
+/// use autodocs_domain::user::IdentityKey;
+///
+/// assert_eq!(IdentityKey::of("Straße"), IdentityKey::of("STRASSE"));
+/// assert_eq!(IdentityKey::of("ﬁsh"), IdentityKey::of("FISH"));
+/// assert_ne!(IdentityKey::of("anna"), IdentityKey::of("anne"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityKey(String);
 

@@ -1,72 +1,157 @@
-//! Field-level validation errors, shaped like Django REST Framework's.
+//! Validation failures as codes with their data: which value was refused,
+//! and why. The domain never words them for a client; an inbound adapter
+//! (the HTTP crate) renders each code in the words its clients expect.
 
 use std::collections::BTreeMap;
 
-/// Why one value was refused, in words a client can show next to the field.
+/// Why one value was refused.
+///
+/// ```
+/// use autodocs_domain::validation::{InvalidValue, bounded_text};
+///
+/// assert_eq!(bounded_text("   ", 10), Err(InvalidValue::Blank));
+/// assert_eq!(bounded_text("eleven chars", 10), Err(InvalidValue::TooLong { max: 10 }));
+/// assert_eq!(InvalidValue::TooLong { max: 10 }.code(), "max_length");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidValue(pub String);
+pub enum InvalidValue {
+    /// A required value is absent.
+    #[error("required")]
+    Required,
+    /// An explicit null where none is allowed.
+    #[error("null")]
+    Null,
+    /// An empty (or whitespace-only) text.
+    #[error("blank")]
+    Blank,
+    /// A text longer than `max` characters.
+    #[error("longer than {max} characters")]
+    TooLong {
+        /// The most characters allowed.
+        max: usize,
+    },
+    /// A value outside its list of choices.
+    #[error("{value:?} is not one of the choices")]
+    InvalidChoice {
+        /// The value given.
+        value: String,
+    },
+    /// A number above its bound.
+    #[error("greater than {max}")]
+    AtMost {
+        /// The largest value allowed.
+        max: i64,
+    },
+    /// A number below its bound.
+    #[error("less than {min}")]
+    AtLeast {
+        /// The smallest value allowed.
+        min: i64,
+    },
+    /// A reference to a row that does not exist (or is not the caller's).
+    #[error("no object with id {id}")]
+    DoesNotExist {
+        /// The id given.
+        id: i64,
+    },
+    /// A rule of this domain (a unique name, a valid URL, a strong
+    /// password, ...): a stable code and the rule's own description.
+    #[error("{message}")]
+    Rule {
+        /// A stable, machine-readable code (`invalid`, `unique`, ...).
+        code: &'static str,
+        /// What the rule asks for, in words.
+        message: String,
+    },
+}
 
 impl InvalidValue {
-    /// A refusal with the given message.
+    /// A refusal by a rule of the domain, described by `message`
+    /// (code `invalid`).
     pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+        Self::rule("invalid", message)
     }
 
-    /// DRF's message for a required field that was absent.
+    /// A refusal by the rule `code`, described by `message`.
+    pub fn rule(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Rule {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An absent required value.
     pub fn required() -> Self {
-        Self::new("This field is required.")
+        Self::Required
     }
 
-    /// DRF's message for an explicit `null` where none is allowed.
+    /// An explicit `null` where none is allowed.
     pub fn null() -> Self {
-        Self::new("This field may not be null.")
+        Self::Null
     }
 
-    /// DRF's message for an empty (or whitespace-only) string.
+    /// An empty (or whitespace-only) text.
     pub fn blank() -> Self {
-        Self::new("This field may not be blank.")
+        Self::Blank
     }
 
-    /// DRF's message for a string over `max` characters.
+    /// A text over `max` characters.
     pub fn too_long(max: usize) -> Self {
-        Self::new(format!(
-            "Ensure this field has no more than {max} characters."
-        ))
+        Self::TooLong { max }
     }
 
-    /// DRF's message for a value outside a choice list.
+    /// A value outside a choice list.
     pub fn invalid_choice(value: &str) -> Self {
-        Self::new(format!("\"{value}\" is not a valid choice."))
+        Self::InvalidChoice {
+            value: value.to_owned(),
+        }
     }
 
-    /// DRF's message for an integer outside a range.
+    /// A number above `max`.
     pub fn at_most(max: i64) -> Self {
-        Self::new(format!("Ensure this value is less than or equal to {max}."))
+        Self::AtMost { max }
     }
 
-    /// DRF's message for an integer below a bound.
+    /// A number below `min`.
     pub fn at_least(min: i64) -> Self {
-        Self::new(format!(
-            "Ensure this value is greater than or equal to {min}."
-        ))
+        Self::AtLeast { min }
     }
 
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.0
+    /// The stable code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Null => "null",
+            Self::Blank => "blank",
+            Self::TooLong { .. } => "max_length",
+            Self::InvalidChoice { .. } => "invalid_choice",
+            Self::AtMost { .. } => "max_value",
+            Self::AtLeast { .. } => "min_value",
+            Self::DoesNotExist { .. } => "does_not_exist",
+            Self::Rule { code, .. } => code,
+        }
     }
 }
 
-/// The key DRF uses for errors that belong to no single field.
-pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+impl From<String> for InvalidValue {
+    /// A refusal described by `message` (code `invalid`).
+    fn from(message: String) -> Self {
+        Self::new(message)
+    }
+}
 
-/// Every refused field of one request, each with its messages.
-///
-/// Serialised by the HTTP layer as `{"field": ["message", ...]}`.
+impl From<&str> for InvalidValue {
+    /// A refusal described by `message` (code `invalid`).
+    fn from(message: &str) -> Self {
+        Self::new(message)
+    }
+}
+
+/// Every refusal of one request: per field, and for the request as a whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ValidationErrors {
-    fields: BTreeMap<String, Vec<String>>,
+    fields: BTreeMap<String, Vec<InvalidValue>>,
+    general: Vec<InvalidValue>,
 }
 
 impl ValidationErrors {
@@ -75,24 +160,31 @@ impl ValidationErrors {
         Self::default()
     }
 
-    /// Errors made of one message on one field.
-    pub fn single(field: impl Into<String>, error: impl Into<String>) -> Self {
+    /// Errors made of one refusal of one field.
+    pub fn single(field: impl Into<String>, error: impl Into<InvalidValue>) -> Self {
         let mut errors = Self::new();
         errors.add(field, error);
         errors
     }
 
-    /// Adds a message to a field.
-    pub fn add(&mut self, field: impl Into<String>, error: impl Into<String>) {
+    /// Errors made of one refusal of the request as a whole.
+    pub fn single_general(error: impl Into<InvalidValue>) -> Self {
+        let mut errors = Self::new();
+        errors.add_general(error);
+        errors
+    }
+
+    /// Adds a refusal of a field (`a.b` names field `b` inside object `a`).
+    pub fn add(&mut self, field: impl Into<String>, error: impl Into<InvalidValue>) {
         self.fields
             .entry(field.into())
             .or_default()
             .push(error.into());
     }
 
-    /// Adds an error that concerns the request as a whole.
-    pub fn add_non_field(&mut self, error: impl Into<String>) {
-        self.add(NON_FIELD_ERRORS, error);
+    /// Adds a refusal that concerns the request as a whole.
+    pub fn add_general(&mut self, error: impl Into<InvalidValue>) {
+        self.general.push(error.into());
     }
 
     /// Records the error of a parse, if any, and returns its value.
@@ -100,22 +192,23 @@ impl ValidationErrors {
         match parsed {
             Ok(value) => Some(value),
             Err(error) => {
-                self.add(field, error.0);
+                self.add(field, error);
                 None
             }
         }
     }
 
-    /// Adds every message of another set, field by field.
+    /// Adds every refusal of another set.
     pub fn merge(&mut self, other: ValidationErrors) {
-        for (field, messages) in other.fields {
-            self.fields.entry(field).or_default().extend(messages);
+        for (field, errors) in other.fields {
+            self.fields.entry(field).or_default().extend(errors);
         }
+        self.general.extend(other.general);
     }
 
     /// Whether nothing was refused.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.fields.is_empty() && self.general.is_empty()
     }
 
     /// `Ok(())` when empty, else the errors.
@@ -123,26 +216,38 @@ impl ValidationErrors {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
 
-    /// The refused fields with their messages, by field name.
-    pub fn fields(&self) -> &BTreeMap<String, Vec<String>> {
+    /// The refused fields with their refusals, by field name.
+    pub fn fields(&self) -> &BTreeMap<String, Vec<InvalidValue>> {
         &self.fields
     }
 
-    /// The messages of one field.
-    pub fn field(&self, name: &str) -> Option<&[String]> {
+    /// The refusals of one field.
+    pub fn field(&self, name: &str) -> Option<&[InvalidValue]> {
         self.fields.get(name).map(Vec::as_slice)
+    }
+
+    /// The refusals of the request as a whole.
+    pub fn general(&self) -> &[InvalidValue] {
+        &self.general
     }
 }
 
 impl std::fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut first = true;
-        for (field, messages) in &self.fields {
-            if !first {
+        let general = self.general.iter().map(|error| (None, error));
+        let fields = self.fields.iter().flat_map(|(field, errors)| {
+            errors
+                .iter()
+                .map(move |error| (Some(field.as_str()), error))
+        });
+        for (index, (field, error)) in general.chain(fields).enumerate() {
+            if index > 0 {
                 f.write_str("; ")?;
             }
-            first = false;
-            write!(f, "{field}: {}", messages.join(" "))?;
+            match field {
+                Some(field) => write!(f, "{field}: {error}")?,
+                None => write!(f, "{error}")?,
+            }
         }
         Ok(())
     }
@@ -150,8 +255,8 @@ impl std::fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-/// The name DRF gives a JSON value's type in its messages
-/// (`Expected a dictionary, but got list.`).
+/// The Python name of a JSON value's type, as the original service's
+/// messages name it (`Expected a dictionary, but got list.`).
 pub fn json_type_name(value: &serde_json::Value) -> &'static str {
     use serde_json::Value;
     match value {
@@ -177,7 +282,10 @@ pub fn bounded_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
 pub fn optional_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
     let trimmed = raw.trim();
     if trimmed.contains('\0') {
-        return Err(InvalidValue::new("Null characters are not allowed."));
+        return Err(InvalidValue::rule(
+            "null_characters",
+            "Null characters are not allowed.",
+        ));
     }
     if trimmed.chars().count() > max {
         return Err(InvalidValue::too_long(max));
@@ -185,7 +293,7 @@ pub fn optional_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
     Ok(trimmed.to_owned())
 }
 
-/// DRF's message for a datetime it cannot parse.
+/// The message for a datetime that cannot be parsed.
 pub const DATETIME_FORMAT_MESSAGE: &str = "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].";
 
 /// The message for a timestamp outside the years every database holds.

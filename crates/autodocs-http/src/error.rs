@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use autodocs_domain::validation::ValidationErrors;
+use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use autodocs_domain::{Error, RepoError};
 use serde_json::{Map, Value, json};
 
@@ -76,11 +76,46 @@ impl From<actix_web::error::BlockingError> for ApiError {
     }
 }
 
-/// Renders validation errors as DRF does; `a.b` keys nest as `{"a": {"b": [...]}}`.
+/// The key DRF uses for errors that belong to no single field.
+pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+
+/// Words a refusal as DRF (or Django, for the domain's own rules) does.
+pub fn drf_message(error: &InvalidValue) -> String {
+    match error {
+        InvalidValue::Required => "This field is required.".to_owned(),
+        InvalidValue::Null => "This field may not be null.".to_owned(),
+        InvalidValue::Blank => "This field may not be blank.".to_owned(),
+        InvalidValue::TooLong { max } => {
+            format!("Ensure this field has no more than {max} characters.")
+        }
+        InvalidValue::InvalidChoice { value } => format!("\"{value}\" is not a valid choice."),
+        InvalidValue::AtMost { max } => {
+            format!("Ensure this value is less than or equal to {max}.")
+        }
+        InvalidValue::AtLeast { min } => {
+            format!("Ensure this value is greater than or equal to {min}.")
+        }
+        InvalidValue::DoesNotExist { id } => {
+            format!("Invalid pk \"{id}\" - object does not exist.")
+        }
+        InvalidValue::Rule { message, .. } => message.clone(),
+    }
+}
+
+fn drf_messages(errors: &[InvalidValue]) -> Value {
+    Value::from(errors.iter().map(drf_message).collect::<Vec<_>>())
+}
+
+/// Renders validation errors as DRF does: `{"field": ["message", ...]}`,
+/// request-wide errors under `non_field_errors`, and `a.b` keys nested as
+/// `{"a": {"b": [...]}}`.
 pub fn validation_body(errors: &ValidationErrors) -> Value {
     let mut body = Map::new();
-    for (field, messages) in errors.fields() {
-        let messages = Value::from(messages.clone());
+    if !errors.general().is_empty() {
+        body.insert(NON_FIELD_ERRORS.to_owned(), drf_messages(errors.general()));
+    }
+    for (field, refusals) in errors.fields() {
+        let messages = drf_messages(refusals);
         match field.split_once('.') {
             Some((outer, inner)) => {
                 let nested = body

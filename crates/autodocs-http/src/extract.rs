@@ -231,13 +231,10 @@ impl FromRequest for JsonObject {
                 .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
             match value {
                 Value::Object(map) => Ok(JsonObject(map)),
-                other => Err(ValidationErrors::single(
-                    autodocs_domain::validation::NON_FIELD_ERRORS,
-                    format!(
-                        "Invalid data. Expected a dictionary, but got {}.",
-                        autodocs_domain::validation::json_type_name(&other)
-                    ),
-                )
+                other => Err(ValidationErrors::single_general(format!(
+                    "Invalid data. Expected a dictionary, but got {}.",
+                    autodocs_domain::validation::json_type_name(&other)
+                ))
                 .into()),
             }
         })
@@ -355,9 +352,9 @@ impl<'a> Fields<'a> {
 
     fn fail(&mut self, field: &str, error: InvalidValue) {
         if self.prefix.is_empty() {
-            self.errors.add(field, error.0);
+            self.errors.add(field, error);
         } else {
-            self.errors.add(format!("{}.{field}", self.prefix), error.0);
+            self.errors.add(format!("{}.{field}", self.prefix), error);
         }
     }
 

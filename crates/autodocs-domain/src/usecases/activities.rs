@@ -27,6 +27,42 @@ pub struct ActivityInput {
 
 super::service!(
     /// The activity log: read one's own, append custom entries.
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// # let session = services.accounts().register(
+    /// #     autodocs_domain::usecases::auth::Registration::parse(
+    /// #         &autodocs_domain::usecases::auth::RegisterInput {
+    /// #             username: "anna".into(),
+    /// #             email: "anna@example.com".into(),
+    /// #             password: "violet-Harbor-1987".into(),
+    /// #             first_name: "Anna".into(),
+    /// #             last_name: "Berg".into(),
+    /// #         },
+    /// #     )?,
+    /// # )?;
+    /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
+    /// use autodocs_domain::activity_log::ActivityQuery;
+    /// use autodocs_domain::usecases::activities::ActivityInput;
+    /// use serde_json::json;
+    ///
+    /// let note = ActivityInput {
+    ///     kind: Some("note_added".into()),
+    ///     message: Some("Called the bank".into()),
+    ///     details: Some(json!({"minutes": 5})),
+    ///     ..ActivityInput::default()
+    /// };
+    /// let recorded = services.activities().create(anna, &note)?;
+    /// assert_eq!(recorded.kind, "note_added");
+    /// // System types are the system's own.
+    /// let forged = ActivityInput { kind: Some("mission_completed".into()), ..note };
+    /// assert!(services.activities().create(anna, &forged).is_err());
+    /// // Newest first: the note, then the registration.
+    /// let log = services.activities().list(anna, ActivityQuery::default())?;
+    /// assert_eq!(log.items[0].id, recorded.id);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ActivityService
 );
 
@@ -68,7 +104,7 @@ impl ActivityService {
         };
         errors.into_result()?;
         let (Some(kind), Some(message), Some(details)) = (kind, message, details) else {
-            return Err(Error::field("type", InvalidValue::required().0));
+            return Err(Error::field("type", InvalidValue::required()));
         };
         let now = self.context.clock.now();
         self.context.write(|repos| {

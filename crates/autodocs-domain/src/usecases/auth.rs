@@ -76,7 +76,7 @@ impl Registration {
 }
 
 /// A registration whose password is hashed, ready to be stored by
-/// [`Services::register_hashed`].
+/// [`AccountService::register_hashed`].
 #[derive(Debug, Clone)]
 pub struct HashedRegistration(NewUser);
 
@@ -98,7 +98,7 @@ impl Registration {
 }
 
 /// What a login is checked against: the account its username or email
-/// names, if any (read by [`Services::login_candidate`]).
+/// names, if any (read by [`AccountService::login_candidate`]).
 #[derive(Debug, Clone)]
 pub struct LoginCandidate {
     credentials: Option<Credentials>,
@@ -137,7 +137,7 @@ impl LoginCandidate {
     }
 }
 
-/// A login whose password matched, for [`Services::complete_login`]; only
+/// A login whose password matched, for [`AccountService::complete_login`]; only
 /// [`LoginCandidate::check`] makes one.
 #[derive(Debug, Clone)]
 pub struct VerifiedLogin {
@@ -161,7 +161,7 @@ pub struct Session {
     pub tokens: IssuedTokens,
 }
 
-/// The message DRF gives for a username already taken.
+/// The message for a username already taken.
 pub const USERNAME_TAKEN: &str = "A user with that username already exists.";
 /// The message given for an email already in use.
 pub const EMAIL_TAKEN: &str = "A user with that email already exists.";
@@ -170,6 +170,32 @@ pub const USERNAME_IS_AN_EMAIL: &str = "A user with that email address already e
 
 super::service!(
     /// Accounts: registration, login, tokens, one's own account, staff user management.
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// # let session = services.accounts().register(
+    /// #     autodocs_domain::usecases::auth::Registration::parse(
+    /// #         &autodocs_domain::usecases::auth::RegisterInput {
+    /// #             username: "anna".into(),
+    /// #             email: "anna@example.com".into(),
+    /// #             password: "violet-Harbor-1987".into(),
+    /// #             first_name: "Anna".into(),
+    /// #             last_name: "Berg".into(),
+    /// #         },
+    /// #     )?,
+    /// # )?;
+    /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
+    /// let tokens = services.accounts().login("anna", "violet-Harbor-1987")?.tokens;
+    /// let principal = services.accounts().authenticate(&tokens.access)?;
+    /// assert_eq!(principal.user_id, session.user.id);
+    /// // A refresh token is rotated once; its reuse is refused.
+    /// let rotated = services.accounts().refresh(&tokens.refresh)?;
+    /// assert!(services.accounts().refresh(&tokens.refresh).is_err());
+    /// assert!(services.accounts().login("anna", "wrong password").is_err());
+    /// # drop(rotated);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     AccountService
 );
 
@@ -235,8 +261,8 @@ impl AccountService {
     }
 
     /// Checks credentials (username or email) and issues a token pair,
-    /// hashing on the calling thread: [`Services::login_candidate`], then
-    /// [`LoginCandidate::check`], then [`Services::complete_login`].
+    /// hashing on the calling thread: [`AccountService::login_candidate`], then
+    /// [`LoginCandidate::check`], then [`AccountService::complete_login`].
     pub fn login(&self, login: &str, password: &str) -> Result<Session> {
         let verified = self
             .login_candidate(login)?
@@ -391,7 +417,7 @@ impl AccountService {
         self.principal(user_id)
     }
 
-    /// Like [`Services::authenticate`], also returning when the token
+    /// Like [`AccountService::authenticate`], also returning when the token
     /// expires: for connections that outlive a request (WebSocket), which
     /// must end when their credentials do.
     pub fn authenticate_until(
@@ -407,7 +433,7 @@ impl AccountService {
     }
 
     /// The user an access token names, from its signature and claims
-    /// alone (cheap: no storage access). [`Services::principal`] must
+    /// alone (cheap: no storage access). [`AccountService::principal`] must
     /// still confirm the user before anything is done for them.
     pub fn caller(&self, access_token: &str) -> Result<UserId> {
         self.context
@@ -503,11 +529,11 @@ pub fn require_credentials(
     let mut required = |field: &str, value: Option<&str>| match value {
         Some(value) if !value.trim().is_empty() => Some(value.to_owned()),
         Some(_) => {
-            errors.add(field, InvalidValue::blank().0);
+            errors.add(field, InvalidValue::blank());
             None
         }
         None => {
-            errors.add(field, InvalidValue::required().0);
+            errors.add(field, InvalidValue::required());
             None
         }
     };

@@ -3,7 +3,7 @@
 //! The bytes go through the [`FileStorage`](crate::ports::FileStorage) port:
 //! an upload is received into a temporary place by an
 //! [`UploadSink`] (size, SHA-256 and type measured
-//! on the way), then [`Services::upload_document`] checks it, moves it into
+//! on the way), then [`DocumentService::upload`] checks it, moves it into
 //! place and commits the row with its `document_uploaded` activity. If
 //! anything fails after the move, the stored file is deleted again, so
 //! neither a row without its file nor (short of a crash, which the start-up
@@ -28,10 +28,10 @@ use crate::ports::{self, Repositories, StagedUpload, StoredFile, UploadSink};
 use crate::user::{Principal, UserId};
 use crate::validation::{InvalidValue, ValidationErrors};
 
-/// DRF's message when the `file` part is absent.
+/// The message when the `file` part is absent.
 pub const NO_FILE: &str = "No file was submitted.";
 
-/// DRF's message for an empty file.
+/// The message for an empty file.
 pub const EMPTY_FILE: &str = "The submitted file is empty.";
 
 /// The rejection reason when storage cannot be read at all.
@@ -94,11 +94,6 @@ fn parse_mission(raw: Option<&str>) -> Result<Option<i64>, InvalidValue> {
     }
 }
 
-/// DRF's message for a primary key that does not resolve.
-fn missing_pk(id: i64) -> String {
-    format!("Invalid pk \"{id}\" - object does not exist.")
-}
-
 /// Refuses a mission that is not `owner`'s (a 400 on `mission`).
 /// Checks that `mission` (if any) is the owner's, locking its row: a
 /// document write changes its mission's counts, so it takes the mission's
@@ -111,7 +106,7 @@ fn check_own_mission(
     if let Some(id) = mission
         && repos.missions().lock(id, Some(owner))?.is_none()
     {
-        return Err(Error::field("mission", missing_pk(id)));
+        return Err(Error::field("mission", InvalidValue::DoesNotExist { id }));
     }
     Ok(())
 }
@@ -167,6 +162,41 @@ impl DocumentInput {
 
 super::service!(
     /// Documents: upload, list, read, open, edit, verify, delete.
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// # let session = services.accounts().register(
+    /// #     autodocs_domain::usecases::auth::Registration::parse(
+    /// #         &autodocs_domain::usecases::auth::RegisterInput {
+    /// #             username: "anna".into(),
+    /// #             email: "anna@example.com".into(),
+    /// #             password: "violet-Harbor-1987".into(),
+    /// #             first_name: "Anna".into(),
+    /// #             last_name: "Berg".into(),
+    /// #         },
+    /// #     )?,
+    /// # )?;
+    /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
+    /// use autodocs_domain::document::{DocumentQuery, DocumentStatus};
+    /// use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
+    ///
+    /// // The bytes stream into a sink that measures them on the way ...
+    /// let mut sink = services.documents().begin_upload()?;
+    /// sink.write(b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n")?;
+    /// let part = UploadedPart {
+    ///     filename: "w2.pdf".into(),
+    ///     declared_type: Some("application/pdf".into()),
+    ///     staged: sink.finish()?,
+    /// };
+    /// // ... then the document is checked and stored with its activity.
+    /// let document = services.documents().upload(anna, &DocumentInput::default(), Some(part))?;
+    /// assert_eq!(document.content_type.as_str(), "application/pdf");
+    /// let verified = services.documents().verify(anna, document.id)?;
+    /// assert_eq!(verified.status, DocumentStatus::Verified);
+    /// assert_eq!(services.documents().list(anna, DocumentQuery::default())?.count, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     DocumentService
 );
 
@@ -195,7 +225,7 @@ impl DocumentService {
         self.upload_then(principal, input, file, &mut |_| Ok(()))
     }
 
-    /// [`Services::upload_document`], running `then` in the same transaction
+    /// [`DocumentService::upload`], running `then` in the same transaction
     /// after the document is created: an error from it rolls the document
     /// back (the background engine completes its step this way, so the
     /// document exists if and only if the step completed).
@@ -445,7 +475,7 @@ mod tests {
         let errors = input.parse_changes().expect_err("type is invalid");
         assert_eq!(
             errors.field("type"),
-            Some(&["\"passport\" is not a valid choice.".to_owned()][..])
+            Some(&[InvalidValue::invalid_choice("passport")][..])
         );
         let input = DocumentInput {
             name: Some(" New name ".into()),

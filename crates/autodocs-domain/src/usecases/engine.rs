@@ -2,7 +2,7 @@
 //!
 //! While a mission is `in_progress`, its automated steps run one at a time
 //! in tree order (depth first, by `order`); a `manual` step waits for the
-//! user. Each run of [`Services::run_job`] does one step of work and is
+//! user. Each run of [`Engine::run_job`] does one step of work and is
 //! idempotent: a worker that dies mid-job loses its lease and the job runs
 //! again from what was committed.
 
@@ -128,6 +128,43 @@ pub(crate) fn wake_if_runnable(
 
 super::service!(
     /// The job engine: what workers claim, run and settle.
+    ///
+    /// A worker's loop, one job at a time:
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// # let session = services.accounts().register(
+    /// #     autodocs_domain::usecases::auth::Registration::parse(
+    /// #         &autodocs_domain::usecases::auth::RegisterInput {
+    /// #             username: "anna".into(),
+    /// #             email: "anna@example.com".into(),
+    /// #             password: "violet-Harbor-1987".into(),
+    /// #             first_name: "Anna".into(),
+    /// #             last_name: "Berg".into(),
+    /// #         },
+    /// #     )?,
+    /// # )?;
+    /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
+    /// # let created = services.missions().create(anna, autodocs_domain::usecases::missions::MissionInput {
+    /// #     title: Some("Retrieve Tax Documents".into()),
+    /// #     kind: Some("document_retrieval".into()),
+    /// #     ..Default::default()
+    /// # }.parse_new()?)?;
+    /// # let mission = created.mission.id;
+    /// use autodocs_domain::jobs::retry_delay;
+    /// use autodocs_domain::mission::MissionAction;
+    ///
+    /// services.missions().act(anna, mission, MissionAction::Start)?;
+    /// let lease = chrono::Duration::minutes(5);
+    /// while let Some(job) = services.engine().claim_job("worker-1", lease, true)? {
+    ///     let outcome = services.engine().run_job(&job)?;
+    ///     services
+    ///         .engine()
+    ///         .settle_job(&job, "worker-1", outcome, retry_delay(job.attempt, 0.5))?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     Engine
 );
 

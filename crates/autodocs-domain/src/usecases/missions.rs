@@ -206,7 +206,7 @@ impl MissionInput {
         if full {
             for (field, value) in [("title", &self.title), ("type", &self.kind)] {
                 if value.is_none() {
-                    errors.add(field, InvalidValue::required().0);
+                    errors.add(field, InvalidValue::required());
                 }
             }
         }
@@ -249,6 +249,41 @@ pub struct MissionDetail {
 
 super::service!(
     /// Missions: create, list, read, edit, delete, and their state machine.
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// # let session = services.accounts().register(
+    /// #     autodocs_domain::usecases::auth::Registration::parse(
+    /// #         &autodocs_domain::usecases::auth::RegisterInput {
+    /// #             username: "anna".into(),
+    /// #             email: "anna@example.com".into(),
+    /// #             password: "violet-Harbor-1987".into(),
+    /// #             first_name: "Anna".into(),
+    /// #             last_name: "Berg".into(),
+    /// #         },
+    /// #     )?,
+    /// # )?;
+    /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
+    /// use autodocs_domain::mission::{MissionAction, MissionQuery, MissionStatus};
+    /// use autodocs_domain::usecases::missions::MissionInput;
+    ///
+    /// let draft = MissionInput {
+    ///     title: Some("Retrieve Tax Documents".into()),
+    ///     kind: Some("document_retrieval".into()),
+    ///     priority: Some("high".into()),
+    ///     ..MissionInput::default()
+    /// }
+    /// .parse_new()?;
+    /// let created = services.missions().create(anna, draft)?;
+    /// let started = services.missions().act(anna, created.mission.id, MissionAction::Start)?;
+    /// assert_eq!(started.mission.status, MissionStatus::InProgress);
+    /// // Starting twice is refused by the state machine.
+    /// assert!(services.missions().act(anna, created.mission.id, MissionAction::Start).is_err());
+    /// let page = services.missions().list(anna, MissionQuery::default())?;
+    /// assert_eq!(page.count, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     MissionService
 );
 

@@ -42,7 +42,10 @@ impl MaxSteps {
     /// Refuses a plan of `steps` steps given at creation (on `plan_steps`).
     pub fn check_plan(self, steps: u64) -> Result<()> {
         if steps > u64::from(self.0) {
-            return Err(Error::field("plan_steps", self.message()));
+            return Err(Error::field(
+                "plan_steps",
+                InvalidValue::rule("max_steps", self.message()),
+            ));
         }
         Ok(())
     }
@@ -50,7 +53,9 @@ impl MaxSteps {
     /// Refuses adding `adding` steps to a mission holding `existing`.
     pub fn check_room(self, existing: u64, adding: u64) -> Result<()> {
         if existing.saturating_add(adding) > u64::from(self.0) {
-            return Err(Error::field("non_field_errors", self.message()));
+            return Err(Error::Validation(ValidationErrors::single_general(
+                InvalidValue::rule("max_steps", self.message()),
+            )));
         }
         Ok(())
     }
@@ -90,12 +95,54 @@ fn parse_order(raw: i64) -> Result<i32, InvalidValue> {
 fn placement(tree: &PlanStepTree<PlanStep>, step: Option<i64>, parent: Option<i64>) -> Result<u8> {
     let depth = tree
         .check_parent(step, parent)
-        .map_err(|error| Error::field("parent", error.0))?;
+        .map_err(|error| Error::field("parent", error))?;
     u8::try_from(depth).map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))
 }
 
 super::service!(
     /// A mission's plan steps.
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// # let session = services.accounts().register(
+    /// #     autodocs_domain::usecases::auth::Registration::parse(
+    /// #         &autodocs_domain::usecases::auth::RegisterInput {
+    /// #             username: "anna".into(),
+    /// #             email: "anna@example.com".into(),
+    /// #             password: "violet-Harbor-1987".into(),
+    /// #             first_name: "Anna".into(),
+    /// #             last_name: "Berg".into(),
+    /// #         },
+    /// #     )?,
+    /// # )?;
+    /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
+    /// # let created = services.missions().create(anna, autodocs_domain::usecases::missions::MissionInput {
+    /// #     title: Some("Retrieve Tax Documents".into()),
+    /// #     kind: Some("document_retrieval".into()),
+    /// #     ..Default::default()
+    /// # }.parse_new()?)?;
+    /// # let mission = created.mission.id;
+    /// use autodocs_domain::usecases::steps::StepInput;
+    /// use serde_json::json;
+    ///
+    /// let download = StepInput {
+    ///     title: Some("Download the W-2".into()),
+    ///     action: Some(json!({"kind": "fetch_url", "url": "https://payroll.example.com/w2.pdf"})),
+    ///     ..StepInput::default()
+    /// };
+    /// let step = services.steps().create(anna, mission, &download)?;
+    /// let tree = services.steps().list(anna, mission)?;
+    /// assert_eq!(tree.roots()[0].id, step.id);
+    /// // A URL that is not http(s) is refused, field by field.
+    /// let bad = StepInput {
+    ///     title: Some("Read a file".into()),
+    ///     action: Some(json!({"kind": "fetch_url", "url": "file:///etc/passwd"})),
+    ///     ..StepInput::default()
+    /// };
+    /// assert!(services.steps().create(anna, mission, &bad).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     StepService
 );
 
@@ -141,7 +188,7 @@ impl StepService {
         };
         errors.into_result()?;
         let (Some(title), Some(description), Some(action)) = (title, description, action) else {
-            return Err(Error::field("title", InvalidValue::required().0));
+            return Err(Error::field("title", InvalidValue::required()));
         };
         let parent = input.parent.flatten();
         let now = self.context.clock.now();

@@ -135,7 +135,7 @@ impl SweepReport {
     }
 }
 
-/// What [`Services::bind_media_root`] found or did.
+/// What [`StorageSweep::bind_media_root`] found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaRootBinding {
     /// The marker was written: the media root now belongs to this database.
@@ -238,6 +238,18 @@ pub fn bind_media_root(
 
 super::service!(
     /// The storage sweep: files no document references, moved aside or deleted.
+    ///
+    /// ```
+    /// # let memory = autodocs_memory::services();
+    /// # let services = &memory.services;
+    /// // The storage is bound to this database first (a marker), so a
+    /// // sweep never runs over another database's files ...
+    /// services.sweep().bind_media_root()?;
+    /// // ... and a dry run reports what it would do, touching nothing.
+    /// let report = services.sweep().run(true)?;
+    /// assert!(report.quarantined.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     StorageSweep
 );
 
@@ -247,7 +259,7 @@ impl StorageSweep {
         bind_media_root(&*self.context.uow, &*self.context.storage)
     }
 
-    /// Sweeps the media root under [`Services::sweep`] (see the module
+    /// Sweeps the media root under [`Limits::sweep`](super::Limits::sweep) (see the module
     /// documentation for the rules). With `dry_run`, changes nothing and
     /// reports what it would do. A refusal is a report, not an error: the
     /// caller logs or prints its reason.

@@ -65,12 +65,22 @@ fn plain_services(uow: &Arc<MockUow>) -> Services {
     )
 }
 
-/// The messages of `field` in a validation error; panics on any other error.
+/// The request-wide refusals of a validation error, as the domain words
+/// them; panics on any other error.
+fn general_errors(error: &Error) -> Vec<String> {
+    match error {
+        Error::Validation(errors) => errors.general().iter().map(ToString::to_string).collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// The refusals of `field` in a validation error, as the domain words them;
+/// panics on any other error.
 fn field_errors(error: &Error, field: &str) -> Vec<String> {
     match error {
         Error::Validation(errors) => errors
             .field(field)
-            .map(<[String]>::to_vec)
+            .map(|refusals| refusals.iter().map(ToString::to_string).collect())
             .unwrap_or_default(),
         other => panic!("expected a validation error on `{field}`, got {other:?}"),
     }
@@ -2042,7 +2052,7 @@ fn a_mission_at_its_step_limit_takes_no_more_steps() {
         .expect_err("over the limit");
 
     assert_eq!(
-        field_errors(&error, "non_field_errors"),
+        general_errors(&error),
         vec!["A mission can have at most 1000 plan steps."]
     );
     assert_eq!(outcome(&uow), (0, 1));

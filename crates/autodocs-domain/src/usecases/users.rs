@@ -106,7 +106,7 @@ impl AccountInput {
 pub struct PasswordChange {
     user: UserId,
     stored: String,
-    new_password: std::result::Result<NewPassword, Vec<String>>,
+    new_password: std::result::Result<NewPassword, Vec<crate::validation::InvalidValue>>,
 }
 
 impl PasswordChange {
@@ -140,7 +140,7 @@ impl PasswordChange {
 }
 
 /// A password change whose old password matched, with the new hash, for
-/// [`Services::finish_password_change`]; only [`PasswordChange::check`]
+/// [`AccountService::finish_password_change`]; only [`PasswordChange::check`]
 /// makes one.
 #[derive(Debug, Clone)]
 pub struct CheckedPasswordChange {
@@ -174,8 +174,8 @@ impl AccountService {
     }
 
     /// Changes the caller's password; every refresh token of the user dies.
-    /// Hashes on the calling thread: [`Services::begin_password_change`],
-    /// then [`PasswordChange::check`], then [`Services::finish_password_change`].
+    /// Hashes on the calling thread: [`AccountService::begin_password_change`],
+    /// then [`PasswordChange::check`], then [`AccountService::finish_password_change`].
     pub fn change_password(
         &self,
         principal: Principal,

@@ -338,7 +338,7 @@ pub async fn upload(
             "name" | "type" | "mission" => {
                 let value = read_text(&mut field, &mut budget, limit, &stalled).await?;
                 match (name.as_str(), value) {
-                    (_, Err(error)) => errors.add(name.as_str(), error.0),
+                    (_, Err(error)) => errors.add(name.as_str(), error),
                     ("name", Ok(value)) => input.name = Some(value),
                     ("type", Ok(value)) => input.kind = Some(value),
                     (_, Ok(value)) => input.mission = Some(Some(value)),

@@ -84,7 +84,7 @@ pub fn page_request(
         Ok(page) => Ok(page),
         Err(PageError::InvalidPage) => Err(ApiError::InvalidPage),
         Err(PageError::InvalidSize(error)) => {
-            errors.add("page_size", error.0);
+            errors.add("page_size", error);
             Ok(PageRequest::default())
         }
     }

@@ -18,7 +18,7 @@ fn integer(fields: &mut ValidationErrors, field: &str, value: &Value) -> Option<
         _ => None,
     };
     if parsed.is_none() {
-        fields.add(field, InvalidValue::new("A valid integer is required.").0);
+        fields.add(field, InvalidValue::new("A valid integer is required."));
     }
     parsed
 }
