@@ -5,10 +5,11 @@
 //! against a fresh PostgreSQL database created for the test and dropped
 //! afterwards.
 
+mod support;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use autodocs_db::{Backend, Database, DieselUnitOfWork, PoolSettings};
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
@@ -27,63 +28,17 @@ use autodocs_domain::user::{
 use autodocs_domain::{Error, RepoError};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use diesel::connection::SimpleConnection;
-use diesel::{Connection, PgConnection};
 use serde_json::json;
+use support::PgTestDatabase;
 
 // ---------------------------------------------------------------------------
 // Fixture
 // ---------------------------------------------------------------------------
 
-/// Keeps the test database alive; removes it on drop.
+/// Keeps the test database alive; a PostgreSQL one is dropped with it.
 enum Guard {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Guard::Postgres { admin_url, name } = self {
-            match PgConnection::establish(admin_url) {
-                Ok(mut conn) => {
-                    if let Err(error) = conn
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    {
-                        eprintln!("could not drop test database {name}: {error}");
-                    }
-                }
-                Err(error) => eprintln!("could not connect to drop test database {name}: {error}"),
-            }
-        }
-    }
-}
-
-/// A name no other test (of this or another process) uses.
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), n, nanos)
-}
-
-/// `url` with its database (path) replaced by `database`; query kept.
-fn with_database(url: &str, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("database URL has a scheme");
-    let (before_query, query) = match rest.split_once('?') {
-        Some((before, query)) => (before, Some(query)),
-        None => (rest, None),
-    };
-    let authority = before_query
-        .split_once('/')
-        .map_or(before_query, |(authority, _)| authority);
-    let mut out = format!("{scheme}://{authority}/{database}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
+    Postgres(#[allow(dead_code)] PgTestDatabase),
 }
 
 fn settings() -> PoolSettings {
@@ -123,23 +78,10 @@ fn fresh(backend: Backend) -> Option<(DieselUnitOfWork, Guard)> {
             Some((uow, Guard::Sqlite(dir)))
         }
         Backend::Postgres => {
-            let admin_url = std::env::var("TEST_DATABASE_URL")
-                .ok()
-                .filter(|url| !url.trim().is_empty())?;
-            let name = format!("repo_test_{}", unique_suffix());
-            let mut admin =
-                PgConnection::establish(&admin_url).expect("connect to TEST_DATABASE_URL");
-            admin
-                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-                .expect("create the test database");
-            drop(admin);
+            let database = PgTestDatabase::create("repo_test")?;
             // From here on the guard drops the database, even if migrating panics.
-            let guard = Guard::Postgres {
-                admin_url: admin_url.clone(),
-                name: name.clone(),
-            };
-            let uow = open_migrated(&with_database(&admin_url, &name));
-            Some((uow, guard))
+            let uow = open_migrated(&database.url);
+            Some((uow, Guard::Postgres(database)))
         }
     }
 }
