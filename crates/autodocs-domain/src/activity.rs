@@ -9,7 +9,8 @@ use std::io::Write;
 
 use serde_json::{Map, Value};
 
-use crate::mission::{MissionAction, text_value};
+use crate::mission::MissionAction;
+use crate::text::text_value;
 use crate::validation::{InvalidValue, bounded_text};
 
 /// An activity type the server records by itself.

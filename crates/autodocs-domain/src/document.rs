@@ -10,8 +10,9 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use crate::mission::{InvalidTransition, text_value};
 use crate::paging::PageRequest;
+use crate::text::text_value;
+use crate::transition::InvalidTransition;
 use crate::user::UserId;
 use crate::validation::InvalidValue;
 

@@ -91,6 +91,8 @@ pub mod paging;
 pub mod password_policy;
 pub mod plan_step;
 pub mod ports;
+mod text;
+pub mod transition;
 pub mod usecases;
 pub mod user;
 pub mod validation;

@@ -10,36 +10,10 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
+use crate::text::text_value;
 use crate::validation::{InvalidValue, bounded_text, optional_text};
 
-/// A state change that the current status of an entity does not allow.
-///
-/// Answered as HTTP 409 with `{"detail": <Display>, "code": "invalid_transition"}`.
-/// Shared by missions, plan steps and documents.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Cannot {action} a {entity} that is {from}.")]
-pub struct InvalidTransition {
-    /// What kind of entity refused: `"mission"`, `"step"` or `"document"`.
-    pub entity: &'static str,
-    /// The verb that was refused, e.g. `"pause"`.
-    pub action: &'static str,
-    /// The wire name of the status the entity was in, e.g. `"pending"`.
-    pub from: String,
-}
-
-impl InvalidTransition {
-    /// The machine-readable code sent beside the message.
-    pub const CODE: &'static str = "invalid_transition";
-
-    /// A refusal to `action` an `entity` that is in status `from` (a wire name).
-    pub fn new(entity: &'static str, action: &'static str, from: impl Into<String>) -> Self {
-        Self {
-            entity,
-            action,
-            from: from.into(),
-        }
-    }
-}
+pub use crate::transition::InvalidTransition;
 
 /// Where a mission is in its lifecycle.
 ///
@@ -291,59 +265,6 @@ impl FromStr for MissionAction {
         Self::parse(raw)
     }
 }
-
-/// Implements `as_str`, `Display`, `Serialize` and a `try_from = "String"`
-/// `Deserialize` for a newtype around a validated `String`.
-macro_rules! text_value {
-    ($name:ident) => {
-        impl $name {
-            /// The validated text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-
-            /// The validated text, owned.
-            pub fn into_inner(self) -> String {
-                self.0
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = $crate::validation::InvalidValue;
-
-            fn try_from(raw: String) -> Result<Self, Self::Error> {
-                Self::parse(&raw)
-            }
-        }
-
-        impl TryFrom<&str> for $name {
-            type Error = $crate::validation::InvalidValue;
-
-            fn try_from(raw: &str) -> Result<Self, Self::Error> {
-                Self::parse(raw)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
-    };
-}
-pub(crate) use text_value;
 
 /// The title of a mission or of a plan step: 1–200 characters after trimming.
 ///
