@@ -68,7 +68,7 @@ pub async fn as_caller_with_files<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
-    Ok(web::block(for_caller(state, caller, work)).await??)
+    Ok(crate::lane::blocking(for_caller(state, caller, work)).await??)
 }
 
 /// The `Retry-After` of a request refused because the password hashing

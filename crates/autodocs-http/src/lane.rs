@@ -65,6 +65,16 @@ impl DatabaseLane {
     }
 }
 
+/// Runs blocking `work` on actix's blocking pool (file I/O, hashing, a
+/// one-off database call) in the caller's span, so the lines it logs carry
+/// the request's id.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, actix_web::error::BlockingError> {
+    let span = tracing::Span::current();
+    actix_web::web::block(move || span.in_scope(work)).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +109,20 @@ mod tests {
             lane.run(|| tracing::Span::current().id()).await.ok(),
             Some(None)
         );
+    }
+
+    #[actix_web::test]
+    async fn blocking_work_runs_in_the_callers_span() {
+        use tracing::Instrument as _;
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+        let span = tracing::info_span!("request", request_id = "r-2");
+        let expected = span.id();
+        assert!(expected.is_some(), "a subscriber records the span");
+        let seen = async { blocking(|| tracing::Span::current().id()).await }
+            .instrument(span)
+            .await
+            .expect("result");
+        assert_eq!(seen, expected);
     }
 
     #[actix_web::test]

@@ -197,7 +197,7 @@ pub async fn refresh(
 ) -> ApiResult<HttpResponse> {
     let token = required_token(&body, "refresh")?;
     let services = state.services.clone();
-    let tokens = web::block(move || services.accounts().refresh(&token)).await??;
+    let tokens = crate::lane::blocking(move || services.accounts().refresh(&token)).await??;
     Ok(HttpResponse::Ok().json(json!({"access": tokens.access, "refresh": tokens.refresh})))
 }
 
@@ -214,7 +214,7 @@ pub async fn verify(
 ) -> ApiResult<HttpResponse> {
     let token = required_token(&body, "token")?;
     let services = state.services.clone();
-    web::block(move || services.accounts().verify_token(&token)).await??;
+    crate::lane::blocking(move || services.accounts().verify_token(&token)).await??;
     Ok(HttpResponse::Ok().json(json!({})))
 }
 
@@ -231,6 +231,6 @@ pub async fn logout(
 ) -> ApiResult<HttpResponse> {
     let token = required_token(&body, "refresh")?;
     let services = state.services.clone();
-    web::block(move || services.accounts().logout(&token)).await??;
+    crate::lane::blocking(move || services.accounts().logout(&token)).await??;
     Ok(HttpResponse::ResetContent().finish())
 }

@@ -137,7 +137,7 @@ impl OpenSink {
         let Some(mut sink) = self.0.take() else {
             return Err(ApiError::Internal("upload sink already finished".into()));
         };
-        let (sink, written) = web::block(move || {
+        let (sink, written) = crate::lane::blocking(move || {
             let written = sink.write(&bytes);
             (sink, written)
         })
@@ -151,7 +151,7 @@ impl OpenSink {
         let Some(sink) = self.0.take() else {
             return Err(ApiError::Internal("upload sink already finished".into()));
         };
-        web::block(move || sink.finish())
+        crate::lane::blocking(move || sink.finish())
             .await?
             .map_err(|error| write_failure(WriteFailure::Upload(error)))
     }
@@ -171,7 +171,7 @@ async fn receive_file(
     stalled: &Stalled,
 ) -> ApiResult<Box<dyn StagedUpload>> {
     let limit = services.max_upload_bytes();
-    let sink = web::block(move || services.documents().begin_upload())
+    let sink = crate::lane::blocking(move || services.documents().begin_upload())
         .await?
         .map_err(|error| write_failure(WriteFailure::Domain(error)))?;
     let mut sink = OpenSink(Some(sink));
@@ -644,7 +644,7 @@ fn file_body(
                 return Ok(None);
             }
             let size = usize::try_from(remaining.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
-            let (file, chunk) = web::block(move || {
+            let (file, chunk) = crate::lane::blocking(move || {
                 if let Some(offset) = seek_to {
                     file.reader.seek(SeekFrom::Start(offset))?;
                 }

@@ -14,7 +14,7 @@ use crate::state::AppState;
             headers(("Retry-After" = String, description = "Seconds to wait")))))]
 pub async fn health(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     let health = state.health.clone();
-    let database_ok = web::block(move || health.database_ok()).await?;
+    let database_ok = crate::lane::blocking(move || health.database_ok()).await?;
     Ok(if database_ok {
         HttpResponse::Ok().json(json!({"status": "ok", "database": "ok"}))
     } else {
