@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::mission::{InvalidTransition, text_value};
 use crate::paging::PageRequest;
 use crate::user::UserId;
+use crate::ids::{DocumentId, MissionId};
 use crate::validation::InvalidValue;
 
 /// What a document is.
@@ -735,7 +736,7 @@ text_value!(StorageKey);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     /// Primary key.
-    pub id: i64,
+    pub id: DocumentId,
     /// Display name.
     pub name: DocumentName,
     /// What it is.
@@ -747,7 +748,7 @@ pub struct Document {
     /// Why the last verification rejected it (empty otherwise).
     pub verification_error: String,
     /// The mission it belongs to.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// Its owner.
     pub owner: UserId,
     /// The client's file name, sanitised.
@@ -804,7 +805,7 @@ pub struct NewDocument {
     /// What it is.
     pub kind: DocumentType,
     /// The mission it belongs to (the owner's own).
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// Its owner.
     pub owner: UserId,
     /// The client's file name, sanitised.
@@ -827,7 +828,7 @@ pub struct DocumentChanges {
     /// New type.
     pub kind: Option<DocumentType>,
     /// New mission (`Some(None)` detaches it).
-    pub mission: Option<Option<i64>>,
+    pub mission: Option<Option<MissionId>>,
 }
 
 impl DocumentChanges {
@@ -885,7 +886,7 @@ pub struct DocumentQuery {
     /// Only this owner's documents (`None`: everyone's).
     pub owner: Option<UserId>,
     /// Only documents of any of these missions (empty: all).
-    pub missions: Vec<i64>,
+    pub missions: Vec<MissionId>,
     /// Any of these types.
     pub kinds: Vec<DocumentType>,
     /// Any of these statuses.

@@ -12,6 +12,7 @@ pub mod activity_log;
 pub mod document;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod instance;
 pub mod jobs;
 pub mod mission;
@@ -24,4 +25,5 @@ pub mod user;
 pub mod validation;
 
 pub use error::{Error, RepoError, Result};
+pub use ids::{ActivityId, DocumentId, JobId, MissionId, StepId, UserId};
 pub use usecases::{Limits, Ports, Services};

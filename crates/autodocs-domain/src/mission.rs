@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
+use crate::ids::MissionId;
 use crate::validation::{InvalidValue, bounded_text, optional_text};
 
 /// A state change that the current status of an entity does not allow.
@@ -953,7 +954,7 @@ mod tests {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mission {
     /// Primary key.
-    pub id: i64,
+    pub id: MissionId,
     /// Title.
     pub title: Title,
     /// Description, possibly empty.

@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
+use crate::ids::{MissionId, StepId};
 use crate::mission::{InvalidTransition, Progress};
 use crate::validation::InvalidValue;
 
@@ -541,12 +542,12 @@ pub const MAX_DEPTH: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParentInfo<'a> {
     /// The parent's id.
-    pub id: i64,
+    pub id: StepId,
     /// The mission the parent belongs to.
-    pub mission_id: i64,
+    pub mission_id: MissionId,
     /// The ids of the parent's own ancestors, from its parent up to the root
     /// (any order; empty for a root step). Its length is the parent's depth − 1.
-    pub ancestor_ids: &'a [i64],
+    pub ancestor_ids: &'a [StepId],
 }
 
 impl ParentInfo<'_> {
@@ -570,8 +571,8 @@ impl ParentInfo<'_> {
 /// and a step or descendant ending deeper than [`MAX_DEPTH`]
 /// (`Plan steps can be nested at most 5 levels deep.`).
 pub fn check_parent(
-    mission_id: i64,
-    step_id: Option<i64>,
+    mission_id: MissionId,
+    step_id: Option<StepId>,
     parent: Option<ParentInfo<'_>>,
     subtree_height: usize,
 ) -> Result<usize, InvalidValue> {
@@ -621,9 +622,9 @@ impl HasStepStatus for StepStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepNode<T> {
     /// The step's id.
-    pub id: i64,
+    pub id: StepId,
     /// The parent's id, as given (even for an orphan promoted to the top).
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<StepId>,
     /// Position among siblings.
     pub order: i64,
     /// The caller's data for this step.
@@ -666,9 +667,9 @@ impl<T> PlanStepTree<T> {
     /// among the rows is put at the top level. Rows that only a cycle of
     /// parents leads to (corrupt data) are left out. Duplicate ids keep the
     /// first row.
-    pub fn build(rows: impl IntoIterator<Item = (i64, Option<i64>, i64, T)>) -> Self {
+    pub fn build(rows: impl IntoIterator<Item = (StepId, Option<StepId>, i64, T)>) -> Self {
         let mut nodes: Vec<Option<StepNode<T>>> = Vec::new();
-        let mut index: HashMap<i64, usize> = HashMap::new();
+        let mut index: HashMap<StepId, usize> = HashMap::new();
         for (id, parent_id, order, item) in rows {
             if index.contains_key(&id) {
                 continue;
@@ -761,7 +762,7 @@ impl<T> PlanStepTree<T> {
     }
 
     /// The step with this id.
-    pub fn find(&self, id: i64) -> Option<&StepNode<T>> {
+    pub fn find(&self, id: StepId) -> Option<&StepNode<T>> {
         self.depth_first()
             .map(|(node, _)| node)
             .find(|node| node.id == id)
@@ -769,8 +770,8 @@ impl<T> PlanStepTree<T> {
 
     /// The ids of the ancestors of step `id`, from its parent up to the root;
     /// `None` if the step is not in the tree.
-    pub fn ancestor_ids(&self, id: i64) -> Option<Vec<i64>> {
-        let mut path: Vec<i64> = Vec::new();
+    pub fn ancestor_ids(&self, id: StepId) -> Option<Vec<StepId>> {
+        let mut path: Vec<StepId> = Vec::new();
         let mut stack: Vec<(&StepNode<T>, usize)> =
             self.roots.iter().rev().map(|node| (node, 1)).collect();
         while let Some((node, depth)) = stack.pop() {
@@ -792,11 +793,11 @@ impl<T> PlanStepTree<T> {
     /// exists at all.
     pub fn check_parent(
         &self,
-        step_id: Option<i64>,
-        parent_id: Option<i64>,
+        step_id: Option<StepId>,
+        parent_id: Option<StepId>,
     ) -> Result<usize, InvalidValue> {
-        const SELF_MISSION: i64 = 0;
-        const OTHER_MISSION: i64 = 1;
+        const SELF_MISSION: MissionId = MissionId(0);
+        const OTHER_MISSION: MissionId = MissionId(1);
         let height = step_id
             .and_then(|id| self.find(id))
             .map_or(1, StepNode::height);
@@ -843,7 +844,7 @@ impl<T: HasStepStatus> PlanStepTree<T> {
     /// The step the job engine should look at next: the first leaf, in
     /// depth-first order by `order`, that is not done (`completed`/`skipped`).
     /// `None` when every leaf is done (or there are none).
-    pub fn next_runnable(&self) -> Option<i64> {
+    pub fn next_runnable(&self) -> Option<StepId> {
         self.leaves()
             .find(|node| !node.item.step_status().is_done())
             .map(|node| node.id)
@@ -1478,11 +1479,11 @@ mod tests {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanStep {
     /// Primary key.
-    pub id: i64,
+    pub id: StepId,
     /// The mission it belongs to.
-    pub mission: i64,
+    pub mission: MissionId,
     /// Its parent step, if any.
-    pub parent: Option<i64>,
+    pub parent: Option<StepId>,
     /// Title.
     pub title: crate::mission::Title,
     /// Description.
@@ -1528,9 +1529,9 @@ impl PlanStepTree<PlanStep> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPlanStep {
     /// The mission.
-    pub mission: i64,
+    pub mission: MissionId,
     /// Parent step, already checked to be of the same mission.
-    pub parent: Option<i64>,
+    pub parent: Option<StepId>,
     /// Title.
     pub title: crate::mission::Title,
     /// Description.
@@ -1553,7 +1554,7 @@ pub struct StepChanges {
     /// New position.
     pub order: Option<i32>,
     /// New parent (`Some(None)`: move to the top level) with the new depth.
-    pub parent: Option<(Option<i64>, u8)>,
+    pub parent: Option<(Option<StepId>, u8)>,
     /// New status.
     pub status: Option<StepStatus>,
     /// New `started_at`.

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::activity_log::Activity;
 use crate::error::Result;
+use crate::ids::{DocumentId, MissionId};
 use crate::events::{Event, EventPayload, EventPublisher, EventRef};
 use crate::jobs::JobSignal;
 use crate::ports::{
@@ -233,11 +234,11 @@ impl Context {
         if recorded.is_empty() {
             return;
         }
-        let missions: BTreeSet<i64> = recorded
+        let missions: BTreeSet<MissionId> = recorded
             .iter()
             .filter_map(|activity| activity.mission)
             .collect();
-        let documents: BTreeSet<i64> = recorded
+        let documents: BTreeSet<DocumentId> = recorded
             .iter()
             .filter_map(|activity| activity.document)
             .collect();
