@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use autodocs_domain::{DocumentId, MissionId};
 use autodocs_domain::RepoError;
 use autodocs_domain::document::{
     Document, DocumentChanges, DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus,
@@ -74,7 +75,8 @@ impl DocumentRepository for MemoryRepos {
         Ok(document)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Document>> {
+    fn find(&mut self, id: DocumentId, owner: Option<UserId>) -> RepoResult<Option<Document>> {
+        let id = id.0;
         Ok(self
             .state
             .documents
@@ -128,7 +130,8 @@ impl DocumentRepository for MemoryRepos {
         Ok(page_of(documents, query.page))
     }
 
-    fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>> {
+    fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>> {
+        let mission = mission.0;
         let mut documents: Vec<Document> = self
             .state
             .documents
@@ -140,7 +143,8 @@ impl DocumentRepository for MemoryRepos {
         Ok(documents)
     }
 
-    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(&mut self, id: DocumentId, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
+        let id = id.0;
         if let Some(Some(mission)) = changes.mission
             && !self.state.missions.contains_key(&mission)
         {
@@ -163,10 +167,11 @@ impl DocumentRepository for MemoryRepos {
 
     fn set_verification(
         &mut self,
-        id: i64,
+        id: DocumentId,
         verification: &DocumentVerification,
         now: DateTime<Utc>,
     ) -> RepoResult<()> {
+        let id = id.0;
         if let Some(document) = self.state.documents.get_mut(&id) {
             document.status = verification.status;
             document.verified_at = verification.verified_at;
@@ -176,7 +181,8 @@ impl DocumentRepository for MemoryRepos {
         Ok(())
     }
 
-    fn delete(&mut self, id: i64) -> RepoResult<bool> {
+    fn delete(&mut self, id: DocumentId) -> RepoResult<bool> {
+        let id = id.0;
         Ok(self.state.delete_document(id))
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use autodocs_domain::{JobId, MissionId, StepId};
 use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
 use autodocs_domain::ports::{JobQueue, RepoResult};
 use chrono::{DateTime, Duration, Utc};
@@ -163,11 +164,12 @@ impl JobQueue for MemoryRepos {
 
     fn renew(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 job.locked_until = Some(until);
@@ -180,12 +182,13 @@ impl JobQueue for MemoryRepos {
 
     fn reschedule(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         key: &JobKey,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         let key = stored_key(key);
         let waiting = self.state.jobs.values_mut().find(|job| {
             job.id != id && job.status == QUEUED && job.unique_key.as_ref() == Some(&key)
@@ -214,7 +217,9 @@ impl JobQueue for MemoryRepos {
         Ok(true)
     }
 
-    fn take_step(&mut self, id: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn take_step(&mut self, id: JobId, step: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
+        let step = step.0;
         let Some(job) = self.state.jobs.get(&id) else {
             return Ok(false);
         };
@@ -271,7 +276,8 @@ impl JobQueue for MemoryRepos {
             .collect())
     }
 
-    fn retry(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         match self.state.jobs.get_mut(&id) {
             Some(job)
                 if job.status == DEAD || (job.status == QUEUED && job.last_error.is_some()) =>
@@ -294,7 +300,8 @@ impl JobQueue for MemoryRepos {
         Ok((count - self.state.jobs.len()) as u64)
     }
 
-    fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn finish(&mut self, id: JobId, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DONE, now);
@@ -306,13 +313,14 @@ impl JobQueue for MemoryRepos {
 
     fn requeue(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         error: Option<String>,
         count_attempt: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, QUEUED, now);
@@ -325,7 +333,8 @@ impl JobQueue for MemoryRepos {
         })
     }
 
-    fn bury(&mut self, id: i64, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn bury(&mut self, id: JobId, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DEAD, now);

@@ -3,6 +3,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use autodocs_domain::{MissionId, StepId};
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{
     Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey, MissionStatus,
@@ -93,7 +94,8 @@ impl MissionRepository for MemoryRepos {
         Ok(mission)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+    fn find(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+        let id = id.0;
         Ok(self
             .state
             .missions
@@ -102,7 +104,8 @@ impl MissionRepository for MemoryRepos {
             .map(|row| self.state.mission_with_counts(row)))
     }
 
-    fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+    fn lock(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+        let id = id.0;
         // Transactions run one at a time: holding the state is the lock.
         MissionRepository::find(self, id, owner)
     }
@@ -161,7 +164,8 @@ impl MissionRepository for MemoryRepos {
         }))
     }
 
-    fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(&mut self, id: MissionId, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+        let id = id.0;
         if let Some(row) = self.mission_row(id) {
             let mission = &mut row.mission;
             if let Some(title) = &changes.title {
@@ -186,11 +190,12 @@ impl MissionRepository for MemoryRepos {
 
     fn transition(
         &mut self,
-        id: i64,
+        id: MissionId,
         from: &[MissionStatus],
         change: &MissionTransition,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         let Some(row) = self.mission_row(id) else {
             return Ok(false);
         };
@@ -212,7 +217,8 @@ impl MissionRepository for MemoryRepos {
         Ok(true)
     }
 
-    fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+    fn set_progress(&mut self, id: MissionId, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+        let id = id.0;
         if let Some(row) = self.mission_row(id) {
             row.mission.progress = progress;
             row.mission.updated_at = now;
@@ -233,7 +239,8 @@ impl MissionRepository for MemoryRepos {
             .collect())
     }
 
-    fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn mark_overdue(&mut self, id: MissionId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         match self.mission_row(id) {
             Some(row) if row.overdue_notified_at.is_none() => {
                 row.overdue_notified_at = Some(now);
@@ -243,7 +250,8 @@ impl MissionRepository for MemoryRepos {
         }
     }
 
-    fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool> {
+    fn delete(&mut self, id: MissionId, protected: MissionStatus) -> RepoResult<bool> {
+        let id = id.0;
         match self.state.missions.get(&id) {
             Some(row) if row.mission.status != protected => Ok(self.state.delete_mission(id)),
             _ => Ok(false),
@@ -252,7 +260,8 @@ impl MissionRepository for MemoryRepos {
 }
 
 impl PlanStepRepository for MemoryRepos {
-    fn list(&mut self, mission: i64) -> RepoResult<Vec<PlanStep>> {
+    fn list(&mut self, mission: MissionId) -> RepoResult<Vec<PlanStep>> {
+        let mission = mission.0;
         let mut steps: Vec<PlanStep> = self
             .state
             .steps
@@ -264,7 +273,9 @@ impl PlanStepRepository for MemoryRepos {
         Ok(steps)
     }
 
-    fn find(&mut self, mission: i64, id: i64) -> RepoResult<Option<PlanStep>> {
+    fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>> {
+        let mission = mission.0;
+        let id = id.0;
         Ok(self
             .state
             .steps
@@ -309,7 +320,8 @@ impl PlanStepRepository for MemoryRepos {
         Ok(step)
     }
 
-    fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(&mut self, id: StepId, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
+        let id = id.0;
         if let Some((Some(parent), _)) = changes.parent
             && !self.state.steps.contains_key(&parent)
         {
@@ -354,7 +366,8 @@ impl PlanStepRepository for MemoryRepos {
         Ok(())
     }
 
-    fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn start_pending(&mut self, id: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         match self.state.steps.get_mut(&id) {
             Some(step) if step.status == StepStatus::Pending => {
                 step.status = StepStatus::InProgress;
@@ -367,7 +380,8 @@ impl PlanStepRepository for MemoryRepos {
         }
     }
 
-    fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()> {
+    fn set_depth(&mut self, id: StepId, depth: u8) -> RepoResult<()> {
+        let id = id.0;
         if !(1..=5).contains(&depth) {
             return Err(RepoError::ConstraintViolation(
                 "missions_planstep_depth_check".into(),
@@ -379,7 +393,8 @@ impl PlanStepRepository for MemoryRepos {
         Ok(())
     }
 
-    fn delete(&mut self, id: i64) -> RepoResult<u64> {
+    fn delete(&mut self, id: StepId) -> RepoResult<u64> {
+        let id = id.0;
         if !self.state.steps.contains_key(&id) {
             return Ok(0);
         }
@@ -401,7 +416,8 @@ impl PlanStepRepository for MemoryRepos {
         Ok(subtree.len() as u64)
     }
 
-    fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64> {
+    fn skip_open(&mut self, mission: MissionId, now: DateTime<Utc>) -> RepoResult<u64> {
+        let mission = mission.0;
         let mut skipped = 0;
         for step in self.state.steps.values_mut() {
             if step.mission == mission && StepStatus::OPEN.contains(&step.status) {
@@ -414,7 +430,9 @@ impl PlanStepRepository for MemoryRepos {
         Ok(skipped)
     }
 
-    fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32> {
+    fn next_order(&mut self, mission: MissionId, parent: Option<StepId>) -> RepoResult<i32> {
+        let mission = mission.0;
+        let parent = parent.map(|parent| parent.0);
         let last = self
             .state
             .steps

@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
 use autodocs_domain::paging::PageResult;
@@ -398,7 +399,8 @@ impl ActivityRepository for MemoryRepos {
         Ok(activity)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+    fn find(&mut self, id: ActivityId, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+        let id = id.0;
         Ok(self
             .state
             .activities
