@@ -55,7 +55,7 @@ impl DocumentRepository for MemoryRepos {
         }
         self.state.ids.documents += 1;
         let document = Document {
-            id: self.state.ids.documents,
+            id: DocumentId(self.state.ids.documents),
             name: new.name.clone(),
             kind: new.kind,
             status: DocumentStatus::Uploaded,
@@ -76,7 +76,6 @@ impl DocumentRepository for MemoryRepos {
     }
 
     fn find(&mut self, id: DocumentId, owner: Option<UserId>) -> RepoResult<Option<Document>> {
-        let id = id.0;
         Ok(self
             .state
             .documents
@@ -131,7 +130,6 @@ impl DocumentRepository for MemoryRepos {
     }
 
     fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>> {
-        let mission = mission.0;
         let mut documents: Vec<Document> = self
             .state
             .documents
@@ -144,7 +142,6 @@ impl DocumentRepository for MemoryRepos {
     }
 
     fn update(&mut self, id: DocumentId, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
-        let id = id.0;
         if let Some(Some(mission)) = changes.mission
             && !self.state.missions.contains_key(&mission)
         {
@@ -171,7 +168,6 @@ impl DocumentRepository for MemoryRepos {
         verification: &DocumentVerification,
         now: DateTime<Utc>,
     ) -> RepoResult<()> {
-        let id = id.0;
         if let Some(document) = self.state.documents.get_mut(&id) {
             document.status = verification.status;
             document.verified_at = verification.verified_at;
@@ -182,7 +178,6 @@ impl DocumentRepository for MemoryRepos {
     }
 
     fn delete(&mut self, id: DocumentId) -> RepoResult<bool> {
-        let id = id.0;
         Ok(self.state.delete_document(id))
     }
 

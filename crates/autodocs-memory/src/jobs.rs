@@ -33,14 +33,14 @@ fn is_due(job: &JobRow, now: DateTime<Utc>) -> bool {
 
 impl MemoryRepos {
     /// A job still leased by `worker`.
-    fn held(&mut self, id: i64, worker: &str) -> Option<&mut JobRow> {
+    fn held(&mut self, id: JobId, worker: &str) -> Option<&mut JobRow> {
         self.state
             .jobs
             .get_mut(&id)
             .filter(|job| job.status == RUNNING && job.locked_by.as_deref() == Some(worker))
     }
 
-    fn key_taken(&self, key: &str, except: i64) -> bool {
+    fn key_taken(&self, key: &str, except: JobId) -> bool {
         self.state
             .jobs
             .values()
@@ -58,10 +58,10 @@ fn release(job: &mut JobRow, status: &'static str, now: DateTime<Utc>) {
 }
 
 impl JobQueue for MemoryRepos {
-    fn enqueue(&mut self, new: &NewJob, now: DateTime<Utc>) -> RepoResult<Option<i64>> {
+    fn enqueue(&mut self, new: &NewJob, now: DateTime<Utc>) -> RepoResult<Option<JobId>> {
         let key = new.unique_key.as_ref().map(stored_key);
         if let Some(key) = &key
-            && self.key_taken(key, 0)
+            && self.key_taken(key, JobId(0))
         {
             return Ok(None);
         }
@@ -70,7 +70,7 @@ impl JobQueue for MemoryRepos {
             return Err(missing("the job's mission"));
         }
         self.state.ids.jobs += 1;
-        let id = self.state.ids.jobs;
+        let id = JobId(self.state.ids.jobs);
         self.state.jobs.insert(
             id,
             JobRow {
@@ -101,7 +101,7 @@ impl JobQueue for MemoryRepos {
         spare_busy_users: bool,
     ) -> RepoResult<Option<ClaimedJob>> {
         let state = &self.state;
-        let owner_of = |mission: i64| state.missions.get(&mission).map(|row| row.mission.owner);
+        let owner_of = |mission: MissionId| state.missions.get(&mission).map(|row| row.mission.owner);
         // The users with a job running under a live lease.
         let busy: BTreeSet<i64> = if spare_busy_users {
             state
@@ -169,7 +169,6 @@ impl JobQueue for MemoryRepos {
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
-        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 job.locked_until = Some(until);
@@ -188,7 +187,6 @@ impl JobQueue for MemoryRepos {
         key: &JobKey,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
-        let id = id.0;
         let key = stored_key(key);
         let waiting = self.state.jobs.values_mut().find(|job| {
             job.id != id && job.status == QUEUED && job.unique_key.as_ref() == Some(&key)
@@ -218,8 +216,6 @@ impl JobQueue for MemoryRepos {
     }
 
     fn take_step(&mut self, id: JobId, step: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
-        let id = id.0;
-        let step = step.0;
         let Some(job) = self.state.jobs.get(&id) else {
             return Ok(false);
         };
@@ -277,7 +273,6 @@ impl JobQueue for MemoryRepos {
     }
 
     fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool> {
-        let id = id.0;
         match self.state.jobs.get_mut(&id) {
             Some(job)
                 if job.status == DEAD || (job.status == QUEUED && job.last_error.is_some()) =>
@@ -301,7 +296,6 @@ impl JobQueue for MemoryRepos {
     }
 
     fn finish(&mut self, id: JobId, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
-        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DONE, now);
@@ -320,7 +314,6 @@ impl JobQueue for MemoryRepos {
         count_attempt: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
-        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, QUEUED, now);
@@ -334,7 +327,6 @@ impl JobQueue for MemoryRepos {
     }
 
     fn bury(&mut self, id: JobId, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
-        let id = id.0;
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DEAD, now);
@@ -345,12 +337,12 @@ impl JobQueue for MemoryRepos {
         })
     }
 
-    fn count(&mut self, status: &str) -> RepoResult<u64> {
+    fn count(&mut self, status: JobStatus) -> RepoResult<u64> {
         Ok(self
             .state
             .jobs
             .values()
-            .filter(|job| job.status == status)
+            .filter(|job| job.status == status.as_str())
             .count() as u64)
     }
 }

@@ -50,7 +50,7 @@ fn compare_missions(a: &Mission, b: &Mission, item: MissionOrderField) -> Orderi
 }
 
 impl MemoryRepos {
-    fn mission_row(&mut self, id: i64) -> Option<&mut MissionRow> {
+    fn mission_row(&mut self, id: MissionId) -> Option<&mut MissionRow> {
         self.state.missions.get_mut(&id)
     }
 }
@@ -67,7 +67,7 @@ impl MissionRepository for MemoryRepos {
         }
         self.state.ids.missions += 1;
         let mission = Mission {
-            id: self.state.ids.missions,
+            id: MissionId(self.state.ids.missions),
             title: new.title.clone(),
             description: new.description.clone(),
             kind: new.kind,
@@ -95,7 +95,6 @@ impl MissionRepository for MemoryRepos {
     }
 
     fn find(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
-        let id = id.0;
         Ok(self
             .state
             .missions
@@ -105,7 +104,6 @@ impl MissionRepository for MemoryRepos {
     }
 
     fn lock(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
-        let id = id.0;
         // Transactions run one at a time: holding the state is the lock.
         MissionRepository::find(self, id, owner)
     }
@@ -165,7 +163,6 @@ impl MissionRepository for MemoryRepos {
     }
 
     fn update(&mut self, id: MissionId, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
-        let id = id.0;
         if let Some(row) = self.mission_row(id) {
             let mission = &mut row.mission;
             if let Some(title) = &changes.title {
@@ -195,7 +192,6 @@ impl MissionRepository for MemoryRepos {
         change: &MissionTransition,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
-        let id = id.0;
         let Some(row) = self.mission_row(id) else {
             return Ok(false);
         };
@@ -218,7 +214,6 @@ impl MissionRepository for MemoryRepos {
     }
 
     fn set_progress(&mut self, id: MissionId, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
-        let id = id.0;
         if let Some(row) = self.mission_row(id) {
             row.mission.progress = progress;
             row.mission.updated_at = now;
@@ -240,7 +235,6 @@ impl MissionRepository for MemoryRepos {
     }
 
     fn mark_overdue(&mut self, id: MissionId, now: DateTime<Utc>) -> RepoResult<bool> {
-        let id = id.0;
         match self.mission_row(id) {
             Some(row) if row.overdue_notified_at.is_none() => {
                 row.overdue_notified_at = Some(now);
@@ -251,7 +245,6 @@ impl MissionRepository for MemoryRepos {
     }
 
     fn delete(&mut self, id: MissionId, protected: MissionStatus) -> RepoResult<bool> {
-        let id = id.0;
         match self.state.missions.get(&id) {
             Some(row) if row.mission.status != protected => Ok(self.state.delete_mission(id)),
             _ => Ok(false),
@@ -261,7 +254,6 @@ impl MissionRepository for MemoryRepos {
 
 impl PlanStepRepository for MemoryRepos {
     fn list(&mut self, mission: MissionId) -> RepoResult<Vec<PlanStep>> {
-        let mission = mission.0;
         let mut steps: Vec<PlanStep> = self
             .state
             .steps
@@ -274,8 +266,6 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>> {
-        let mission = mission.0;
-        let id = id.0;
         Ok(self
             .state
             .steps
@@ -301,7 +291,7 @@ impl PlanStepRepository for MemoryRepos {
         }
         self.state.ids.steps += 1;
         let step = PlanStep {
-            id: self.state.ids.steps,
+            id: StepId(self.state.ids.steps),
             mission: new.mission,
             parent: new.parent,
             title: new.title.clone(),
@@ -321,7 +311,6 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn update(&mut self, id: StepId, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
-        let id = id.0;
         if let Some((Some(parent), _)) = changes.parent
             && !self.state.steps.contains_key(&parent)
         {
@@ -367,7 +356,6 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn start_pending(&mut self, id: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
-        let id = id.0;
         match self.state.steps.get_mut(&id) {
             Some(step) if step.status == StepStatus::Pending => {
                 step.status = StepStatus::InProgress;
@@ -381,7 +369,6 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn set_depth(&mut self, id: StepId, depth: u8) -> RepoResult<()> {
-        let id = id.0;
         if !(1..=5).contains(&depth) {
             return Err(RepoError::ConstraintViolation(
                 "missions_planstep_depth_check".into(),
@@ -394,11 +381,10 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn delete(&mut self, id: StepId) -> RepoResult<u64> {
-        let id = id.0;
         if !self.state.steps.contains_key(&id) {
             return Ok(0);
         }
-        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut children: HashMap<StepId, Vec<StepId>> = HashMap::new();
         for step in self.state.steps.values() {
             if let Some(parent) = step.parent {
                 children.entry(parent).or_default().push(step.id);
@@ -417,7 +403,6 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn skip_open(&mut self, mission: MissionId, now: DateTime<Utc>) -> RepoResult<u64> {
-        let mission = mission.0;
         let mut skipped = 0;
         for step in self.state.steps.values_mut() {
             if step.mission == mission && StepStatus::OPEN.contains(&step.status) {
@@ -431,8 +416,6 @@ impl PlanStepRepository for MemoryRepos {
     }
 
     fn next_order(&mut self, mission: MissionId, parent: Option<StepId>) -> RepoResult<i32> {
-        let mission = mission.0;
-        let parent = parent.map(|parent| parent.0);
         let last = self
             .state
             .steps

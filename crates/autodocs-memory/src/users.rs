@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use autodocs_domain::{ActivityId, DocumentId, MissionId};
+use autodocs_domain::ActivityId;
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
 use autodocs_domain::paging::PageResult;
@@ -386,7 +386,7 @@ impl ActivityRepository for MemoryRepos {
         }
         self.state.ids.activities += 1;
         let activity = Activity {
-            id: self.state.ids.activities,
+            id: ActivityId(self.state.ids.activities),
             kind: new.kind.clone(),
             message: new.message.clone(),
             details: new.details.clone(),
@@ -400,7 +400,6 @@ impl ActivityRepository for MemoryRepos {
     }
 
     fn find(&mut self, id: ActivityId, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
-        let id = id.0;
         Ok(self
             .state
             .activities
