@@ -237,7 +237,7 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Retry { id } => match services.engine().retry_job(id) {
+        JobsCommand::Retry { id } => match services.engine().retry_job(autodocs_domain::JobId(id)) {
             Ok(()) => {
                 println!("Job {id} is due again now.");
                 Ok(())
