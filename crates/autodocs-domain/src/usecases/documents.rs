@@ -431,7 +431,7 @@ mod tests {
     fn mission_references() {
         assert_eq!(parse_mission(None), Ok(None));
         assert_eq!(parse_mission(Some("  ")), Ok(None));
-        assert_eq!(parse_mission(Some(" 12 ")), Ok(Some(12)));
+        assert_eq!(parse_mission(Some(" 12 ")), Ok(Some(MissionId(12))));
         assert!(parse_mission(Some("0")).is_err());
         assert!(parse_mission(Some("abc")).is_err());
     }

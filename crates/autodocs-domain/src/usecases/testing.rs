@@ -161,7 +161,7 @@ pub fn sample_mission(
     status: crate::mission::MissionStatus,
 ) -> crate::mission::Mission {
     crate::mission::Mission {
-        id,
+        id: crate::ids::MissionId(id),
         title: crate::mission::Title::parse("Retrieve Tax Documents").expect("valid title"),
         description: crate::mission::Description::default(),
         kind: crate::mission::MissionType::DocumentRetrieval,
@@ -190,9 +190,9 @@ pub fn sample_step(
     status: crate::plan_step::StepStatus,
 ) -> crate::plan_step::PlanStep {
     crate::plan_step::PlanStep {
-        id,
-        mission,
-        parent,
+        id: crate::ids::StepId(id),
+        mission: crate::ids::MissionId(mission),
+        parent: parent.map(crate::ids::StepId),
         title: crate::mission::Title::parse(&format!("Step {id}")).expect("valid title"),
         description: crate::mission::Description::default(),
         order,
