@@ -162,6 +162,6 @@ pub(crate) fn activity_at(uow: &dyn UnitOfWork, new: NewActivity, when: DateTime
 }
 
 /// The ids of `items`.
-pub(crate) fn ids<T>(items: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
+pub(crate) fn ids<T, I>(items: &[T], id: impl Fn(&T) -> I) -> Vec<I> {
     items.iter().map(id).collect()
 }
