@@ -5,7 +5,6 @@
 //! diesel adapter (what production runs) is the reference.
 
 use autodocs_domain::RepoError;
-use autodocs_domain::{JobId, MissionId, StepId};
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::document::{
     DocumentChanges, DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus,
@@ -23,6 +22,7 @@ use autodocs_domain::user::{
     Email, IdentityKey, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
 };
 use autodocs_domain::{Error, mission::Title};
+use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::Duration;
 
 use crate::support::*;
@@ -1014,7 +1014,9 @@ pub fn steps_start_pending_is_conditional(uow: &dyn UnitOfWork) {
     assert!(!tx(uow, |r| Ok(r
         .steps()
         .start_pending(first.id, at(6))?)));
-    assert!(!tx(uow, |r| Ok(r.steps().start_pending(StepId(9_999), at(6))?)));
+    assert!(!tx(uow, |r| Ok(r
+        .steps()
+        .start_pending(StepId(9_999), at(6))?)));
     let found = get(uow, |r| Ok(r.steps().find(taxes.id, first.id)?)).expect("the step");
     assert_eq!(found.status, StepStatus::InProgress);
     assert_eq!(found.started_at, Some(at(5)));

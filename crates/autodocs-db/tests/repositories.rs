@@ -12,7 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use autodocs_db::{Backend, Database, DieselUnitOfWork, PoolSettings};
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
-use autodocs_domain::{ActivityId, DocumentId, MissionId, StepId};
 use autodocs_domain::mission::{
     Description, Mission, MissionAction, MissionChanges, MissionOrderField, MissionQuery,
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
@@ -25,6 +24,7 @@ use autodocs_domain::user::{
     Email, IdentityKey, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery,
     Username,
 };
+use autodocs_domain::{ActivityId, DocumentId, MissionId, StepId};
 use autodocs_domain::{Error, RepoError};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use diesel::connection::SimpleConnection;
@@ -1905,7 +1905,12 @@ fn ordered(ordering: &str) -> MissionQuery {
     }
 }
 
-fn transition(uow: &DieselUnitOfWork, id: MissionId, action: MissionAction, at: DateTime<Utc>) -> bool {
+fn transition(
+    uow: &DieselUnitOfWork,
+    id: MissionId,
+    action: MissionAction,
+    at: DateTime<Utc>,
+) -> bool {
     let change = MissionTransition::for_action(action, action.target(), at);
     tx(uow, |repos| {
         Ok(repos
@@ -1983,7 +1988,10 @@ fn missions_create_and_find_by_owner(uow: &DieselUnitOfWork) {
         None,
         "bob does not own it"
     );
-    assert_eq!(find_mission(uow, MissionId(created.id.0 + 1000), None), None);
+    assert_eq!(
+        find_mission(uow, MissionId(created.id.0 + 1000), None),
+        None
+    );
 
     let other = simple_mission(uow, bob.id, "Bob's", 1);
     assert_ne!(other.id, created.id);
@@ -2057,7 +2065,10 @@ fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
         by_status(vec![MissionStatus::InProgress, MissionStatus::Paused]),
         [a_b.id, percent.id]
     );
-    assert_eq!(by_status(vec![MissionStatus::Cancelled]), Vec::<MissionId>::new());
+    assert_eq!(
+        by_status(vec![MissionStatus::Cancelled]),
+        Vec::<MissionId>::new()
+    );
 
     let by_kind = |kinds: Vec<MissionType>| {
         mission_ids(&list_missions(
@@ -2073,7 +2084,10 @@ fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
         by_kind(vec![K::Custom, K::DataExtraction]),
         [axb.id, percent.id]
     );
-    assert_eq!(by_kind(vec![K::DocumentVerification]), Vec::<MissionId>::new());
+    assert_eq!(
+        by_kind(vec![K::DocumentVerification]),
+        Vec::<MissionId>::new()
+    );
 
     let by_priority = |priorities: Vec<Priority>| {
         mission_ids(&list_missions(
@@ -2563,7 +2577,12 @@ fn missions_transition_from_wrong_status_changes_nothing(uow: &DieselUnitOfWork)
     assert!(!transition(uow, mission.id, MissionAction::Pause, t1));
     assert!(!transition(uow, mission.id, MissionAction::Complete, t1));
     assert!(
-        !transition(uow, MissionId(mission.id.0 + 1000), MissionAction::Start, t1),
+        !transition(
+            uow,
+            MissionId(mission.id.0 + 1000),
+            MissionAction::Start,
+            t1
+        ),
         "no such mission"
     );
     assert_eq!(find_mission(uow, mission.id, None), Some(mission.clone()));

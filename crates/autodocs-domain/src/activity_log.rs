@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::activity::SystemActivity;
+use crate::ids::{ActivityId, DocumentId, MissionId};
 use crate::paging::PageRequest;
 use crate::user::UserId;
-use crate::ids::{ActivityId, DocumentId, MissionId};
 
 /// One row of the append-only activity log.
 #[derive(Debug, Clone, PartialEq)]

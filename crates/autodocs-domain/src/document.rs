@@ -10,10 +10,10 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
+use crate::ids::{DocumentId, MissionId};
 use crate::mission::{InvalidTransition, text_value};
 use crate::paging::PageRequest;
 use crate::user::UserId;
-use crate::ids::{DocumentId, MissionId};
 use crate::validation::InvalidValue;
 
 /// What a document is.

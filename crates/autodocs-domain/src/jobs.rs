@@ -59,12 +59,14 @@ impl JobKind {
     /// Rebuilds a kind from its stored name and payload.
     pub fn from_stored(name: &str, payload: &Value) -> Option<Self> {
         match name {
-            "advance_mission" => payload
-                .get("mission")?
-                .as_i64()
-                .map(|mission| JobKind::AdvanceMission {
-                    mission: MissionId(mission),
-                }),
+            "advance_mission" => {
+                payload
+                    .get("mission")?
+                    .as_i64()
+                    .map(|mission| JobKind::AdvanceMission {
+                        mission: MissionId(mission),
+                    })
+            }
             "purge_refresh_tokens" => Some(JobKind::PurgeRefreshTokens),
             "sweep_files" => Some(JobKind::SweepFiles),
             "flag_overdue_missions" => Some(JobKind::FlagOverdueMissions),

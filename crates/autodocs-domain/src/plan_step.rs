@@ -1311,37 +1311,74 @@ mod tests {
         // Top level.
         assert_eq!(check_parent(MissionId(1), None, None, 1), Ok(1));
         assert_eq!(check_parent(MissionId(1), Some(StepId(9)), None, 5), Ok(1));
-        assert_eq!(check_parent(MissionId(1), Some(StepId(9)), None, 6), too_deep);
+        assert_eq!(
+            check_parent(MissionId(1), Some(StepId(9)), None, 6),
+            too_deep
+        );
         assert_eq!(check_parent(MissionId(1), None, None, 0), Ok(1));
         // Under a root (depth 1) -> depth 2.
-        assert_eq!(check_parent(MissionId(1), None, Some(parent(10, 1, &[])), 1), Ok(2));
+        assert_eq!(
+            check_parent(MissionId(1), None, Some(parent(10, 1, &[])), 1),
+            Ok(2)
+        );
         // Under a step at depth 4 -> depth 5: fine for a leaf, not for a subtree.
         assert_eq!(
-            check_parent(MissionId(1), Some(StepId(99)), Some(parent(10, 1, &ids(&[1, 2, 3]))), 1),
+            check_parent(
+                MissionId(1),
+                Some(StepId(99)),
+                Some(parent(10, 1, &ids(&[1, 2, 3]))),
+                1
+            ),
             Ok(5)
         );
         assert_eq!(
-            check_parent(MissionId(1), Some(StepId(99)), Some(parent(10, 1, &ids(&[1, 2, 3]))), 2),
+            check_parent(
+                MissionId(1),
+                Some(StepId(99)),
+                Some(parent(10, 1, &ids(&[1, 2, 3]))),
+                2
+            ),
             too_deep
         );
         // Under a step at depth 5.
         assert_eq!(
-            check_parent(MissionId(1), None, Some(parent(10, 1, &ids(&[1, 2, 3, 4]))), 1),
+            check_parent(
+                MissionId(1),
+                None,
+                Some(parent(10, 1, &ids(&[1, 2, 3, 4]))),
+                1
+            ),
             too_deep
         );
         // Another mission.
-        assert_eq!(check_parent(MissionId(1), None, Some(parent(10, 2, &[])), 1), other);
+        assert_eq!(
+            check_parent(MissionId(1), None, Some(parent(10, 2, &[])), 1),
+            other
+        );
         // Under itself, under a descendant.
         assert_eq!(
             check_parent(MissionId(1), Some(StepId(10)), Some(parent(10, 1, &[])), 1),
             cycle
         );
         assert_eq!(
-            check_parent(MissionId(1), Some(StepId(3)), Some(parent(10, 1, &ids(&[5, 3, 1]))), 2),
+            check_parent(
+                MissionId(1),
+                Some(StepId(3)),
+                Some(parent(10, 1, &ids(&[5, 3, 1]))),
+                2
+            ),
             cycle
         );
         // A sibling is fine.
-        assert_eq!(check_parent(MissionId(1), Some(StepId(3)), Some(parent(4, 1, &ids(&[1]))), 2), Ok(3));
+        assert_eq!(
+            check_parent(
+                MissionId(1),
+                Some(StepId(3)),
+                Some(parent(4, 1, &ids(&[1]))),
+                2
+            ),
+            Ok(3)
+        );
         // Huge heights do not overflow.
         assert_eq!(check_parent(MissionId(1), None, None, usize::MAX), too_deep);
     }
@@ -1410,8 +1447,7 @@ mod tests {
         assert_eq!(done.progress(), Progress::COMPLETE);
         assert!(done.all_leaves_done());
 
-        let failed_first =
-            build(vec![(1, None, 0, S::Failed), (2, None, 1, S::Pending)]);
+        let failed_first = build(vec![(1, None, 0, S::Failed), (2, None, 1, S::Pending)]);
         assert_eq!(failed_first.next_runnable(), Some(StepId(1)));
         let empty = PlanStepTree::<StepStatus>::default();
         assert_eq!(empty.next_runnable(), None);
@@ -1477,7 +1513,11 @@ mod tests {
             (13, Some(12), 0, S::Pending),
         ]);
         // 10's subtree has height 4: under 2 (depth 2) it would reach depth 6.
-        assert!(extra.check_parent(Some(StepId(10)), Some(StepId(2))).is_err());
+        assert!(
+            extra
+                .check_parent(Some(StepId(10)), Some(StepId(2)))
+                .is_err()
+        );
         assert_eq!(extra.check_parent(Some(StepId(10)), Some(StepId(1))), Ok(2));
     }
 }

@@ -156,7 +156,12 @@ pub trait MissionRepository {
     /// A page of missions with their counts, without one query per row.
     fn list(&mut self, query: &MissionQuery) -> RepoResult<PageResult<Mission>>;
     /// Applies changes to the editable fields.
-    fn update(&mut self, id: MissionId, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    fn update(
+        &mut self,
+        id: MissionId,
+        changes: &MissionChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Applies a status change only if the status is still one of `from`
     /// (a conditional update); true if this call won.
     fn transition(
@@ -167,7 +172,12 @@ pub trait MissionRepository {
         now: DateTime<Utc>,
     ) -> RepoResult<bool>;
     /// Stores a recomputed progress.
-    fn set_progress(&mut self, id: MissionId, progress: Progress, now: DateTime<Utc>) -> RepoResult<()>;
+    fn set_progress(
+        &mut self,
+        id: MissionId,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Open missions (pending, in progress, paused) whose deadline passed
     /// and that were not flagged overdue yet.
     fn overdue(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<Mission>>;
@@ -213,7 +223,12 @@ pub trait DocumentRepository {
     /// Every document of a mission, newest first.
     fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>>;
     /// Applies changes to the editable fields.
-    fn update(&mut self, id: DocumentId, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    fn update(
+        &mut self,
+        id: DocumentId,
+        changes: &DocumentChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Stores the result of a verification.
     fn set_verification(
         &mut self,
@@ -243,8 +258,11 @@ pub trait InstanceRepository {
 pub trait JobQueue {
     /// Enqueues a job in the caller's transaction; `None` when a live job
     /// with the same unique key already exists.
-    fn enqueue(&mut self, job: &crate::jobs::NewJob, now: DateTime<Utc>)
-    -> RepoResult<Option<JobId>>;
+    fn enqueue(
+        &mut self,
+        job: &crate::jobs::NewJob,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<JobId>>;
     /// Takes the lease of the next due job (queued and due, or running with
     /// an expired lease), skipping jobs other workers hold. With
     /// `spare_busy_users`, jobs of users who already have a job running are
@@ -314,7 +332,13 @@ pub trait JobQueue {
         now: DateTime<Utc>,
     ) -> RepoResult<bool>;
     /// Declares a job dead, kept for inspection.
-    fn bury(&mut self, id: JobId, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool>;
+    fn bury(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
     /// Counts jobs of one status.
     fn count(&mut self, status: crate::jobs::JobStatus) -> RepoResult<u64>;
 }

@@ -382,7 +382,8 @@ mod tests {
         let hub = hub_with_cap(3);
         let mut held: Vec<Subscription> = (0..3).map(|_| subscribe(&hub, 1, None)).collect();
         assert_eq!(
-            hub.subscribe(UserId(1), Some(MissionId(4)), Instant::now()).err(),
+            hub.subscribe(UserId(1), Some(MissionId(4)), Instant::now())
+                .err(),
             Some(Refused::TooManySockets)
         );
         // Another user is not affected.

@@ -253,7 +253,10 @@ mod tests {
         let link = links.issue(DocumentId(7), UserId(42), now);
         assert_eq!(link.token.len(), TOKEN_CHARS);
         assert_eq!(link.expires_at, at(1_800_000_300));
-        assert_eq!(links.verify(&link.token, DocumentId(7), now), Ok(UserId(42)));
+        assert_eq!(
+            links.verify(&link.token, DocumentId(7), now),
+            Ok(UserId(42))
+        );
         assert_eq!(
             links.verify(&link.token, DocumentId(7), at(1_800_000_299)),
             Ok(UserId(42))
@@ -275,7 +278,10 @@ mod tests {
         let now = at(1_800_000_000);
         let token = links.issue(DocumentId(7), UserId(42), now).token;
         // Another document, another key.
-        assert_eq!(links.verify(&token, DocumentId(8), now), Err(LinkError::Invalid));
+        assert_eq!(
+            links.verify(&token, DocumentId(8), now),
+            Err(LinkError::Invalid)
+        );
         assert_eq!(
             signer(b"another server's key").verify(&token, DocumentId(7), now),
             Err(LinkError::Invalid)
@@ -296,13 +302,20 @@ mod tests {
             format!("{}=", &token[..63]),
             token.replace(|c: char| c.is_ascii_alphanumeric(), "+"),
         ] {
-            assert_eq!(links.verify(&bad, DocumentId(7), now), Err(LinkError::Invalid), "{bad}");
+            assert_eq!(
+                links.verify(&bad, DocumentId(7), now),
+                Err(LinkError::Invalid),
+                "{bad}"
+            );
         }
         // An expired forgery is invalid, not expired.
         let forged = signer(b"another server's key")
             .issue(DocumentId(7), UserId(42), at(0))
             .token;
-        assert_eq!(links.verify(&forged, DocumentId(7), now), Err(LinkError::Invalid));
+        assert_eq!(
+            links.verify(&forged, DocumentId(7), now),
+            Err(LinkError::Invalid)
+        );
     }
 
     #[test]

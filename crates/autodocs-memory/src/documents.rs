@@ -2,7 +2,6 @@
 
 use std::cmp::Ordering;
 
-use autodocs_domain::{DocumentId, MissionId};
 use autodocs_domain::RepoError;
 use autodocs_domain::document::{
     Document, DocumentChanges, DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus,
@@ -11,6 +10,7 @@ use autodocs_domain::document::{
 use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{DocumentId, MissionId};
 use chrono::{DateTime, Utc};
 
 use crate::state::{contains_folded, missing, page_of};
@@ -141,7 +141,12 @@ impl DocumentRepository for MemoryRepos {
         Ok(documents)
     }
 
-    fn update(&mut self, id: DocumentId, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: DocumentId,
+        changes: &DocumentChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         if let Some(Some(mission)) = changes.mission
             && !self.state.missions.contains_key(&mission)
         {

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use autodocs_domain::{JobId, MissionId, StepId};
 use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
 use autodocs_domain::ports::{JobQueue, RepoResult};
+use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::state::{JobRow, missing};
@@ -101,7 +101,8 @@ impl JobQueue for MemoryRepos {
         spare_busy_users: bool,
     ) -> RepoResult<Option<ClaimedJob>> {
         let state = &self.state;
-        let owner_of = |mission: MissionId| state.missions.get(&mission).map(|row| row.mission.owner);
+        let owner_of =
+            |mission: MissionId| state.missions.get(&mission).map(|row| row.mission.owner);
         // The users with a job running under a live lease.
         let busy: BTreeSet<i64> = if spare_busy_users {
             state
@@ -326,7 +327,13 @@ impl JobQueue for MemoryRepos {
         })
     }
 
-    fn bury(&mut self, id: JobId, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn bury(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DEAD, now);

@@ -3,7 +3,6 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use autodocs_domain::{MissionId, StepId};
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{
     Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey, MissionStatus,
@@ -13,6 +12,7 @@ use autodocs_domain::paging::PageResult;
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepChanges, StepStatus};
 use autodocs_domain::ports::{MissionRepository, PlanStepRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{MissionId, StepId};
 use chrono::{DateTime, Utc};
 
 use crate::state::{MissionRow, contains_folded, missing, page_of};
@@ -162,7 +162,12 @@ impl MissionRepository for MemoryRepos {
         }))
     }
 
-    fn update(&mut self, id: MissionId, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: MissionId,
+        changes: &MissionChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         if let Some(row) = self.mission_row(id) {
             let mission = &mut row.mission;
             if let Some(title) = &changes.title {
@@ -213,7 +218,12 @@ impl MissionRepository for MemoryRepos {
         Ok(true)
     }
 
-    fn set_progress(&mut self, id: MissionId, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+    fn set_progress(
+        &mut self,
+        id: MissionId,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         if let Some(row) = self.mission_row(id) {
             row.mission.progress = progress;
             row.mission.updated_at = now;

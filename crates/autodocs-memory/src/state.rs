@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use autodocs_domain::RepoError;
-use autodocs_domain::{ActivityId, DocumentId, JobId, MissionId, StepId};
 use autodocs_domain::activity_log::Activity;
 use autodocs_domain::document::Document;
 use autodocs_domain::instance::DatabaseIdentity;
@@ -12,6 +11,7 @@ use autodocs_domain::mission::Mission;
 use autodocs_domain::plan_step::PlanStep;
 use autodocs_domain::ports::RefreshTokenRecord;
 use autodocs_domain::user::User;
+use autodocs_domain::{ActivityId, DocumentId, JobId, MissionId, StepId};
 use chrono::{DateTime, Utc};
 
 /// A user row: the user (with its profile) and what only the adapter sees.

@@ -10,7 +10,6 @@
 
 use std::process::ExitCode;
 
-use autodocs_domain::{MissionId, Services};
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::mission::{MissionAction, MissionStatus};
 use autodocs_domain::paging::PageRequest;
@@ -19,6 +18,7 @@ use autodocs_domain::usecases::auth::{RegisterInput, Registration};
 use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::usecases::steps::StepInput;
 use autodocs_domain::user::Principal;
+use autodocs_domain::{MissionId, Services};
 use autodocs_memory::MemoryServices;
 use serde_json::Value;
 

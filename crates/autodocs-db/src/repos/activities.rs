@@ -1,8 +1,8 @@
-use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
 use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{ActivityRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 

@@ -1,4 +1,3 @@
-use autodocs_domain::{DocumentId, MissionId};
 use autodocs_domain::RepoError;
 use autodocs_domain::document::{
     Document, DocumentChanges, DocumentName, DocumentOrderField, DocumentQuery, DocumentSortKey,
@@ -7,6 +6,7 @@ use autodocs_domain::document::{
 use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{DocumentId, MissionId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -142,7 +142,15 @@ impl DocumentRepository for DieselRepos<'_> {
                 select = select.filter(document::owner_id.eq(owner.0));
             }
             if !query.missions.is_empty() {
-                select = select.filter(document::mission_id.eq_any(query.missions.iter().map(|mission| mission.0).collect::<Vec<_>>()));
+                select = select.filter(
+                    document::mission_id.eq_any(
+                        query
+                            .missions
+                            .iter()
+                            .map(|mission| mission.0)
+                            .collect::<Vec<_>>(),
+                    ),
+                );
             }
             if !query.kinds.is_empty() {
                 let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
@@ -215,7 +223,12 @@ impl DocumentRepository for DieselRepos<'_> {
             .collect()
     }
 
-    fn update(&mut self, id: DocumentId, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: DocumentId,
+        changes: &DocumentChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         let id = id.0;
         #[derive(AsChangeset)]
         #[diesel(table_name = document)]
@@ -228,7 +241,9 @@ impl DocumentRepository for DieselRepos<'_> {
         let changeset = Changeset {
             name: changes.name.as_ref().map(DocumentName::as_str),
             type_: changes.kind.map(DocumentType::as_str),
-            mission_id: changes.mission.map(|mission| mission.map(|mission| mission.0)),
+            mission_id: changes
+                .mission
+                .map(|mission| mission.map(|mission| mission.0)),
             updated_at: to_db(now),
         };
         diesel::update(document::table.find(id))

@@ -1,6 +1,6 @@
-use autodocs_domain::{JobId, MissionId, StepId};
 use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
 use autodocs_domain::ports::{JobQueue, RepoResult};
+use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::{DateTime, Duration, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -239,7 +239,13 @@ impl JobQueue for DieselRepos<'_> {
         Ok(updated == 1)
     }
 
-    fn bury(&mut self, id: JobId, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn bury(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
         let id = id.0;
         let updated = diesel::update(held(id, worker))
             .set((

@@ -1,4 +1,4 @@
-use autodocs_domain::{MissionId};
+use autodocs_domain::MissionId;
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{
     Description, Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey,
@@ -266,7 +266,12 @@ impl MissionRepository for DieselRepos<'_> {
         }))
     }
 
-    fn update(&mut self, id: MissionId, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: MissionId,
+        changes: &MissionChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         let id = id.0;
         #[derive(AsChangeset)]
         #[diesel(table_name = mission)]
@@ -339,7 +344,12 @@ impl MissionRepository for DieselRepos<'_> {
         Ok(updated == 1)
     }
 
-    fn set_progress(&mut self, id: MissionId, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+    fn set_progress(
+        &mut self,
+        id: MissionId,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         let id = id.0;
         diesel::update(mission::table.find(id))
             .set((

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
 
-use autodocs_domain::{MissionId, StepId};
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{Description, Title};
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
 use autodocs_domain::ports::{PlanStepRepository, RepoResult};
+use autodocs_domain::{MissionId, StepId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -135,7 +135,9 @@ impl PlanStepRepository for DieselRepos<'_> {
             title: changes.title.as_ref().map(Title::as_str),
             description: changes.description.as_ref().map(Description::as_str),
             position: changes.order,
-            parent_id: changes.parent.map(|(parent, _)| parent.map(|parent| parent.0)),
+            parent_id: changes
+                .parent
+                .map(|(parent, _)| parent.map(|parent| parent.0)),
             depth: changes.parent.map(|(_, depth)| i16::from(depth)),
             status: changes.status.map(StepStatus::as_str),
             started_at: changes.started_at.map(|at| at.map(to_db)),

@@ -310,7 +310,11 @@ impl DocumentService {
 
     /// One document the principal can see, with its stored file opened for
     /// reading (`None` if the file is missing from storage).
-    pub fn open(&self, principal: Principal, id: DocumentId) -> Result<(Document, Option<StoredFile>)> {
+    pub fn open(
+        &self,
+        principal: Principal,
+        id: DocumentId,
+    ) -> Result<(Document, Option<StoredFile>)> {
         let document = self.get(principal, id)?;
         let file = self.context.storage.open(&document.storage_key)?;
         Ok((document, file))

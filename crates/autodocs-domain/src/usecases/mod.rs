@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 
 use crate::activity_log::Activity;
 use crate::error::Result;
-use crate::ids::{DocumentId, MissionId};
 use crate::events::{Event, EventPayload, EventPublisher, EventRef};
+use crate::ids::{DocumentId, MissionId};
 use crate::jobs::JobSignal;
 use crate::ports::{
     self, Clock, FileStorage, PasswordHasher, Repositories, TokenService, UnitOfWork, UrlFetcher,

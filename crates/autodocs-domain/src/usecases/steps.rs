@@ -88,7 +88,11 @@ fn parse_order(raw: i64) -> Result<i32, InvalidValue> {
 }
 
 /// A step's position in the tree after a change, checked against the tree rules.
-fn placement(tree: &PlanStepTree<PlanStep>, step: Option<StepId>, parent: Option<StepId>) -> Result<u8> {
+fn placement(
+    tree: &PlanStepTree<PlanStep>,
+    step: Option<StepId>,
+    parent: Option<StepId>,
+) -> Result<u8> {
     let depth = tree
         .check_parent(step, parent)
         .map_err(|error| Error::field("parent", error.0))?;
@@ -110,7 +114,12 @@ impl StepService {
     }
 
     /// One step with its subtree.
-    pub fn get(&self, principal: Principal, mission: MissionId, step: StepId) -> Result<StepNode<PlanStep>> {
+    pub fn get(
+        &self,
+        principal: Principal,
+        mission: MissionId,
+        step: StepId,
+    ) -> Result<StepNode<PlanStep>> {
         ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             subtree(repos, mission, step)
@@ -249,7 +258,12 @@ impl StepService {
     }
 
     /// Deletes a step and its subtree.
-    pub fn delete(&self, principal: Principal, mission_id: MissionId, step_id: StepId) -> Result<()> {
+    pub fn delete(
+        &self,
+        principal: Principal,
+        mission_id: MissionId,
+        step_id: StepId,
+    ) -> Result<()> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
@@ -269,7 +283,11 @@ impl StepService {
 }
 
 /// The mission, if the principal may see it.
-fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: MissionId) -> Result<Mission> {
+fn visible_mission(
+    repos: &mut dyn Repositories,
+    principal: Principal,
+    id: MissionId,
+) -> Result<Mission> {
     repos
         .missions()
         .find(id, principal.visible_owner())?
@@ -279,7 +297,11 @@ fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: Missi
 /// The mission, if the principal may see it, locked until the commit: a
 /// transaction that writes steps takes the mission's lock before any
 /// step's (see [`crate::ports::MissionRepository::lock`]).
-fn locked_mission(repos: &mut dyn Repositories, principal: Principal, id: MissionId) -> Result<Mission> {
+fn locked_mission(
+    repos: &mut dyn Repositories,
+    principal: Principal,
+    id: MissionId,
+) -> Result<Mission> {
     repos
         .missions()
         .lock(id, principal.visible_owner())?
@@ -287,7 +309,11 @@ fn locked_mission(repos: &mut dyn Repositories, principal: Principal, id: Missio
 }
 
 /// A step with its children, freshly read.
-fn subtree(repos: &mut dyn Repositories, mission: MissionId, step: StepId) -> Result<StepNode<PlanStep>> {
+fn subtree(
+    repos: &mut dyn Repositories,
+    mission: MissionId,
+    step: StepId,
+) -> Result<StepNode<PlanStep>> {
     let tree = PlanStepTree::of_steps(repos.steps().list(mission)?);
     tree.find(step).cloned().ok_or(Error::NotFound)
 }

@@ -1,12 +1,12 @@
 //! `/api/activities/`: the audit log, append-only.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use autodocs_domain::activity::ActivityType;
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::usecases::activities::ActivityInput;
 use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestamp};
+use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use serde_json::Value;
 
 use crate::error::ApiResult;

@@ -1,9 +1,9 @@
 //! `/api/missions/{id}/steps/`: the plan step tree of a mission.
 
 use actix_web::{HttpResponse, web};
-use autodocs_domain::{MissionId, StepId};
 use autodocs_domain::usecases::steps::StepInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
+use autodocs_domain::{MissionId, StepId};
 use serde_json::{Map, Value};
 
 use crate::error::ApiResult;
