@@ -1,5 +1,6 @@
 //! Builders the tests share.
 
+use autodocs_domain::MissionId;
 use autodocs_domain::activity_log::{Activity, NewActivity};
 use autodocs_domain::document::{
     AllowedContentType, Document, DocumentName, DocumentType, NewDocument, OriginalFilename,
@@ -100,7 +101,7 @@ pub(crate) fn mission(uow: &dyn UnitOfWork, owner: UserId, title: &str) -> Missi
 /// A manual step of `mission` under `parent`.
 pub(crate) fn step(
     uow: &dyn UnitOfWork,
-    mission: i64,
+    mission: MissionId,
     parent: Option<&PlanStep>,
     order: i32,
 ) -> PlanStep {
@@ -118,7 +119,7 @@ pub(crate) fn step(
 
 pub(crate) fn new_document(
     owner: UserId,
-    mission: Option<i64>,
+    mission: Option<MissionId>,
     name: &str,
     key: &str,
 ) -> NewDocument {
@@ -161,6 +162,6 @@ pub(crate) fn activity_at(uow: &dyn UnitOfWork, new: NewActivity, when: DateTime
 }
 
 /// The ids of `items`.
-pub(crate) fn ids<T>(items: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
+pub(crate) fn ids<T, I>(items: &[T], id: impl Fn(&T) -> I) -> Vec<I> {
     items.iter().map(id).collect()
 }

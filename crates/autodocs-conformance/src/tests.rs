@@ -22,6 +22,7 @@ use autodocs_domain::user::{
     Email, IdentityKey, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
 };
 use autodocs_domain::{Error, mission::Title};
+use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::Duration;
 
 use crate::support::*;
@@ -324,7 +325,7 @@ pub fn users_delete_cascades_to_everything_they_own(uow: &dyn UnitOfWork) {
         assert_eq!(r.documents().find(document.id, None)?, None);
         assert_eq!(r.refresh_tokens().find("jti-anna")?, None);
         assert!(r.refresh_tokens().find("jti-bob")?.is_some());
-        assert_eq!(r.jobs().count("queued")?, 0);
+        assert_eq!(r.jobs().count(JobStatus::Queued)?, 0);
         let left = r.activities().list(&ActivityQuery::default())?.found()?;
         assert_eq!(ids(&left.items, |a| a.id), vec![kept.id]);
         Ok(())
@@ -613,16 +614,16 @@ pub fn missions_list_searches_title_and_description(uow: &dyn UnitOfWork) {
     assert_eq!(search("Tax"), vec![by_title.id, by_description.id]);
     assert_eq!(search("100%"), vec![by_description.id]);
     // Wildcards in the term are matched literally.
-    assert_eq!(search("1_0"), Vec::<i64>::new());
+    assert_eq!(search("1_0"), Vec::<MissionId>::new());
     assert_eq!(search("e_i"), vec![by_description.id]);
-    assert_eq!(search("nothing like it"), Vec::<i64>::new());
+    assert_eq!(search("nothing like it"), Vec::<MissionId>::new());
 }
 
 /// Pages are cut from the whole filtered list, whose size is the count;
 /// a page past the end is reported as such.
 pub fn missions_list_pages_and_counts(uow: &dyn UnitOfWork) {
     let anna = user(uow, "anna");
-    let created: Vec<i64> = (0..5)
+    let created: Vec<MissionId> = (0..5)
         .map(|i| mission_at(uow, anna.id, new_mission(&format!("Mission {i}")), at(i)).id)
         .collect();
     let page = |number: u32| {
@@ -768,7 +769,7 @@ pub fn missions_transition_is_conditional(uow: &dyn UnitOfWork) {
         at(6)
     )?)));
     assert!(!tx(uow, |r| Ok(r.missions().transition(
-        9_999,
+        MissionId(9_999),
         from,
         &start,
         at(6)
@@ -810,7 +811,7 @@ pub fn missions_carry_step_and_document_counts(uow: &dyn UnitOfWork) {
         t0(),
     );
     document_at(uow, new_document(anna.id, None, "loose", "key-2"), t0());
-    let counts = |id: i64| {
+    let counts = |id: MissionId| {
         let m = get(uow, move |r| Ok(r.missions().find(id, None)?)).expect("the mission");
         (m.steps_total, m.steps_completed, m.document_count)
     };
@@ -874,7 +875,7 @@ pub fn missions_overdue_are_flagged_once(uow: &dyn UnitOfWork) {
         let missions = tx(uow, move |r| Ok(r.missions().overdue(at(now))?));
         ids(&missions, |m| m.id)
     };
-    assert_eq!(overdue(100), Vec::<i64>::new());
+    assert_eq!(overdue(100), Vec::<MissionId>::new());
     assert_eq!(overdue(101), vec![late]);
     assert!(tx(uow, |r| Ok(r.missions().mark_overdue(late, at(101))?)));
     assert!(!tx(uow, |r| Ok(r
@@ -925,7 +926,7 @@ pub fn missions_delete_spares_the_protected_status_and_cascades(uow: &dyn UnitOf
         assert_eq!(r.missions().find(taxes.id, None)?, None);
         assert!(r.missions().find(running.id, None)?.is_some());
         assert_eq!(r.steps().find(taxes.id, first.id)?, None);
-        assert_eq!(r.jobs().count("queued")?, 0);
+        assert_eq!(r.jobs().count(JobStatus::Queued)?, 0);
         let document = r
             .documents()
             .find(document.id, None)?
@@ -1013,7 +1014,9 @@ pub fn steps_start_pending_is_conditional(uow: &dyn UnitOfWork) {
     assert!(!tx(uow, |r| Ok(r
         .steps()
         .start_pending(first.id, at(6))?)));
-    assert!(!tx(uow, |r| Ok(r.steps().start_pending(9_999, at(6))?)));
+    assert!(!tx(uow, |r| Ok(r
+        .steps()
+        .start_pending(StepId(9_999), at(6))?)));
     let found = get(uow, |r| Ok(r.steps().find(taxes.id, first.id)?)).expect("the step");
     assert_eq!(found.status, StepStatus::InProgress);
     assert_eq!(found.started_at, Some(at(5)));
@@ -1028,7 +1031,7 @@ pub fn steps_skip_open_skips_only_open_steps(uow: &dyn UnitOfWork) {
     let other = mission(uow, anna.id, "Other");
     let steps: Vec<_> = (0..4).map(|i| step(uow, taxes.id, None, i)).collect();
     let elsewhere = step(uow, other.id, None, 0);
-    let set = |id: i64, status: StepStatus| {
+    let set = |id: StepId, status: StepStatus| {
         let changes = StepChanges {
             status: Some(status),
             ..StepChanges::default()
@@ -1294,7 +1297,7 @@ pub fn documents_verification_is_stored(uow: &dyn UnitOfWork) {
 
 const LEASE: Duration = Duration::seconds(60);
 
-fn advance(mission: i64, run_at: i64) -> NewJob {
+fn advance(mission: MissionId, run_at: i64) -> NewJob {
     NewJob::now(JobKind::AdvanceMission { mission }, at(run_at))
 }
 
@@ -1324,7 +1327,7 @@ pub fn jobs_unique_key_refuses_a_second_live_job(uow: &dyn UnitOfWork) {
     // Running, it no longer holds the key: a change queues another look.
     let again = tx(uow, |r| Ok(r.jobs().enqueue(&coalesced, at(4))?));
     assert!(again.is_some_and(|id| id != waiting));
-    assert_eq!(get(uow, |r| Ok(r.jobs().count("queued")?)), 1);
+    assert_eq!(get(uow, |r| Ok(r.jobs().count(JobStatus::Queued)?)), 1);
 }
 
 /// Claims take due jobs by `run_at` then id, never a job not yet due.
@@ -1394,7 +1397,7 @@ pub fn jobs_claim_skips_leased_jobs(uow: &dyn UnitOfWork) {
     );
     assert!(tx(uow, |r| Ok(r.jobs().finish(job.id, "a", at(91))?)));
     assert!(!tx(uow, |r| Ok(r.jobs().finish(job.id, "a", at(92))?)));
-    assert_eq!(get(uow, |r| Ok(r.jobs().count("done")?)), 1);
+    assert_eq!(get(uow, |r| Ok(r.jobs().count(JobStatus::Done)?)), 1);
 }
 
 /// A job whose lease lapsed (its worker died) is claimed again, as a new
@@ -1595,7 +1598,7 @@ pub fn jobs_requeue_bury_and_retry(uow: &dyn UnitOfWork) {
     assert_eq!(dead[0].last_error.as_deref(), Some("gave up"));
     assert_eq!(get(uow, |r| Ok(r.jobs().next_due()?)), None);
     assert!(tx(uow, |r| Ok(r.jobs().retry(id, at(8))?)));
-    assert!(!tx(uow, |r| Ok(r.jobs().retry(9_999, at(8))?)));
+    assert!(!tx(uow, |r| Ok(r.jobs().retry(JobId(9_999), at(8))?)));
     let revived = get(uow, |r| Ok(r.jobs().list(None, 10)?));
     assert_eq!(revived[0].status, JobStatus::Queued);
     assert_eq!((revived[0].attempts, revived[0].run_at), (0, at(8)));
@@ -1701,10 +1704,10 @@ pub fn jobs_list_count_and_purge(uow: &dyn UnitOfWork) {
     let counts = get(uow, |r| {
         let jobs = r.jobs();
         Ok([
-            jobs.count("queued")?,
-            jobs.count("running")?,
-            jobs.count("done")?,
-            jobs.count("dead")?,
+            jobs.count(JobStatus::Queued)?,
+            jobs.count(JobStatus::Running)?,
+            jobs.count(JobStatus::Done)?,
+            jobs.count(JobStatus::Dead)?,
         ])
     });
     assert_eq!(counts, [1, 0, 2, 1]);
@@ -1774,7 +1777,7 @@ pub fn transaction_rolls_back_every_repository_on_error(uow: &dyn UnitOfWork) {
             0
         );
         assert_eq!(r.refresh_tokens().find("jti")?, None);
-        assert_eq!(r.jobs().count("queued")?, 0);
+        assert_eq!(r.jobs().count(JobStatus::Queued)?, 0);
         assert_eq!(r.jobs().next_due()?, None);
         Ok(())
     });

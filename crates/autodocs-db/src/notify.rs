@@ -222,7 +222,9 @@ mod tests {
 
     #[test]
     fn payloads_stay_small_and_round_trip() {
-        let references: Vec<EventRef> = (0..5000).map(EventRef::Activity).collect();
+        let references: Vec<EventRef> = (0..5000)
+            .map(|id| EventRef::Activity(autodocs_domain::ActivityId(id)))
+            .collect();
         let announced = payloads("origin-1", &references);
         assert!(announced.len() > 1);
         let mut decoded = Vec::new();

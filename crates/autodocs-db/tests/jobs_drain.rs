@@ -264,7 +264,7 @@ fn random_sequences_always_drain_the_queue() {
             .id;
         let actions = 3 + rng.below(10);
         for _ in 0..actions {
-            let steps: Vec<i64> = services
+            let steps: Vec<autodocs_domain::StepId> = services
                 .steps()
                 .list(principal, mission)
                 .expect("steps")
@@ -299,7 +299,7 @@ fn random_sequences_always_drain_the_queue() {
                     };
                     let input = StepInput {
                         title: Some("added".into()),
-                        parent: Some(parent),
+                        parent: Some(parent.map(|parent| parent.0)),
                         action: Some(random_action(&mut rng)),
                         ..StepInput::default()
                     };

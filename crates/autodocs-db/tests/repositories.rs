@@ -25,6 +25,7 @@ use autodocs_domain::user::{
     Email, IdentityKey, NewUser, PersonName, User, UserChanges, UserId, UserProfile, UserQuery,
     Username,
 };
+use autodocs_domain::{ActivityId, DocumentId, MissionId, StepId};
 use autodocs_domain::{Error, RepoError};
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use diesel::connection::SimpleConnection;
@@ -1202,7 +1203,7 @@ fn activities_record_and_find(uow: &DieselUnitOfWork) {
             .clone();
     let at = t0() + Duration::microseconds(1);
     let recorded = record(uow, &new, at);
-    assert!(recorded.id > 0);
+    assert!(recorded.id.0 > 0);
     assert_eq!(
         recorded,
         Activity {
@@ -1257,7 +1258,7 @@ fn activities_record_and_find(uow: &DieselUnitOfWork) {
     assert_eq!(
         rd(uow, |repos| Ok(repos
             .activities()
-            .find(anonymous.id + 1000, None)?)),
+            .find(ActivityId(anonymous.id.0 + 1000), None)?)),
         None
     );
 }
@@ -1379,7 +1380,7 @@ fn activities_list_filters_and_pages(uow: &DieselUnitOfWork) {
     let mission = list_activities(
         uow,
         ActivityQuery {
-            mission: Some(999_999),
+            mission: Some(MissionId(999_999)),
             ..ActivityQuery::default()
         },
     );
@@ -1390,7 +1391,7 @@ fn activities_list_filters_and_pages(uow: &DieselUnitOfWork) {
     let document = list_activities(
         uow,
         ActivityQuery {
-            document: Some(999_999),
+            document: Some(DocumentId(999_999)),
             ..ActivityQuery::default()
         },
     );
@@ -1823,7 +1824,7 @@ fn simple_mission(uow: &DieselUnitOfWork, owner: UserId, title: &str, minutes: i
     )
 }
 
-fn find_mission(uow: &DieselUnitOfWork, id: i64, owner: Option<UserId>) -> Option<Mission> {
+fn find_mission(uow: &DieselUnitOfWork, id: MissionId, owner: Option<UserId>) -> Option<Mission> {
     rd(uow, |repos| Ok(repos.missions().find(id, owner)?))
 }
 
@@ -1835,7 +1836,7 @@ fn list_missions(uow: &DieselUnitOfWork, query: MissionQuery) -> Page<Mission> {
     found_page(list_missions_result(uow, query))
 }
 
-fn mission_ids(page: &Page<Mission>) -> Vec<i64> {
+fn mission_ids(page: &Page<Mission>) -> Vec<MissionId> {
     page.items.iter().map(|mission| mission.id).collect()
 }
 
@@ -1846,7 +1847,12 @@ fn ordered(ordering: &str) -> MissionQuery {
     }
 }
 
-fn transition(uow: &DieselUnitOfWork, id: i64, action: MissionAction, at: DateTime<Utc>) -> bool {
+fn transition(
+    uow: &DieselUnitOfWork,
+    id: MissionId,
+    action: MissionAction,
+    at: DateTime<Utc>,
+) -> bool {
     let change = MissionTransition::for_action(action, action.target(), at);
     tx(uow, |repos| {
         Ok(repos
@@ -1856,7 +1862,7 @@ fn transition(uow: &DieselUnitOfWork, id: i64, action: MissionAction, at: DateTi
 }
 
 /// Inserts a document row directly (the documents repository is not this suite's concern).
-fn insert_document(uow: &DieselUnitOfWork, owner: UserId, mission: Option<i64>, key: &str) {
+fn insert_document(uow: &DieselUnitOfWork, owner: UserId, mission: Option<MissionId>, key: &str) {
     use autodocs_db::schema::documents_document as document;
     use diesel::prelude::*;
     let mut conn = uow.database().connection().expect("a connection");
@@ -1868,7 +1874,7 @@ fn insert_document(uow: &DieselUnitOfWork, owner: UserId, mission: Option<i64>, 
             document::status.eq("uploaded"),
             document::verified.eq(false),
             document::verification_error.eq(""),
-            document::mission_id.eq(mission),
+            document::mission_id.eq(mission.map(|mission| mission.0)),
             document::owner_id.eq(owner.0),
             document::original_filename.eq(format!("{key}.pdf")),
             document::content_type.eq("application/pdf"),
@@ -1894,7 +1900,7 @@ fn missions_create_and_find_by_owner(uow: &DieselUnitOfWork) {
         deadline: Some(deadline),
     };
     let created = create_mission(uow, alice.id, &new, t0());
-    assert!(created.id > 0);
+    assert!(created.id.0 > 0);
     assert_eq!(created.title.as_str(), "Retrieve Tax Documents");
     assert_eq!(created.description.as_str(), "Every form of 2025");
     assert_eq!(created.kind, MissionType::DocumentRetrieval);
@@ -1924,7 +1930,10 @@ fn missions_create_and_find_by_owner(uow: &DieselUnitOfWork) {
         None,
         "bob does not own it"
     );
-    assert_eq!(find_mission(uow, created.id + 1000, None), None);
+    assert_eq!(
+        find_mission(uow, MissionId(created.id.0 + 1000), None),
+        None
+    );
 
     let other = simple_mission(uow, bob.id, "Bob's", 1);
     assert_ne!(other.id, created.id);
@@ -1998,7 +2007,10 @@ fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
         by_status(vec![MissionStatus::InProgress, MissionStatus::Paused]),
         [a_b.id, percent.id]
     );
-    assert_eq!(by_status(vec![MissionStatus::Cancelled]), Vec::<i64>::new());
+    assert_eq!(
+        by_status(vec![MissionStatus::Cancelled]),
+        Vec::<MissionId>::new()
+    );
 
     let by_kind = |kinds: Vec<MissionType>| {
         mission_ids(&list_missions(
@@ -2014,7 +2026,10 @@ fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
         by_kind(vec![K::Custom, K::DataExtraction]),
         [axb.id, percent.id]
     );
-    assert_eq!(by_kind(vec![K::DocumentVerification]), Vec::<i64>::new());
+    assert_eq!(
+        by_kind(vec![K::DocumentVerification]),
+        Vec::<MissionId>::new()
+    );
 
     let by_priority = |priorities: Vec<Priority>| {
         mission_ids(&list_missions(
@@ -2048,7 +2063,7 @@ fn missions_list_filters_and_search(uow: &DieselUnitOfWork) {
     assert_eq!(search("%", of_alice()), [percent.id]);
     assert_eq!(search("_", of_alice()), [a_b.id]);
     assert_eq!(search("a_b", of_alice()), [a_b.id]);
-    assert_eq!(search("nothing", of_alice()), Vec::<i64>::new());
+    assert_eq!(search("nothing", of_alice()), Vec::<MissionId>::new());
     // An empty search filters nothing.
     assert_eq!(search("", of_alice()).len(), 4);
 
@@ -2305,7 +2320,7 @@ fn missions_counts_without_a_query_per_row(uow: &DieselUnitOfWork) {
     );
 
     let listed = list_missions(uow, MissionQuery::default());
-    let listed: Vec<(i64, (u64, u64, u64))> = listed
+    let listed: Vec<(MissionId, (u64, u64, u64))> = listed
         .items
         .iter()
         .map(|mission| (mission.id, counts(mission)))
@@ -2327,7 +2342,7 @@ fn missions_counts_without_a_query_per_row(uow: &DieselUnitOfWork) {
     let busy_documents = rd(uow, |repos| {
         Ok(repos.documents().list_for_mission(busy.id)?)
     });
-    let move_to = |id: i64, mission: Option<i64>| {
+    let move_to = |id: DocumentId, mission: Option<MissionId>| {
         let changes = autodocs_domain::document::DocumentChanges {
             mission: Some(mission),
             ..Default::default()
@@ -2346,7 +2361,7 @@ fn missions_counts_without_a_query_per_row(uow: &DieselUnitOfWork) {
     tx(uow, |repos| {
         Ok(repos.documents().delete(docs_only_documents[0].id)?)
     });
-    let counts_of = |id: i64| counts(&find_mission(uow, id, None).expect("mission"));
+    let counts_of = |id: MissionId| counts(&find_mission(uow, id, None).expect("mission"));
     assert_eq!(
         counts_of(busy.id),
         (1, 1, 0),
@@ -2504,7 +2519,12 @@ fn missions_transition_from_wrong_status_changes_nothing(uow: &DieselUnitOfWork)
     assert!(!transition(uow, mission.id, MissionAction::Pause, t1));
     assert!(!transition(uow, mission.id, MissionAction::Complete, t1));
     assert!(
-        !transition(uow, mission.id + 1000, MissionAction::Start, t1),
+        !transition(
+            uow,
+            MissionId(mission.id.0 + 1000),
+            MissionAction::Start,
+            t1
+        ),
         "no such mission"
     );
     assert_eq!(find_mission(uow, mission.id, None), Some(mission.clone()));
@@ -2566,7 +2586,7 @@ fn missions_delete_spares_protected_status(uow: &DieselUnitOfWork) {
     insert_document(uow, alice.id, Some(idle.id), "doc");
     assert!(transition(uow, running.id, MissionAction::Start, t0()));
 
-    let delete = |id: i64| {
+    let delete = |id: MissionId| {
         tx(uow, |repos| {
             Ok(repos.missions().delete(id, MissionStatus::InProgress)?)
         })
@@ -2591,7 +2611,7 @@ fn missions_delete_spares_protected_status(uow: &DieselUnitOfWork) {
 // Plan steps
 // ---------------------------------------------------------------------------
 
-fn new_step(mission: i64, parent: Option<&PlanStep>, title: &str, order: i32) -> NewPlanStep {
+fn new_step(mission: MissionId, parent: Option<&PlanStep>, title: &str, order: i32) -> NewPlanStep {
     NewPlanStep {
         mission,
         parent: parent.map(|parent| parent.id),
@@ -2607,19 +2627,19 @@ fn create_step(uow: &DieselUnitOfWork, new: &NewPlanStep, at: DateTime<Utc>) -> 
     tx(uow, |repos| Ok(repos.steps().create(new, at)?))
 }
 
-fn list_steps(uow: &DieselUnitOfWork, mission: i64) -> Vec<PlanStep> {
+fn list_steps(uow: &DieselUnitOfWork, mission: MissionId) -> Vec<PlanStep> {
     rd(uow, |repos| Ok(repos.steps().list(mission)?))
 }
 
-fn step_ids(steps: &[PlanStep]) -> Vec<i64> {
+fn step_ids(steps: &[PlanStep]) -> Vec<StepId> {
     steps.iter().map(|step| step.id).collect()
 }
 
-fn find_step(uow: &DieselUnitOfWork, mission: i64, id: i64) -> Option<PlanStep> {
+fn find_step(uow: &DieselUnitOfWork, mission: MissionId, id: StepId) -> Option<PlanStep> {
     rd(uow, |repos| Ok(repos.steps().find(mission, id)?))
 }
 
-fn update_step(uow: &DieselUnitOfWork, id: i64, changes: &StepChanges, at: DateTime<Utc>) {
+fn update_step(uow: &DieselUnitOfWork, id: StepId, changes: &StepChanges, at: DateTime<Utc>) {
     tx(uow, |repos| Ok(repos.steps().update(id, changes, at)?));
 }
 
@@ -2638,7 +2658,7 @@ fn steps_create_list_and_find(uow: &DieselUnitOfWork) {
         },
         t0(),
     );
-    assert!(first.id > 0);
+    assert!(first.id.0 > 0);
     assert_eq!(first.mission, mission.id);
     assert_eq!(first.parent, None);
     assert_eq!(first.title.as_str(), "First");
@@ -2675,7 +2695,7 @@ fn steps_create_list_and_find(uow: &DieselUnitOfWork) {
     assert_eq!(steps[0], first);
     assert_eq!(steps[3].action, fetch);
     assert_eq!(step_ids(&list_steps(uow, other.id)), [elsewhere.id]);
-    assert!(list_steps(uow, other.id + 1000).is_empty());
+    assert!(list_steps(uow, MissionId(other.id.0 + 1000)).is_empty());
 
     assert_eq!(find_step(uow, mission.id, child.id), Some(child.clone()));
     assert_eq!(
@@ -2683,14 +2703,14 @@ fn steps_create_list_and_find(uow: &DieselUnitOfWork) {
         None,
         "a step of another mission"
     );
-    assert_eq!(find_step(uow, mission.id, child.id + 1000), None);
+    assert_eq!(find_step(uow, mission.id, StepId(child.id.0 + 1000)), None);
 
     // An action that somehow is not valid JSON reads as manual.
     {
         use autodocs_db::schema::missions_planstep as step;
         use diesel::prelude::*;
         let mut conn = uow.database().connection().expect("a connection");
-        diesel::update(step::table.find(second.id))
+        diesel::update(step::table.find(second.id.0))
             .set(step::action.eq("not json"))
             .execute(&mut *conn)
             .expect("corrupt the action");
@@ -2702,7 +2722,7 @@ fn steps_create_list_and_find(uow: &DieselUnitOfWork) {
 
     // A parent in another mission... is the domain's check; a missing one is refused.
     let orphan = NewPlanStep {
-        parent: Some(elsewhere.id + 1000),
+        parent: Some(StepId(elsewhere.id.0 + 1000)),
         depth: 2,
         ..new_step(mission.id, None, "Orphan", 0)
     };
@@ -2852,7 +2872,7 @@ fn steps_delete_counts_the_subtree(uow: &DieselUnitOfWork) {
     );
     let elsewhere = create_step(uow, &new_step(other.id, None, "elsewhere", 0), t0());
 
-    let delete = |id: i64| tx(uow, |repos| Ok(repos.steps().delete(id)?));
+    let delete = |id: StepId| tx(uow, |repos| Ok(repos.steps().delete(id)?));
     assert_eq!(delete(root.id), 3, "root, middle and leaf");
     assert_eq!(
         step_ids(&list_steps(uow, mission.id)),
@@ -2871,7 +2891,7 @@ fn steps_skip_open_and_next_order(uow: &DieselUnitOfWork) {
     let alice = create_user(uow, "alice", "alice@example.com");
     let mission = simple_mission(uow, alice.id, "mission", 0);
     let other = simple_mission(uow, alice.id, "other", 1);
-    let next_order = |mission: i64, parent: Option<i64>| {
+    let next_order = |mission: MissionId, parent: Option<StepId>| {
         rd(uow, |repos| {
             Ok(repos.steps().next_order(mission, parent)?)
         })
@@ -2956,7 +2976,7 @@ fn steps_skip_open_and_next_order(uow: &DieselUnitOfWork) {
 
 fn new_document(
     owner: UserId,
-    mission: Option<i64>,
+    mission: Option<MissionId>,
     name: &str,
     kind: autodocs_domain::document::DocumentType,
     size: u64,
@@ -3075,7 +3095,7 @@ fn documents_round_trip_filter_verify_and_delete(uow: &DieselUnitOfWork) {
     assert_eq!(listed, vec![first.clone()]);
 
     // Lists.
-    let ids = |query: DocumentQuery| -> Vec<i64> {
+    let ids = |query: DocumentQuery| -> Vec<DocumentId> {
         found_page(rd(uow, |repos| Ok(repos.documents().list(&query)?)))
             .items
             .iter()

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::activity::SystemActivity;
+use crate::ids::{ActivityId, DocumentId, MissionId};
 use crate::paging::PageRequest;
 use crate::user::UserId;
 
@@ -11,7 +12,7 @@ use crate::user::UserId;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activity {
     /// Primary key.
-    pub id: i64,
+    pub id: ActivityId,
     /// A system type such as `mission_created`, or a client's own type.
     pub kind: String,
     /// Human-readable summary.
@@ -21,9 +22,9 @@ pub struct Activity {
     /// Whose activity it is.
     pub user: Option<UserId>,
     /// The mission it concerns.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// The document it concerns.
-    pub document: Option<i64>,
+    pub document: Option<DocumentId>,
     /// When it happened.
     pub timestamp: DateTime<Utc>,
 }
@@ -40,9 +41,9 @@ pub struct NewActivity {
     /// Whose activity it is.
     pub user: Option<UserId>,
     /// The mission it concerns.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// The document it concerns.
-    pub document: Option<i64>,
+    pub document: Option<DocumentId>,
 }
 
 impl NewActivity {
@@ -59,13 +60,13 @@ impl NewActivity {
     }
 
     /// Sets the mission it concerns.
-    pub fn with_mission(mut self, mission: i64) -> Self {
+    pub fn with_mission(mut self, mission: MissionId) -> Self {
         self.mission = Some(mission);
         self
     }
 
     /// Sets the document it concerns.
-    pub fn with_document(mut self, document: i64) -> Self {
+    pub fn with_document(mut self, document: DocumentId) -> Self {
         self.document = Some(document);
         self
     }
@@ -85,9 +86,9 @@ pub struct ActivityQuery {
     /// Only these types.
     pub kinds: Vec<String>,
     /// Only this mission's.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// Only this document's.
-    pub document: Option<i64>,
+    pub document: Option<DocumentId>,
     /// At or after this instant.
     pub since: Option<DateTime<Utc>>,
     /// At or before this instant.

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
+use crate::ids::{DocumentId, MissionId};
 use crate::paging::PageRequest;
 use crate::text::text_value;
 use crate::transition::InvalidTransition;
@@ -736,7 +737,7 @@ text_value!(StorageKey);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     /// Primary key.
-    pub id: i64,
+    pub id: DocumentId,
     /// Display name.
     pub name: DocumentName,
     /// What it is.
@@ -748,7 +749,7 @@ pub struct Document {
     /// Why the last verification rejected it (empty otherwise).
     pub verification_error: String,
     /// The mission it belongs to.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// Its owner.
     pub owner: UserId,
     /// The client's file name, sanitised.
@@ -805,7 +806,7 @@ pub struct NewDocument {
     /// What it is.
     pub kind: DocumentType,
     /// The mission it belongs to (the owner's own).
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// Its owner.
     pub owner: UserId,
     /// The client's file name, sanitised.
@@ -828,7 +829,7 @@ pub struct DocumentChanges {
     /// New type.
     pub kind: Option<DocumentType>,
     /// New mission (`Some(None)` detaches it).
-    pub mission: Option<Option<i64>>,
+    pub mission: Option<Option<MissionId>>,
 }
 
 impl DocumentChanges {
@@ -886,7 +887,7 @@ pub struct DocumentQuery {
     /// Only this owner's documents (`None`: everyone's).
     pub owner: Option<UserId>,
     /// Only documents of any of these missions (empty: all).
-    pub missions: Vec<i64>,
+    pub missions: Vec<MissionId>,
     /// Any of these types.
     pub kinds: Vec<DocumentType>,
     /// Any of these statuses.

@@ -2,6 +2,7 @@
 
 use crate::activity_log::Activity;
 use crate::document::Document;
+use crate::ids::{ActivityId, DocumentId, MissionId};
 use crate::mission::Mission;
 use crate::user::UserId;
 
@@ -48,7 +49,7 @@ pub struct Event {
     /// The user whose sockets receive it.
     pub user: UserId,
     /// The mission it concerns, for mission sockets.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
     /// The content.
     pub payload: EventPayload,
 }
@@ -70,11 +71,11 @@ impl Event {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventRef {
     /// An activity by id.
-    Activity(i64),
+    Activity(ActivityId),
     /// A mission by id.
-    Mission(i64),
+    Mission(MissionId),
     /// A document by id.
-    Document(i64),
+    Document(DocumentId),
     /// The revocation of a user's live connections; carries everything
     /// itself (there is no row to load).
     SessionsRevoked(UserId),
@@ -96,9 +97,9 @@ impl EventRef {
         let (kind, id) = text.split_once(':')?;
         let id = id.parse().ok()?;
         match kind {
-            "a" => Some(EventRef::Activity(id)),
-            "m" => Some(EventRef::Mission(id)),
-            "d" => Some(EventRef::Document(id)),
+            "a" => Some(EventRef::Activity(ActivityId(id))),
+            "m" => Some(EventRef::Mission(MissionId(id))),
+            "d" => Some(EventRef::Document(DocumentId(id))),
             "r" => Some(EventRef::SessionsRevoked(UserId(id))),
             _ => None,
         }
@@ -128,9 +129,9 @@ mod tests {
     #[test]
     fn references_round_trip() {
         for reference in [
-            EventRef::Activity(12),
-            EventRef::Mission(3),
-            EventRef::Document(5),
+            EventRef::Activity(ActivityId(12)),
+            EventRef::Mission(MissionId(3)),
+            EventRef::Document(DocumentId(5)),
             EventRef::SessionsRevoked(UserId(9)),
         ] {
             assert_eq!(EventRef::decode(&reference.encode()), Some(reference));

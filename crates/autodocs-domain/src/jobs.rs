@@ -9,13 +9,15 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
+use crate::ids::{JobId, MissionId};
+
 /// What a job does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobKind {
     /// Run the next automated step of an in-progress mission.
     AdvanceMission {
         /// The mission.
-        mission: i64,
+        mission: MissionId,
     },
     /// Delete expired refresh tokens.
     PurgeRefreshTokens,
@@ -57,10 +59,14 @@ impl JobKind {
     /// Rebuilds a kind from its stored name and payload.
     pub fn from_stored(name: &str, payload: &Value) -> Option<Self> {
         match name {
-            "advance_mission" => payload
-                .get("mission")?
-                .as_i64()
-                .map(|mission| JobKind::AdvanceMission { mission }),
+            "advance_mission" => {
+                payload
+                    .get("mission")?
+                    .as_i64()
+                    .map(|mission| JobKind::AdvanceMission {
+                        mission: MissionId(mission),
+                    })
+            }
             "purge_refresh_tokens" => Some(JobKind::PurgeRefreshTokens),
             "sweep_files" => Some(JobKind::SweepFiles),
             "flag_overdue_missions" => Some(JobKind::FlagOverdueMissions),
@@ -73,7 +79,7 @@ impl JobKind {
     }
 
     /// The mission a job concerns, if any.
-    pub fn mission(&self) -> Option<i64> {
+    pub fn mission(&self) -> Option<MissionId> {
         match self {
             JobKind::AdvanceMission { mission } => Some(*mission),
             _ => None,
@@ -164,7 +170,7 @@ impl std::fmt::Display for JobStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
     /// Its id.
-    pub id: i64,
+    pub id: JobId,
     /// The stored kind name.
     pub kind: String,
     /// Where it is in its life.
@@ -178,7 +184,7 @@ pub struct JobRecord {
     /// The last failure, if any.
     pub last_error: Option<String>,
     /// The mission it concerns, if any.
-    pub mission: Option<i64>,
+    pub mission: Option<MissionId>,
 }
 
 /// A job to enqueue.
@@ -232,7 +238,7 @@ impl NewJob {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedJob {
     /// Its id.
-    pub id: i64,
+    pub id: JobId,
     /// What it does (`None`: an unknown stored kind, buried at once).
     pub kind: Option<JobKind>,
     /// The stored kind name.
@@ -338,7 +344,9 @@ mod tests {
     #[test]
     fn kinds_round_trip() {
         for kind in [
-            JobKind::AdvanceMission { mission: 7 },
+            JobKind::AdvanceMission {
+                mission: MissionId(7),
+            },
             JobKind::PurgeRefreshTokens,
             JobKind::SweepFiles,
             JobKind::FlagOverdueMissions,

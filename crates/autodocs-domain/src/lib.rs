@@ -84,6 +84,7 @@ pub mod activity_log;
 pub mod document;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod instance;
 pub mod jobs;
 pub mod mission;
@@ -98,6 +99,7 @@ pub mod user;
 pub mod validation;
 
 pub use error::{Error, RepoError, Result};
+pub use ids::{ActivityId, DocumentId, JobId, MissionId, StepId, UserId};
 pub use usecases::{Limits, Ports, Services};
 
 /// The README's examples, compiled with the doc tests so they stay true.

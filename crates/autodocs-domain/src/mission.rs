@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
+use crate::ids::MissionId;
 use crate::text::text_value;
 use crate::validation::{InvalidValue, bounded_text, optional_text};
 
@@ -911,7 +912,7 @@ mod tests {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mission {
     /// Primary key.
-    pub id: i64,
+    pub id: MissionId,
     /// Title.
     pub title: Title,
     /// Description, possibly empty.

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
+use crate::ids::{MissionId, StepId};
 use crate::mission::{InvalidTransition, Progress};
 use crate::validation::InvalidValue;
 
@@ -356,12 +357,12 @@ pub const MAX_DEPTH: usize = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParentInfo<'a> {
     /// The parent's id.
-    pub id: i64,
+    pub id: StepId,
     /// The mission the parent belongs to.
-    pub mission_id: i64,
+    pub mission_id: MissionId,
     /// The ids of the parent's own ancestors, from its parent up to the root
     /// (any order; empty for a root step). Its length is the parent's depth − 1.
-    pub ancestor_ids: &'a [i64],
+    pub ancestor_ids: &'a [StepId],
 }
 
 impl ParentInfo<'_> {
@@ -385,8 +386,8 @@ impl ParentInfo<'_> {
 /// and a step or descendant ending deeper than [`MAX_DEPTH`]
 /// (`Plan steps can be nested at most 5 levels deep.`).
 pub fn check_parent(
-    mission_id: i64,
-    step_id: Option<i64>,
+    mission_id: MissionId,
+    step_id: Option<StepId>,
     parent: Option<ParentInfo<'_>>,
     subtree_height: usize,
 ) -> Result<usize, InvalidValue> {
@@ -436,9 +437,9 @@ impl HasStepStatus for StepStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepNode<T> {
     /// The step's id.
-    pub id: i64,
+    pub id: StepId,
     /// The parent's id, as given (even for an orphan promoted to the top).
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<StepId>,
     /// Position among siblings.
     pub order: i64,
     /// The caller's data for this step.
@@ -481,9 +482,9 @@ impl<T> PlanStepTree<T> {
     /// among the rows is put at the top level. Rows that only a cycle of
     /// parents leads to (corrupt data) are left out. Duplicate ids keep the
     /// first row.
-    pub fn build(rows: impl IntoIterator<Item = (i64, Option<i64>, i64, T)>) -> Self {
+    pub fn build(rows: impl IntoIterator<Item = (StepId, Option<StepId>, i64, T)>) -> Self {
         let mut nodes: Vec<Option<StepNode<T>>> = Vec::new();
-        let mut index: HashMap<i64, usize> = HashMap::new();
+        let mut index: HashMap<StepId, usize> = HashMap::new();
         for (id, parent_id, order, item) in rows {
             if index.contains_key(&id) {
                 continue;
@@ -576,7 +577,7 @@ impl<T> PlanStepTree<T> {
     }
 
     /// The step with this id.
-    pub fn find(&self, id: i64) -> Option<&StepNode<T>> {
+    pub fn find(&self, id: StepId) -> Option<&StepNode<T>> {
         self.depth_first()
             .map(|(node, _)| node)
             .find(|node| node.id == id)
@@ -584,8 +585,8 @@ impl<T> PlanStepTree<T> {
 
     /// The ids of the ancestors of step `id`, from its parent up to the root;
     /// `None` if the step is not in the tree.
-    pub fn ancestor_ids(&self, id: i64) -> Option<Vec<i64>> {
-        let mut path: Vec<i64> = Vec::new();
+    pub fn ancestor_ids(&self, id: StepId) -> Option<Vec<StepId>> {
+        let mut path: Vec<StepId> = Vec::new();
         let mut stack: Vec<(&StepNode<T>, usize)> =
             self.roots.iter().rev().map(|node| (node, 1)).collect();
         while let Some((node, depth)) = stack.pop() {
@@ -607,11 +608,11 @@ impl<T> PlanStepTree<T> {
     /// exists at all.
     pub fn check_parent(
         &self,
-        step_id: Option<i64>,
-        parent_id: Option<i64>,
+        step_id: Option<StepId>,
+        parent_id: Option<StepId>,
     ) -> Result<usize, InvalidValue> {
-        const SELF_MISSION: i64 = 0;
-        const OTHER_MISSION: i64 = 1;
+        const SELF_MISSION: MissionId = MissionId(0);
+        const OTHER_MISSION: MissionId = MissionId(1);
         let height = step_id
             .and_then(|id| self.find(id))
             .map_or(1, StepNode::height);
@@ -658,7 +659,7 @@ impl<T: HasStepStatus> PlanStepTree<T> {
     /// The step the job engine should look at next: the first leaf, in
     /// depth-first order by `order`, that is not done (`completed`/`skipped`).
     /// `None` when every leaf is done (or there are none).
-    pub fn next_runnable(&self) -> Option<i64> {
+    pub fn next_runnable(&self) -> Option<StepId> {
         self.leaves()
             .find(|node| !node.item.step_status().is_done())
             .map(|node| node.id)
@@ -985,12 +986,23 @@ mod tests {
         assert!(error.len() < 200);
     }
 
-    fn parent(id: i64, mission_id: i64, ancestor_ids: &[i64]) -> ParentInfo<'_> {
+    fn parent(id: i64, mission_id: i64, ancestor_ids: &[StepId]) -> ParentInfo<'_> {
         ParentInfo {
-            id,
-            mission_id,
+            id: StepId(id),
+            mission_id: MissionId(mission_id),
             ancestor_ids,
         }
+    }
+
+    fn ids(raw: &[i64]) -> Vec<StepId> {
+        raw.iter().copied().map(StepId).collect()
+    }
+
+    fn build<T>(rows: impl IntoIterator<Item = (i64, Option<i64>, i64, T)>) -> PlanStepTree<T> {
+        PlanStepTree::build(
+            rows.into_iter()
+                .map(|(id, parent, order, item)| (StepId(id), parent.map(StepId), order, item)),
+        )
     }
 
     #[test]
@@ -1003,41 +1015,78 @@ mod tests {
             "Parent step must belong to the same mission.",
         ));
         // Top level.
-        assert_eq!(check_parent(1, None, None, 1), Ok(1));
-        assert_eq!(check_parent(1, Some(9), None, 5), Ok(1));
-        assert_eq!(check_parent(1, Some(9), None, 6), too_deep);
-        assert_eq!(check_parent(1, None, None, 0), Ok(1));
+        assert_eq!(check_parent(MissionId(1), None, None, 1), Ok(1));
+        assert_eq!(check_parent(MissionId(1), Some(StepId(9)), None, 5), Ok(1));
+        assert_eq!(
+            check_parent(MissionId(1), Some(StepId(9)), None, 6),
+            too_deep
+        );
+        assert_eq!(check_parent(MissionId(1), None, None, 0), Ok(1));
         // Under a root (depth 1) -> depth 2.
-        assert_eq!(check_parent(1, None, Some(parent(10, 1, &[])), 1), Ok(2));
+        assert_eq!(
+            check_parent(MissionId(1), None, Some(parent(10, 1, &[])), 1),
+            Ok(2)
+        );
         // Under a step at depth 4 -> depth 5: fine for a leaf, not for a subtree.
         assert_eq!(
-            check_parent(1, Some(99), Some(parent(10, 1, &[1, 2, 3])), 1),
+            check_parent(
+                MissionId(1),
+                Some(StepId(99)),
+                Some(parent(10, 1, &ids(&[1, 2, 3]))),
+                1
+            ),
             Ok(5)
         );
         assert_eq!(
-            check_parent(1, Some(99), Some(parent(10, 1, &[1, 2, 3])), 2),
+            check_parent(
+                MissionId(1),
+                Some(StepId(99)),
+                Some(parent(10, 1, &ids(&[1, 2, 3]))),
+                2
+            ),
             too_deep
         );
         // Under a step at depth 5.
         assert_eq!(
-            check_parent(1, None, Some(parent(10, 1, &[1, 2, 3, 4])), 1),
+            check_parent(
+                MissionId(1),
+                None,
+                Some(parent(10, 1, &ids(&[1, 2, 3, 4]))),
+                1
+            ),
             too_deep
         );
         // Another mission.
-        assert_eq!(check_parent(1, None, Some(parent(10, 2, &[])), 1), other);
+        assert_eq!(
+            check_parent(MissionId(1), None, Some(parent(10, 2, &[])), 1),
+            other
+        );
         // Under itself, under a descendant.
         assert_eq!(
-            check_parent(1, Some(10), Some(parent(10, 1, &[])), 1),
+            check_parent(MissionId(1), Some(StepId(10)), Some(parent(10, 1, &[])), 1),
             cycle
         );
         assert_eq!(
-            check_parent(1, Some(3), Some(parent(10, 1, &[5, 3, 1])), 2),
+            check_parent(
+                MissionId(1),
+                Some(StepId(3)),
+                Some(parent(10, 1, &ids(&[5, 3, 1]))),
+                2
+            ),
             cycle
         );
         // A sibling is fine.
-        assert_eq!(check_parent(1, Some(3), Some(parent(4, 1, &[1])), 2), Ok(3));
+        assert_eq!(
+            check_parent(
+                MissionId(1),
+                Some(StepId(3)),
+                Some(parent(4, 1, &ids(&[1]))),
+                2
+            ),
+            Ok(3)
+        );
         // Huge heights do not overflow.
-        assert_eq!(check_parent(1, None, None, usize::MAX), too_deep);
+        assert_eq!(check_parent(MissionId(1), None, None, usize::MAX), too_deep);
     }
 
     /// 1
@@ -1048,7 +1097,7 @@ mod tests {
     /// 6 (order 2, root)
     /// 7 (orphan: parent 999 missing) -> top level
     fn sample() -> PlanStepTree<StepStatus> {
-        PlanStepTree::build(vec![
+        build(vec![
             (5, Some(1), 1, S::Pending),
             (4, Some(2), 5, S::Pending),
             (6, None, 2, S::Pending),
@@ -1064,37 +1113,37 @@ mod tests {
         let tree = sample();
         let order: Vec<(i64, usize)> = tree
             .depth_first()
-            .map(|(node, depth)| (node.id, depth))
+            .map(|(node, depth)| (node.id.0, depth))
             .collect();
         assert_eq!(
             order,
             vec![(1, 1), (2, 2), (3, 3), (4, 3), (5, 2), (6, 1), (7, 1)]
         );
-        let leaves: Vec<i64> = tree.leaves().map(|node| node.id).collect();
+        let leaves: Vec<i64> = tree.leaves().map(|node| node.id.0).collect();
         assert_eq!(leaves, vec![3, 4, 5, 6, 7]);
         assert_eq!(tree.roots().len(), 3);
-        assert_eq!(tree.find(1).map(StepNode::height), Some(3));
-        assert_eq!(tree.find(3).map(StepNode::height), Some(1));
-        assert_eq!(tree.ancestor_ids(4), Some(vec![2, 1]));
-        assert_eq!(tree.ancestor_ids(1), Some(vec![]));
-        assert_eq!(tree.ancestor_ids(5), Some(vec![1]));
-        assert_eq!(tree.ancestor_ids(42), None);
+        assert_eq!(tree.find(StepId(1)).map(StepNode::height), Some(3));
+        assert_eq!(tree.find(StepId(3)).map(StepNode::height), Some(1));
+        assert_eq!(tree.ancestor_ids(StepId(4)), Some(ids(&[2, 1])));
+        assert_eq!(tree.ancestor_ids(StepId(1)), Some(vec![]));
+        assert_eq!(tree.ancestor_ids(StepId(5)), Some(ids(&[1])));
+        assert_eq!(tree.ancestor_ids(StepId(42)), None);
         // Ties in order fall back to the id.
-        let tied = PlanStepTree::build(vec![(9, None, 0, S::Pending), (8, None, 0, S::Pending)]);
-        let ids: Vec<i64> = tied.roots().iter().map(|n| n.id).collect();
+        let tied = build(vec![(9, None, 0, S::Pending), (8, None, 0, S::Pending)]);
+        let ids: Vec<i64> = tied.roots().iter().map(|n| n.id.0).collect();
         assert_eq!(ids, vec![8, 9]);
-        assert!(PlanStepTree::<StepStatus>::build(Vec::new()).is_empty());
+        assert!(build::<StepStatus>(Vec::new()).is_empty());
     }
 
     #[test]
     fn next_runnable_and_progress() {
         let tree = sample();
         // 3 is completed, so the first open leaf is 4.
-        assert_eq!(tree.next_runnable(), Some(4));
+        assert_eq!(tree.next_runnable(), Some(StepId(4)));
         assert_eq!(tree.progress().value(), 20);
         assert!(!tree.all_leaves_done());
 
-        let done = PlanStepTree::build(vec![
+        let done = build(vec![
             (1, None, 0, S::Pending),
             (2, Some(1), 0, S::Completed),
             (3, Some(1), 1, S::Skipped),
@@ -1104,9 +1153,8 @@ mod tests {
         assert_eq!(done.progress(), Progress::COMPLETE);
         assert!(done.all_leaves_done());
 
-        let failed_first =
-            PlanStepTree::build(vec![(1, None, 0, S::Failed), (2, None, 1, S::Pending)]);
-        assert_eq!(failed_first.next_runnable(), Some(1));
+        let failed_first = build(vec![(1, None, 0, S::Failed), (2, None, 1, S::Pending)]);
+        assert_eq!(failed_first.next_runnable(), Some(StepId(1)));
         let empty = PlanStepTree::<StepStatus>::default();
         assert_eq!(empty.next_runnable(), None);
         assert_eq!(empty.progress(), Progress::ZERO);
@@ -1116,24 +1164,24 @@ mod tests {
     #[test]
     fn corrupt_rows_terminate() {
         // 1 <-> 2 cycle, 3 its own parent, duplicate id 4.
-        let tree = PlanStepTree::build(vec![
+        let tree = build(vec![
             (1, Some(2), 0, S::Pending),
             (2, Some(1), 0, S::Pending),
             (3, Some(3), 0, S::Pending),
             (4, None, 0, S::Pending),
             (4, None, 1, S::Completed),
         ]);
-        let ids: Vec<i64> = tree.depth_first().map(|(node, _)| node.id).collect();
+        let ids: Vec<i64> = tree.depth_first().map(|(node, _)| node.id.0).collect();
         assert_eq!(ids, vec![3, 4]);
-        assert_eq!(tree.find(4).map(|n| n.item), Some(S::Pending));
+        assert_eq!(tree.find(StepId(4)).map(|n| n.item), Some(S::Pending));
 
         // A very deep chain is built without recursion.
-        let deep = PlanStepTree::build(
+        let deep = build(
             (1..=100_000_i64)
                 .map(|id| (id, if id == 1 { None } else { Some(id - 1) }, 0, S::Pending)),
         );
         assert_eq!(deep.depth_first().count(), 100_000);
-        assert_eq!(deep.next_runnable(), Some(100_000));
+        assert_eq!(deep.next_runnable(), Some(StepId(100_000)));
         // Dropping it must not overflow the stack either (see Drop below).
         drop(deep);
     }
@@ -1142,27 +1190,27 @@ mod tests {
     fn tree_check_parent() {
         let tree = sample();
         let cycle = Err(InvalidValue::new("A step cannot be its own ancestor."));
-        assert_eq!(tree.check_parent(Some(1), Some(4)), cycle);
-        assert_eq!(tree.check_parent(Some(2), Some(2)), cycle);
-        assert_eq!(tree.check_parent(Some(6), Some(4)), Ok(4));
+        assert_eq!(tree.check_parent(Some(StepId(1)), Some(StepId(4))), cycle);
+        assert_eq!(tree.check_parent(Some(StepId(2)), Some(StepId(2))), cycle);
+        assert_eq!(tree.check_parent(Some(StepId(6)), Some(StepId(4))), Ok(4));
         // Subtree of 1 has height 3: under 6 (depth 1) ends at depth 4.
-        assert_eq!(tree.check_parent(Some(1), Some(6)), Ok(2));
+        assert_eq!(tree.check_parent(Some(StepId(1)), Some(StepId(6))), Ok(2));
         assert_eq!(tree.check_parent(None, None), Ok(1));
         assert_eq!(
-            tree.check_parent(None, Some(12345)),
+            tree.check_parent(None, Some(StepId(12345))),
             Err(InvalidValue::new(
                 "Parent step must belong to the same mission."
             ))
         );
         // A chain 1..=5: nothing may go under 5, and 2's subtree (height 4)
         // cannot go under 3 (cycle) nor stay deeper than 5.
-        let chain = PlanStepTree::build(
+        let chain = build(
             (1..=5_i64).map(|id| (id, if id == 1 { None } else { Some(id - 1) }, 0, S::Pending)),
         );
-        assert!(chain.check_parent(None, Some(5)).is_err());
-        assert_eq!(chain.check_parent(None, Some(4)), Ok(5));
-        assert_eq!(chain.check_parent(Some(5), None), Ok(1));
-        let extra = PlanStepTree::build(vec![
+        assert!(chain.check_parent(None, Some(StepId(5))).is_err());
+        assert_eq!(chain.check_parent(None, Some(StepId(4))), Ok(5));
+        assert_eq!(chain.check_parent(Some(StepId(5)), None), Ok(1));
+        let extra = build(vec![
             (1, None, 0, S::Pending),
             (2, Some(1), 0, S::Pending),
             (10, None, 1, S::Pending),
@@ -1171,8 +1219,12 @@ mod tests {
             (13, Some(12), 0, S::Pending),
         ]);
         // 10's subtree has height 4: under 2 (depth 2) it would reach depth 6.
-        assert!(extra.check_parent(Some(10), Some(2)).is_err());
-        assert_eq!(extra.check_parent(Some(10), Some(1)), Ok(2));
+        assert!(
+            extra
+                .check_parent(Some(StepId(10)), Some(StepId(2)))
+                .is_err()
+        );
+        assert_eq!(extra.check_parent(Some(StepId(10)), Some(StepId(1))), Ok(2));
     }
 }
 
@@ -1184,11 +1236,11 @@ mod tests {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanStep {
     /// Primary key.
-    pub id: i64,
+    pub id: StepId,
     /// The mission it belongs to.
-    pub mission: i64,
+    pub mission: MissionId,
     /// Its parent step, if any.
-    pub parent: Option<i64>,
+    pub parent: Option<StepId>,
     /// Title.
     pub title: crate::mission::Title,
     /// Description.
@@ -1234,9 +1286,9 @@ impl PlanStepTree<PlanStep> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPlanStep {
     /// The mission.
-    pub mission: i64,
+    pub mission: MissionId,
     /// Parent step, already checked to be of the same mission.
-    pub parent: Option<i64>,
+    pub parent: Option<StepId>,
     /// Title.
     pub title: crate::mission::Title,
     /// Description.
@@ -1259,7 +1311,7 @@ pub struct StepChanges {
     /// New position.
     pub order: Option<i32>,
     /// New parent (`Some(None)`: move to the top level) with the new depth.
-    pub parent: Option<(Option<i64>, u8)>,
+    pub parent: Option<(Option<StepId>, u8)>,
     /// New status.
     pub status: Option<StepStatus>,
     /// New `started_at`.

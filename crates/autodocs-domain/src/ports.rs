@@ -13,6 +13,7 @@ use crate::document::{
     StorageKey, UploadedFile,
 };
 use crate::error::{Error, RepoError};
+use crate::ids::{ActivityId, DocumentId, JobId, MissionId, StepId};
 use crate::mission::{
     Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress,
 };
@@ -128,7 +129,7 @@ pub trait ActivityRepository {
     /// Appends an activity.
     fn record(&mut self, activity: &NewActivity, now: DateTime<Utc>) -> RepoResult<Activity>;
     /// One activity, if `owner` (when given) is its user.
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>>;
+    fn find(&mut self, id: ActivityId, owner: Option<UserId>) -> RepoResult<Option<Activity>>;
     /// A page of activities, newest first.
     fn list(&mut self, query: &ActivityQuery) -> RepoResult<PageResult<Activity>>;
 }
@@ -144,60 +145,70 @@ pub trait MissionRepository {
         now: DateTime<Utc>,
     ) -> RepoResult<Mission>;
     /// A mission with its counts, if `owner` (when given) owns it.
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
+    fn find(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
     /// Like [`MissionRepository::find`], but first locks the mission's row
     /// until the transaction ends. Every transaction that writes a
     /// mission's steps locks the mission first, so two transactions on the
     /// same mission always take their locks in the same order (mission,
     /// then steps) and cannot deadlock; and what is read after the lock
     /// (e.g. the step count) stays true until the commit.
-    fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
+    fn lock(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>>;
     /// A page of missions with their counts, without one query per row.
     fn list(&mut self, query: &MissionQuery) -> RepoResult<PageResult<Mission>>;
     /// Applies changes to the editable fields.
-    fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    fn update(
+        &mut self,
+        id: MissionId,
+        changes: &MissionChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Applies a status change only if the status is still one of `from`
     /// (a conditional update); true if this call won.
     fn transition(
         &mut self,
-        id: i64,
+        id: MissionId,
         from: &[MissionStatus],
         change: &MissionTransition,
         now: DateTime<Utc>,
     ) -> RepoResult<bool>;
     /// Stores a recomputed progress.
-    fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()>;
+    fn set_progress(
+        &mut self,
+        id: MissionId,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Open missions (pending, in progress, paused) whose deadline passed
     /// and that were not flagged overdue yet.
     fn overdue(&mut self, now: DateTime<Utc>) -> RepoResult<Vec<Mission>>;
     /// Flags a mission overdue unless it already is (conditional); true if this call did.
-    fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    fn mark_overdue(&mut self, id: MissionId, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Deletes a mission unless its status is `protected` (conditional); true if deleted.
-    fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool>;
+    fn delete(&mut self, id: MissionId, protected: MissionStatus) -> RepoResult<bool>;
 }
 
 /// Storage of plan steps.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait PlanStepRepository {
     /// Every step of a mission, flat, by `order` then id.
-    fn list(&mut self, mission: i64) -> RepoResult<Vec<PlanStep>>;
+    fn list(&mut self, mission: MissionId) -> RepoResult<Vec<PlanStep>>;
     /// One step of a mission.
-    fn find(&mut self, mission: i64, id: i64) -> RepoResult<Option<PlanStep>>;
+    fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>>;
     /// Inserts a step.
     fn create(&mut self, step: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep>;
     /// Applies changes to a step.
-    fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    fn update(&mut self, id: StepId, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()>;
     /// Starts a pending step (a conditional update); true if this call did,
     /// so two runs racing for the same step cannot both start it.
-    fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    fn start_pending(&mut self, id: StepId, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Sets the stored depth of a step (after its subtree moved).
-    fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()>;
+    fn set_depth(&mut self, id: StepId, depth: u8) -> RepoResult<()>;
     /// Deletes a step and its subtree; returns how many rows went.
-    fn delete(&mut self, id: i64) -> RepoResult<u64>;
+    fn delete(&mut self, id: StepId) -> RepoResult<u64>;
     /// Marks every open step (pending, in progress, failed) of a mission `skipped`.
-    fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64>;
+    fn skip_open(&mut self, mission: MissionId, now: DateTime<Utc>) -> RepoResult<u64>;
     /// The `order` a new last child of `parent` gets.
-    fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32>;
+    fn next_order(&mut self, mission: MissionId, parent: Option<StepId>) -> RepoResult<i32>;
 }
 
 /// Storage of document rows (the bytes live behind [`FileStorage`]).
@@ -206,22 +217,27 @@ pub trait DocumentRepository {
     /// Inserts a document (status `uploaded`).
     fn create(&mut self, document: &NewDocument, now: DateTime<Utc>) -> RepoResult<Document>;
     /// A document, if `owner` (when given) owns it.
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Document>>;
+    fn find(&mut self, id: DocumentId, owner: Option<UserId>) -> RepoResult<Option<Document>>;
     /// A page of documents.
     fn list(&mut self, query: &DocumentQuery) -> RepoResult<PageResult<Document>>;
     /// Every document of a mission, newest first.
-    fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>>;
+    fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>>;
     /// Applies changes to the editable fields.
-    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()>;
+    fn update(
+        &mut self,
+        id: DocumentId,
+        changes: &DocumentChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()>;
     /// Stores the result of a verification.
     fn set_verification(
         &mut self,
-        id: i64,
+        id: DocumentId,
         verification: &DocumentVerification,
         now: DateTime<Utc>,
     ) -> RepoResult<()>;
     /// Deletes a document row; false if it was absent.
-    fn delete(&mut self, id: i64) -> RepoResult<bool>;
+    fn delete(&mut self, id: DocumentId) -> RepoResult<bool>;
     /// Which of `keys` some document row references.
     fn existing_storage_keys(&mut self, keys: &[StorageKey]) -> RepoResult<Vec<StorageKey>>;
     /// Whether any document row exists at all (the storage sweep never
@@ -242,8 +258,11 @@ pub trait InstanceRepository {
 pub trait JobQueue {
     /// Enqueues a job in the caller's transaction; `None` when a live job
     /// with the same unique key already exists.
-    fn enqueue(&mut self, job: &crate::jobs::NewJob, now: DateTime<Utc>)
-    -> RepoResult<Option<i64>>;
+    fn enqueue(
+        &mut self,
+        job: &crate::jobs::NewJob,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<JobId>>;
     /// Takes the lease of the next due job (queued and due, or running with
     /// an expired lease), skipping jobs other workers hold. With
     /// `spare_busy_users`, jobs of users who already have a job running are
@@ -264,7 +283,7 @@ pub trait JobQueue {
     /// `false` when the worker no longer holds it.
     fn renew(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -275,7 +294,7 @@ pub trait JobQueue {
     /// later) and this one finishes, so one subject never piles up jobs.
     fn reschedule(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         key: &crate::jobs::JobKey,
@@ -286,7 +305,7 @@ pub trait JobQueue {
     /// to it). A job whose lease lapsed loses its step to whoever asks. At
     /// most one job holds a step (a unique index), so a step's action never
     /// runs twice at once; the step is released when the job leaves `running`.
-    fn take_step(&mut self, job: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    fn take_step(&mut self, job: JobId, step: StepId, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Jobs for an operator, newest first, optionally of one status.
     fn list(
         &mut self,
@@ -295,17 +314,17 @@ pub trait JobQueue {
     ) -> RepoResult<Vec<crate::jobs::JobRecord>>;
     /// Makes a dead (or failed, waiting for its retry) job due at `now`
     /// with its attempts reset; `false` when there is no such job.
-    fn retry(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool>;
+    fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Deletes finished jobs last touched before `before` (and dead ones too
     /// when `dead`); returns how many.
     fn purge(&mut self, before: DateTime<Utc>, dead: bool) -> RepoResult<u64>;
     /// Ends a job this worker holds: done.
-    fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool>;
+    fn finish(&mut self, id: JobId, worker: &str, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Puts a job this worker holds back in the queue for `run_at`;
     /// `error` is kept, and `count_attempt: false` gives the attempt back.
     fn requeue(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         error: Option<String>,
@@ -313,9 +332,15 @@ pub trait JobQueue {
         now: DateTime<Utc>,
     ) -> RepoResult<bool>;
     /// Declares a job dead, kept for inspection.
-    fn bury(&mut self, id: i64, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool>;
-    /// Counts jobs by status name (`queued`, `running`, `done`, `dead`).
-    fn count(&mut self, status: &str) -> RepoResult<u64>;
+    fn bury(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Counts jobs of one status.
+    fn count(&mut self, status: crate::jobs::JobStatus) -> RepoResult<u64>;
 }
 
 /// Every repository, bound to one transaction.
@@ -435,7 +460,7 @@ impl ActivityRepository for RecordingRepositories<'_> {
         Ok(recorded)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+    fn find(&mut self, id: ActivityId, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
         self.inner.activities().find(id, owner)
     }
 

@@ -6,16 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::validation::{InvalidValue, optional_text};
 
-/// The primary key of a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct UserId(pub i64);
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::ids::UserId;
 
 /// A username as Django accepts it: 1–150 of letters, digits and `.@+-_`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use autodocs_domain::MissionId;
 use autodocs_domain::events::{Event, EventPayload, EventPublisher};
 use autodocs_domain::user::UserId;
 use tokio::sync::{mpsc, oneshot};
@@ -91,7 +92,7 @@ pub enum Refused {
 
 struct Subscriber {
     id: u64,
-    mission: Option<i64>,
+    mission: Option<MissionId>,
     queue: mpsc::Sender<Frame>,
     kick: Option<oneshot::Sender<Kick>>,
 }
@@ -204,7 +205,7 @@ impl EventHub {
     pub fn subscribe(
         self: &Arc<Self>,
         user: UserId,
-        mission: Option<i64>,
+        mission: Option<MissionId>,
         authenticated_since: Instant,
     ) -> Result<Subscription, Refused> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -299,7 +300,7 @@ impl EventHub {
 
     /// Delivers a ready frame to a user's sockets (those of `mission`, for
     /// mission sockets).
-    pub fn deliver(&self, user: UserId, mission: Option<i64>, frame: Frame) {
+    pub fn deliver(&self, user: UserId, mission: Option<MissionId>, frame: Frame) {
         let mut subscribers = self.lock();
         let Some(list) = subscribers.get_mut(&user) else {
             return;
@@ -343,10 +344,10 @@ mod tests {
     fn routes_by_user_and_mission_and_drops_slow_sockets() {
         let hub = EventHub::new("http://test");
         let mut alice = subscribe(&hub, 1, None);
-        let mut alice_mission = subscribe(&hub, 1, Some(7));
+        let mut alice_mission = subscribe(&hub, 1, Some(MissionId(7)));
         let mut bob = subscribe(&hub, 2, None);
-        hub.deliver(UserId(1), Some(7), Arc::from("a"));
-        hub.deliver(UserId(1), Some(8), Arc::from("b"));
+        hub.deliver(UserId(1), Some(MissionId(7)), Arc::from("a"));
+        hub.deliver(UserId(1), Some(MissionId(8)), Arc::from("b"));
         assert_eq!(alice.frames.try_recv().ok().as_deref(), Some("a"));
         assert_eq!(alice.frames.try_recv().ok().as_deref(), Some("b"));
         assert_eq!(alice_mission.frames.try_recv().ok().as_deref(), Some("a"));
@@ -361,7 +362,7 @@ mod tests {
         assert_eq!(hub.socket_count(), 1);
     }
 
-    fn subscribe(hub: &Arc<EventHub>, user: i64, mission: Option<i64>) -> Subscription {
+    fn subscribe(hub: &Arc<EventHub>, user: i64, mission: Option<MissionId>) -> Subscription {
         hub.subscribe(UserId(user), mission, Instant::now())
             .expect("a free slot")
     }
@@ -381,7 +382,8 @@ mod tests {
         let hub = hub_with_cap(3);
         let mut held: Vec<Subscription> = (0..3).map(|_| subscribe(&hub, 1, None)).collect();
         assert_eq!(
-            hub.subscribe(UserId(1), Some(4), Instant::now()).err(),
+            hub.subscribe(UserId(1), Some(MissionId(4)), Instant::now())
+                .err(),
             Some(Refused::TooManySockets)
         );
         // Another user is not affected.
@@ -396,7 +398,7 @@ mod tests {
         let hub = hub_with_cap(5);
         let checked_before = Instant::now();
         let mut alice = subscribe(&hub, 1, None);
-        let mut alice_mission = subscribe(&hub, 1, Some(3));
+        let mut alice_mission = subscribe(&hub, 1, Some(MissionId(3)));
         let mut bob = subscribe(&hub, 2, None);
         hub.publish(vec![Event::sessions_revoked(UserId(1))]);
         assert_eq!(alice.kicked.try_recv(), Ok(Kick::Revoked));

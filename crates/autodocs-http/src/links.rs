@@ -20,6 +20,7 @@
 //! is deactivated or deleted, loses access to the document, or the document
 //! is deleted (the serving side checks all of those on every request).
 
+use autodocs_domain::DocumentId;
 use autodocs_domain::user::UserId;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -133,7 +134,7 @@ impl LinkSigner {
     }
 
     /// A link to `document` for `user`, valid from `now` for the lifetime.
-    pub fn issue(&self, document: i64, user: UserId, now: DateTime<Utc>) -> SignedLink {
+    pub fn issue(&self, document: DocumentId, user: UserId, now: DateTime<Utc>) -> SignedLink {
         let expires = now.timestamp().saturating_add(self.lifetime_seconds);
         SignedLink {
             token: self.sign(document, user, expires),
@@ -142,7 +143,7 @@ impl LinkSigner {
     }
 
     /// The token for `document`, `user`, expiring at `expires` (unix seconds).
-    pub fn sign(&self, document: i64, user: UserId, expires: i64) -> String {
+    pub fn sign(&self, document: DocumentId, user: UserId, expires: i64) -> String {
         let mut token = [0u8; TOKEN_BYTES];
         token[..8].copy_from_slice(&user.0.to_be_bytes());
         token[8..16].copy_from_slice(&expires.to_be_bytes());
@@ -161,7 +162,7 @@ impl LinkSigner {
     pub fn verify(
         &self,
         token: &str,
-        document: i64,
+        document: DocumentId,
         now: DateTime<Utc>,
     ) -> Result<UserId, LinkError> {
         if token.len() != TOKEN_CHARS {
@@ -187,10 +188,10 @@ impl LinkSigner {
     }
 
     /// The MAC of a link, before finalising.
-    fn tag(&self, document: i64, user: i64, expires: i64) -> HmacSha256 {
+    fn tag(&self, document: DocumentId, user: i64, expires: i64) -> HmacSha256 {
         let mut mac = mac_with(&self.key);
         mac.update(MESSAGE_DOMAIN);
-        mac.update(&document.to_be_bytes());
+        mac.update(&document.0.to_be_bytes());
         mac.update(&user.to_be_bytes());
         mac.update(&expires.to_be_bytes());
         mac
@@ -249,21 +250,24 @@ mod tests {
     fn a_link_verifies_for_its_document_until_it_expires() {
         let links = signer(b"a secret key of the server");
         let now = at(1_800_000_000);
-        let link = links.issue(7, UserId(42), now);
+        let link = links.issue(DocumentId(7), UserId(42), now);
         assert_eq!(link.token.len(), TOKEN_CHARS);
         assert_eq!(link.expires_at, at(1_800_000_300));
-        assert_eq!(links.verify(&link.token, 7, now), Ok(UserId(42)));
         assert_eq!(
-            links.verify(&link.token, 7, at(1_800_000_299)),
+            links.verify(&link.token, DocumentId(7), now),
             Ok(UserId(42))
         );
         assert_eq!(
-            links.verify(&link.token, 7, at(1_800_000_300)),
+            links.verify(&link.token, DocumentId(7), at(1_800_000_299)),
+            Ok(UserId(42))
+        );
+        assert_eq!(
+            links.verify(&link.token, DocumentId(7), at(1_800_000_300)),
             Err(LinkError::Expired)
         );
         // Another process with the same secret agrees.
         assert_eq!(
-            signer(b"a secret key of the server").verify(&link.token, 7, now),
+            signer(b"a secret key of the server").verify(&link.token, DocumentId(7), now),
             Ok(UserId(42))
         );
     }
@@ -272,17 +276,20 @@ mod tests {
     fn anything_else_is_invalid() {
         let links = signer(b"a secret key of the server");
         let now = at(1_800_000_000);
-        let token = links.issue(7, UserId(42), now).token;
+        let token = links.issue(DocumentId(7), UserId(42), now).token;
         // Another document, another key.
-        assert_eq!(links.verify(&token, 8, now), Err(LinkError::Invalid));
         assert_eq!(
-            signer(b"another server's key").verify(&token, 7, now),
+            links.verify(&token, DocumentId(8), now),
+            Err(LinkError::Invalid)
+        );
+        assert_eq!(
+            signer(b"another server's key").verify(&token, DocumentId(7), now),
             Err(LinkError::Invalid)
         );
         // One character changed in the user, the expiry and the MAC.
         for index in [3, 14, 40, 63] {
             assert_eq!(
-                links.verify(&flip(&token, index), 7, now),
+                links.verify(&flip(&token, index), DocumentId(7), now),
                 Err(LinkError::Invalid),
                 "{index}"
             );
@@ -295,20 +302,27 @@ mod tests {
             format!("{}=", &token[..63]),
             token.replace(|c: char| c.is_ascii_alphanumeric(), "+"),
         ] {
-            assert_eq!(links.verify(&bad, 7, now), Err(LinkError::Invalid), "{bad}");
+            assert_eq!(
+                links.verify(&bad, DocumentId(7), now),
+                Err(LinkError::Invalid),
+                "{bad}"
+            );
         }
         // An expired forgery is invalid, not expired.
         let forged = signer(b"another server's key")
-            .issue(7, UserId(42), at(0))
+            .issue(DocumentId(7), UserId(42), at(0))
             .token;
-        assert_eq!(links.verify(&forged, 7, now), Err(LinkError::Invalid));
+        assert_eq!(
+            links.verify(&forged, DocumentId(7), now),
+            Err(LinkError::Invalid)
+        );
     }
 
     #[test]
     fn the_format_is_the_documented_one() {
         let secret = b"a secret key of the server";
         let links = signer(secret);
-        let token = links.sign(7, UserId(42), 1_800_000_300);
+        let token = links.sign(DocumentId(7), UserId(42), 1_800_000_300);
         let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         assert_eq!(bytes[..8], 42i64.to_be_bytes());
         assert_eq!(bytes[8..16], 1_800_000_300i64.to_be_bytes());

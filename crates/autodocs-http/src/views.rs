@@ -262,7 +262,7 @@ pub struct MissionView<'a> {
 /// A Mission (list item).
 pub fn mission_json(mission: &autodocs_domain::mission::Mission) -> MissionView<'_> {
     MissionView {
-        id: mission.id,
+        id: mission.id.0,
         title: mission.title.as_str(),
         description: mission.description.as_str(),
         kind: mission.kind.as_str(),
@@ -346,14 +346,14 @@ pub fn document_json_at<'a>(
     document: &'a autodocs_domain::document::Document,
 ) -> DocumentView<'a> {
     DocumentView {
-        id: document.id,
+        id: document.id.0,
         name: document.name.as_str(),
         kind: document.kind.as_str(),
         status: document.status.as_str(),
         verified: document.verified(),
         verified_at: document.verified_at.map(Timestamp),
         verification_error: &document.verification_error,
-        mission: document.mission,
+        mission: document.mission.map(|mission| mission.0),
         owner: document.owner.0,
         original_filename: document.original_filename.as_str(),
         content_type: &document.content_type,
@@ -387,9 +387,9 @@ pub struct StepView<'a> {
 /// A PlanStep without children.
 pub fn step_json(step: &autodocs_domain::plan_step::PlanStep) -> StepView<'_> {
     StepView {
-        id: step.id,
-        mission: step.mission,
-        parent: step.parent,
+        id: step.id.0,
+        mission: step.mission.0,
+        parent: step.parent.map(|parent| parent.0),
         title: step.title.as_str(),
         description: step.description.as_str(),
         order: step.order,
@@ -430,13 +430,13 @@ pub struct ActivityView<'a> {
 /// An Activity.
 pub fn activity_json(activity: &autodocs_domain::activity_log::Activity) -> ActivityView<'_> {
     ActivityView {
-        id: activity.id,
+        id: activity.id.0,
         kind: &activity.kind,
         message: &activity.message,
         details: &activity.details,
         user: activity.user.map(|user| user.0),
-        mission: activity.mission,
-        document: activity.document,
+        mission: activity.mission.map(|mission| mission.0),
+        document: activity.document.map(|document| document.0),
         timestamp: Timestamp(activity.timestamp),
     }
 }

@@ -10,6 +10,7 @@ use autodocs_domain::document::{
 use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{DocumentId, MissionId};
 use chrono::{DateTime, Utc};
 
 use crate::state::{contains_folded, missing, page_of};
@@ -54,7 +55,7 @@ impl DocumentRepository for MemoryRepos {
         }
         self.state.ids.documents += 1;
         let document = Document {
-            id: self.state.ids.documents,
+            id: DocumentId(self.state.ids.documents),
             name: new.name.clone(),
             kind: new.kind,
             status: DocumentStatus::Uploaded,
@@ -74,7 +75,7 @@ impl DocumentRepository for MemoryRepos {
         Ok(document)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Document>> {
+    fn find(&mut self, id: DocumentId, owner: Option<UserId>) -> RepoResult<Option<Document>> {
         Ok(self
             .state
             .documents
@@ -128,7 +129,7 @@ impl DocumentRepository for MemoryRepos {
         Ok(page_of(documents, query.page))
     }
 
-    fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>> {
+    fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>> {
         let mut documents: Vec<Document> = self
             .state
             .documents
@@ -140,7 +141,12 @@ impl DocumentRepository for MemoryRepos {
         Ok(documents)
     }
 
-    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: DocumentId,
+        changes: &DocumentChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         if let Some(Some(mission)) = changes.mission
             && !self.state.missions.contains_key(&mission)
         {
@@ -163,7 +169,7 @@ impl DocumentRepository for MemoryRepos {
 
     fn set_verification(
         &mut self,
-        id: i64,
+        id: DocumentId,
         verification: &DocumentVerification,
         now: DateTime<Utc>,
     ) -> RepoResult<()> {
@@ -176,7 +182,7 @@ impl DocumentRepository for MemoryRepos {
         Ok(())
     }
 
-    fn delete(&mut self, id: i64) -> RepoResult<bool> {
+    fn delete(&mut self, id: DocumentId) -> RepoResult<bool> {
         Ok(self.state.delete_document(id))
     }
 

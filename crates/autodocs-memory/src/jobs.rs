@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
 use autodocs_domain::ports::{JobQueue, RepoResult};
+use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::state::{JobRow, missing};
@@ -32,14 +33,14 @@ fn is_due(job: &JobRow, now: DateTime<Utc>) -> bool {
 
 impl MemoryRepos {
     /// A job still leased by `worker`.
-    fn held(&mut self, id: i64, worker: &str) -> Option<&mut JobRow> {
+    fn held(&mut self, id: JobId, worker: &str) -> Option<&mut JobRow> {
         self.state
             .jobs
             .get_mut(&id)
             .filter(|job| job.status == RUNNING && job.locked_by.as_deref() == Some(worker))
     }
 
-    fn key_taken(&self, key: &str, except: i64) -> bool {
+    fn key_taken(&self, key: &str, except: JobId) -> bool {
         self.state
             .jobs
             .values()
@@ -57,10 +58,10 @@ fn release(job: &mut JobRow, status: &'static str, now: DateTime<Utc>) {
 }
 
 impl JobQueue for MemoryRepos {
-    fn enqueue(&mut self, new: &NewJob, now: DateTime<Utc>) -> RepoResult<Option<i64>> {
+    fn enqueue(&mut self, new: &NewJob, now: DateTime<Utc>) -> RepoResult<Option<JobId>> {
         let key = new.unique_key.as_ref().map(stored_key);
         if let Some(key) = &key
-            && self.key_taken(key, 0)
+            && self.key_taken(key, JobId(0))
         {
             return Ok(None);
         }
@@ -69,7 +70,7 @@ impl JobQueue for MemoryRepos {
             return Err(missing("the job's mission"));
         }
         self.state.ids.jobs += 1;
-        let id = self.state.ids.jobs;
+        let id = JobId(self.state.ids.jobs);
         self.state.jobs.insert(
             id,
             JobRow {
@@ -100,7 +101,8 @@ impl JobQueue for MemoryRepos {
         spare_busy_users: bool,
     ) -> RepoResult<Option<ClaimedJob>> {
         let state = &self.state;
-        let owner_of = |mission: i64| state.missions.get(&mission).map(|row| row.mission.owner);
+        let owner_of =
+            |mission: MissionId| state.missions.get(&mission).map(|row| row.mission.owner);
         // The users with a job running under a live lease.
         let busy: BTreeSet<i64> = if spare_busy_users {
             state
@@ -163,7 +165,7 @@ impl JobQueue for MemoryRepos {
 
     fn renew(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -180,7 +182,7 @@ impl JobQueue for MemoryRepos {
 
     fn reschedule(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         key: &JobKey,
@@ -214,7 +216,7 @@ impl JobQueue for MemoryRepos {
         Ok(true)
     }
 
-    fn take_step(&mut self, id: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn take_step(&mut self, id: JobId, step: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
         let Some(job) = self.state.jobs.get(&id) else {
             return Ok(false);
         };
@@ -271,7 +273,7 @@ impl JobQueue for MemoryRepos {
             .collect())
     }
 
-    fn retry(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool> {
         match self.state.jobs.get_mut(&id) {
             Some(job)
                 if job.status == DEAD || (job.status == QUEUED && job.last_error.is_some()) =>
@@ -294,7 +296,7 @@ impl JobQueue for MemoryRepos {
         Ok((count - self.state.jobs.len()) as u64)
     }
 
-    fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn finish(&mut self, id: JobId, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DONE, now);
@@ -306,7 +308,7 @@ impl JobQueue for MemoryRepos {
 
     fn requeue(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         error: Option<String>,
@@ -325,7 +327,13 @@ impl JobQueue for MemoryRepos {
         })
     }
 
-    fn bury(&mut self, id: i64, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn bury(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
         Ok(match self.held(id, worker) {
             Some(job) => {
                 release(job, DEAD, now);
@@ -336,12 +344,12 @@ impl JobQueue for MemoryRepos {
         })
     }
 
-    fn count(&mut self, status: &str) -> RepoResult<u64> {
+    fn count(&mut self, status: JobStatus) -> RepoResult<u64> {
         Ok(self
             .state
             .jobs
             .values()
-            .filter(|job| job.status == status)
+            .filter(|job| job.status == status.as_str())
             .count() as u64)
     }
 }

@@ -12,6 +12,7 @@ use autodocs_domain::paging::PageResult;
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepChanges, StepStatus};
 use autodocs_domain::ports::{MissionRepository, PlanStepRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{MissionId, StepId};
 use chrono::{DateTime, Utc};
 
 use crate::state::{MissionRow, contains_folded, missing, page_of};
@@ -49,7 +50,7 @@ fn compare_missions(a: &Mission, b: &Mission, item: MissionOrderField) -> Orderi
 }
 
 impl MemoryRepos {
-    fn mission_row(&mut self, id: i64) -> Option<&mut MissionRow> {
+    fn mission_row(&mut self, id: MissionId) -> Option<&mut MissionRow> {
         self.state.missions.get_mut(&id)
     }
 }
@@ -66,7 +67,7 @@ impl MissionRepository for MemoryRepos {
         }
         self.state.ids.missions += 1;
         let mission = Mission {
-            id: self.state.ids.missions,
+            id: MissionId(self.state.ids.missions),
             title: new.title.clone(),
             description: new.description.clone(),
             kind: new.kind,
@@ -93,7 +94,7 @@ impl MissionRepository for MemoryRepos {
         Ok(mission)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+    fn find(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
         Ok(self
             .state
             .missions
@@ -102,7 +103,7 @@ impl MissionRepository for MemoryRepos {
             .map(|row| self.state.mission_with_counts(row)))
     }
 
-    fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+    fn lock(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
         // Transactions run one at a time: holding the state is the lock.
         MissionRepository::find(self, id, owner)
     }
@@ -161,7 +162,12 @@ impl MissionRepository for MemoryRepos {
         }))
     }
 
-    fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: MissionId,
+        changes: &MissionChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         if let Some(row) = self.mission_row(id) {
             let mission = &mut row.mission;
             if let Some(title) = &changes.title {
@@ -186,7 +192,7 @@ impl MissionRepository for MemoryRepos {
 
     fn transition(
         &mut self,
-        id: i64,
+        id: MissionId,
         from: &[MissionStatus],
         change: &MissionTransition,
         now: DateTime<Utc>,
@@ -212,7 +218,12 @@ impl MissionRepository for MemoryRepos {
         Ok(true)
     }
 
-    fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+    fn set_progress(
+        &mut self,
+        id: MissionId,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
         if let Some(row) = self.mission_row(id) {
             row.mission.progress = progress;
             row.mission.updated_at = now;
@@ -233,7 +244,7 @@ impl MissionRepository for MemoryRepos {
             .collect())
     }
 
-    fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn mark_overdue(&mut self, id: MissionId, now: DateTime<Utc>) -> RepoResult<bool> {
         match self.mission_row(id) {
             Some(row) if row.overdue_notified_at.is_none() => {
                 row.overdue_notified_at = Some(now);
@@ -243,7 +254,7 @@ impl MissionRepository for MemoryRepos {
         }
     }
 
-    fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool> {
+    fn delete(&mut self, id: MissionId, protected: MissionStatus) -> RepoResult<bool> {
         match self.state.missions.get(&id) {
             Some(row) if row.mission.status != protected => Ok(self.state.delete_mission(id)),
             _ => Ok(false),
@@ -252,7 +263,7 @@ impl MissionRepository for MemoryRepos {
 }
 
 impl PlanStepRepository for MemoryRepos {
-    fn list(&mut self, mission: i64) -> RepoResult<Vec<PlanStep>> {
+    fn list(&mut self, mission: MissionId) -> RepoResult<Vec<PlanStep>> {
         let mut steps: Vec<PlanStep> = self
             .state
             .steps
@@ -264,7 +275,7 @@ impl PlanStepRepository for MemoryRepos {
         Ok(steps)
     }
 
-    fn find(&mut self, mission: i64, id: i64) -> RepoResult<Option<PlanStep>> {
+    fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>> {
         Ok(self
             .state
             .steps
@@ -290,7 +301,7 @@ impl PlanStepRepository for MemoryRepos {
         }
         self.state.ids.steps += 1;
         let step = PlanStep {
-            id: self.state.ids.steps,
+            id: StepId(self.state.ids.steps),
             mission: new.mission,
             parent: new.parent,
             title: new.title.clone(),
@@ -309,7 +320,7 @@ impl PlanStepRepository for MemoryRepos {
         Ok(step)
     }
 
-    fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(&mut self, id: StepId, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
         if let Some((Some(parent), _)) = changes.parent
             && !self.state.steps.contains_key(&parent)
         {
@@ -354,7 +365,7 @@ impl PlanStepRepository for MemoryRepos {
         Ok(())
     }
 
-    fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn start_pending(&mut self, id: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
         match self.state.steps.get_mut(&id) {
             Some(step) if step.status == StepStatus::Pending => {
                 step.status = StepStatus::InProgress;
@@ -367,7 +378,7 @@ impl PlanStepRepository for MemoryRepos {
         }
     }
 
-    fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()> {
+    fn set_depth(&mut self, id: StepId, depth: u8) -> RepoResult<()> {
         if !(1..=5).contains(&depth) {
             return Err(RepoError::ConstraintViolation(
                 "missions_planstep_depth_check".into(),
@@ -379,11 +390,11 @@ impl PlanStepRepository for MemoryRepos {
         Ok(())
     }
 
-    fn delete(&mut self, id: i64) -> RepoResult<u64> {
+    fn delete(&mut self, id: StepId) -> RepoResult<u64> {
         if !self.state.steps.contains_key(&id) {
             return Ok(0);
         }
-        let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+        let mut children: HashMap<StepId, Vec<StepId>> = HashMap::new();
         for step in self.state.steps.values() {
             if let Some(parent) = step.parent {
                 children.entry(parent).or_default().push(step.id);
@@ -401,7 +412,7 @@ impl PlanStepRepository for MemoryRepos {
         Ok(subtree.len() as u64)
     }
 
-    fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64> {
+    fn skip_open(&mut self, mission: MissionId, now: DateTime<Utc>) -> RepoResult<u64> {
         let mut skipped = 0;
         for step in self.state.steps.values_mut() {
             if step.mission == mission && StepStatus::OPEN.contains(&step.status) {
@@ -414,7 +425,7 @@ impl PlanStepRepository for MemoryRepos {
         Ok(skipped)
     }
 
-    fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32> {
+    fn next_order(&mut self, mission: MissionId, parent: Option<StepId>) -> RepoResult<i32> {
         let last = self
             .state
             .steps

@@ -11,6 +11,7 @@ use autodocs_domain::mission::Mission;
 use autodocs_domain::plan_step::PlanStep;
 use autodocs_domain::ports::RefreshTokenRecord;
 use autodocs_domain::user::User;
+use autodocs_domain::{ActivityId, DocumentId, JobId, MissionId, StepId};
 use chrono::{DateTime, Utc};
 
 /// A user row: the user (with its profile) and what only the adapter sees.
@@ -34,7 +35,7 @@ pub(crate) struct MissionRow {
 /// A job row, as `jobs_job` stores it.
 #[derive(Debug, Clone)]
 pub(crate) struct JobRow {
-    pub(crate) id: i64,
+    pub(crate) id: JobId,
     pub(crate) kind: String,
     pub(crate) payload: serde_json::Value,
     pub(crate) status: &'static str,
@@ -45,8 +46,8 @@ pub(crate) struct JobRow {
     pub(crate) locked_until: Option<DateTime<Utc>>,
     pub(crate) last_error: Option<String>,
     pub(crate) unique_key: Option<String>,
-    pub(crate) mission: Option<i64>,
-    pub(crate) step: Option<i64>,
+    pub(crate) mission: Option<MissionId>,
+    pub(crate) step: Option<StepId>,
     pub(crate) updated_at: DateTime<Utc>,
 }
 
@@ -71,11 +72,11 @@ pub(crate) struct State {
     pub(crate) users: BTreeMap<i64, UserRow>,
     /// Refresh tokens by row id.
     pub(crate) tokens: BTreeMap<i64, RefreshTokenRecord>,
-    pub(crate) missions: BTreeMap<i64, MissionRow>,
-    pub(crate) steps: BTreeMap<i64, PlanStep>,
-    pub(crate) documents: BTreeMap<i64, Document>,
-    pub(crate) activities: BTreeMap<i64, Activity>,
-    pub(crate) jobs: BTreeMap<i64, JobRow>,
+    pub(crate) missions: BTreeMap<MissionId, MissionRow>,
+    pub(crate) steps: BTreeMap<StepId, PlanStep>,
+    pub(crate) documents: BTreeMap<DocumentId, Document>,
+    pub(crate) activities: BTreeMap<ActivityId, Activity>,
+    pub(crate) jobs: BTreeMap<JobId, JobRow>,
     pub(crate) identity: DatabaseIdentity,
 }
 
@@ -119,7 +120,7 @@ impl State {
             return false;
         }
         self.tokens.retain(|_, token| token.user.0 != id);
-        let missions: Vec<i64> = self
+        let missions: Vec<MissionId> = self
             .missions
             .values()
             .filter(|row| row.mission.owner.0 == id)
@@ -128,7 +129,7 @@ impl State {
         for mission in missions {
             self.delete_mission(mission);
         }
-        let documents: Vec<i64> = self
+        let documents: Vec<DocumentId> = self
             .documents
             .values()
             .filter(|document| document.owner.0 == id)
@@ -144,11 +145,11 @@ impl State {
 
     /// Deletes a mission and what cascades from it (steps, jobs); documents
     /// and activities only lose the reference.
-    pub(crate) fn delete_mission(&mut self, id: i64) -> bool {
+    pub(crate) fn delete_mission(&mut self, id: MissionId) -> bool {
         if self.missions.remove(&id).is_none() {
             return false;
         }
-        let steps: Vec<i64> = self
+        let steps: Vec<StepId> = self
             .steps
             .values()
             .filter(|step| step.mission == id)
@@ -170,7 +171,7 @@ impl State {
     }
 
     /// Deletes steps (jobs holding one go with it, as the foreign key cascades).
-    pub(crate) fn delete_steps(&mut self, ids: &[i64]) {
+    pub(crate) fn delete_steps(&mut self, ids: &[StepId]) {
         for id in ids {
             self.steps.remove(id);
         }
@@ -179,7 +180,7 @@ impl State {
     }
 
     /// Deletes a document; activities only lose the reference.
-    pub(crate) fn delete_document(&mut self, id: i64) -> bool {
+    pub(crate) fn delete_document(&mut self, id: DocumentId) -> bool {
         if self.documents.remove(&id).is_none() {
             return false;
         }

@@ -2,6 +2,7 @@
 
 use std::cmp::Ordering;
 
+use autodocs_domain::ActivityId;
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
 use autodocs_domain::paging::PageResult;
@@ -385,7 +386,7 @@ impl ActivityRepository for MemoryRepos {
         }
         self.state.ids.activities += 1;
         let activity = Activity {
-            id: self.state.ids.activities,
+            id: ActivityId(self.state.ids.activities),
             kind: new.kind.clone(),
             message: new.message.clone(),
             details: new.details.clone(),
@@ -398,7 +399,7 @@ impl ActivityRepository for MemoryRepos {
         Ok(activity)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+    fn find(&mut self, id: ActivityId, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
         Ok(self
             .state
             .activities

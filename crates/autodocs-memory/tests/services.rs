@@ -35,7 +35,12 @@ fn register(memory: &MemoryServices, username: &str) -> Principal {
     }
 }
 
-fn upload(memory: &MemoryServices, principal: Principal, bytes: &[u8], name: &str) -> i64 {
+fn upload(
+    memory: &MemoryServices,
+    principal: Principal,
+    bytes: &[u8],
+    name: &str,
+) -> autodocs_domain::DocumentId {
     let mut sink = memory.services.documents().begin_upload().expect("a sink");
     sink.write(bytes).expect("written");
     let staged = sink.finish().expect("received");

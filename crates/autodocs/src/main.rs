@@ -237,16 +237,18 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        JobsCommand::Retry { id } => match services.engine().retry_job(id) {
-            Ok(()) => {
-                println!("Job {id} is due again now.");
-                Ok(())
+        JobsCommand::Retry { id } => {
+            match services.engine().retry_job(autodocs_domain::JobId(id)) {
+                Ok(()) => {
+                    println!("Job {id} is due again now.");
+                    Ok(())
+                }
+                Err(autodocs_domain::Error::NotFound) => {
+                    bail!("no dead or failed job {id}")
+                }
+                Err(error) => Err(error.into()),
             }
-            Err(autodocs_domain::Error::NotFound) => {
-                bail!("no dead or failed job {id}")
-            }
-            Err(error) => Err(error.into()),
-        },
+        }
         JobsCommand::Purge {
             dead,
             older_than_hours,

@@ -184,7 +184,7 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
     // (`warn`) too: every warning logged while the job runs (a failed
     // fetch's details, say) carries the job's id.
     let span =
-        tracing::warn_span!("job", id = job.id, kind = %job.kind_name, attempt = job.attempt);
+        tracing::warn_span!("job", id = job.id.0, kind = %job.kind_name, attempt = job.attempt);
     let _entered = span.enter();
     let outcome = std::thread::scope(|scope| {
         // Renews the lease while the handler runs, so a long job is never
@@ -201,14 +201,14 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(
-                            job_id = job.id,
+                            job_id = job.id.0,
                             kind = %job.kind_name,
                             "lost the lease of a running job"
                         );
                         break;
                     }
                     Err(error) => {
-                        tracing::warn!(job_id = job.id, %error, "could not renew a job's lease");
+                        tracing::warn!(job_id = job.id.0, %error, "could not renew a job's lease");
                     }
                 }
             }
@@ -233,7 +233,7 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
     if let JobOutcome::Failed(error) = &outcome {
         let dead = job.attempt >= job.max_attempts || job.kind.is_none();
         tracing::warn!(
-            job_id = job.id,
+            job_id = job.id.0,
             kind = %job.kind_name,
             attempt = job.attempt,
             max_attempts = job.max_attempts,
@@ -246,7 +246,7 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
     let delay = retry_delay(job.attempt, jitter);
     if let Err(error) = services.engine().settle_job(job, worker, outcome, delay) {
         // The lease runs out and another worker takes the job again.
-        tracing::warn!(job_id = job.id, kind = %job.kind_name, %error, "could not record a job's outcome");
+        tracing::warn!(job_id = job.id.0, kind = %job.kind_name, %error, "could not record a job's outcome");
     }
 }
 

@@ -10,7 +10,6 @@
 
 use std::process::ExitCode;
 
-use autodocs_domain::Services;
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::mission::{MissionAction, MissionStatus};
 use autodocs_domain::paging::PageRequest;
@@ -19,6 +18,7 @@ use autodocs_domain::usecases::auth::{RegisterInput, Registration};
 use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::usecases::steps::StepInput;
 use autodocs_domain::user::Principal;
+use autodocs_domain::{MissionId, Services};
 use autodocs_memory::MemoryServices;
 use serde_json::Value;
 
@@ -140,7 +140,7 @@ fn serve_sample_files(memory: &MemoryServices, plan: &Value) {
 fn drive(
     memory: &MemoryServices,
     principal: Principal,
-    mission_id: i64,
+    mission_id: MissionId,
 ) -> Result<MissionStatus, String> {
     let services = &memory.services;
     for _ in 0..MAX_ROUNDS {
@@ -195,7 +195,7 @@ fn drive(
 }
 
 /// Prints the mission's outcome, its steps, documents and activities.
-fn report(services: &Services, principal: Principal, mission_id: i64) -> Result<(), String> {
+fn report(services: &Services, principal: Principal, mission_id: MissionId) -> Result<(), String> {
     let detail = services
         .missions()
         .get(principal, mission_id)

@@ -2,6 +2,7 @@ use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
 use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{ActivityRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -27,13 +28,13 @@ struct ActivityRow {
 impl From<ActivityRow> for Activity {
     fn from(row: ActivityRow) -> Self {
         Activity {
-            id: row.id,
+            id: ActivityId(row.id),
             kind: row.type_,
             message: row.message,
             details: json_object(&row.details),
             user: row.user_id.map(UserId),
-            mission: row.mission_id,
-            document: row.document_id,
+            mission: row.mission_id.map(MissionId),
+            document: row.document_id.map(DocumentId),
             timestamp: from_db(row.timestamp),
         }
     }
@@ -47,14 +48,14 @@ impl ActivityRepository for DieselRepos<'_> {
                 activity::message.eq(&new.message),
                 activity::details.eq(json_text(&new.details)),
                 activity::user_id.eq(new.user.map(|user| user.0)),
-                activity::mission_id.eq(new.mission),
-                activity::document_id.eq(new.document),
+                activity::mission_id.eq(new.mission.map(|mission| mission.0)),
+                activity::document_id.eq(new.document.map(|document| document.0)),
                 activity::timestamp.eq(to_db(now)),
             ))
             .returning(activity::id)
             .get_result(self.conn)
             .map(|id| Activity {
-                id,
+                id: ActivityId(id),
                 kind: new.kind.clone(),
                 message: new.message.clone(),
                 details: new.details.clone(),
@@ -66,7 +67,8 @@ impl ActivityRepository for DieselRepos<'_> {
             .repo()
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+    fn find(&mut self, id: ActivityId, owner: Option<UserId>) -> RepoResult<Option<Activity>> {
+        let id = id.0;
         let mut query = activity::table.filter(activity::id.eq(id)).into_boxed();
         if let Some(owner) = owner {
             query = query.filter(activity::user_id.eq(owner.0));
@@ -89,10 +91,10 @@ impl ActivityRepository for DieselRepos<'_> {
                 select = select.filter(activity::type_.eq_any(query.kinds.clone()));
             }
             if let Some(mission) = query.mission {
-                select = select.filter(activity::mission_id.eq(mission));
+                select = select.filter(activity::mission_id.eq(mission.0));
             }
             if let Some(document) = query.document {
-                select = select.filter(activity::document_id.eq(document));
+                select = select.filter(activity::document_id.eq(document.0));
             }
             if let Some(since) = query.since {
                 select = select.filter(activity::timestamp.ge(to_db(since)));

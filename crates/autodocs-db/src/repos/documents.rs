@@ -6,6 +6,7 @@ use autodocs_domain::document::{
 use autodocs_domain::paging::{Page, PageResult, PastEnd};
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
+use autodocs_domain::{DocumentId, MissionId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -48,13 +49,13 @@ fn corrupt(id: i64, field: &str, error: impl std::fmt::Display) -> RepoError {
 fn to_document(row: DocumentRow) -> RepoResult<Document> {
     let id = row.id;
     Ok(Document {
-        id,
+        id: DocumentId(id),
         name: DocumentName::parse(&row.name).map_err(|e| corrupt(id, "name", e))?,
         kind: DocumentType::parse(&row.type_).map_err(|e| corrupt(id, "type", e))?,
         status: DocumentStatus::parse(&row.status).map_err(|e| corrupt(id, "status", e))?,
         verified_at: row.verified_at.map(from_db),
         verification_error: row.verification_error,
-        mission: row.mission_id,
+        mission: row.mission_id.map(MissionId),
         owner: UserId(row.owner_id),
         original_filename: OriginalFilename::sanitize(&row.original_filename),
         content_type: row.content_type,
@@ -110,7 +111,7 @@ impl DocumentRepository for DieselRepos<'_> {
                 document::status.eq(DocumentStatus::Uploaded.as_str()),
                 document::verified.eq(false),
                 document::verification_error.eq(""),
-                document::mission_id.eq(new.mission),
+                document::mission_id.eq(new.mission.map(|mission| mission.0)),
                 document::owner_id.eq(new.owner.0),
                 document::original_filename.eq(new.original_filename.as_str()),
                 document::content_type.eq(new.content_type.mime()),
@@ -129,7 +130,8 @@ impl DocumentRepository for DieselRepos<'_> {
         to_document(row)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Document>> {
+    fn find(&mut self, id: DocumentId, owner: Option<UserId>) -> RepoResult<Option<Document>> {
+        let id = id.0;
         self.document_row(id, owner)?.map(to_document).transpose()
     }
 
@@ -140,7 +142,15 @@ impl DocumentRepository for DieselRepos<'_> {
                 select = select.filter(document::owner_id.eq(owner.0));
             }
             if !query.missions.is_empty() {
-                select = select.filter(document::mission_id.eq_any(query.missions.clone()));
+                select = select.filter(
+                    document::mission_id.eq_any(
+                        query
+                            .missions
+                            .iter()
+                            .map(|mission| mission.0)
+                            .collect::<Vec<_>>(),
+                    ),
+                );
             }
             if !query.kinds.is_empty() {
                 let kinds: Vec<&str> = query.kinds.iter().map(|k| k.as_str()).collect();
@@ -200,7 +210,8 @@ impl DocumentRepository for DieselRepos<'_> {
         }))
     }
 
-    fn list_for_mission(&mut self, mission: i64) -> RepoResult<Vec<Document>> {
+    fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>> {
+        let mission = mission.0;
         document::table
             .filter(document::mission_id.eq(mission))
             .order_by((document::uploaded_at.desc(), document::id.desc()))
@@ -212,7 +223,13 @@ impl DocumentRepository for DieselRepos<'_> {
             .collect()
     }
 
-    fn update(&mut self, id: i64, changes: &DocumentChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: DocumentId,
+        changes: &DocumentChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        let id = id.0;
         #[derive(AsChangeset)]
         #[diesel(table_name = document)]
         struct Changeset<'a> {
@@ -224,7 +241,9 @@ impl DocumentRepository for DieselRepos<'_> {
         let changeset = Changeset {
             name: changes.name.as_ref().map(DocumentName::as_str),
             type_: changes.kind.map(DocumentType::as_str),
-            mission_id: changes.mission,
+            mission_id: changes
+                .mission
+                .map(|mission| mission.map(|mission| mission.0)),
             updated_at: to_db(now),
         };
         diesel::update(document::table.find(id))
@@ -236,10 +255,11 @@ impl DocumentRepository for DieselRepos<'_> {
 
     fn set_verification(
         &mut self,
-        id: i64,
+        id: DocumentId,
         verification: &DocumentVerification,
         now: DateTime<Utc>,
     ) -> RepoResult<()> {
+        let id = id.0;
         diesel::update(document::table.find(id))
             .set((
                 document::status.eq(verification.status.as_str()),
@@ -253,7 +273,8 @@ impl DocumentRepository for DieselRepos<'_> {
         Ok(())
     }
 
-    fn delete(&mut self, id: i64) -> RepoResult<bool> {
+    fn delete(&mut self, id: DocumentId) -> RepoResult<bool> {
+        let id = id.0;
         let deleted = diesel::delete(document::table.find(id))
             .execute(self.conn)
             .repo()?;

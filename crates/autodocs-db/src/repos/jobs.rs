@@ -1,5 +1,6 @@
 use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
 use autodocs_domain::ports::{JobQueue, RepoResult};
+use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::{DateTime, Duration, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -95,7 +96,7 @@ macro_rules! next_due_job {
 }
 
 impl JobQueue for DieselRepos<'_> {
-    fn enqueue(&mut self, new: &NewJob, now: DateTime<Utc>) -> RepoResult<Option<i64>> {
+    fn enqueue(&mut self, new: &NewJob, now: DateTime<Utc>) -> RepoResult<Option<JobId>> {
         let key = new.unique_key.as_ref().map(stored_key);
         let row = JobRow {
             kind: new.kind.name(),
@@ -105,7 +106,7 @@ impl JobQueue for DieselRepos<'_> {
             max_attempts: new.max_attempts,
             run_at: to_db(new.run_at),
             unique_key: key.as_deref(),
-            mission_id: new.kind.mission(),
+            mission_id: new.kind.mission().map(|mission| mission.0),
             created_at: to_db(now),
             updated_at: to_db(now),
         };
@@ -124,7 +125,7 @@ impl JobQueue for DieselRepos<'_> {
                 .get_results(sqlite)
                 .repo()?,
         };
-        Ok(ids.into_iter().next())
+        Ok(ids.into_iter().next().map(JobId))
     }
 
     fn claim(
@@ -187,7 +188,7 @@ impl JobQueue for DieselRepos<'_> {
             .repo()?;
         let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
         Ok(Some(ClaimedJob {
-            id,
+            id: JobId(id),
             kind: JobKind::from_stored(&kind_name, &payload),
             kind_name,
             attempt,
@@ -196,7 +197,8 @@ impl JobQueue for DieselRepos<'_> {
         }))
     }
 
-    fn finish(&mut self, id: i64, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn finish(&mut self, id: JobId, worker: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         let updated = diesel::update(held(id, worker))
             .set((
                 job::status.eq(DONE),
@@ -212,13 +214,14 @@ impl JobQueue for DieselRepos<'_> {
 
     fn requeue(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         error: Option<String>,
         count_attempt: bool,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         let give_back = i32::from(!count_attempt);
         let updated = diesel::update(held(id, worker))
             .set((
@@ -236,7 +239,14 @@ impl JobQueue for DieselRepos<'_> {
         Ok(updated == 1)
     }
 
-    fn bury(&mut self, id: i64, worker: &str, error: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn bury(
+        &mut self,
+        id: JobId,
+        worker: &str,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let id = id.0;
         let updated = diesel::update(held(id, worker))
             .set((
                 job::status.eq(DEAD),
@@ -276,11 +286,12 @@ impl JobQueue for DieselRepos<'_> {
 
     fn renew(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         let updated = diesel::update(held(id, worker))
             .set((
                 job::locked_until.eq(Some(to_db(until))),
@@ -293,12 +304,13 @@ impl JobQueue for DieselRepos<'_> {
 
     fn reschedule(
         &mut self,
-        id: i64,
+        id: JobId,
         worker: &str,
         run_at: DateTime<Utc>,
         key: &JobKey,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         let key = stored_key(key);
         let waiting: Option<(i64, StoredTime)> = job::table
             .filter(job::unique_key.eq(&key))
@@ -320,7 +332,7 @@ impl JobQueue for DieselRepos<'_> {
                     .execute(self.conn)
                     .repo()?;
             }
-            return self.finish(id, worker, now);
+            return self.finish(JobId(id), worker, now);
         }
         // A concurrent enqueue on PostgreSQL may take the key first; the
         // savepoint keeps that conflict from aborting the whole transaction.
@@ -348,13 +360,15 @@ impl JobQueue for DieselRepos<'_> {
                 self.conn
                     .batch_execute("ROLLBACK TO SAVEPOINT reschedule; RELEASE SAVEPOINT reschedule")
                     .repo()?;
-                self.requeue(id, worker, run_at, None, false, now)
+                self.requeue(JobId(id), worker, run_at, None, false, now)
             }
             Err(error) => Err(repo_error(error)),
         }
     }
 
-    fn take_step(&mut self, id: i64, step: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn take_step(&mut self, id: JobId, step: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
+        let step = step.0;
         let stamp = to_db(now);
         let holder: Option<Option<i64>> = job::table
             .find(id)
@@ -442,7 +456,7 @@ impl JobQueue for DieselRepos<'_> {
             .map(
                 |(id, kind, status, attempts, max_attempts, run_at, last_error, mission)| {
                     JobRecord {
-                        id,
+                        id: JobId(id),
                         kind,
                         // The CHECK constraint allows only the four names.
                         status: JobStatus::parse(&status).unwrap_or(JobStatus::Dead),
@@ -450,14 +464,15 @@ impl JobQueue for DieselRepos<'_> {
                         max_attempts,
                         run_at: from_db(run_at),
                         last_error,
-                        mission,
+                        mission: mission.map(MissionId),
                     }
                 },
             )
             .collect())
     }
 
-    fn retry(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         let retryable = job::status
             .eq(DEAD)
             .or(job::status.eq(QUEUED).and(job::last_error.is_not_null()));
@@ -488,9 +503,9 @@ impl JobQueue for DieselRepos<'_> {
         Ok(deleted as u64)
     }
 
-    fn count(&mut self, status: &str) -> RepoResult<u64> {
+    fn count(&mut self, status: JobStatus) -> RepoResult<u64> {
         let count: i64 = job::table
-            .filter(job::status.eq(status))
+            .filter(job::status.eq(status.as_str()))
             .count()
             .get_result(self.conn)
             .repo()?;

@@ -1,3 +1,4 @@
+use autodocs_domain::MissionId;
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{
     Description, Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey,
@@ -49,7 +50,7 @@ fn corrupt(id: i64, field: &str, error: impl std::fmt::Display) -> RepoError {
 fn to_mission(row: MissionRow) -> RepoResult<Mission> {
     let id = row.id;
     Ok(Mission {
-        id,
+        id: MissionId(id),
         title: Title::parse(&row.title).map_err(|e| corrupt(id, "title", e))?,
         description: Description::parse(&row.description)
             .map_err(|e| corrupt(id, "description", e))?,
@@ -165,12 +166,14 @@ impl MissionRepository for DieselRepos<'_> {
         to_mission(row)
     }
 
-    fn lock(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+    fn lock(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+        let id = id.0;
         self.lock_mission_row(id)?;
-        self.find(id, owner)
+        self.find(MissionId(id), owner)
     }
 
-    fn find(&mut self, id: i64, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+    fn find(&mut self, id: MissionId, owner: Option<UserId>) -> RepoResult<Option<Mission>> {
+        let id = id.0;
         self.mission_row(id, owner)?.map(to_mission).transpose()
     }
 
@@ -263,7 +266,13 @@ impl MissionRepository for DieselRepos<'_> {
         }))
     }
 
-    fn update(&mut self, id: i64, changes: &MissionChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(
+        &mut self,
+        id: MissionId,
+        changes: &MissionChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        let id = id.0;
         #[derive(AsChangeset)]
         #[diesel(table_name = mission)]
         struct Changeset<'a> {
@@ -294,11 +303,12 @@ impl MissionRepository for DieselRepos<'_> {
 
     fn transition(
         &mut self,
-        id: i64,
+        id: MissionId,
         from: &[MissionStatus],
         change: &MissionTransition,
         now: DateTime<Utc>,
     ) -> RepoResult<bool> {
+        let id = id.0;
         #[derive(AsChangeset)]
         #[diesel(table_name = mission)]
         struct Changeset {
@@ -334,7 +344,13 @@ impl MissionRepository for DieselRepos<'_> {
         Ok(updated == 1)
     }
 
-    fn set_progress(&mut self, id: i64, progress: Progress, now: DateTime<Utc>) -> RepoResult<()> {
+    fn set_progress(
+        &mut self,
+        id: MissionId,
+        progress: Progress,
+        now: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        let id = id.0;
         diesel::update(mission::table.find(id))
             .set((
                 mission::progress.eq(i16::from(progress.value())),
@@ -365,7 +381,8 @@ impl MissionRepository for DieselRepos<'_> {
         rows.into_iter().map(to_mission).collect()
     }
 
-    fn mark_overdue(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn mark_overdue(&mut self, id: MissionId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         let updated = diesel::update(
             mission::table
                 .filter(mission::id.eq(id))
@@ -380,7 +397,8 @@ impl MissionRepository for DieselRepos<'_> {
         Ok(updated == 1)
     }
 
-    fn delete(&mut self, id: i64, protected: MissionStatus) -> RepoResult<bool> {
+    fn delete(&mut self, id: MissionId, protected: MissionStatus) -> RepoResult<bool> {
+        let id = id.0;
         let deleted = diesel::delete(
             mission::table
                 .filter(mission::id.eq(id))

@@ -4,6 +4,7 @@ use autodocs_domain::RepoError;
 use autodocs_domain::mission::{Description, Title};
 use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
 use autodocs_domain::ports::{PlanStepRepository, RepoResult};
+use autodocs_domain::{MissionId, StepId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -47,9 +48,9 @@ fn parse_action(stored: &str) -> StepAction {
 fn to_step(row: StepRow) -> RepoResult<PlanStep> {
     let id = row.id;
     Ok(PlanStep {
-        id,
-        mission: row.mission_id,
-        parent: row.parent_id,
+        id: StepId(id),
+        mission: MissionId(row.mission_id),
+        parent: row.parent_id.map(StepId),
         title: Title::parse(&row.title).map_err(|e| corrupt(id, "title", e))?,
         description: Description::parse(&row.description)
             .map_err(|e| corrupt(id, "description", e))?,
@@ -66,7 +67,8 @@ fn to_step(row: StepRow) -> RepoResult<PlanStep> {
 }
 
 impl PlanStepRepository for DieselRepos<'_> {
-    fn list(&mut self, mission: i64) -> RepoResult<Vec<PlanStep>> {
+    fn list(&mut self, mission: MissionId) -> RepoResult<Vec<PlanStep>> {
+        let mission = mission.0;
         let rows: Vec<StepRow> = step::table
             .filter(step::mission_id.eq(mission))
             .select(StepRow::as_select())
@@ -77,7 +79,9 @@ impl PlanStepRepository for DieselRepos<'_> {
         rows.into_iter().map(to_step).collect()
     }
 
-    fn find(&mut self, mission: i64, id: i64) -> RepoResult<Option<PlanStep>> {
+    fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>> {
+        let mission = mission.0;
+        let id = id.0;
         let row: Option<StepRow> = step::table
             .filter(step::id.eq(id))
             .filter(step::mission_id.eq(mission))
@@ -90,11 +94,11 @@ impl PlanStepRepository for DieselRepos<'_> {
     }
 
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {
-        self.lock_mission_row(new.mission)?;
+        self.lock_mission_row(new.mission.0)?;
         let id: i64 = diesel::insert_into(step::table)
             .values((
-                step::mission_id.eq(new.mission),
-                step::parent_id.eq(new.parent),
+                step::mission_id.eq(new.mission.0),
+                step::parent_id.eq(new.parent.map(|parent| parent.0)),
                 step::title.eq(new.title.as_str()),
                 step::description.eq(new.description.as_str()),
                 step::position.eq(new.order),
@@ -107,11 +111,12 @@ impl PlanStepRepository for DieselRepos<'_> {
             .returning(step::id)
             .get_result(self.conn)
             .repo()?;
-        self.find(new.mission, id)?
+        self.find(new.mission, StepId(id))?
             .ok_or_else(|| RepoError::Other("step vanished after insert".into()))
     }
 
-    fn update(&mut self, id: i64, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
+    fn update(&mut self, id: StepId, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
+        let id = id.0;
         #[derive(AsChangeset)]
         #[diesel(table_name = step)]
         struct Changeset<'a> {
@@ -130,7 +135,9 @@ impl PlanStepRepository for DieselRepos<'_> {
             title: changes.title.as_ref().map(Title::as_str),
             description: changes.description.as_ref().map(Description::as_str),
             position: changes.order,
-            parent_id: changes.parent.map(|(parent, _)| parent),
+            parent_id: changes
+                .parent
+                .map(|(parent, _)| parent.map(|parent| parent.0)),
             depth: changes.parent.map(|(_, depth)| i16::from(depth)),
             status: changes.status.map(StepStatus::as_str),
             started_at: changes.started_at.map(|at| at.map(to_db)),
@@ -146,7 +153,8 @@ impl PlanStepRepository for DieselRepos<'_> {
         Ok(())
     }
 
-    fn start_pending(&mut self, id: i64, now: DateTime<Utc>) -> RepoResult<bool> {
+    fn start_pending(&mut self, id: StepId, now: DateTime<Utc>) -> RepoResult<bool> {
+        let id = id.0;
         self.lock_mission_of_step(id)?;
         let updated = diesel::update(
             step::table
@@ -164,7 +172,8 @@ impl PlanStepRepository for DieselRepos<'_> {
         Ok(updated == 1)
     }
 
-    fn set_depth(&mut self, id: i64, depth: u8) -> RepoResult<()> {
+    fn set_depth(&mut self, id: StepId, depth: u8) -> RepoResult<()> {
+        let id = id.0;
         self.lock_mission_of_step(id)?;
         diesel::update(step::table.find(id))
             .set(step::depth.eq(i16::from(depth)))
@@ -173,7 +182,8 @@ impl PlanStepRepository for DieselRepos<'_> {
         Ok(())
     }
 
-    fn delete(&mut self, id: i64) -> RepoResult<u64> {
+    fn delete(&mut self, id: StepId) -> RepoResult<u64> {
+        let id = id.0;
         let mission: Option<i64> = step::table
             .find(id)
             .select(step::mission_id)
@@ -211,7 +221,8 @@ impl PlanStepRepository for DieselRepos<'_> {
         Ok(if deleted == 0 { 0 } else { subtree })
     }
 
-    fn skip_open(&mut self, mission: i64, now: DateTime<Utc>) -> RepoResult<u64> {
+    fn skip_open(&mut self, mission: MissionId, now: DateTime<Utc>) -> RepoResult<u64> {
+        let mission = mission.0;
         self.lock_mission_row(mission)?;
         let open: Vec<&str> = StepStatus::OPEN.iter().map(|s| s.as_str()).collect();
         let skipped = diesel::update(
@@ -229,7 +240,9 @@ impl PlanStepRepository for DieselRepos<'_> {
         Ok(skipped as u64)
     }
 
-    fn next_order(&mut self, mission: i64, parent: Option<i64>) -> RepoResult<i32> {
+    fn next_order(&mut self, mission: MissionId, parent: Option<StepId>) -> RepoResult<i32> {
+        let mission = mission.0;
+        let parent = parent.map(|parent| parent.0);
         let mut query = step::table
             .filter(step::mission_id.eq(mission))
             .into_boxed();

@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::activity::{ActivityDetails, ActivityMessage, ActivityType, CustomActivityType};
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
 use crate::error::{Error, Result};
+use crate::ids::{ActivityId, DocumentId, MissionId};
 use crate::paging::Page;
 use crate::ports;
 use crate::user::Principal;
@@ -78,7 +79,7 @@ impl ActivityService {
     }
 
     /// One activity.
-    pub fn get(&self, principal: Principal, id: i64) -> Result<Activity> {
+    pub fn get(&self, principal: Principal, id: ActivityId) -> Result<Activity> {
         ports::read(&*self.context.uow, |repos| {
             repos
                 .activities()
@@ -106,10 +107,12 @@ impl ActivityService {
         let (Some(kind), Some(message), Some(details)) = (kind, message, details) else {
             return Err(Error::field("type", InvalidValue::required()));
         };
+        let mission = input.mission.map(MissionId);
+        let document = input.document.map(DocumentId);
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mut errors = ValidationErrors::new();
-            if let Some(mission) = input.mission
+            if let Some(mission) = mission
                 && repos
                     .missions()
                     .find(mission, Some(principal.user_id))?
@@ -120,7 +123,7 @@ impl ActivityService {
                     format!("Invalid pk \"{mission}\" - object does not exist."),
                 );
             }
-            if let Some(document) = input.document
+            if let Some(document) = document
                 && repos
                     .documents()
                     .find(document, Some(principal.user_id))?
@@ -137,8 +140,8 @@ impl ActivityService {
                 message: message.as_str().to_owned(),
                 details: details.as_map().clone(),
                 user: Some(principal.user_id),
-                mission: input.mission,
-                document: input.document,
+                mission,
+                document,
             };
             Ok(repos.activities().record(&activity, now)?)
         })

@@ -23,6 +23,7 @@ use crate::document::{
     DocumentVerification, NewDocument, OriginalFilename, VerificationOutcome, judge,
 };
 use crate::error::{Error, Result};
+use crate::ids::{DocumentId, MissionId};
 use crate::paging::Page;
 use crate::ports::{self, Repositories, StagedUpload, StoredFile, UploadSink};
 use crate::user::{Principal, UserId};
@@ -82,12 +83,12 @@ impl std::fmt::Debug for UploadedPart {
 }
 
 /// A mission reference: empty or absent is none, otherwise a positive id.
-fn parse_mission(raw: Option<&str>) -> Result<Option<i64>, InvalidValue> {
+fn parse_mission(raw: Option<&str>) -> Result<Option<MissionId>, InvalidValue> {
     let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
         return Ok(None);
     };
     match raw.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(Some(id)),
+        Ok(id) if id > 0 => Ok(Some(MissionId(id))),
         _ => Err(InvalidValue::new(format!(
             "Incorrect type. Expected pk value, received {raw:?}."
         ))),
@@ -100,13 +101,16 @@ fn parse_mission(raw: Option<&str>) -> Result<Option<i64>, InvalidValue> {
 /// lock first, in the same order as every other write on that mission.
 fn check_own_mission(
     repos: &mut dyn Repositories,
-    mission: Option<i64>,
+    mission: Option<MissionId>,
     owner: UserId,
 ) -> Result<()> {
     if let Some(id) = mission
         && repos.missions().lock(id, Some(owner))?.is_none()
     {
-        return Err(Error::field("mission", InvalidValue::DoesNotExist { id }));
+        return Err(Error::field(
+            "mission",
+            InvalidValue::DoesNotExist { id: id.0 },
+        ));
     }
     Ok(())
 }
@@ -127,9 +131,9 @@ fn acted(kind: SystemActivity, principal: Principal, document: &Document) -> New
 /// transactions moving documents between the same missions cannot deadlock.
 fn lock_missions(
     repos: &mut dyn Repositories,
-    missions: impl IntoIterator<Item = Option<i64>>,
+    missions: impl IntoIterator<Item = Option<MissionId>>,
 ) -> Result<()> {
-    let mut ids: Vec<i64> = missions.into_iter().flatten().collect();
+    let mut ids: Vec<MissionId> = missions.into_iter().flatten().collect();
     ids.sort_unstable();
     ids.dedup();
     for id in ids {
@@ -328,7 +332,7 @@ impl DocumentService {
     }
 
     /// One document the principal can see (their own; staff: any).
-    pub fn get(&self, principal: Principal, id: i64) -> Result<Document> {
+    pub fn get(&self, principal: Principal, id: DocumentId) -> Result<Document> {
         ports::read(&*self.context.uow, |repos| {
             repos
                 .documents()
@@ -339,7 +343,11 @@ impl DocumentService {
 
     /// One document the principal can see, with its stored file opened for
     /// reading (`None` if the file is missing from storage).
-    pub fn open(&self, principal: Principal, id: i64) -> Result<(Document, Option<StoredFile>)> {
+    pub fn open(
+        &self,
+        principal: Principal,
+        id: DocumentId,
+    ) -> Result<(Document, Option<StoredFile>)> {
         let document = self.get(principal, id)?;
         let file = self.context.storage.open(&document.storage_key)?;
         Ok((document, file))
@@ -351,7 +359,7 @@ impl DocumentService {
     pub fn update(
         &self,
         principal: Principal,
-        id: i64,
+        id: DocumentId,
         changes: DocumentChanges,
     ) -> Result<Document> {
         let now = self.context.clock.now();
@@ -385,7 +393,7 @@ impl DocumentService {
     /// (with its activity, committed), then the stored file. A crash
     /// between the two leaves an orphan file for the sweep, never a row
     /// without its file.
-    pub fn delete(&self, principal: Principal, id: i64) -> Result<()> {
+    pub fn delete(&self, principal: Principal, id: DocumentId) -> Result<()> {
         let now = self.context.clock.now();
         let document = self.context.write(|repos| {
             let document = repos
@@ -417,7 +425,7 @@ impl DocumentService {
     /// becomes `verified` or `rejected` (with the reason), with a
     /// `document_verified` or `document_rejected` activity, in one
     /// transaction. A missing or unreadable file is a rejection, not an error.
-    pub fn verify(&self, principal: Principal, id: i64) -> Result<Document> {
+    pub fn verify(&self, principal: Principal, id: DocumentId) -> Result<Document> {
         let document = self.get(principal, id)?;
         // The long read happens outside the transaction.
         let outcome = match self.context.storage.inspect(&document.storage_key) {
@@ -460,7 +468,7 @@ mod tests {
     fn mission_references() {
         assert_eq!(parse_mission(None), Ok(None));
         assert_eq!(parse_mission(Some("  ")), Ok(None));
-        assert_eq!(parse_mission(Some(" 12 ")), Ok(Some(12)));
+        assert_eq!(parse_mission(Some(" 12 ")), Ok(Some(MissionId(12))));
         assert!(parse_mission(Some("0")).is_err());
         assert!(parse_mission(Some("abc")).is_err());
     }

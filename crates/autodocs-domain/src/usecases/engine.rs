@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
+use crate::ids::{JobId, MissionId, StepId};
 use crate::jobs::{ClaimedJob, JobKind, JobOutcome, JobRecord, JobSignal, JobStatus, NewJob};
 use crate::mission::{Mission, MissionAction, MissionStatus};
 use crate::plan_step::{PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus};
@@ -83,7 +84,7 @@ impl ActionFailure {
 /// of it is already waiting in the queue (it will see this change too).
 pub(crate) fn enqueue_advance(
     repos: &mut dyn Repositories,
-    mission: i64,
+    mission: MissionId,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let job = NewJob::now(JobKind::AdvanceMission { mission }, now).coalesced();
@@ -109,7 +110,7 @@ fn has_automated_work(plan: &PlanStepTree<PlanStep>) -> bool {
 /// the caller's transaction; otherwise the mission waits without any job.
 pub(crate) fn wake_if_runnable(
     repos: &mut dyn Repositories,
-    mission_id: i64,
+    mission_id: MissionId,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let running = repos
@@ -215,7 +216,7 @@ impl Engine {
 
     /// Makes a dead or failed job due now with its attempts reset
     /// (`NotFound` when no such job waits for it).
-    pub fn retry_job(&self, id: i64) -> Result<()> {
+    pub fn retry_job(&self, id: JobId) -> Result<()> {
         let now = self.context.clock.now();
         if self
             .context
@@ -356,7 +357,7 @@ impl Engine {
         })
     }
 
-    fn advance_mission(&self, mission_id: i64, job: &ClaimedJob) -> Result<JobOutcome> {
+    fn advance_mission(&self, mission_id: MissionId, job: &ClaimedJob) -> Result<JobOutcome> {
         let now = self.context.clock.now();
         let next = self.context.write(|repos| {
             let Some(mission) = repos.missions().find(mission_id, None)? else {
@@ -604,7 +605,7 @@ fn runs_here(
 fn complete_step(
     repos: &mut dyn Repositories,
     mission: &Mission,
-    step: i64,
+    step: StepId,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let Some(current) = repos.steps().find(mission.id, step)? else {
@@ -623,7 +624,7 @@ fn complete_step(
 fn record_step(
     repos: &mut dyn Repositories,
     mission: &Mission,
-    step: i64,
+    step: StepId,
     status: StepStatus,
     now: DateTime<Utc>,
 ) -> Result<()> {

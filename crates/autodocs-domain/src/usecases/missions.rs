@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
+use crate::ids::{MissionId, StepId};
 use crate::mission::{
     Description, InvalidTransition, Mission, MissionAction, MissionChanges, MissionQuery,
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
@@ -326,7 +327,7 @@ impl MissionService {
     }
 
     /// One mission with its plan.
-    pub fn get(&self, principal: Principal, id: i64) -> Result<MissionDetail> {
+    pub fn get(&self, principal: Principal, id: MissionId) -> Result<MissionDetail> {
         ports::read(&*self.context.uow, |repos| {
             load_detail(repos, id, principal.visible_owner())
         })
@@ -336,7 +337,7 @@ impl MissionService {
     pub fn update(
         &self,
         principal: Principal,
-        id: i64,
+        id: MissionId,
         changes: MissionChanges,
     ) -> Result<MissionDetail> {
         let now = self.context.clock.now();
@@ -357,7 +358,7 @@ impl MissionService {
     }
 
     /// Deletes a mission (not while it is in progress), recording `mission_deleted`.
-    pub fn delete(&self, principal: Principal, id: i64) -> Result<()> {
+    pub fn delete(&self, principal: Principal, id: MissionId) -> Result<()> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = repos
@@ -391,7 +392,7 @@ impl MissionService {
     pub fn act(
         &self,
         principal: Principal,
-        id: i64,
+        id: MissionId,
         action: MissionAction,
     ) -> Result<MissionDetail> {
         let now = self.context.clock.now();
@@ -464,8 +465,8 @@ pub(crate) fn apply_action(
 
 fn create_plan(
     repos: &mut dyn Repositories,
-    mission: i64,
-    parent: Option<i64>,
+    mission: MissionId,
+    parent: Option<StepId>,
     depth: u8,
     plan: &[PlannedStep],
     now: DateTime<Utc>,
@@ -500,7 +501,7 @@ fn create_plan(
 /// A mission with its plan, if `owner` (when given) owns it.
 pub(crate) fn load_detail(
     repos: &mut dyn Repositories,
-    id: i64,
+    id: MissionId,
     owner: Option<crate::user::UserId>,
 ) -> Result<MissionDetail> {
     let mission = repos.missions().find(id, owner)?.ok_or(Error::NotFound)?;
@@ -519,7 +520,7 @@ pub(crate) fn load_detail(
 /// running mission automated work, its run is queued.
 pub(crate) fn refresh_progress(
     repos: &mut dyn Repositories,
-    mission_id: i64,
+    mission_id: MissionId,
     now: DateTime<Utc>,
 ) -> Result<()> {
     if recompute_progress(repos, mission_id, now)? == MissionStatus::InProgress {
@@ -532,7 +533,7 @@ pub(crate) fn refresh_progress(
 /// whether it runs again. Returns the mission's status afterwards.
 pub(crate) fn recompute_progress(
     repos: &mut dyn Repositories,
-    mission_id: i64,
+    mission_id: MissionId,
     now: DateTime<Utc>,
 ) -> Result<MissionStatus> {
     let mission = repos

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::activity_log::Activity;
 use crate::error::Result;
 use crate::events::{Event, EventPayload, EventPublisher, EventRef};
+use crate::ids::{DocumentId, MissionId};
 use crate::jobs::JobSignal;
 use crate::ports::{
     self, Clock, FileStorage, PasswordHasher, Repositories, TokenService, UnitOfWork, UrlFetcher,
@@ -233,11 +234,11 @@ impl Context {
         if recorded.is_empty() {
             return;
         }
-        let missions: BTreeSet<i64> = recorded
+        let missions: BTreeSet<MissionId> = recorded
             .iter()
             .filter_map(|activity| activity.mission)
             .collect();
-        let documents: BTreeSet<i64> = recorded
+        let documents: BTreeSet<DocumentId> = recorded
             .iter()
             .filter_map(|activity| activity.document)
             .collect();

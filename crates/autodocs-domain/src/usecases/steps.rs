@@ -5,6 +5,7 @@ use serde_json::Value;
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
+use crate::ids::{MissionId, StepId};
 use crate::mission::{Description, Mission, Title};
 use crate::plan_step::{
     NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepStatus,
@@ -92,7 +93,11 @@ fn parse_order(raw: i64) -> Result<i32, InvalidValue> {
 }
 
 /// A step's position in the tree after a change, checked against the tree rules.
-fn placement(tree: &PlanStepTree<PlanStep>, step: Option<i64>, parent: Option<i64>) -> Result<u8> {
+fn placement(
+    tree: &PlanStepTree<PlanStep>,
+    step: Option<StepId>,
+    parent: Option<StepId>,
+) -> Result<u8> {
     let depth = tree
         .check_parent(step, parent)
         .map_err(|error| Error::field("parent", error))?;
@@ -148,7 +153,7 @@ super::service!(
 
 impl StepService {
     /// The step tree of a mission.
-    pub fn list(&self, principal: Principal, mission: i64) -> Result<PlanStepTree<PlanStep>> {
+    pub fn list(&self, principal: Principal, mission: MissionId) -> Result<PlanStepTree<PlanStep>> {
         ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             Ok(PlanStepTree::of_steps(repos.steps().list(mission)?))
@@ -156,7 +161,12 @@ impl StepService {
     }
 
     /// One step with its subtree.
-    pub fn get(&self, principal: Principal, mission: i64, step: i64) -> Result<StepNode<PlanStep>> {
+    pub fn get(
+        &self,
+        principal: Principal,
+        mission: MissionId,
+        step: StepId,
+    ) -> Result<StepNode<PlanStep>> {
         ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             subtree(repos, mission, step)
@@ -167,7 +177,7 @@ impl StepService {
     pub fn create(
         &self,
         principal: Principal,
-        mission_id: i64,
+        mission_id: MissionId,
         input: &StepInput,
     ) -> Result<StepNode<PlanStep>> {
         let mut errors = ValidationErrors::new();
@@ -190,7 +200,7 @@ impl StepService {
         let (Some(title), Some(description), Some(action)) = (title, description, action) else {
             return Err(Error::field("title", InvalidValue::required()));
         };
-        let parent = input.parent.flatten();
+        let parent = input.parent.flatten().map(StepId);
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
@@ -228,8 +238,8 @@ impl StepService {
     pub fn update(
         &self,
         principal: Principal,
-        mission_id: i64,
-        step_id: i64,
+        mission_id: MissionId,
+        step_id: StepId,
         input: &StepInput,
     ) -> Result<StepNode<PlanStep>> {
         let mut errors = ValidationErrors::new();
@@ -259,7 +269,7 @@ impl StepService {
             let node = tree.find(step_id).ok_or(Error::NotFound)?;
             let step = &node.item;
             let mut moved = None;
-            if let Some(parent) = input.parent
+            if let Some(parent) = input.parent.map(|parent| parent.map(StepId))
                 && parent != step.parent
             {
                 let depth = placement(&tree, Some(step_id), parent)?;
@@ -295,7 +305,12 @@ impl StepService {
     }
 
     /// Deletes a step and its subtree.
-    pub fn delete(&self, principal: Principal, mission_id: i64, step_id: i64) -> Result<()> {
+    pub fn delete(
+        &self,
+        principal: Principal,
+        mission_id: MissionId,
+        step_id: StepId,
+    ) -> Result<()> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
@@ -315,7 +330,11 @@ impl StepService {
 }
 
 /// The mission, if the principal may see it.
-fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) -> Result<Mission> {
+fn visible_mission(
+    repos: &mut dyn Repositories,
+    principal: Principal,
+    id: MissionId,
+) -> Result<Mission> {
     repos
         .missions()
         .find(id, principal.visible_owner())?
@@ -325,7 +344,11 @@ fn visible_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) 
 /// The mission, if the principal may see it, locked until the commit: a
 /// transaction that writes steps takes the mission's lock before any
 /// step's (see [`crate::ports::MissionRepository::lock`]).
-fn locked_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) -> Result<Mission> {
+fn locked_mission(
+    repos: &mut dyn Repositories,
+    principal: Principal,
+    id: MissionId,
+) -> Result<Mission> {
     repos
         .missions()
         .lock(id, principal.visible_owner())?
@@ -333,7 +356,11 @@ fn locked_mission(repos: &mut dyn Repositories, principal: Principal, id: i64) -
 }
 
 /// A step with its children, freshly read.
-fn subtree(repos: &mut dyn Repositories, mission: i64, step: i64) -> Result<StepNode<PlanStep>> {
+fn subtree(
+    repos: &mut dyn Repositories,
+    mission: MissionId,
+    step: StepId,
+) -> Result<StepNode<PlanStep>> {
     let tree = PlanStepTree::of_steps(repos.steps().list(mission)?);
     tree.find(step).cloned().ok_or(Error::NotFound)
 }

@@ -156,7 +156,7 @@ pub fn sample_user(id: i64) -> crate::user::User {
 
 /// A mission `id` of `owner` in `status`, progress 0, without steps.
 pub fn sample_mission(
-    id: i64,
+    id: crate::ids::MissionId,
     owner: crate::user::UserId,
     status: crate::mission::MissionStatus,
 ) -> crate::mission::Mission {
@@ -180,19 +180,19 @@ pub fn sample_mission(
     }
 }
 
-/// A manual step `id` of `mission` under `parent` (depth 1 at the top
+/// A manual step `id` of `mission` under `parent` (step ids given as plain numbers for brevity) (depth 1 at the top
 /// level, 2 otherwise: override `depth` for deeper steps).
 pub fn sample_step(
     id: i64,
-    mission: i64,
+    mission: crate::ids::MissionId,
     parent: Option<i64>,
     order: i32,
     status: crate::plan_step::StepStatus,
 ) -> crate::plan_step::PlanStep {
     crate::plan_step::PlanStep {
-        id,
+        id: crate::ids::StepId(id),
         mission,
-        parent,
+        parent: parent.map(crate::ids::StepId),
         title: crate::mission::Title::parse(&format!("Step {id}")).expect("valid title"),
         description: crate::mission::Description::default(),
         order,

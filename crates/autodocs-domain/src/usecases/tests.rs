@@ -26,8 +26,10 @@ use crate::ports::{
 };
 use crate::user::{Principal, User, UserId, UserQuery};
 
+use crate::ids::{ActivityId, JobId, MissionId, StepId};
+
 const OWNER: UserId = UserId(7);
-const MISSION: i64 = 42;
+const MISSION: MissionId = MissionId(42);
 const PASSWORD: &str = "violet-Harbor-1987";
 
 // ---------------------------------------------------------------------------
@@ -88,7 +90,7 @@ fn field_errors(error: &Error, field: &str) -> Vec<String> {
 
 fn stored(activity: &NewActivity, now: DateTime<Utc>) -> Activity {
     Activity {
-        id: 1,
+        id: ActivityId(1),
         kind: activity.kind.clone(),
         message: activity.message.clone(),
         details: activity.details.clone(),
@@ -924,7 +926,7 @@ fn expect_advance(repos: &mut MockRepos, times: usize) {
                 && *now == fixed_now()
         })
         .times(times)
-        .returning(|_, _| Ok(Some(1)));
+        .returning(|_, _| Ok(Some(JobId(1))));
 }
 
 #[test]
@@ -973,7 +975,7 @@ fn create_mission_records_it_and_creates_the_plan_depth_first() {
                 ..sample_step(
                     id,
                     step.mission,
-                    step.parent,
+                    step.parent.map(|parent| parent.0),
                     step.order,
                     StepStatus::Pending,
                 )
@@ -1009,7 +1011,7 @@ fn create_mission_records_it_and_creates_the_plan_depth_first() {
             assert_eq!(step.mission, MISSION);
             (
                 step.title.as_str().to_owned(),
-                step.parent,
+                step.parent.map(|parent| parent.0),
                 step.order,
                 step.depth,
             )
@@ -1035,7 +1037,7 @@ fn create_mission_records_it_and_creates_the_plan_depth_first() {
     assert_eq!(activities[0].mission, Some(MISSION));
     assert_eq!(activities[0].user, Some(OWNER));
     assert_eq!(detail.mission.id, MISSION);
-    let roots: Vec<i64> = detail.plan.roots().iter().map(|node| node.id).collect();
+    let roots: Vec<i64> = detail.plan.roots().iter().map(|node| node.id.0).collect();
     assert_eq!(roots, vec![100, 104]);
     assert_eq!(outcome(&uow), (1, 0));
 }
@@ -1166,7 +1168,7 @@ fn restarting_a_failed_mission_resets_failed_steps_and_enqueues_its_run() {
         .steps
         .expect_update()
         .withf(|id, changes, _| {
-            *id == 2
+            *id == StepId(2)
                 && changes.status == Some(StepStatus::Pending)
                 && changes.last_error == Some(None)
         })
@@ -1492,7 +1494,7 @@ fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction()
         .steps
         .expect_update()
         .withf(|id, changes, _| {
-            *id == 2
+            *id == StepId(2)
                 && changes.status == Some(StepStatus::Completed)
                 && changes.completed_at == Some(Some(fixed_now()))
         })
@@ -1521,10 +1523,10 @@ fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction()
 
     let node = plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, 2, &complete_status())
+        .update(principal(OWNER), MISSION, StepId(2), &complete_status())
         .expect("completed");
 
-    assert_eq!(node.id, 2);
+    assert_eq!(node.id, StepId(2));
     assert_eq!(node.item.status, StepStatus::Completed);
     assert_eq!(kinds(&log), vec!["step_updated", "mission_completed"]);
     assert_eq!(outcome(&uow), (1, 0));
@@ -1573,7 +1575,7 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
     repos
         .steps
         .expect_update()
-        .withf(|id, changes, _| *id == 1 && changes.status == Some(StepStatus::Completed))
+        .withf(|id, changes, _| *id == StepId(1) && changes.status == Some(StepStatus::Completed))
         .times(1)
         .returning(|_, _, _| Ok(()));
     repos
@@ -1594,7 +1596,7 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
 
     plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, 1, &complete_status())
+        .update(principal(OWNER), MISSION, StepId(1), &complete_status())
         .expect("completed");
 
     assert_eq!(kinds(&log), vec!["step_updated"]);
@@ -1653,7 +1655,7 @@ fn moving_a_step_under_its_own_child_is_refused() {
 
     let error = plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, 1, &input)
+        .update(principal(OWNER), MISSION, StepId(1), &input)
         .expect_err("cycle");
 
     assert_eq!(
@@ -1692,7 +1694,7 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
     repos
         .steps
         .expect_update()
-        .withf(|id, changes, _| *id == 3 && changes.parent == Some((Some(1), 2)))
+        .withf(|id, changes, _| *id == StepId(3) && changes.parent == Some((Some(StepId(1)), 2)))
         .times(1)
         .returning(|_, _, _| Ok(()));
     let depths: Arc<Mutex<Vec<(i64, u8)>>> = Arc::default();
@@ -1702,7 +1704,7 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
         .expect_set_depth()
         .times(2)
         .returning(move |id, depth| {
-            sink.lock().expect("depths").push((id, depth));
+            sink.lock().expect("depths").push((id.0, depth));
             Ok(())
         });
     let _log = record_activities(&mut repos);
@@ -1718,7 +1720,7 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
 
     plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, 3, &input)
+        .update(principal(OWNER), MISSION, StepId(3), &input)
         .expect("moved");
 
     assert_eq!(*depths.lock().expect("depths"), vec![(4, 3), (5, 4)]);
@@ -1738,7 +1740,7 @@ fn a_system_activity_type_is_refused_without_a_database_call() {
     let input = ActivityInput {
         kind: Some("mission_created".into()),
         message: Some("Forged".into()),
-        mission: Some(MISSION),
+        mission: Some(MISSION.0),
         ..ActivityInput::default()
     };
 
@@ -1768,7 +1770,7 @@ fn an_activity_on_a_mission_not_owned_is_refused() {
     let input = ActivityInput {
         kind: Some("note_added".into()),
         message: Some("Called the bank".into()),
-        mission: Some(MISSION),
+        mission: Some(MISSION.0),
         ..ActivityInput::default()
     };
 
@@ -1806,7 +1808,7 @@ fn a_custom_activity_is_recorded_for_the_caller() {
         kind: Some("note_added".into()),
         message: Some("Called the bank".into()),
         details: Some(json!({"minutes": 5})),
-        mission: Some(MISSION),
+        mission: Some(MISSION.0),
         ..ActivityInput::default()
     };
 

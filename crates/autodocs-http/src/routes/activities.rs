@@ -6,6 +6,7 @@ use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::usecases::activities::ActivityInput;
 use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestamp};
+use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use serde_json::Value;
 
 use crate::error::ApiResult;
@@ -44,8 +45,8 @@ pub async fn list(
         |raw| ActivityType::parse_filter(raw).map(|kind| kind.as_str().to_owned()),
         &mut errors,
     );
-    let mission = id_filter(&query, "mission", &mut errors);
-    let document = id_filter(&query, "document", &mut errors);
+    let mission = id_filter(&query, "mission", &mut errors).map(MissionId);
+    let document = id_filter(&query, "document", &mut errors).map(DocumentId);
     let user = id_filter(&query, "user", &mut errors).map(UserId);
     let since = query
         .get("since")
@@ -128,7 +129,7 @@ pub async fn detail(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = ActivityId(object_id(&path)?);
     let activity = as_caller(&state, principal, move |services, principal| {
         services.activities().get(principal, id)
     })

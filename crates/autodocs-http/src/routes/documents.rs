@@ -24,6 +24,7 @@ use autodocs_domain::document::{DocumentQuery, DocumentStatus, DocumentType};
 use autodocs_domain::ports::{StagedUpload, StoredFile, UploadError, UploadSink};
 use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
+use autodocs_domain::{DocumentId, MissionId};
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -379,6 +380,7 @@ pub async fn list(
         "mission",
         |raw| {
             raw.parse::<i64>()
+                .map(MissionId)
                 .map_err(|_| InvalidValue::new("Enter a number."))
         },
         &mut errors,
@@ -427,7 +429,7 @@ pub async fn detail(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = DocumentId(object_id(&path)?);
     let document = as_caller(&state, principal, move |services, principal| {
         services.documents().get(principal, id)
     })
@@ -463,7 +465,7 @@ pub async fn update(
     path: web::Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = DocumentId(object_id(&path)?);
     let changes = document_input(&body)?.parse_changes()?;
     let document = as_caller(&state, principal, move |services, principal| {
         services.documents().update(principal, id, changes)
@@ -481,7 +483,7 @@ pub async fn delete(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = DocumentId(object_id(&path)?);
     as_caller(&state, principal, move |services, principal| {
         services.documents().delete(principal, id)
     })
@@ -501,7 +503,7 @@ pub async fn verify(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = DocumentId(object_id(&path)?);
     let document = as_caller_with_files(&state, principal, move |services, principal| {
         services.documents().verify(principal, id)
     })
@@ -689,10 +691,10 @@ pub async fn download(
     let (document, file) = match link_token(&request) {
         // A signed link decides alone: a browser following it sends no
         // header, and one it does send is not what the link vouches for.
-        Some(token) => open_by_link(&state, object_id(&path)?, &token).await?,
+        Some(token) => open_by_link(&state, DocumentId(object_id(&path)?), &token).await?,
         None => {
             let Authenticated(principal) = Authenticated::extract(&request).await?;
-            let id = object_id(&path)?;
+            let id = DocumentId(object_id(&path)?);
             as_caller(&state, principal, move |services, principal| {
                 services.documents().open(principal, id)
             })
@@ -831,7 +833,7 @@ fn link_token(request: &HttpRequest) -> Option<String> {
 /// the link was made (404 otherwise, as for a document that is not theirs).
 async fn open_by_link(
     state: &AppState,
-    id: i64,
+    id: DocumentId,
     token: &str,
 ) -> ApiResult<(autodocs_domain::document::Document, Option<StoredFile>)> {
     let user = state.links.verify(token, id, state.services.now())?;
@@ -867,7 +869,7 @@ pub async fn download_link(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = DocumentId(object_id(&path)?);
     let document = as_caller(&state, principal, move |services, principal| {
         services.documents().get(principal, id)
     })

@@ -1,6 +1,7 @@
 //! `/api/missions/`: missions and their lifecycle actions.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use autodocs_domain::MissionId;
 use autodocs_domain::mission::{MissionAction, MissionQuery, MissionStatus, MissionType, Priority};
 use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
@@ -126,7 +127,7 @@ pub async fn detail(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = MissionId(object_id(&path)?);
     let detail = as_caller(&state, principal, move |services, principal| {
         services.missions().get(principal, id)
     })
@@ -142,7 +143,7 @@ async fn update(
     body: Map<String, Value>,
     full: bool,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = MissionId(object_id(&path)?);
     let changes = mission_input(&body)?.parse_changes(full)?;
     let detail = as_caller(&state, principal, move |services, principal| {
         services.missions().update(principal, id, changes)
@@ -199,7 +200,7 @@ pub async fn delete(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = MissionId(object_id(&path)?);
     as_caller(&state, principal, move |services, principal| {
         services.missions().delete(principal, id)
     })
@@ -215,7 +216,7 @@ async fn act(
     path: web::Path<String>,
     action: MissionAction,
 ) -> ApiResult<HttpResponse> {
-    let id = object_id(&path)?;
+    let id = MissionId(object_id(&path)?);
     let detail = as_caller(&state, principal, move |services, principal| {
         services.missions().act(principal, id, action)
     })

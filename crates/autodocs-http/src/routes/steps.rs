@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, web};
 use autodocs_domain::usecases::steps::StepInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
+use autodocs_domain::{MissionId, StepId};
 use serde_json::{Map, Value};
 
 use crate::error::ApiResult;
@@ -56,7 +57,7 @@ pub async fn list(
     Authenticated(principal): Authenticated,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let mission = object_id(&path)?;
+    let mission = MissionId(object_id(&path)?);
     let tree = as_caller(&state, principal, move |services, principal| {
         services.steps().list(principal, mission)
     })
@@ -79,7 +80,7 @@ pub async fn create(
     path: web::Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    let mission = object_id(&path)?;
+    let mission = MissionId(object_id(&path)?);
     let input = step_input(&body)?;
     let step = as_caller(&state, principal, move |services, principal| {
         services.steps().create(principal, mission, &input)
@@ -88,8 +89,8 @@ pub async fn create(
     Ok(HttpResponse::Created().json(step_tree_json(&step)))
 }
 
-fn ids(path: &(String, String)) -> ApiResult<(i64, i64)> {
-    Ok((object_id(&path.0)?, object_id(&path.1)?))
+fn ids(path: &(String, String)) -> ApiResult<(MissionId, StepId)> {
+    Ok((MissionId(object_id(&path.0)?), StepId(object_id(&path.1)?)))
 }
 
 /// One step with its children.

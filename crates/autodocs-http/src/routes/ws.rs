@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message};
+use autodocs_domain::MissionId;
 use autodocs_domain::user::Principal;
 use chrono::{DateTime, Utc};
 
@@ -91,7 +92,7 @@ pub async fn mission(
 ) -> ApiResult<HttpResponse> {
     check_origin(&request, &state)?;
     let token = socket_token(&request)?;
-    let id = object_id(&path).ok();
+    let id = object_id(&path).ok().map(MissionId);
     let services = state.services.clone();
     let checked_since = Instant::now();
     // The account and the mission in one trip to the database lane; a bad
@@ -120,7 +121,7 @@ fn upgrade(
     body: web::Payload,
     state: &AppState,
     grant: Grant,
-    mission: Option<i64>,
+    mission: Option<MissionId>,
 ) -> ApiResult<HttpResponse> {
     let subscription = state
         .hub
