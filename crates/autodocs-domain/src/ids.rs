@@ -57,8 +57,14 @@ mod tests {
 
     #[test]
     fn ids_are_plain_numbers_on_the_wire() {
-        assert_eq!(serde_json::to_string(&MissionId(7)).unwrap(), "7");
-        assert_eq!(serde_json::from_str::<StepId>("12").unwrap(), StepId(12));
+        assert_eq!(
+            serde_json::to_string(&MissionId(7)).expect("serialises"),
+            "7"
+        );
+        assert_eq!(
+            serde_json::from_str::<StepId>("12").expect("parses"),
+            StepId(12)
+        );
         assert_eq!(DocumentId(3).to_string(), "3");
     }
 }

@@ -702,6 +702,144 @@ impl<'a, T> Iterator for DepthFirst<'a, T> {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+/// A plan step as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanStep {
+    /// Primary key.
+    pub id: StepId,
+    /// The mission it belongs to.
+    pub mission: MissionId,
+    /// Its parent step, if any.
+    pub parent: Option<StepId>,
+    /// Title.
+    pub title: crate::mission::Title,
+    /// Description.
+    pub description: crate::mission::Description,
+    /// Position among its siblings.
+    pub order: i32,
+    /// Depth in the tree, 1 for a top-level step.
+    pub depth: u8,
+    /// Lifecycle status.
+    pub status: StepStatus,
+    /// What runs it.
+    pub action: StepAction,
+    /// The last failure of an automated run.
+    pub last_error: Option<String>,
+    /// When it started.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it finished.
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Creation time.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Last change.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl HasStepStatus for PlanStep {
+    fn step_status(&self) -> StepStatus {
+        self.status
+    }
+}
+
+impl PlanStepTree<PlanStep> {
+    /// The tree of a mission's steps.
+    pub fn of_steps(steps: Vec<PlanStep>) -> Self {
+        Self::build(
+            steps
+                .into_iter()
+                .map(|step| (step.id, step.parent, i64::from(step.order), step)),
+        )
+    }
+}
+
+/// A step to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlanStep {
+    /// The mission.
+    pub mission: MissionId,
+    /// Parent step, already checked to be of the same mission.
+    pub parent: Option<StepId>,
+    /// Title.
+    pub title: crate::mission::Title,
+    /// Description.
+    pub description: crate::mission::Description,
+    /// Position among siblings.
+    pub order: i32,
+    /// Depth, already checked against [`MAX_DEPTH`].
+    pub depth: u8,
+    /// What runs it.
+    pub action: StepAction,
+}
+
+/// Changes to a step; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepChanges {
+    /// New title.
+    pub title: Option<crate::mission::Title>,
+    /// New description.
+    pub description: Option<crate::mission::Description>,
+    /// New position.
+    pub order: Option<i32>,
+    /// New parent (`Some(None)`: move to the top level) with the new depth.
+    pub parent: Option<(Option<StepId>, u8)>,
+    /// New status.
+    pub status: Option<StepStatus>,
+    /// New `started_at`.
+    pub started_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
+    /// New `completed_at`.
+    pub completed_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
+    /// New `last_error`.
+    pub last_error: Option<Option<String>>,
+}
+
+impl StepChanges {
+    /// The status change `to` with the timestamps it implies at `now`.
+    pub fn status(from: StepStatus, to: StepStatus, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let mut changes = Self {
+            status: Some(to),
+            ..Self::default()
+        };
+        if from != to {
+            match to {
+                StepStatus::InProgress => changes.started_at = Some(Some(now)),
+                StepStatus::Completed | StepStatus::Skipped | StepStatus::Failed => {
+                    changes.completed_at = Some(Some(now))
+                }
+                StepStatus::Pending => {
+                    changes.started_at = Some(None);
+                    changes.completed_at = Some(None);
+                }
+            }
+        }
+        changes
+    }
+
+    /// The names of the fields that change, for the activity's details.
+    pub fn changed_fields(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.title.is_some() {
+            fields.push("title");
+        }
+        if self.description.is_some() {
+            fields.push("description");
+        }
+        if self.order.is_some() {
+            fields.push("order");
+        }
+        if self.parent.is_some() {
+            fields.push("parent");
+        }
+        if self.status.is_some() {
+            fields.push("status");
+        }
+        fields
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1225,143 +1363,5 @@ mod tests {
                 .is_err()
         );
         assert_eq!(extra.check_parent(Some(StepId(10)), Some(StepId(1))), Ok(2));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Records
-// ---------------------------------------------------------------------------
-
-/// A plan step as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PlanStep {
-    /// Primary key.
-    pub id: StepId,
-    /// The mission it belongs to.
-    pub mission: MissionId,
-    /// Its parent step, if any.
-    pub parent: Option<StepId>,
-    /// Title.
-    pub title: crate::mission::Title,
-    /// Description.
-    pub description: crate::mission::Description,
-    /// Position among its siblings.
-    pub order: i32,
-    /// Depth in the tree, 1 for a top-level step.
-    pub depth: u8,
-    /// Lifecycle status.
-    pub status: StepStatus,
-    /// What runs it.
-    pub action: StepAction,
-    /// The last failure of an automated run.
-    pub last_error: Option<String>,
-    /// When it started.
-    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// When it finished.
-    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Creation time.
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    /// Last change.
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
-
-impl HasStepStatus for PlanStep {
-    fn step_status(&self) -> StepStatus {
-        self.status
-    }
-}
-
-impl PlanStepTree<PlanStep> {
-    /// The tree of a mission's steps.
-    pub fn of_steps(steps: Vec<PlanStep>) -> Self {
-        Self::build(
-            steps
-                .into_iter()
-                .map(|step| (step.id, step.parent, i64::from(step.order), step)),
-        )
-    }
-}
-
-/// A step to create.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewPlanStep {
-    /// The mission.
-    pub mission: MissionId,
-    /// Parent step, already checked to be of the same mission.
-    pub parent: Option<StepId>,
-    /// Title.
-    pub title: crate::mission::Title,
-    /// Description.
-    pub description: crate::mission::Description,
-    /// Position among siblings.
-    pub order: i32,
-    /// Depth, already checked against [`MAX_DEPTH`].
-    pub depth: u8,
-    /// What runs it.
-    pub action: StepAction,
-}
-
-/// Changes to a step; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StepChanges {
-    /// New title.
-    pub title: Option<crate::mission::Title>,
-    /// New description.
-    pub description: Option<crate::mission::Description>,
-    /// New position.
-    pub order: Option<i32>,
-    /// New parent (`Some(None)`: move to the top level) with the new depth.
-    pub parent: Option<(Option<StepId>, u8)>,
-    /// New status.
-    pub status: Option<StepStatus>,
-    /// New `started_at`.
-    pub started_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
-    /// New `completed_at`.
-    pub completed_at: Option<Option<chrono::DateTime<chrono::Utc>>>,
-    /// New `last_error`.
-    pub last_error: Option<Option<String>>,
-}
-
-impl StepChanges {
-    /// The status change `to` with the timestamps it implies at `now`.
-    pub fn status(from: StepStatus, to: StepStatus, now: chrono::DateTime<chrono::Utc>) -> Self {
-        let mut changes = Self {
-            status: Some(to),
-            ..Self::default()
-        };
-        if from != to {
-            match to {
-                StepStatus::InProgress => changes.started_at = Some(Some(now)),
-                StepStatus::Completed | StepStatus::Skipped | StepStatus::Failed => {
-                    changes.completed_at = Some(Some(now))
-                }
-                StepStatus::Pending => {
-                    changes.started_at = Some(None);
-                    changes.completed_at = Some(None);
-                }
-            }
-        }
-        changes
-    }
-
-    /// The names of the fields that change, for the activity's details.
-    pub fn changed_fields(&self) -> Vec<&'static str> {
-        let mut fields = Vec::new();
-        if self.title.is_some() {
-            fields.push("title");
-        }
-        if self.description.is_some() {
-            fields.push("description");
-        }
-        if self.order.is_some() {
-            fields.push("order");
-        }
-        if self.parent.is_some() {
-            fields.push("parent");
-        }
-        if self.status.is_some() {
-            fields.push("status");
-        }
-        fields
     }
 }
