@@ -24,6 +24,7 @@ migrate:
 ## TEST_DATABASE_URL points at a PostgreSQL server (see README).
 test:
 	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
 
 ## The example service: runs examples/plan-runner/plan.json to completion on
 ## the in-memory adapters (exits non-zero unless the mission completed).
