@@ -13,7 +13,7 @@ use autodocs_domain::user::UserId;
 use autodocs_domain::{DocumentId, MissionId};
 use chrono::{DateTime, Utc};
 
-use crate::state::{contains_folded, missing, page_of};
+use crate::state::{contains_folded, missing, page_of, sort_by_ordering};
 use crate::uow::MemoryRepos;
 
 fn compare_documents(a: &Document, b: &Document, item: DocumentOrderField) -> Ordering {
@@ -106,26 +106,13 @@ impl DocumentRepository for MemoryRepos {
             .filter(|d| search.is_none_or(|term| contains_folded(d.name.as_str(), term)))
             .cloned()
             .collect();
-        let ordering: &[DocumentOrderField] = if query.ordering.is_empty() {
-            &[DocumentOrderField::DEFAULT]
-        } else {
-            &query.ordering
-        };
-        let ids_descending = ordering[0].descending;
-        documents.sort_by(|a, b| {
-            ordering
-                .iter()
-                .map(|item| compare_documents(a, b, *item))
-                .find(|order| order.is_ne())
-                .unwrap_or_else(|| {
-                    let by_id = a.id.cmp(&b.id);
-                    if ids_descending {
-                        by_id.reverse()
-                    } else {
-                        by_id
-                    }
-                })
-        });
+        sort_by_ordering(
+            &mut documents,
+            &query.ordering,
+            DocumentOrderField::DEFAULT,
+            compare_documents,
+            |item| item.id,
+        );
         Ok(page_of(documents, query.page))
     }
 

@@ -15,7 +15,7 @@ use autodocs_domain::user::UserId;
 use autodocs_domain::{MissionId, StepId};
 use chrono::{DateTime, Utc};
 
-use crate::state::{MissionRow, contains_folded, missing, page_of};
+use crate::state::{MissionRow, contains_folded, missing, page_of, sort_by_ordering};
 use crate::uow::MemoryRepos;
 
 /// Missions' open statuses, as `overdue` reads them.
@@ -133,27 +133,13 @@ impl MissionRepository for MemoryRepos {
             })
             .cloned()
             .collect();
-        let ordering: &[MissionOrderField] = if query.ordering.is_empty() {
-            &[MissionOrderField::DEFAULT]
-        } else {
-            &query.ordering
-        };
-        // The id breaks ties, in the direction of the first key.
-        let ids_descending = ordering[0].descending;
-        missions.sort_by(|a, b| {
-            ordering
-                .iter()
-                .map(|item| compare_missions(a, b, *item))
-                .find(|order| order.is_ne())
-                .unwrap_or_else(|| {
-                    let by_id = a.id.cmp(&b.id);
-                    if ids_descending {
-                        by_id.reverse()
-                    } else {
-                        by_id
-                    }
-                })
-        });
+        sort_by_ordering(
+            &mut missions,
+            &query.ordering,
+            MissionOrderField::DEFAULT,
+            compare_missions,
+            |item| item.id,
+        );
         let page = page_of(missions, query.page);
         let state = &self.state;
         Ok(page.map(|mission| match state.missions.get(&mission.id) {

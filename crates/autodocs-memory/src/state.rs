@@ -254,3 +254,36 @@ pub(crate) fn random_hex(n: usize) -> String {
     }
     hex(&bytes)
 }
+
+/// Sorts `items` as the SQL adapters order a list: by `ordering` (or
+/// `default` when it is empty), ties broken by id in the direction of the
+/// first key, so pages never overlap.
+pub(crate) fn sort_by_ordering<T, K: Copy, I: Ord>(
+    items: &mut [T],
+    ordering: &[autodocs_domain::paging::OrderField<K>],
+    default: autodocs_domain::paging::OrderField<K>,
+    compare: impl Fn(&T, &T, autodocs_domain::paging::OrderField<K>) -> std::cmp::Ordering,
+    id: impl Fn(&T) -> I,
+) {
+    let default = [default];
+    let ordering = if ordering.is_empty() {
+        &default[..]
+    } else {
+        ordering
+    };
+    let ids_descending = ordering[0].descending;
+    items.sort_by(|a, b| {
+        ordering
+            .iter()
+            .map(|item| compare(a, b, *item))
+            .find(|order| order.is_ne())
+            .unwrap_or_else(|| {
+                let by_id = id(a).cmp(&id(b));
+                if ids_descending {
+                    by_id.reverse()
+                } else {
+                    by_id
+                }
+            })
+    });
+}
