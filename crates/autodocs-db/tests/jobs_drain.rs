@@ -18,17 +18,18 @@ use autodocs_db::{Database, DieselUnitOfWork, PoolSettings};
 use autodocs_domain::events::DiscardEvents;
 use autodocs_domain::jobs::{JobOutcome, JobStatus, retry_delay};
 use autodocs_domain::mission::MissionAction;
+use autodocs_domain::mission::{MissionType, Title};
 use autodocs_domain::plan_step::{StepAction, StepStatus};
 use autodocs_domain::ports::{
     Clock, FetchError, Fetched, MockPasswordHasher, MockTokenService, UploadSink, UrlFetcher,
 };
-use autodocs_domain::usecases::missions::MissionInput;
-use autodocs_domain::usecases::steps::StepInput;
+use autodocs_domain::usecases::missions::{CreateMission, PlannedStep};
+use autodocs_domain::usecases::steps::{CreateStep, UpdateStep};
 use autodocs_domain::usecases::{Limits, Ports, Services};
 use autodocs_domain::user::{Email, NewUser, PersonName, Principal, Username};
 use autodocs_domain::{Error, plan_step::HttpUrl};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// A clock the test moves.
 struct TestClock(Mutex<DateTime<Utc>>);
@@ -201,29 +202,34 @@ fn drain(world: &World, max_rounds: usize, context: &str) -> usize {
     panic!("the queue did not drain in {max_rounds} rounds ({context}); open jobs: {open:#?}");
 }
 
-fn random_action(rng: &mut Rng) -> Value {
-    match rng.below(6) {
+fn random_action(rng: &mut Rng) -> StepAction {
+    let action = match rng.below(6) {
         0 | 1 => json!({"kind": "manual"}),
         2 => json!({"kind": "wait", "seconds": 1 + rng.below(3)}),
         3 => json!({"kind": "verify_documents"}),
         4 => json!({"kind": "fetch_url", "url": "https://files.example.com/ok/report.txt"}),
         _ => json!({"kind": "fetch_url", "url": "https://files.example.com/broken"}),
-    }
+    };
+    StepAction::parse(&action).expect("a valid action")
 }
 
-fn random_plan(rng: &mut Rng, depth: u32) -> Value {
+fn title(text: String) -> Title {
+    Title::parse(&text).expect("a valid title")
+}
+
+fn random_plan(rng: &mut Rng, depth: u32) -> Vec<PlannedStep> {
     let count = rng.below(if depth == 0 { 4 } else { 3 });
-    let steps: Vec<Value> = (0..count)
+    (0..count)
         .map(|i| {
-            let mut step =
-                json!({"title": format!("step {depth}.{i}"), "action": random_action(rng)});
+            let step = PlannedStep::new(title(format!("step {depth}.{i}")))
+                .with_action(random_action(rng));
             if depth < 2 && rng.below(4) == 0 {
-                step["children"] = random_plan(rng, depth + 1);
+                step.with_children(random_plan(rng, depth + 1))
+            } else {
+                step
             }
-            step
         })
-        .collect();
-    Value::Array(steps)
+        .collect()
 }
 
 /// An error a user action may legitimately meet; anything else is a bug.
@@ -248,14 +254,8 @@ fn random_sequences_always_drain_the_queue() {
     let principal = world.principal;
     let services = &world.services;
     for sequence in 0..300 {
-        let draft = MissionInput {
-            title: Some(format!("Mission {sequence}")),
-            kind: Some("custom".into()),
-            plan_steps: Some(random_plan(&mut rng, 0)),
-            ..MissionInput::default()
-        }
-        .parse_new()
-        .expect("a valid mission");
+        let draft = CreateMission::new(title(format!("Mission {sequence}")), MissionType::Custom)
+            .with_plan(random_plan(&mut rng, 0));
         let mission = services
             .missions()
             .create(principal, draft)
@@ -297,17 +297,13 @@ fn random_sequences_always_drain_the_queue() {
                     } else {
                         None
                     };
-                    let input = StepInput {
-                        title: Some("added".into()),
-                        parent: Some(parent.map(|parent| parent.0)),
-                        action: Some(random_action(&mut rng)),
-                        ..StepInput::default()
+                    let input = CreateStep {
+                        parent,
+                        ..CreateStep::new(title("added".into()))
+                            .with_action(random_action(&mut rng))
                     };
                     expected(
-                        services
-                            .steps()
-                            .create(principal, mission, &input)
-                            .map(drop),
+                        services.steps().create(principal, mission, input).map(drop),
                         "create step",
                     );
                 }
@@ -316,15 +312,15 @@ fn random_sequences_always_drain_the_queue() {
                         let status = *rng
                             .pick(&["pending", "in_progress", "completed", "skipped", "failed"])
                             .expect("a status");
-                        let input = StepInput {
-                            status: Some(status.into()),
-                            title: Some(format!("edited {}", rng.below(1000))),
-                            ..StepInput::default()
+                        let input = UpdateStep {
+                            status: Some(StepStatus::parse(status).expect("a status")),
+                            title: Some(title(format!("edited {}", rng.below(1000)))),
+                            ..UpdateStep::default()
                         };
                         expected(
                             services
                                 .steps()
-                                .update(principal, mission, step, &input)
+                                .update(principal, mission, step, input)
                                 .map(drop),
                             "update step",
                         );

@@ -44,9 +44,10 @@ pub enum Error {
     /// Authenticated, but not allowed to do this (403).
     #[error("permission denied")]
     PermissionDenied,
-    /// An uploaded file's sniffed type is not an allowed one (415).
-    #[error("{0}")]
-    UnsupportedFileType(String),
+    /// An uploaded file's sniffed type is not one of
+    /// [`AllowedContentType::ALL`](crate::document::AllowedContentType::ALL) (415).
+    #[error("the file's content is not of an allowed type")]
+    UnsupportedFileType,
     /// The storage failed (500, or 503 when unavailable).
     #[error(transparent)]
     Repository(#[from] RepoError),

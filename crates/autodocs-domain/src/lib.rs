@@ -28,12 +28,12 @@
 //! Driven here on the in-memory adapter (`autodocs-memory`):
 //!
 //! ```
-//! use autodocs_domain::mission::{MissionAction, MissionStatus, Progress};
+//! use autodocs_domain::mission::{MissionAction, MissionStatus, MissionType, Progress, Title};
+//! use autodocs_domain::plan_step::StepStatus;
 //! use autodocs_domain::usecases::auth::{RegisterInput, Registration};
-//! use autodocs_domain::usecases::missions::MissionInput;
-//! use autodocs_domain::usecases::steps::StepInput;
+//! use autodocs_domain::usecases::missions::{CreateMission, PlannedStep};
+//! use autodocs_domain::usecases::steps::UpdateStep;
 //! use autodocs_domain::user::Principal;
-//! use serde_json::json;
 //!
 //! let memory = autodocs_memory::services();
 //! let services = &memory.services;
@@ -49,13 +49,10 @@
 //! let anna = Principal { user_id: session.user.id, is_staff: false };
 //!
 //! // ... plans a mission of one step done by hand ...
-//! let draft = MissionInput {
-//!     title: Some("Retrieve Tax Documents".into()),
-//!     kind: Some("document_retrieval".into()),
-//!     plan_steps: Some(json!([{"title": "Sign the consent form"}])),
-//!     ..MissionInput::default()
-//! }
-//! .parse_new()?;
+//! // (commands are built from the domain's value types: a `Title` that
+//! // parsed is one a mission can have)
+//! let draft = CreateMission::new(Title::parse("Retrieve Tax Documents")?, MissionType::DocumentRetrieval)
+//!     .with_plan(vec![PlannedStep::new(Title::parse("Sign the consent form")?)]);
 //! let created = services.missions().create(anna, draft)?;
 //! let mission = created.mission.id;
 //! assert_eq!(created.mission.status, MissionStatus::Pending);
@@ -66,8 +63,7 @@
 //!
 //! // ... and completes the step, which completes the mission.
 //! let step = created.plan.roots()[0].id;
-//! let done = StepInput { status: Some("completed".into()), ..StepInput::default() };
-//! services.steps().update(anna, mission, step, &done)?;
+//! services.steps().update(anna, mission, step, UpdateStep::status(StepStatus::Completed))?;
 //! memory.drain_jobs("worker-1", 100)?;
 //!
 //! let detail = services.missions().get(anna, mission)?;

@@ -405,12 +405,16 @@ pub fn check_parent(
     check_depth(parent.depth() + 1, subtree_height)
 }
 
-fn check_depth(depth: usize, subtree_height: usize) -> Result<usize, InvalidValue> {
+/// Checks that a step at `depth` (1 for a root) holding a subtree
+/// `subtree_height` levels high (1 for a leaf) ends within [`MAX_DEPTH`];
+/// returns `depth`.
+pub fn check_depth(depth: usize, subtree_height: usize) -> Result<usize, InvalidValue> {
     let deepest = depth.saturating_add(subtree_height.max(1) - 1);
     if deepest > MAX_DEPTH {
-        Err(InvalidValue::new(format!(
-            "Plan steps can be nested at most {MAX_DEPTH} levels deep."
-        )))
+        Err(InvalidValue::rule(
+            "max_depth",
+            format!("Plan steps can be nested at most {MAX_DEPTH} levels deep."),
+        ))
     } else {
         Ok(depth)
     }
@@ -753,6 +757,37 @@ impl PlanStepTree<PlanStep> {
                 .into_iter()
                 .map(|step| (step.id, step.parent, i64::from(step.order), step)),
         )
+    }
+}
+
+/// A step's position among its siblings, from 0 to `i32::MAX` (the
+/// column's range); siblings are shown by ascending order, then id.
+///
+/// ```
+/// use autodocs_domain::plan_step::StepOrder;
+/// use autodocs_domain::validation::InvalidValue;
+///
+/// assert_eq!(StepOrder::new(3).map(StepOrder::get), Ok(3));
+/// assert_eq!(StepOrder::new(-1), Err(InvalidValue::AtLeast { min: 0 }));
+/// assert!(StepOrder::new(i64::from(i32::MAX) + 1).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepOrder(i32);
+
+impl StepOrder {
+    /// The position `raw`, refused below 0 and above `i32::MAX`.
+    pub fn new(raw: i64) -> Result<Self, InvalidValue> {
+        if raw < 0 {
+            return Err(InvalidValue::at_least(0));
+        }
+        i32::try_from(raw)
+            .map(Self)
+            .map_err(|_| InvalidValue::at_most(i64::from(i32::MAX)))
+    }
+
+    /// The position.
+    pub fn get(self) -> i32 {
+        self.0
     }
 }
 
@@ -1145,7 +1180,8 @@ mod tests {
 
     #[test]
     fn parent_rules() {
-        let too_deep = Err(InvalidValue::new(
+        let too_deep = Err(InvalidValue::rule(
+            "max_depth",
             "Plan steps can be nested at most 5 levels deep.",
         ));
         let cycle = Err(InvalidValue::new("A step cannot be its own ancestor."));

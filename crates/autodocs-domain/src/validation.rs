@@ -255,20 +255,6 @@ impl std::fmt::Display for ValidationErrors {
 
 impl std::error::Error for ValidationErrors {}
 
-/// The Python name of a JSON value's type, as the original service's
-/// messages name it (`Expected a dictionary, but got list.`).
-pub fn json_type_name(value: &serde_json::Value) -> &'static str {
-    use serde_json::Value;
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
-
 /// Trims a string and checks it is non-blank and at most `max` characters.
 pub fn bounded_text(raw: &str, max: usize) -> Result<String, InvalidValue> {
     let trimmed = raw.trim();

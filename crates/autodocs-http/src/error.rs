@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use autodocs_domain::document::AllowedContentType;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use autodocs_domain::{Error, RepoError};
 use serde_json::{Map, Value, json};
@@ -26,9 +27,6 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("{0}")]
     TooLarge(String),
-    /// An uploaded file's sniffed type is not allowed.
-    #[error("{0}")]
-    UnsupportedFileType(String),
     /// A multipart body that cannot be parsed (or was cut off).
     #[error("Multipart form parse error - {0}")]
     MalformedMultipart(String),
@@ -102,6 +100,18 @@ pub fn drf_message(error: &InvalidValue) -> String {
     }
 }
 
+/// The 415 message for a file whose sniffed type is not allowed.
+pub fn unsupported_file_type_message() -> String {
+    let allowed: Vec<&str> = AllowedContentType::ALL
+        .iter()
+        .map(|kind| kind.mime())
+        .collect();
+    format!(
+        "Unsupported file type: the content is not one of {}.",
+        allowed.join(", ")
+    )
+}
+
 fn drf_messages(errors: &[InvalidValue]) -> Value {
     Value::from(errors.iter().map(drf_message).collect::<Vec<_>>())
 }
@@ -168,9 +178,8 @@ impl ApiError {
                 json!({"detail": self.to_string(), "code": "unsupported_media_type"})
             }
             ApiError::TooLarge(detail) => json!({"detail": detail, "code": "file_too_large"}),
-            ApiError::UnsupportedFileType(detail)
-            | ApiError::Domain(Error::UnsupportedFileType(detail)) => {
-                json!({"detail": detail, "code": "unsupported_file_type"})
+            ApiError::Domain(Error::UnsupportedFileType) => {
+                json!({"detail": unsupported_file_type_message(), "code": "unsupported_file_type"})
             }
             ApiError::MalformedMultipart(_) => json!({"detail": self.to_string()}),
             ApiError::NotAuthenticated => {
@@ -202,14 +211,13 @@ impl ResponseError for ApiError {
                 Error::InvalidTransition(_) => StatusCode::CONFLICT,
                 Error::AuthenticationFailed | Error::TokenInvalid(_) => StatusCode::UNAUTHORIZED,
                 Error::PermissionDenied => StatusCode::FORBIDDEN,
-                Error::UnsupportedFileType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Error::UnsupportedFileType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 Error::Repository(RepoError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Repository(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
             ApiError::MalformedJson(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedFileType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MalformedMultipart(_) => StatusCode::BAD_REQUEST,
             ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
@@ -284,5 +292,12 @@ mod tests {
             body,
             json!({"detail": "Service temporarily unavailable.", "code": "service_unavailable"})
         );
+    }
+
+    #[test]
+    fn the_unsupported_type_message_lists_the_allowed_types() {
+        let message = unsupported_file_type_message();
+        assert!(message.contains("application/pdf"));
+        assert!(message.contains("application/vnd.oasis.opendocument.text"));
     }
 }

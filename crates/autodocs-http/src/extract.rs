@@ -233,7 +233,7 @@ impl FromRequest for JsonObject {
                 Value::Object(map) => Ok(JsonObject(map)),
                 other => Err(ValidationErrors::single_general(format!(
                     "Invalid data. Expected a dictionary, but got {}.",
-                    autodocs_domain::validation::json_type_name(&other)
+                    crate::commands::json_type_name(&other)
                 ))
                 .into()),
             }
@@ -424,7 +424,7 @@ impl<'a> Fields<'a> {
         match self.map.get(field)? {
             Value::Object(map) => Some(map),
             other => {
-                let kind = autodocs_domain::validation::json_type_name(other);
+                let kind = crate::commands::json_type_name(other);
                 self.fail(
                     field,
                     InvalidValue::new(format!(

@@ -5,6 +5,7 @@
 pub mod asyncapi;
 pub mod auth;
 pub mod client;
+pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod hub;

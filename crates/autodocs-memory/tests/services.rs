@@ -3,10 +3,11 @@
 
 use autodocs_domain::Error;
 use autodocs_domain::events::EventPayload;
-use autodocs_domain::mission::{MissionAction, MissionStatus};
+use autodocs_domain::mission::{MissionAction, MissionStatus, MissionType, Title};
+use autodocs_domain::plan_step::StepAction;
 use autodocs_domain::usecases::auth::{RegisterInput, Registration};
-use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
-use autodocs_domain::usecases::missions::MissionInput;
+use autodocs_domain::usecases::documents::{UploadDocument, UploadedPart};
+use autodocs_domain::usecases::missions::{CreateMission, PlannedStep};
 use autodocs_domain::usecases::sweep::MediaRootBinding;
 use autodocs_domain::user::Principal;
 use autodocs_memory::MemoryServices;
@@ -52,7 +53,7 @@ fn upload(
     memory
         .services
         .documents()
-        .upload(principal, &DocumentInput::default(), Some(part))
+        .upload(principal, UploadDocument::new(part))
         .expect("uploaded")
         .id
 }
@@ -167,17 +168,19 @@ fn a_plan_runs_to_completion_and_a_dead_download_fails_the_mission() {
         "w2.pdf",
     );
     let create = |url: &str| {
-        let input = MissionInput {
-            title: Some("Taxes".into()),
-            kind: Some("document_retrieval".into()),
-            plan_steps: Some(json!([
-                {"title": "Wait", "action": {"kind": "wait", "seconds": 60}},
-                {"title": "Fetch", "action": {"kind": "fetch_url", "url": url}},
-                {"title": "Verify", "action": {"kind": "verify_documents"}}
-            ])),
-            ..MissionInput::default()
+        let step = |title: &str, action: serde_json::Value| {
+            PlannedStep::new(Title::parse(title).expect("a title"))
+                .with_action(StepAction::parse(&action).expect("an action"))
         };
-        let draft = input.parse_new().expect("a valid mission");
+        let draft = CreateMission::new(
+            Title::parse("Taxes").expect("a title"),
+            MissionType::DocumentRetrieval,
+        )
+        .with_plan(vec![
+            step("Wait", json!({"kind": "wait", "seconds": 60})),
+            step("Fetch", json!({"kind": "fetch_url", "url": url})),
+            step("Verify", json!({"kind": "verify_documents"})),
+        ]);
         let id = services
             .missions()
             .create(anna, draft)

@@ -11,13 +11,16 @@
 use std::process::ExitCode;
 
 use autodocs_domain::activity_log::ActivityQuery;
-use autodocs_domain::mission::{MissionAction, MissionStatus};
+use autodocs_domain::mission::{
+    Description, MissionAction, MissionStatus, MissionType, Priority, Title,
+};
 use autodocs_domain::paging::PageRequest;
 use autodocs_domain::plan_step::{StepAction, StepStatus};
 use autodocs_domain::usecases::auth::{RegisterInput, Registration};
-use autodocs_domain::usecases::missions::MissionInput;
-use autodocs_domain::usecases::steps::StepInput;
+use autodocs_domain::usecases::missions::{CreateMission, PlannedStep};
+use autodocs_domain::usecases::steps::UpdateStep;
 use autodocs_domain::user::Principal;
+use autodocs_domain::validation::{InvalidValue, parse_timestamp};
 use autodocs_domain::{MissionId, Services};
 use autodocs_memory::MemoryServices;
 use serde_json::Value;
@@ -44,7 +47,8 @@ fn main() -> ExitCode {
 fn run(path: &str) -> Result<MissionStatus, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let plan: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
-    let input = mission_input(&plan)?;
+    let command =
+        mission_command(&plan).map_err(|e| format!("{path} is not a valid mission: {e}"))?;
 
     let memory = autodocs_memory::services();
     let services = &memory.services;
@@ -72,12 +76,9 @@ fn run(path: &str) -> Result<MissionStatus, String> {
         session.user.username, session.user.id
     );
 
-    let draft = input
-        .parse_new()
-        .map_err(|e| format!("{path} is not a valid mission: {e}"))?;
     let created = services
         .missions()
-        .create(principal, draft)
+        .create(principal, command)
         .map_err(|e| format!("cannot create the mission: {e}"))?;
     let mission_id = created.mission.id;
     println!(
@@ -96,20 +97,64 @@ fn run(path: &str) -> Result<MissionStatus, String> {
     Ok(status)
 }
 
-/// The mission fields of the plan file (the body of `POST /api/missions/`).
-fn mission_input(plan: &Value) -> Result<MissionInput, String> {
-    let text = |field: &str| plan.get(field).and_then(Value::as_str).map(str::to_owned);
-    if !plan.is_object() {
-        return Err("the plan file must hold a JSON object".into());
+/// The mission of the plan file (shaped like the body of
+/// `POST /api/missions/`), built from the domain's value types: each field
+/// is parsed by the type that holds its rules.
+fn mission_command(plan: &Value) -> Result<CreateMission, String> {
+    let field = |name: &str| plan.get(name).and_then(Value::as_str);
+    let refused = |name: &'static str| move |error: InvalidValue| format!("{name}: {error}");
+    let title = Title::parse(field("title").unwrap_or_default()).map_err(refused("title"))?;
+    let kind = MissionType::parse(field("type").unwrap_or_default()).map_err(refused("type"))?;
+    let mut command = CreateMission::new(title, kind);
+    if let Some(description) = field("description") {
+        command = command
+            .with_description(Description::parse(description).map_err(refused("description"))?);
     }
-    Ok(MissionInput {
-        title: text("title"),
-        description: text("description"),
-        kind: text("type"),
-        priority: text("priority"),
-        deadline: plan.get("deadline").map(|d| d.as_str().map(str::to_owned)),
-        plan_steps: plan.get("plan_steps").cloned(),
-    })
+    if let Some(priority) = field("priority") {
+        command = command.with_priority(Priority::parse(priority).map_err(refused("priority"))?);
+    }
+    if let Some(deadline) = field("deadline") {
+        command = command.with_deadline(parse_timestamp(deadline).map_err(refused("deadline"))?);
+    }
+    let plan = match plan.get("plan_steps") {
+        Some(steps) => planned_steps(steps)?,
+        None => Vec::new(),
+    };
+    Ok(command.with_plan(plan))
+}
+
+/// A list of plan steps, `{title, description?, action?, children?}` each.
+fn planned_steps(steps: &Value) -> Result<Vec<PlannedStep>, String> {
+    let Some(steps) = steps.as_array() else {
+        return Err("plan_steps: not a list".into());
+    };
+    steps
+        .iter()
+        .map(|step| {
+            let title = step
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let refused = |name: &'static str| {
+                let title = title.to_owned();
+                move |error: InvalidValue| format!("step {title:?}: {name}: {error}")
+            };
+            let mut planned = PlannedStep::new(Title::parse(title).map_err(refused("title"))?);
+            if let Some(description) = step.get("description").and_then(Value::as_str) {
+                planned = planned.with_description(
+                    Description::parse(description).map_err(refused("description"))?,
+                );
+            }
+            if let Some(action) = step.get("action") {
+                planned =
+                    planned.with_action(StepAction::parse(action).map_err(refused("action"))?);
+            }
+            if let Some(children) = step.get("children") {
+                planned = planned.with_children(planned_steps(children)?);
+            }
+            Ok(planned)
+        })
+        .collect()
 }
 
 /// Serves a small PDF at the URL of every `fetch_url` step of the plan.
@@ -183,10 +228,7 @@ fn drive(
                 principal,
                 mission_id,
                 step.id,
-                &StepInput {
-                    status: Some(StepStatus::Completed.as_str().into()),
-                    ..StepInput::default()
-                },
+                UpdateStep::status(StepStatus::Completed),
             )
             .map_err(|e| format!("cannot complete step {:?}: {e}", step.title.as_str()))?;
         println!("completed manual step {:?}", step.title.as_str());

@@ -1,7 +1,5 @@
 //! The activity log as clients see it: read their own, append their own types.
 
-use serde_json::Value;
-
 use crate::activity::{ActivityDetails, ActivityMessage, ActivityType, CustomActivityType};
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
 use crate::error::{Error, Result};
@@ -11,19 +9,67 @@ use crate::ports;
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors};
 
-/// The raw fields of a client-written activity.
-#[derive(Debug, Clone, Default)]
-pub struct ActivityInput {
+/// The command to append a client-written activity.
+///
+/// ```
+/// use autodocs_domain::activity::{ActivityMessage, CustomActivityType};
+/// use autodocs_domain::usecases::activities::CreateActivity;
+///
+/// let note = CreateActivity::new(
+///     CustomActivityType::parse("note_added")?,
+///     ActivityMessage::parse("Called the bank")?,
+/// );
+/// assert!(note.details.as_map().is_empty());
+/// // The system's own types cannot be written by a client.
+/// assert!(CustomActivityType::parse("mission_completed").is_err());
+/// # Ok::<(), autodocs_domain::validation::InvalidValue>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateActivity {
     /// Type: a custom one, never a system type.
-    pub kind: Option<String>,
+    pub kind: CustomActivityType,
     /// Message.
-    pub message: Option<String>,
+    pub message: ActivityMessage,
     /// Details object.
-    pub details: Option<Value>,
-    /// Mission it concerns (must be the caller's).
-    pub mission: Option<i64>,
-    /// Document it concerns (must be the caller's).
-    pub document: Option<i64>,
+    pub details: ActivityDetails,
+    /// The mission it concerns (must be the caller's).
+    pub mission: Option<MissionId>,
+    /// The document it concerns (must be the caller's).
+    pub document: Option<DocumentId>,
+}
+
+impl CreateActivity {
+    /// An entry of `kind` saying `message`, with no details, about nothing.
+    pub fn new(kind: CustomActivityType, message: ActivityMessage) -> Self {
+        Self {
+            kind,
+            message,
+            details: ActivityDetails::empty(),
+            mission: None,
+            document: None,
+        }
+    }
+
+    /// This entry with `details`.
+    pub fn with_details(self, details: ActivityDetails) -> Self {
+        Self { details, ..self }
+    }
+
+    /// This entry about `mission`.
+    pub fn about_mission(self, mission: MissionId) -> Self {
+        Self {
+            mission: Some(mission),
+            ..self
+        }
+    }
+
+    /// This entry about `document`.
+    pub fn about_document(self, document: DocumentId) -> Self {
+        Self {
+            document: Some(document),
+            ..self
+        }
+    }
 }
 
 super::service!(
@@ -45,20 +91,20 @@ super::service!(
     /// # )?;
     /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
     /// use autodocs_domain::activity_log::ActivityQuery;
-    /// use autodocs_domain::usecases::activities::ActivityInput;
+    /// use autodocs_domain::activity::{ActivityDetails, ActivityMessage, CustomActivityType};
+    /// use autodocs_domain::MissionId;
+    /// use autodocs_domain::usecases::activities::CreateActivity;
     /// use serde_json::json;
     ///
-    /// let note = ActivityInput {
-    ///     kind: Some("note_added".into()),
-    ///     message: Some("Called the bank".into()),
-    ///     details: Some(json!({"minutes": 5})),
-    ///     ..ActivityInput::default()
-    /// };
-    /// let recorded = services.activities().create(anna, &note)?;
+    /// let note = CreateActivity::new(
+    ///     CustomActivityType::parse("note_added")?,
+    ///     ActivityMessage::parse("Called the bank")?,
+    /// )
+    /// .with_details(ActivityDetails::parse(json!({"minutes": 5}))?);
+    /// let recorded = services.activities().create(anna, note.clone())?;
     /// assert_eq!(recorded.kind, "note_added");
-    /// // System types are the system's own.
-    /// let forged = ActivityInput { kind: Some("mission_completed".into()), ..note };
-    /// assert!(services.activities().create(anna, &forged).is_err());
+    /// // Only about the caller's own missions.
+    /// assert!(services.activities().create(anna, note.about_mission(MissionId(999))).is_err());
     /// // Newest first: the note, then the registration.
     /// let log = services.activities().list(anna, ActivityQuery::default())?;
     /// assert_eq!(log.items[0].id, recorded.id);
@@ -89,26 +135,14 @@ impl ActivityService {
     }
 
     /// Appends a client activity of a custom type.
-    pub fn create(&self, principal: Principal, input: &ActivityInput) -> Result<Activity> {
-        let mut errors = ValidationErrors::new();
-        let kind = match &input.kind {
-            Some(raw) => errors.check("type", CustomActivityType::parse(raw)),
-            None => errors.check("type", Err(InvalidValue::required())),
-        };
-        let message = match &input.message {
-            Some(raw) => errors.check("message", ActivityMessage::parse(raw)),
-            None => errors.check("message", Err(InvalidValue::required())),
-        };
-        let details = match &input.details {
-            None | Some(Value::Null) => Some(ActivityDetails::empty()),
-            Some(raw) => errors.check("details", ActivityDetails::parse(raw.clone())),
-        };
-        errors.into_result()?;
-        let (Some(kind), Some(message), Some(details)) = (kind, message, details) else {
-            return Err(Error::field("type", InvalidValue::required()));
-        };
-        let mission = input.mission.map(MissionId);
-        let document = input.document.map(DocumentId);
+    pub fn create(&self, principal: Principal, command: CreateActivity) -> Result<Activity> {
+        let CreateActivity {
+            kind,
+            message,
+            details,
+            mission,
+            document,
+        } = command;
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mut errors = ValidationErrors::new();
@@ -118,10 +152,7 @@ impl ActivityService {
                     .find(mission, Some(principal.user_id))?
                     .is_none()
             {
-                errors.add(
-                    "mission",
-                    format!("Invalid pk \"{mission}\" - object does not exist."),
-                );
+                errors.add("mission", InvalidValue::DoesNotExist { id: mission.0 });
             }
             if let Some(document) = document
                 && repos
@@ -129,10 +160,7 @@ impl ActivityService {
                     .find(document, Some(principal.user_id))?
                     .is_none()
             {
-                errors.add(
-                    "document",
-                    format!("Invalid pk \"{document}\" - object does not exist."),
-                );
+                errors.add("document", InvalidValue::DoesNotExist { id: document.0 });
             }
             errors.into_result()?;
             let activity = NewActivity {

@@ -27,38 +27,57 @@ use crate::ids::{DocumentId, MissionId};
 use crate::paging::Page;
 use crate::ports::{self, Repositories, StagedUpload, StoredFile, UploadSink};
 use crate::user::{Principal, UserId};
-use crate::validation::{InvalidValue, ValidationErrors};
-
-/// The message when the `file` part is absent.
-pub const NO_FILE: &str = "No file was submitted.";
-
-/// The message for an empty file.
-pub const EMPTY_FILE: &str = "The submitted file is empty.";
+use crate::validation::InvalidValue;
 
 /// The rejection reason when storage cannot be read at all.
 pub const UNREADABLE_FILE: &str = "File could not be read from storage.";
 
-/// The 415 message for a file whose sniffed type is not allowed.
-pub fn unsupported_file_type_message() -> String {
-    let allowed: Vec<&str> = AllowedContentType::ALL
-        .iter()
-        .map(|kind| kind.mime())
-        .collect();
-    format!(
-        "Unsupported file type: the content is not one of {}.",
-        allowed.join(", ")
-    )
+/// The command to store an uploaded file as a new document of the caller.
+///
+/// The name defaults to the (sanitised) file name, the type to `other`.
+#[derive(Debug)]
+pub struct UploadDocument {
+    /// Display name; `None` takes the file's name.
+    pub name: Option<DocumentName>,
+    /// Type.
+    pub kind: DocumentType,
+    /// The mission it belongs to (must be the caller's).
+    pub mission: Option<MissionId>,
+    /// The received file.
+    pub file: UploadedPart,
 }
 
-/// The raw form or JSON fields of an upload or an update; `None` means absent.
-#[derive(Debug, Clone, Default)]
-pub struct DocumentInput {
-    /// Display name (an upload defaults it to the file name).
-    pub name: Option<String>,
-    /// Type.
-    pub kind: Option<String>,
-    /// Mission id as text; `Some(None)` (or an empty string) is an explicit null.
-    pub mission: Option<Option<String>>,
+impl UploadDocument {
+    /// An upload of `file` with the default name and type, in no mission.
+    pub fn new(file: UploadedPart) -> Self {
+        Self {
+            name: None,
+            kind: DocumentType::default(),
+            mission: None,
+            file,
+        }
+    }
+
+    /// This upload named `name`.
+    pub fn named(self, name: DocumentName) -> Self {
+        Self {
+            name: Some(name),
+            ..self
+        }
+    }
+
+    /// This upload of type `kind`.
+    pub fn of_type(self, kind: DocumentType) -> Self {
+        Self { kind, ..self }
+    }
+
+    /// This upload in `mission`.
+    pub fn in_mission(self, mission: MissionId) -> Self {
+        Self {
+            mission: Some(mission),
+            ..self
+        }
+    }
 }
 
 /// The `file` part of an upload: the client's file name and the received bytes.
@@ -79,19 +98,6 @@ impl std::fmt::Debug for UploadedPart {
             .field("declared_type", &self.declared_type)
             .field("file", self.staged.file())
             .finish()
-    }
-}
-
-/// A mission reference: empty or absent is none, otherwise a positive id.
-fn parse_mission(raw: Option<&str>) -> Result<Option<MissionId>, InvalidValue> {
-    let Some(raw) = raw.map(str::trim).filter(|raw| !raw.is_empty()) else {
-        return Ok(None);
-    };
-    match raw.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(Some(MissionId(id))),
-        _ => Err(InvalidValue::new(format!(
-            "Incorrect type. Expected pk value, received {raw:?}."
-        ))),
     }
 }
 
@@ -142,28 +148,6 @@ fn lock_missions(
     Ok(())
 }
 
-impl DocumentInput {
-    /// Parses an update (`PATCH`): every field optional, `mission` nullable.
-    pub fn parse_changes(&self) -> Result<DocumentChanges, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let changes = DocumentChanges {
-            name: self
-                .name
-                .as_deref()
-                .and_then(|raw| errors.check("name", DocumentName::parse(raw))),
-            kind: self
-                .kind
-                .as_deref()
-                .and_then(|raw| errors.check("type", DocumentType::parse(raw))),
-            mission: self
-                .mission
-                .as_ref()
-                .and_then(|raw| errors.check("mission", parse_mission(raw.as_deref()))),
-        };
-        errors.into_result().map(|()| changes)
-    }
-}
-
 super::service!(
     /// Documents: upload, list, read, open, edit, verify, delete.
     ///
@@ -183,7 +167,7 @@ super::service!(
     /// # )?;
     /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
     /// use autodocs_domain::document::{DocumentQuery, DocumentStatus};
-    /// use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
+    /// use autodocs_domain::usecases::documents::{UploadDocument, UploadedPart};
     ///
     /// // The bytes stream into a sink that measures them on the way ...
     /// let mut sink = services.documents().begin_upload()?;
@@ -194,7 +178,7 @@ super::service!(
     ///     staged: sink.finish()?,
     /// };
     /// // ... then the document is checked and stored with its activity.
-    /// let document = services.documents().upload(anna, &DocumentInput::default(), Some(part))?;
+    /// let document = services.documents().upload(anna, UploadDocument::new(part))?;
     /// assert_eq!(document.content_type.as_str(), "application/pdf");
     /// let verified = services.documents().verify(anna, document.id)?;
     /// assert_eq!(verified.status, DocumentStatus::Verified);
@@ -216,17 +200,13 @@ impl DocumentService {
     /// Stores a received upload as a new document of the principal, with
     /// its `document_uploaded` activity.
     ///
-    /// A missing or empty file and bad fields are a 400 (together), a type
-    /// that is not allowed a 415; then the file is moved into place and the
-    /// row committed. On every error the upload is discarded: the staged
+    /// An empty file is refused (on `file`), a type that is not allowed is
+    /// [`Error::UnsupportedFileType`], a mission that is not the caller's is
+    /// refused (on `mission`); otherwise the file is moved into place and
+    /// the row committed. On every error the upload is discarded: the staged
     /// file when it is dropped, the stored file by deleting it again.
-    pub fn upload(
-        &self,
-        principal: Principal,
-        input: &DocumentInput,
-        file: Option<UploadedPart>,
-    ) -> Result<Document> {
-        self.upload_then(principal, input, file, &mut |_| Ok(()))
+    pub fn upload(&self, principal: Principal, command: UploadDocument) -> Result<Document> {
+        self.upload_then(principal, command, &mut |_| Ok(()))
     }
 
     /// [`DocumentService::upload`], running `then` in the same transaction
@@ -236,40 +216,21 @@ impl DocumentService {
     pub(crate) fn upload_then(
         &self,
         principal: Principal,
-        input: &DocumentInput,
-        file: Option<UploadedPart>,
+        command: UploadDocument,
         then: &mut dyn FnMut(&mut dyn Repositories) -> Result<()>,
     ) -> Result<Document> {
-        let mut errors = ValidationErrors::new();
-        // Form fields left empty count as absent (browsers send every input).
-        let name = match input.name.as_deref().filter(|raw| !raw.trim().is_empty()) {
-            Some(raw) => errors.check("name", DocumentName::parse(raw)).map(Some),
-            None => Some(None),
-        };
-        let kind = match input.kind.as_deref().filter(|raw| !raw.trim().is_empty()) {
-            Some(raw) => errors.check("type", DocumentType::parse(raw)),
-            None => Some(DocumentType::default()),
-        };
-        let mission = errors.check(
-            "mission",
-            parse_mission(input.mission.as_ref().and_then(Option::as_deref)),
-        );
-        let part = match file {
-            None => {
-                errors.add("file", NO_FILE);
-                None
-            }
-            Some(part) if part.staged.file().size == 0 => {
-                errors.add("file", EMPTY_FILE);
-                None
-            }
-            Some(part) => Some(part),
-        };
-        errors.into_result()?;
-        let (Some(name), Some(kind), Some(mission), Some(part)) = (name, kind, mission, part)
-        else {
-            return Err(Error::field("file", NO_FILE));
-        };
+        let UploadDocument {
+            name,
+            kind,
+            mission,
+            file: part,
+        } = command;
+        if part.staged.file().size == 0 {
+            return Err(Error::field(
+                "file",
+                InvalidValue::rule("empty", "An empty file is not a document."),
+            ));
+        }
         let uploaded = part.staged.file().clone();
         let hints = [
             part.declared_type
@@ -279,7 +240,7 @@ impl DocumentService {
         ];
         let content_type = uploaded
             .content_type
-            .ok_or_else(|| Error::UnsupportedFileType(unsupported_file_type_message()))?
+            .ok_or(Error::UnsupportedFileType)?
             .resolve(uploaded.text_fit, &hints);
         let original_filename = OriginalFilename::sanitize(&part.filename);
         let name = name.unwrap_or_else(|| DocumentName::from_filename(&original_filename));
@@ -457,59 +418,5 @@ impl DocumentService {
             repos.activities().record(&activity, now)?;
             repos.documents().find(id, None)?.ok_or(Error::NotFound)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mission_references() {
-        assert_eq!(parse_mission(None), Ok(None));
-        assert_eq!(parse_mission(Some("  ")), Ok(None));
-        assert_eq!(parse_mission(Some(" 12 ")), Ok(Some(MissionId(12))));
-        assert!(parse_mission(Some("0")).is_err());
-        assert!(parse_mission(Some("abc")).is_err());
-    }
-
-    #[test]
-    fn changes_parse_field_by_field() {
-        let input = DocumentInput {
-            name: Some(" New name ".into()),
-            kind: Some("passport".into()),
-            mission: Some(None),
-        };
-        let errors = input.parse_changes().expect_err("type is invalid");
-        assert_eq!(
-            errors.field("type"),
-            Some(&[InvalidValue::invalid_choice("passport")][..])
-        );
-        let input = DocumentInput {
-            name: Some(" New name ".into()),
-            kind: Some("invoice".into()),
-            mission: Some(None),
-        };
-        let changes = input.parse_changes().expect("valid");
-        assert_eq!(
-            changes.name.as_ref().map(DocumentName::as_str),
-            Some("New name")
-        );
-        assert_eq!(changes.kind, Some(DocumentType::Invoice));
-        assert_eq!(changes.mission, Some(None));
-        assert_eq!(changes.changed_fields(), ["name", "type", "mission"]);
-        assert!(
-            DocumentInput::default()
-                .parse_changes()
-                .expect("valid")
-                .is_empty()
-        );
-    }
-
-    #[test]
-    fn unsupported_message_lists_the_allowed_types() {
-        let message = unsupported_file_type_message();
-        assert!(message.contains("application/pdf"));
-        assert!(message.contains("application/vnd.oasis.opendocument.text"));
     }
 }

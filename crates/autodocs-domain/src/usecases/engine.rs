@@ -18,7 +18,7 @@ use crate::plan_step::{PlanStep, PlanStepTree, StepAction, StepChanges, StepStat
 use crate::ports::{self, FetchError, Repositories};
 use crate::user::Principal;
 
-use super::documents::{DocumentInput, UploadedPart};
+use super::documents::{UploadDocument, UploadedPart};
 use super::missions::{apply_action, recompute_progress};
 
 /// What the first phase of a mission run decided.
@@ -147,11 +147,10 @@ super::service!(
     /// #     )?,
     /// # )?;
     /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
-    /// # let created = services.missions().create(anna, autodocs_domain::usecases::missions::MissionInput {
-    /// #     title: Some("Retrieve Tax Documents".into()),
-    /// #     kind: Some("document_retrieval".into()),
-    /// #     ..Default::default()
-    /// # }.parse_new()?)?;
+    /// # let created = services.missions().create(anna, autodocs_domain::usecases::missions::CreateMission::new(
+    /// #     autodocs_domain::mission::Title::parse("Retrieve Tax Documents")?,
+    /// #     autodocs_domain::mission::MissionType::DocumentRetrieval,
+    /// # ))?;
     /// # let mission = created.mission.id;
     /// use autodocs_domain::jobs::retry_delay;
     /// use autodocs_domain::mission::MissionAction;
@@ -491,10 +490,6 @@ impl Engine {
                 let staged = sink
                     .finish()
                     .map_err(|error| ActionFailure::fetch(&FetchError::Upload(error)))?;
-                let input = DocumentInput {
-                    mission: Some(Some(mission.id.to_string())),
-                    ..DocumentInput::default()
-                };
                 let part = UploadedPart {
                     filename: fetched.filename,
                     declared_type: None,
@@ -507,8 +502,7 @@ impl Engine {
                 let completed = std::cell::Cell::new(false);
                 let outcome = super::documents::DocumentService::from(&self.context).upload_then(
                     owner,
-                    &input,
-                    Some(part),
+                    UploadDocument::new(part).in_mission(mission.id),
                     &mut |repos| {
                         let now = self.context.clock.now();
                         if complete_step(repos, mission, step.id, now)? {
@@ -523,7 +517,7 @@ impl Engine {
                     Ok(_) => Ok(None),
                     Err(Error::NotFound) if !completed.get() => Ok(None),
                     Err(Error::Repository(error)) => Err(ActionFailure::internal(&error)),
-                    Err(Error::UnsupportedFileType(_)) => {
+                    Err(Error::UnsupportedFileType) => {
                         Err(ActionFailure::permanent("the file type is not allowed"))
                     }
                     Err(error) => Err(ActionFailure::permanent(format!(

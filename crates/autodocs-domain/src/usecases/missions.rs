@@ -13,30 +13,22 @@ use crate::mission::{
 };
 use crate::paging::Page;
 use crate::plan_step::{
-    MAX_DEPTH, NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus,
+    NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus, check_depth,
 };
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
-use crate::validation::{InvalidValue, ValidationErrors, json_type_name, parse_timestamp};
-
-/// The raw fields of a mission create or update; `None` means absent.
-#[derive(Debug, Clone, Default)]
-pub struct MissionInput {
-    /// Title.
-    pub title: Option<String>,
-    /// Description.
-    pub description: Option<String>,
-    /// Type.
-    pub kind: Option<String>,
-    /// Priority.
-    pub priority: Option<String>,
-    /// Deadline: `Some(None)` is an explicit null.
-    pub deadline: Option<Option<String>>,
-    /// The nested plan, on create only.
-    pub plan_steps: Option<Value>,
-}
 
 /// One step of a plan given at creation, with its children.
+///
+/// ```
+/// use autodocs_domain::mission::Title;
+/// use autodocs_domain::usecases::missions::PlannedStep;
+///
+/// let plan = PlannedStep::new(Title::parse("Gather the forms")?)
+///     .with_children(vec![PlannedStep::new(Title::parse("W-2")?)]);
+/// assert_eq!(plan.count(), 2);
+/// # Ok::<(), autodocs_domain::validation::InvalidValue>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedStep {
     /// Title.
@@ -50,190 +42,107 @@ pub struct PlannedStep {
 }
 
 impl PlannedStep {
+    /// A manual step with no description and no children.
+    pub fn new(title: Title) -> Self {
+        Self {
+            title,
+            description: Description::default(),
+            action: StepAction::default(),
+            children: Vec::new(),
+        }
+    }
+
+    /// This step with `description`.
+    pub fn with_description(self, description: Description) -> Self {
+        Self {
+            description,
+            ..self
+        }
+    }
+
+    /// This step performing `action`.
+    pub fn with_action(self, action: StepAction) -> Self {
+        Self { action, ..self }
+    }
+
+    /// This step with `children`, in order.
+    pub fn with_children(self, children: Vec<PlannedStep>) -> Self {
+        Self { children, ..self }
+    }
+
     /// This step and every step under it.
     pub fn count(&self) -> u64 {
         1 + self.children.iter().map(PlannedStep::count).sum::<u64>()
     }
+
+    /// How many levels deep this step's subtree goes (1 for a leaf).
+    pub fn depth(&self) -> usize {
+        1 + self
+            .children
+            .iter()
+            .map(PlannedStep::depth)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
-/// A parsed mission creation.
+/// The command to create a mission (`pending`) with its nested plan.
+///
+/// ```
+/// use autodocs_domain::mission::{MissionType, Priority, Title};
+/// use autodocs_domain::usecases::missions::{CreateMission, PlannedStep};
+///
+/// let command = CreateMission::new(Title::parse("Retrieve Tax Documents")?, MissionType::DocumentRetrieval)
+///     .with_priority(Priority::High)
+///     .with_plan(vec![PlannedStep::new(Title::parse("Download the W-2")?)]);
+/// assert_eq!(command.mission.priority, Priority::High);
+/// # Ok::<(), autodocs_domain::validation::InvalidValue>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct MissionDraft {
+pub struct CreateMission {
     /// The mission.
     pub mission: NewMission,
-    /// Its plan.
+    /// Its plan: the root steps, in order.
     pub plan: Vec<PlannedStep>,
 }
 
-fn parse_deadline(raw: &Option<String>) -> Result<Option<DateTime<Utc>>, InvalidValue> {
-    raw.as_deref().map(parse_timestamp).transpose()
-}
-
-/// Parses a nested plan (`[{title, description?, action?, children?}]`);
-/// errors are keyed `plan_steps` with the path of the faulty item.
-pub fn parse_plan(value: &Value, errors: &mut ValidationErrors) -> Vec<PlannedStep> {
-    fn walk(
-        value: &Value,
-        depth: usize,
-        path: &str,
-        errors: &mut ValidationErrors,
-    ) -> Vec<PlannedStep> {
-        let Value::Array(items) = value else {
-            errors.add(
-                "plan_steps",
-                format!(
-                    "{path}Expected a list of items but got type \"{}\".",
-                    json_type_name(value)
-                ),
-            );
-            return Vec::new();
-        };
-        if depth > MAX_DEPTH {
-            errors.add(
-                "plan_steps",
-                format!("Plan steps can be nested at most {MAX_DEPTH} levels deep."),
-            );
-            return Vec::new();
-        }
-        let mut steps = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
-            let here = format!("{path}[{index}] ");
-            let Value::Object(fields) = item else {
-                errors.add(
-                    "plan_steps",
-                    format!(
-                        "{here}Invalid data. Expected a dictionary, but got {}.",
-                        json_type_name(item)
-                    ),
-                );
-                continue;
-            };
-            let title = match fields.get("title") {
-                Some(Value::String(raw)) => Title::parse(raw),
-                Some(Value::Null) => Err(InvalidValue::null()),
-                Some(_) => Err(InvalidValue::new("Not a valid string.")),
-                None => Err(InvalidValue::required()),
-            };
-            let description = match fields.get("description") {
-                Some(Value::String(raw)) => Description::parse(raw),
-                None | Some(Value::Null) => Ok(Description::default()),
-                Some(_) => Err(InvalidValue::new("Not a valid string.")),
-            };
-            let action = match fields.get("action") {
-                Some(raw) => StepAction::parse(raw),
-                None => Ok(StepAction::default()),
-            };
-            let children = match fields.get("children") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(children) => walk(children, depth + 1, &format!("{here}children"), errors),
-            };
-            match (title, description, action) {
-                (Ok(title), Ok(description), Ok(action)) => {
-                    steps.push(PlannedStep {
-                        title,
-                        description,
-                        action,
-                        children,
-                    });
-                }
-                (title, description, action) => {
-                    for (field, error) in [
-                        ("title", title.err()),
-                        ("description", description.err()),
-                        ("action", action.err()),
-                    ] {
-                        if let Some(error) = error {
-                            errors.add("plan_steps", format!("{here}{field}: {error}"));
-                        }
-                    }
-                }
-            }
-        }
-        steps
-    }
-    walk(value, 1, "", errors)
-}
-
-impl MissionInput {
-    /// Parses a creation: `title` and `type` are required.
-    pub fn parse_new(&self) -> Result<MissionDraft, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let title = match &self.title {
-            Some(raw) => errors.check("title", Title::parse(raw)),
-            None => errors.check("title", Err(InvalidValue::required())),
-        };
-        let kind = match &self.kind {
-            Some(raw) => errors.check("type", MissionType::parse(raw)),
-            None => errors.check("type", Err(InvalidValue::required())),
-        };
-        let description = errors.check(
-            "description",
-            Description::parse(self.description.as_deref().unwrap_or("")),
-        );
-        let priority = match &self.priority {
-            Some(raw) => errors.check("priority", Priority::parse(raw)),
-            None => Some(Priority::default()),
-        };
-        let deadline = match &self.deadline {
-            Some(raw) => errors.check("deadline", parse_deadline(raw)),
-            None => Some(None),
-        };
-        let plan = match &self.plan_steps {
-            None | Some(Value::Null) => Vec::new(),
-            Some(value) => parse_plan(value, &mut errors),
-        };
-        match (title, kind, description, priority, deadline) {
-            (Some(title), Some(kind), Some(description), Some(priority), Some(deadline))
-                if errors.is_empty() =>
-            {
-                Ok(MissionDraft {
-                    mission: NewMission {
-                        title,
-                        description,
-                        kind,
-                        priority,
-                        deadline,
-                    },
-                    plan,
-                })
-            }
-            _ => Err(errors),
+impl CreateMission {
+    /// A mission of `kind` titled `title`, with the default priority, no
+    /// description, no deadline and no plan.
+    pub fn new(title: Title, kind: MissionType) -> Self {
+        Self {
+            mission: NewMission {
+                title,
+                description: Description::default(),
+                kind,
+                priority: Priority::default(),
+                deadline: None,
+            },
+            plan: Vec::new(),
         }
     }
 
-    /// Parses an update; with `full` (PUT) `title` and `type` are required.
-    pub fn parse_changes(&self, full: bool) -> Result<MissionChanges, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        if full {
-            for (field, value) in [("title", &self.title), ("type", &self.kind)] {
-                if value.is_none() {
-                    errors.add(field, InvalidValue::required());
-                }
-            }
-        }
-        let changes = MissionChanges {
-            title: self
-                .title
-                .as_deref()
-                .and_then(|raw| errors.check("title", Title::parse(raw))),
-            description: self
-                .description
-                .as_deref()
-                .and_then(|raw| errors.check("description", Description::parse(raw))),
-            kind: self
-                .kind
-                .as_deref()
-                .and_then(|raw| errors.check("type", MissionType::parse(raw))),
-            priority: self
-                .priority
-                .as_deref()
-                .and_then(|raw| errors.check("priority", Priority::parse(raw))),
-            deadline: self
-                .deadline
-                .as_ref()
-                .and_then(|raw| errors.check("deadline", parse_deadline(raw))),
-        };
-        errors.into_result().map(|()| changes)
+    /// This mission with `description`.
+    pub fn with_description(mut self, description: Description) -> Self {
+        self.mission.description = description;
+        self
+    }
+
+    /// This mission with `priority`.
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.mission.priority = priority;
+        self
+    }
+
+    /// This mission due at `deadline`.
+    pub fn with_deadline(mut self, deadline: DateTime<Utc>) -> Self {
+        self.mission.deadline = Some(deadline);
+        self
+    }
+
+    /// This mission with `plan` (root steps, in order).
+    pub fn with_plan(self, plan: Vec<PlannedStep>) -> Self {
+        Self { plan, ..self }
     }
 }
 
@@ -266,16 +175,11 @@ super::service!(
     /// #     )?,
     /// # )?;
     /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
-    /// use autodocs_domain::mission::{MissionAction, MissionQuery, MissionStatus};
-    /// use autodocs_domain::usecases::missions::MissionInput;
+    /// use autodocs_domain::mission::{MissionAction, MissionQuery, MissionStatus, MissionType, Priority, Title};
+    /// use autodocs_domain::usecases::missions::CreateMission;
     ///
-    /// let draft = MissionInput {
-    ///     title: Some("Retrieve Tax Documents".into()),
-    ///     kind: Some("document_retrieval".into()),
-    ///     priority: Some("high".into()),
-    ///     ..MissionInput::default()
-    /// }
-    /// .parse_new()?;
+    /// let draft = CreateMission::new(Title::parse("Retrieve Tax Documents")?, MissionType::DocumentRetrieval)
+    ///     .with_priority(Priority::High);
     /// let created = services.missions().create(anna, draft)?;
     /// let started = services.missions().act(anna, created.mission.id, MissionAction::Start)?;
     /// assert_eq!(started.mission.status, MissionStatus::InProgress);
@@ -290,17 +194,21 @@ super::service!(
 
 impl MissionService {
     /// Creates a mission and its nested plan, recording `mission_created`.
-    pub fn create(&self, principal: Principal, draft: MissionDraft) -> Result<MissionDetail> {
+    pub fn create(&self, principal: Principal, command: CreateMission) -> Result<MissionDetail> {
+        let height = command.plan.iter().map(PlannedStep::depth).max();
+        if let Some(height) = height {
+            check_depth(1, height).map_err(|error| Error::field("plan_steps", error))?;
+        }
         self.context
             .max_steps
-            .check_plan(draft.plan.iter().map(PlannedStep::count).sum())?;
+            .check_plan(command.plan.iter().map(PlannedStep::count).sum())?;
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mut mission = repos
                 .missions()
-                .create(principal.user_id, &draft.mission, now)?;
+                .create(principal.user_id, &command.mission, now)?;
             let mut steps = Vec::new();
-            create_plan(repos, mission.id, None, 1, &draft.plan, now, &mut steps)?;
+            create_plan(repos, mission.id, None, 1, &command.plan, now, &mut steps)?;
             let activity = NewActivity::system(SystemActivity::MissionCreated, principal.user_id)
                 .with_mission(mission.id);
             repos.activities().record(&activity, now)?;

@@ -1,14 +1,12 @@
 //! Plan steps: the tree under a mission, kept consistent with its progress.
 
-use serde_json::Value;
-
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
 use crate::ids::{MissionId, StepId};
 use crate::mission::{Description, Mission, Title};
 use crate::plan_step::{
-    NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepStatus,
+    NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepOrder, StepStatus,
 };
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
@@ -68,28 +66,106 @@ impl Default for MaxSteps {
     }
 }
 
-/// The raw fields of a step create or update; `None` means absent.
-#[derive(Debug, Clone, Default)]
-pub struct StepInput {
+/// The command to add a step to a mission's plan.
+///
+/// ```
+/// use autodocs_domain::StepId;
+/// use autodocs_domain::mission::Title;
+/// use autodocs_domain::plan_step::StepOrder;
+/// use autodocs_domain::usecases::steps::CreateStep;
+///
+/// let first = StepOrder::new(0)?;
+/// let step = CreateStep::new(Title::parse("Download the W-2")?).under(StepId(7)).at(first);
+/// assert_eq!((step.parent, step.order), (Some(StepId(7)), Some(first)));
+/// # Ok::<(), autodocs_domain::validation::InvalidValue>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateStep {
     /// Title.
-    pub title: Option<String>,
+    pub title: Title,
     /// Description.
-    pub description: Option<String>,
-    /// Parent id: `Some(None)` is an explicit null (top level).
-    pub parent: Option<Option<i64>>,
-    /// Position among siblings.
-    pub order: Option<i64>,
-    /// Action (create only).
-    pub action: Option<Value>,
-    /// Status (update only).
-    pub status: Option<String>,
+    pub description: Description,
+    /// The parent step (of the same mission); `None` for a root step.
+    pub parent: Option<StepId>,
+    /// Position among its siblings; `None` appends it last.
+    pub order: Option<StepOrder>,
+    /// What the step does when the mission runs.
+    pub action: StepAction,
 }
 
-fn parse_order(raw: i64) -> Result<i32, InvalidValue> {
-    if raw < 0 {
-        return Err(InvalidValue::at_least(0));
+impl CreateStep {
+    /// A manual root step appended last, with no description.
+    pub fn new(title: Title) -> Self {
+        Self {
+            title,
+            description: Description::default(),
+            parent: None,
+            order: None,
+            action: StepAction::default(),
+        }
     }
-    i32::try_from(raw).map_err(|_| InvalidValue::at_most(i64::from(i32::MAX)))
+
+    /// This step with `description`.
+    pub fn with_description(self, description: Description) -> Self {
+        Self {
+            description,
+            ..self
+        }
+    }
+
+    /// This step performing `action`.
+    pub fn with_action(self, action: StepAction) -> Self {
+        Self { action, ..self }
+    }
+
+    /// This step as a child of `parent`.
+    pub fn under(self, parent: StepId) -> Self {
+        Self {
+            parent: Some(parent),
+            ..self
+        }
+    }
+
+    /// This step at position `order` among its siblings.
+    pub fn at(self, order: StepOrder) -> Self {
+        Self {
+            order: Some(order),
+            ..self
+        }
+    }
+}
+
+/// The command to edit a step; `None` leaves a field as it is.
+///
+/// ```
+/// use autodocs_domain::plan_step::StepStatus;
+/// use autodocs_domain::usecases::steps::UpdateStep;
+///
+/// let done = UpdateStep::status(StepStatus::Completed);
+/// assert_eq!(done.title, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpdateStep {
+    /// New title.
+    pub title: Option<Title>,
+    /// New description.
+    pub description: Option<Description>,
+    /// New parent: `Some(None)` moves the step to the top level.
+    pub parent: Option<Option<StepId>>,
+    /// New position among its siblings.
+    pub order: Option<StepOrder>,
+    /// New status, through the step's state machine.
+    pub status: Option<StepStatus>,
+}
+
+impl UpdateStep {
+    /// A change of status only.
+    pub fn status(status: StepStatus) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::default()
+        }
+    }
 }
 
 /// A step's position in the tree after a change, checked against the tree rules.
@@ -122,30 +198,23 @@ super::service!(
     /// #     )?,
     /// # )?;
     /// # let anna = autodocs_domain::user::Principal { user_id: session.user.id, is_staff: false };
-    /// # let created = services.missions().create(anna, autodocs_domain::usecases::missions::MissionInput {
-    /// #     title: Some("Retrieve Tax Documents".into()),
-    /// #     kind: Some("document_retrieval".into()),
-    /// #     ..Default::default()
-    /// # }.parse_new()?)?;
+    /// # use autodocs_domain::mission::{MissionType, Title};
+    /// # let created = services.missions().create(anna, autodocs_domain::usecases::missions::CreateMission::new(
+    /// #     Title::parse("Retrieve Tax Documents")?,
+    /// #     MissionType::DocumentRetrieval,
+    /// # ))?;
     /// # let mission = created.mission.id;
-    /// use autodocs_domain::usecases::steps::StepInput;
+    /// use autodocs_domain::plan_step::StepAction;
+    /// use autodocs_domain::usecases::steps::CreateStep;
     /// use serde_json::json;
     ///
-    /// let download = StepInput {
-    ///     title: Some("Download the W-2".into()),
-    ///     action: Some(json!({"kind": "fetch_url", "url": "https://payroll.example.com/w2.pdf"})),
-    ///     ..StepInput::default()
-    /// };
-    /// let step = services.steps().create(anna, mission, &download)?;
+    /// let fetch = StepAction::parse(&json!({"kind": "fetch_url", "url": "https://payroll.example.com/w2.pdf"}))?;
+    /// let download = CreateStep::new(Title::parse("Download the W-2")?).with_action(fetch);
+    /// let step = services.steps().create(anna, mission, download)?;
     /// let tree = services.steps().list(anna, mission)?;
     /// assert_eq!(tree.roots()[0].id, step.id);
-    /// // A URL that is not http(s) is refused, field by field.
-    /// let bad = StepInput {
-    ///     title: Some("Read a file".into()),
-    ///     action: Some(json!({"kind": "fetch_url", "url": "file:///etc/passwd"})),
-    ///     ..StepInput::default()
-    /// };
-    /// assert!(services.steps().create(anna, mission, &bad).is_err());
+    /// // A URL that is not http(s) cannot even be made into an action.
+    /// assert!(StepAction::parse(&json!({"kind": "fetch_url", "url": "file:///etc/passwd"})).is_err());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     StepService
@@ -178,29 +247,15 @@ impl StepService {
         &self,
         principal: Principal,
         mission_id: MissionId,
-        input: &StepInput,
+        command: CreateStep,
     ) -> Result<StepNode<PlanStep>> {
-        let mut errors = ValidationErrors::new();
-        let title = match &input.title {
-            Some(raw) => errors.check("title", Title::parse(raw)),
-            None => errors.check("title", Err(InvalidValue::required())),
-        };
-        let description = errors.check(
-            "description",
-            Description::parse(input.description.as_deref().unwrap_or("")),
-        );
-        let order = input
-            .order
-            .map(|raw| errors.check("order", parse_order(raw)));
-        let action = match &input.action {
-            Some(raw) => errors.check("action", StepAction::parse(raw)),
-            None => Some(StepAction::default()),
-        };
-        errors.into_result()?;
-        let (Some(title), Some(description), Some(action)) = (title, description, action) else {
-            return Err(Error::field("title", InvalidValue::required()));
-        };
-        let parent = input.parent.flatten().map(StepId);
+        let CreateStep {
+            title,
+            description,
+            parent,
+            order,
+            action,
+        } = command;
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
@@ -209,8 +264,8 @@ impl StepService {
             self.context.max_steps.check_room(mission.steps_total, 1)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
             let depth = placement(&tree, None, parent)?;
-            let order = match order.flatten() {
-                Some(order) => order,
+            let order = match order {
+                Some(order) => order.get(),
                 None => repos.steps().next_order(mission_id, parent)?,
             };
             let step = repos.steps().create(
@@ -240,28 +295,14 @@ impl StepService {
         principal: Principal,
         mission_id: MissionId,
         step_id: StepId,
-        input: &StepInput,
+        command: UpdateStep,
     ) -> Result<StepNode<PlanStep>> {
-        let mut errors = ValidationErrors::new();
         let mut changes = StepChanges {
-            title: input
-                .title
-                .as_deref()
-                .and_then(|raw| errors.check("title", Title::parse(raw))),
-            description: input
-                .description
-                .as_deref()
-                .and_then(|raw| errors.check("description", Description::parse(raw))),
-            order: input
-                .order
-                .and_then(|raw| errors.check("order", parse_order(raw))),
+            title: command.title,
+            description: command.description,
+            order: command.order.map(StepOrder::get),
             ..StepChanges::default()
         };
-        let status = input
-            .status
-            .as_deref()
-            .and_then(|raw| errors.check("status", StepStatus::parse(raw)));
-        errors.into_result()?;
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
@@ -269,14 +310,14 @@ impl StepService {
             let node = tree.find(step_id).ok_or(Error::NotFound)?;
             let step = &node.item;
             let mut moved = None;
-            if let Some(parent) = input.parent.map(|parent| parent.map(StepId))
+            if let Some(parent) = command.parent
                 && parent != step.parent
             {
                 let depth = placement(&tree, Some(step_id), parent)?;
                 changes.parent = Some((parent, depth));
                 moved = Some(i32::from(depth) - i32::from(step.depth));
             }
-            if let Some(target) = status {
+            if let Some(target) = command.status {
                 let status_change =
                     StepChanges::status(step.status, step.status.transition_to(target)?, now);
                 changes.status = status_change.status;

@@ -7,24 +7,29 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::Services;
-use super::activities::ActivityInput;
+use super::activities::CreateActivity;
 use super::auth::{RegisterInput, Registration, USERNAME_IS_AN_EMAIL, USERNAME_TAKEN};
-use super::missions::MissionInput;
-use super::steps::StepInput;
+use super::missions::{CreateMission, PlannedStep};
+use super::steps::{CreateStep, UpdateStep};
 use super::testing::{
     MockRepos, MockUow, fixed_now, sample_mission, sample_step, sample_user, services,
 };
-use super::users::{AccountInput, WRONG_OLD_PASSWORD};
+use super::users::WRONG_OLD_PASSWORD;
+use crate::activity::{ActivityDetails, ActivityMessage, CustomActivityType};
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
 use crate::error::{Error, RepoError};
 use crate::jobs::JobKind;
-use crate::mission::{InvalidTransition, MissionAction, MissionQuery, MissionStatus, Progress};
+use crate::mission::{
+    InvalidTransition, MissionAction, MissionChanges, MissionQuery, MissionStatus, MissionType,
+    Progress, Title,
+};
 use crate::plan_step::{NewPlanStep, PlanStep, StepAction, StepStatus};
 use crate::ports::{
     Credentials, IssuedTokens, MockPasswordHasher, MockTokenService, PasswordCheck, RefreshClaims,
     RefreshTokenRecord,
 };
-use crate::user::{Principal, User, UserId, UserQuery};
+use crate::user::{PersonName, Principal, User, UserChanges, UserId, UserQuery};
+use crate::validation::InvalidValue;
 
 use crate::ids::{ActivityId, JobId, MissionId, StepId};
 
@@ -838,9 +843,9 @@ fn staff_only_use_cases_refuse_other_users_before_any_repository_call() {
     let uow = uow_with(repos);
     let services = plain_services(&uow);
     let user = principal(OWNER);
-    let promote = AccountInput {
+    let promote = UserChanges {
         is_staff: Some(true),
-        ..AccountInput::default()
+        ..UserChanges::default()
     };
 
     let results = [
@@ -859,7 +864,7 @@ fn staff_only_use_cases_refuse_other_users_before_any_repository_call() {
             "update_user",
             services
                 .accounts()
-                .update_user(user, UserId(8), &promote)
+                .update_user(user, UserId(8), promote.clone())
                 .map(drop),
         ),
         (
@@ -931,20 +936,19 @@ fn expect_advance(repos: &mut MockRepos, times: usize) {
 
 #[test]
 fn create_mission_records_it_and_creates_the_plan_depth_first() {
-    let draft = MissionInput {
-        title: Some("Retrieve Tax Documents".into()),
-        kind: Some("document_retrieval".into()),
-        plan_steps: Some(json!([
-            {"title": "A", "children": [
-                {"title": "A1"},
-                {"title": "A2", "children": [{"title": "A2a"}]},
-            ]},
-            {"title": "B", "action": {"kind": "wait", "seconds": 30}},
-        ])),
-        ..MissionInput::default()
-    }
-    .parse_new()
-    .expect("valid draft");
+    let draft = CreateMission::new(
+        title("Retrieve Tax Documents"),
+        MissionType::DocumentRetrieval,
+    )
+    .with_plan(vec![
+        PlannedStep::new(title("A")).with_children(vec![
+            PlannedStep::new(title("A1")),
+            PlannedStep::new(title("A2")).with_children(vec![PlannedStep::new(title("A2a"))]),
+        ]),
+        PlannedStep::new(title("B")).with_action(
+            StepAction::parse(&json!({"kind": "wait", "seconds": 30})).expect("an action"),
+        ),
+    ]);
 
     let mut repos = MockRepos::default();
     repos
@@ -1275,12 +1279,10 @@ fn another_owners_mission_is_not_found() {
     repos.activities.expect_record().never();
     let uow = uow_with(repos);
     let services = plain_services(&uow);
-    let changes = MissionInput {
-        title: Some("Mine now".into()),
-        ..MissionInput::default()
-    }
-    .parse_changes(false)
-    .expect("valid changes");
+    let changes = MissionChanges {
+        title: Some(title("Mine now")),
+        ..MissionChanges::default()
+    };
 
     let results = [
         (
@@ -1445,11 +1447,12 @@ fn expect_steps_before_after(repos: &mut MockRepos, before: Vec<PlanStep>, after
         });
 }
 
-fn complete_status() -> StepInput {
-    StepInput {
-        status: Some("completed".into()),
-        ..StepInput::default()
-    }
+fn complete_status() -> UpdateStep {
+    UpdateStep::status(StepStatus::Completed)
+}
+
+fn title(text: &str) -> Title {
+    Title::parse(text).expect("a valid title")
 }
 
 #[test]
@@ -1523,7 +1526,7 @@ fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction()
 
     let node = plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, StepId(2), &complete_status())
+        .update(principal(OWNER), MISSION, StepId(2), complete_status())
         .expect("completed");
 
     assert_eq!(node.id, StepId(2));
@@ -1596,7 +1599,7 @@ fn completing_one_of_three_leaves_sets_progress_to_33() {
 
     plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, StepId(1), &complete_status())
+        .update(principal(OWNER), MISSION, StepId(1), complete_status())
         .expect("completed");
 
     assert_eq!(kinds(&log), vec!["step_updated"]);
@@ -1616,15 +1619,11 @@ fn a_parent_from_another_mission_is_refused() {
     repos.steps.expect_create().never();
     repos.activities.expect_record().never();
     let uow = uow_with(repos);
-    let input = StepInput {
-        title: Some("Borrowed parent".into()),
-        parent: Some(Some(999)),
-        ..StepInput::default()
-    };
+    let input = CreateStep::new(title("Borrowed parent")).under(StepId(999));
 
     let error = plain_services(&uow)
         .steps()
-        .create(principal(OWNER), MISSION, &input)
+        .create(principal(OWNER), MISSION, input)
         .expect_err("foreign parent");
 
     assert_eq!(
@@ -1648,14 +1647,14 @@ fn moving_a_step_under_its_own_child_is_refused() {
     repos.steps.expect_set_depth().never();
     repos.activities.expect_record().never();
     let uow = uow_with(repos);
-    let input = StepInput {
-        parent: Some(Some(2)),
-        ..StepInput::default()
+    let input = UpdateStep {
+        parent: Some(Some(StepId(2))),
+        ..UpdateStep::default()
     };
 
     let error = plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, StepId(1), &input)
+        .update(principal(OWNER), MISSION, StepId(1), input)
         .expect_err("cycle");
 
     assert_eq!(
@@ -1713,14 +1712,14 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
         .expect_set_progress()
         .returning(|_, _, _| Ok(()));
     let uow = uow_with(repos);
-    let input = StepInput {
-        parent: Some(Some(1)),
-        ..StepInput::default()
+    let input = UpdateStep {
+        parent: Some(Some(StepId(1))),
+        ..UpdateStep::default()
     };
 
     plain_services(&uow)
         .steps()
-        .update(principal(OWNER), MISSION, StepId(3), &input)
+        .update(principal(OWNER), MISSION, StepId(3), input)
         .expect("moved");
 
     assert_eq!(*depths.lock().expect("depths"), vec![(4, 3), (5, 4)]);
@@ -1731,29 +1730,11 @@ fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
 // Activities
 // ---------------------------------------------------------------------------
 
-#[test]
-fn a_system_activity_type_is_refused_without_a_database_call() {
-    let mut repos = MockRepos::default();
-    repos.missions.expect_find().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let input = ActivityInput {
-        kind: Some("mission_created".into()),
-        message: Some("Forged".into()),
-        mission: Some(MISSION.0),
-        ..ActivityInput::default()
-    };
-
-    let error = plain_services(&uow)
-        .activities()
-        .create(principal(OWNER), &input)
-        .expect_err("system type");
-
-    assert_eq!(
-        field_errors(&error, "type"),
-        vec!["\"mission_created\" is a reserved system activity type."]
-    );
-    assert_eq!(outcome(&uow), (0, 0));
+fn note() -> CreateActivity {
+    CreateActivity::new(
+        CustomActivityType::parse("note_added").expect("a custom type"),
+        ActivityMessage::parse("Called the bank").expect("a message"),
+    )
 }
 
 #[test]
@@ -1767,22 +1748,20 @@ fn an_activity_on_a_mission_not_owned_is_refused() {
         .returning(|_, _| Ok(None));
     repos.activities.expect_record().never();
     let uow = uow_with(repos);
-    let input = ActivityInput {
-        kind: Some("note_added".into()),
-        message: Some("Called the bank".into()),
-        mission: Some(MISSION.0),
-        ..ActivityInput::default()
-    };
+    let input = note().about_mission(MISSION);
 
     let error = plain_services(&uow)
         .activities()
-        .create(principal(OWNER), &input)
+        .create(principal(OWNER), input)
         .expect_err("not owned");
 
-    assert_eq!(
-        field_errors(&error, "mission"),
-        vec![format!("Invalid pk \"{MISSION}\" - object does not exist.")]
-    );
+    match &error {
+        Error::Validation(errors) => assert_eq!(
+            errors.field("mission"),
+            Some(&[InvalidValue::DoesNotExist { id: MISSION.0 }][..])
+        ),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
     assert_eq!(outcome(&uow), (0, 1));
 }
 
@@ -1804,17 +1783,13 @@ fn a_custom_activity_is_recorded_for_the_caller() {
         .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
     let log = record_activities(&mut repos);
     let uow = uow_with(repos);
-    let input = ActivityInput {
-        kind: Some("note_added".into()),
-        message: Some("Called the bank".into()),
-        details: Some(json!({"minutes": 5})),
-        mission: Some(MISSION.0),
-        ..ActivityInput::default()
-    };
+    let input = note()
+        .with_details(ActivityDetails::parse(json!({"minutes": 5})).expect("details"))
+        .about_mission(MISSION);
 
     let activity = plain_services(&uow)
         .activities()
-        .create(principal(OWNER), &input)
+        .create(principal(OWNER), input)
         .expect("recorded");
 
     assert_eq!(activity.kind, "note_added");
@@ -1956,27 +1931,27 @@ fn deactivating_or_deleting_a_user_revokes_their_sessions() {
         MockPasswordHasher::new(),
         MockTokenService::new(),
     ));
-    let rename = AccountInput {
-        first_name: Some("Ada".into()),
+    let rename = UserChanges {
+        first_name: Some(PersonName::parse("Ada").expect("a name")),
         is_active: Some(true),
-        ..AccountInput::default()
+        ..UserChanges::default()
     };
     services
         .accounts()
-        .update_user(staff(OWNER), UserId(8), &rename)
+        .update_user(staff(OWNER), UserId(8), rename)
         .expect("updated");
     assert!(
         published.revoked().is_empty(),
         "no deactivation, no revocation"
     );
 
-    let deactivate = AccountInput {
+    let deactivate = UserChanges {
         is_active: Some(false),
-        ..AccountInput::default()
+        ..UserChanges::default()
     };
     services
         .accounts()
-        .update_user(staff(OWNER), UserId(8), &deactivate)
+        .update_user(staff(OWNER), UserId(8), deactivate)
         .expect("deactivated");
     assert_eq!(published.revoked(), vec![UserId(8)]);
 
@@ -2043,14 +2018,11 @@ fn a_mission_at_its_step_limit_takes_no_more_steps() {
     repos.steps.expect_create().never();
     repos.activities.expect_record().never();
     let uow = uow_with(repos);
-    let input = StepInput {
-        title: Some("One too many".into()),
-        ..StepInput::default()
-    };
+    let input = CreateStep::new(title("One too many"));
 
     let error = plain_services(&uow)
         .steps()
-        .create(principal(OWNER), MISSION, &input)
+        .create(principal(OWNER), MISSION, input)
         .expect_err("over the limit");
 
     assert_eq!(
@@ -2076,17 +2048,13 @@ fn a_plan_over_the_step_limit_is_refused_before_any_write() {
         limits,
     );
     // Two roots, one with two children: four steps.
-    let draft = MissionInput {
-        title: Some("Four".into()),
-        kind: Some("custom".into()),
-        plan_steps: Some(json!([
-            {"title": "a", "children": [{"title": "a1"}, {"title": "a2"}]},
-            {"title": "b"},
-        ])),
-        ..MissionInput::default()
-    }
-    .parse_new()
-    .expect("a valid draft");
+    let draft = CreateMission::new(title("Four"), MissionType::Custom).with_plan(vec![
+        PlannedStep::new(title("a")).with_children(vec![
+            PlannedStep::new(title("a1")),
+            PlannedStep::new(title("a2")),
+        ]),
+        PlannedStep::new(title("b")),
+    ]);
 
     let error = services
         .missions()

@@ -1,7 +1,5 @@
 //! The user's own account and profile, and staff user management.
 
-use serde_json::Value;
-
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{Error, Result};
@@ -9,96 +7,11 @@ use crate::events::Event;
 use crate::paging::Page;
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{self, PasswordCheck, PasswordHasher};
-use crate::user::{
-    Email, IdentityKey, PersonName, Principal, ProfilePatch, TimeZoneName, User, UserChanges,
-    UserId, UserQuery, bounded_json_object,
-};
+use crate::user::{IdentityKey, Principal, User, UserChanges, UserId, UserQuery};
 use crate::validation::ValidationErrors;
 
 use super::auth::AccountService;
 use super::auth::{EMAIL_TAKEN, unique_violation_as_field};
-
-/// The raw fields of an account update; `None` leaves a field unchanged.
-#[derive(Debug, Clone, Default)]
-pub struct AccountInput {
-    /// New email.
-    pub email: Option<String>,
-    /// New first name.
-    pub first_name: Option<String>,
-    /// New last name.
-    pub last_name: Option<String>,
-    /// New active flag (staff only).
-    pub is_active: Option<bool>,
-    /// New staff flag (staff only).
-    pub is_staff: Option<bool>,
-    /// Profile fields.
-    pub profile: ProfileInput,
-}
-
-/// The raw fields of a profile update.
-#[derive(Debug, Clone, Default)]
-pub struct ProfileInput {
-    /// New phone.
-    pub phone: Option<String>,
-    /// New organization.
-    pub organization: Option<String>,
-    /// New bio.
-    pub bio: Option<String>,
-    /// New time zone name.
-    pub timezone: Option<String>,
-    /// New preferences object.
-    pub preferences: Option<Value>,
-}
-
-impl AccountInput {
-    /// Parses every present field; profile errors are keyed `profile.<field>`.
-    pub fn parse(&self) -> Result<UserChanges, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let mut changes = UserChanges {
-            email: self
-                .email
-                .as_deref()
-                .and_then(|raw| errors.check("email", Email::parse(raw))),
-            first_name: self
-                .first_name
-                .as_deref()
-                .and_then(|raw| errors.check("first_name", PersonName::parse(raw))),
-            last_name: self
-                .last_name
-                .as_deref()
-                .and_then(|raw| errors.check("last_name", PersonName::parse(raw))),
-            is_active: self.is_active,
-            is_staff: self.is_staff,
-            profile: ProfilePatch::default(),
-        };
-        let profile = &self.profile;
-        changes.profile = ProfilePatch {
-            phone: profile
-                .phone
-                .as_deref()
-                .and_then(|raw| errors.check("profile.phone", ProfilePatch::parse_phone(raw))),
-            organization: profile.organization.as_deref().and_then(|raw| {
-                errors.check(
-                    "profile.organization",
-                    ProfilePatch::parse_organization(raw),
-                )
-            }),
-            bio: profile
-                .bio
-                .as_deref()
-                .and_then(|raw| errors.check("profile.bio", ProfilePatch::parse_bio(raw))),
-            timezone: profile
-                .timezone
-                .as_deref()
-                .and_then(|raw| errors.check("profile.timezone", TimeZoneName::parse(raw))),
-            preferences: profile
-                .preferences
-                .as_ref()
-                .and_then(|raw| errors.check("profile.preferences", bounded_json_object(raw))),
-        };
-        errors.into_result().map(|()| changes)
-    }
-}
 
 /// A password change read and judged against the policy, for
 /// [`PasswordChange::check`].
@@ -166,8 +79,7 @@ impl AccountService {
 
     /// Updates the caller's own account and profile (never the flags) and
     /// records `profile_updated`.
-    pub fn update_me(&self, principal: Principal, input: &AccountInput) -> Result<User> {
-        let mut changes = input.parse()?;
+    pub fn update_me(&self, principal: Principal, mut changes: UserChanges) -> Result<User> {
         changes.is_active = None;
         changes.is_staff = None;
         self.apply_changes(principal.user_id, principal.user_id, changes)
@@ -258,10 +170,9 @@ impl AccountService {
         &self,
         principal: Principal,
         id: UserId,
-        input: &AccountInput,
+        changes: UserChanges,
     ) -> Result<User> {
         require_staff(principal)?;
-        let changes = input.parse()?;
         self.apply_changes(principal.user_id, id, changes)
     }
 
@@ -319,7 +230,10 @@ impl AccountService {
     }
 }
 
-fn require_staff(principal: Principal) -> Result<()> {
+/// Refuses anyone but staff ([`Error::PermissionDenied`]). Every staff use
+/// case checks it first; an inbound adapter that must refuse before even
+/// reading a request (as DRF's permission classes do) calls it too.
+pub fn require_staff(principal: Principal) -> Result<()> {
     if principal.is_staff {
         Ok(())
     } else {

@@ -3,14 +3,13 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::activity::ActivityType;
 use autodocs_domain::activity_log::ActivityQuery;
-use autodocs_domain::usecases::activities::ActivityInput;
 use autodocs_domain::user::UserId;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestamp};
 use autodocs_domain::{ActivityId, DocumentId, MissionId};
-use serde_json::Value;
 
+use crate::commands;
 use crate::error::ApiResult;
-use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
+use crate::extract::{Authenticated, JsonObject, as_caller};
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, page_request};
 use crate::state::AppState;
@@ -87,32 +86,9 @@ pub async fn create(
     Authenticated(principal): Authenticated,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    let mut fields = Fields::new(&body);
-    let kind = fields.string("type");
-    let message = fields.string("message");
-    let details = fields.raw("details").cloned();
-    let mut errors = fields.errors;
-    let mut reference = |key: &str| match body.get(key) {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(number)) if number.as_i64().is_some() => number.as_i64(),
-        Some(Value::String(text)) if text.trim().parse::<i64>().is_ok() => {
-            text.trim().parse::<i64>().ok()
-        }
-        Some(_) => {
-            errors.add(key, "Incorrect type. Expected pk value.");
-            None
-        }
-    };
-    let input = ActivityInput {
-        kind,
-        message,
-        details,
-        mission: reference("mission"),
-        document: reference("document"),
-    };
-    errors.into_result()?;
+    let command = commands::create_activity(&body)?;
     let activity = as_caller(&state, principal, move |services, principal| {
-        services.activities().create(principal, &input)
+        services.activities().create(principal, command)
     })
     .await?;
     Ok(HttpResponse::Created().json(activity_json(&activity)))

@@ -3,12 +3,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::MissionId;
 use autodocs_domain::mission::{MissionAction, MissionQuery, MissionStatus, MissionType, Priority};
-use autodocs_domain::usecases::missions::MissionInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use serde_json::{Map, Value};
 
+use crate::commands;
 use crate::error::ApiResult;
-use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
+use crate::extract::{Authenticated, JsonObject, as_caller};
 use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
 use crate::views::{MISSION_JSON_BYTES, json_ok, mission_detail_json, mission_json, paginated};
@@ -37,23 +37,6 @@ pub fn choices<T>(
         }
     }
     values
-}
-
-fn mission_input(body: &Map<String, Value>) -> Result<MissionInput, ValidationErrors> {
-    let mut fields = Fields::new(body);
-    let input = MissionInput {
-        title: fields.string("title"),
-        description: fields.nullable_string("description"),
-        kind: fields.string("type"),
-        priority: fields.string("priority"),
-        deadline: match fields.raw("deadline") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(_) => fields.string("deadline").map(Some),
-        },
-        plan_steps: fields.raw("plan_steps").cloned(),
-    };
-    fields.finish().map(|()| input)
 }
 
 /// Lists the caller's missions (staff: everyone's).
@@ -107,9 +90,9 @@ pub async fn create(
     Authenticated(principal): Authenticated,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    let draft = mission_input(&body)?.parse_new()?;
+    let command = commands::create_mission(&body)?;
     let detail = as_caller(&state, principal, move |services, principal| {
-        services.missions().create(principal, draft)
+        services.missions().create(principal, command)
     })
     .await?;
     Ok(HttpResponse::Created().json(mission_detail_json(&request, &detail)))
@@ -144,7 +127,7 @@ async fn update(
     full: bool,
 ) -> ApiResult<HttpResponse> {
     let id = MissionId(object_id(&path)?);
-    let changes = mission_input(&body)?.parse_changes(full)?;
+    let changes = commands::update_mission(&body, full)?;
     let detail = as_caller(&state, principal, move |services, principal| {
         services.missions().update(principal, id, changes)
     })

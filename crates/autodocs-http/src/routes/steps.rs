@@ -1,50 +1,14 @@
 //! `/api/missions/{id}/steps/`: the plan step tree of a mission.
 
 use actix_web::{HttpResponse, web};
-use autodocs_domain::usecases::steps::StepInput;
-use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use autodocs_domain::{MissionId, StepId};
-use serde_json::{Map, Value};
 
+use crate::commands;
 use crate::error::ApiResult;
-use crate::extract::{Authenticated, Fields, JsonObject, as_caller};
+use crate::extract::{Authenticated, JsonObject, as_caller};
 use crate::routes::object_id;
 use crate::state::AppState;
 use crate::views::step_tree_json;
-
-fn integer(fields: &mut ValidationErrors, field: &str, value: &Value) -> Option<i64> {
-    let parsed = match value {
-        Value::Number(number) => number.as_i64(),
-        Value::String(text) => text.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    if parsed.is_none() {
-        fields.add(field, InvalidValue::new("A valid integer is required."));
-    }
-    parsed
-}
-
-fn step_input(body: &Map<String, Value>) -> Result<StepInput, ValidationErrors> {
-    let mut fields = Fields::new(body);
-    let mut input = StepInput {
-        title: fields.string("title"),
-        description: fields.nullable_string("description"),
-        action: fields.raw("action").cloned(),
-        status: fields.string("status"),
-        ..StepInput::default()
-    };
-    let mut errors = fields.errors;
-    input.parent = match body.get("parent") {
-        None => None,
-        Some(Value::Null) => Some(None),
-        Some(value) => integer(&mut errors, "parent", value).map(Some),
-    };
-    input.order = match body.get("order") {
-        None | Some(Value::Null) => None,
-        Some(value) => integer(&mut errors, "order", value),
-    };
-    errors.into_result().map(|()| input)
-}
 
 /// The mission's steps as a tree.
 #[utoipa::path(get, path = "/api/missions/{id}/steps/", tag = "steps", operation_id = "steps_list",
@@ -81,9 +45,9 @@ pub async fn create(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let mission = MissionId(object_id(&path)?);
-    let input = step_input(&body)?;
+    let command = commands::create_step(&body)?;
     let step = as_caller(&state, principal, move |services, principal| {
-        services.steps().create(principal, mission, &input)
+        services.steps().create(principal, mission, command)
     })
     .await?;
     Ok(HttpResponse::Created().json(step_tree_json(&step)))
@@ -128,9 +92,9 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let (mission, step) = ids(&path)?;
-    let input = step_input(&body)?;
+    let command = commands::update_step(&body)?;
     let step = as_caller(&state, principal, move |services, principal| {
-        services.steps().update(principal, mission, step, &input)
+        services.steps().update(principal, mission, step, command)
     })
     .await?;
     Ok(HttpResponse::Ok().json(step_tree_json(&step)))

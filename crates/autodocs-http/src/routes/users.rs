@@ -2,47 +2,16 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::Error;
-use autodocs_domain::usecases::users::{AccountInput, ProfileInput};
+use autodocs_domain::usecases::users::require_staff;
 use autodocs_domain::user::{UserId, UserQuery};
 use autodocs_domain::validation::ValidationErrors;
-use serde_json::{Map, Value};
 
+use crate::commands;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authenticated, Fields, JsonObject, as_caller, hashing, parse_bool};
 use crate::routes::{ListQuery, page_request};
 use crate::state::AppState;
 use crate::views::{UserView, paginated};
-
-fn account_input(
-    body: &Map<String, Value>,
-    staff_fields: bool,
-) -> Result<AccountInput, ValidationErrors> {
-    let mut fields = Fields::new(body);
-    let mut input = AccountInput {
-        email: fields.string("email"),
-        first_name: fields.nullable_string("first_name"),
-        last_name: fields.nullable_string("last_name"),
-        ..AccountInput::default()
-    };
-    if staff_fields {
-        input.is_active = fields.boolean("is_active");
-        input.is_staff = fields.boolean("is_staff");
-    }
-    let profile = fields.object("profile");
-    let mut errors = fields.errors;
-    if let Some(profile) = profile {
-        let mut fields = Fields::nested(profile, "profile");
-        input.profile = ProfileInput {
-            phone: fields.nullable_string("phone"),
-            organization: fields.nullable_string("organization"),
-            bio: fields.nullable_string("bio"),
-            timezone: fields.string("timezone"),
-            preferences: fields.raw("preferences").cloned(),
-        };
-        errors.merge(fields.errors);
-    }
-    errors.into_result().map(|()| input)
-}
 
 /// The caller's own User.
 #[utoipa::path(get, path = "/api/users/me/", tag = "users", operation_id = "users_me_retrieve",
@@ -71,9 +40,9 @@ pub async fn update_me(
     Authenticated(principal): Authenticated,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    let input = account_input(&body, false)?;
+    let changes = commands::update_account(&body, false)?;
     let user = as_caller(&state, principal, move |services, principal| {
-        services.accounts().update_me(principal, &input)
+        services.accounts().update_me(principal, changes)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))
@@ -238,9 +207,12 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let id = user_id(&path)?;
-    let input = account_input(&body, true)?;
     let user = as_caller(&state, principal, move |services, principal| {
-        services.accounts().update_user(principal, id, &input)
+        // Staff only, before the body is even read (as DRF's permission
+        // classes run before its serializer).
+        require_staff(principal)?;
+        let changes = commands::update_account(&body, true)?;
+        services.accounts().update_user(principal, id, changes)
     })
     .await?;
     Ok(HttpResponse::Ok().json(UserView::from(user)))

@@ -24,15 +24,11 @@ pub use upload::*;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::document::{DocumentQuery, DocumentStatus, DocumentType};
-use autodocs_domain::usecases::documents::DocumentInput;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use autodocs_domain::{DocumentId, MissionId};
-use serde_json::{Map, Value};
 
 use crate::error::ApiResult;
-use crate::extract::{
-    Authenticated, Fields, JsonObject, as_caller, as_caller_with_files, parse_bool,
-};
+use crate::extract::{Authenticated, JsonObject, as_caller, as_caller_with_files, parse_bool};
 use crate::routes::missions::choices;
 use crate::routes::{ListQuery, object_id, owner_filter, page_request};
 use crate::state::AppState;
@@ -118,20 +114,6 @@ pub async fn detail(
     Ok(HttpResponse::Ok().json(document_json(&request, &document)))
 }
 
-fn document_input(body: &Map<String, Value>) -> Result<DocumentInput, ValidationErrors> {
-    let mut fields = Fields::new(body);
-    let input = DocumentInput {
-        name: fields.string("name"),
-        kind: fields.string("type"),
-        mission: match fields.raw("mission") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(_) => fields.string("mission").map(Some),
-        },
-    };
-    fields.finish().map(|()| input)
-}
-
 /// Edits a document's `name`, `type` or `mission`.
 #[utoipa::path(patch, path = "/api/documents/{id}/", tag = "documents", operation_id = "documents_partial_update",
     security(("bearer" = [])), params(("id" = i64, Path, minimum = 1, description = "The document's id")),
@@ -147,7 +129,7 @@ pub async fn update(
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
     let id = DocumentId(object_id(&path)?);
-    let changes = document_input(&body)?.parse_changes()?;
+    let changes = crate::commands::update_document(&body)?;
     let document = as_caller(&state, principal, move |services, principal| {
         services.documents().update(principal, id, changes)
     })

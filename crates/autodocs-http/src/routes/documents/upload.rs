@@ -5,11 +5,12 @@ use actix_web::http::header::{self};
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::Services;
 use autodocs_domain::ports::{StagedUpload, UploadError, UploadSink};
-use autodocs_domain::usecases::documents::{DocumentInput, UploadedPart};
+use autodocs_domain::usecases::documents::UploadedPart;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
 use futures_util::StreamExt;
 
 use super::discard;
+use crate::commands::{self, DocumentForm};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authenticated, BodyTimeout, Stalled, as_caller_with_files};
 use crate::state::AppState;
@@ -266,7 +267,7 @@ pub async fn upload(
         .ok_or(ApiError::Throttled(UPLOAD_RETRY_SECONDS))?;
     let (payload, stalled) = BodyTimeout::for_request(&request, payload);
     let mut multipart = Multipart::new(request.headers(), payload);
-    let mut input = DocumentInput::default();
+    let mut form = DocumentForm::default();
     let mut errors = ValidationErrors::new();
     let mut file = PendingFile(None);
     let mut file_field_seen = false;
@@ -301,9 +302,9 @@ pub async fn upload(
                 let value = read_text(&mut field, &mut budget, limit, &stalled).await?;
                 match (name.as_str(), value) {
                     (_, Err(error)) => errors.add(name.as_str(), error),
-                    ("name", Ok(value)) => input.name = Some(value),
-                    ("type", Ok(value)) => input.kind = Some(value),
-                    (_, Ok(value)) => input.mission = Some(Some(value)),
+                    ("name", Ok(value)) => form.name = Some(value),
+                    ("type", Ok(value)) => form.kind = Some(value),
+                    (_, Ok(value)) => form.mission = Some(Some(value)),
                 }
             }
             _ => skip_field(&mut field, &mut budget, limit, &stalled).await?,
@@ -311,8 +312,11 @@ pub async fn upload(
     }
     errors.into_result()?;
     let part = file.take();
+    // Parsed off the event loop: a refused upload's staged file is
+    // discarded (deleted) where it is dropped.
     let document = as_caller_with_files(&state, principal, move |services, principal| {
-        services.documents().upload(principal, &input, part)
+        let command = commands::upload_document(&form, part)?;
+        services.documents().upload(principal, command)
     })
     .await?;
     Ok(HttpResponse::Created().json(document_json(&request, &document)))
