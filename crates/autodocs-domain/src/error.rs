@@ -20,6 +20,32 @@ pub enum RepoError {
     Other(String),
 }
 
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// Its signature and claims are fine, but it has expired.
+    #[error("expired")]
+    Expired,
+    /// An access token where a refresh token is expected, or the reverse.
+    #[error("wrong token type")]
+    WrongType,
+    /// Malformed, or not signed with this service's key.
+    #[error("invalid")]
+    Invalid,
+    /// Not (or no longer) a refresh token this service issued and kept.
+    #[error("invalid or expired")]
+    InvalidOrExpired,
+    /// Revoked: rotated, logged out, or revoked with every token of its user.
+    #[error("revoked")]
+    Revoked,
+    /// Its user has been deactivated.
+    #[error("user inactive")]
+    UserInactive,
+    /// Its user no longer exists.
+    #[error("user not found")]
+    UserNotFound,
+}
+
 /// How a use case can fail. The HTTP layer maps each variant to a status code.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,8 +65,8 @@ pub enum Error {
     #[error("no active account found with the given credentials")]
     AuthenticationFailed,
     /// A token that is malformed, expired, of the wrong type or revoked (401).
-    #[error("token is invalid or expired: {0}")]
-    TokenInvalid(String),
+    #[error("token refused: {0}")]
+    TokenInvalid(TokenRefusal),
     /// Authenticated, but not allowed to do this (403).
     #[error("permission denied")]
     PermissionDenied,

@@ -94,7 +94,7 @@ pub mod usecases;
 pub mod user;
 pub mod validation;
 
-pub use error::{Error, RepoError, Result};
+pub use error::{Error, RepoError, Result, TokenRefusal};
 pub use ids::{ActivityId, DocumentId, JobId, MissionId, StepId, UserId};
 pub use usecases::{Limits, Ports, Services};
 

@@ -5,7 +5,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use autodocs_domain::document::AllowedContentType;
 use autodocs_domain::validation::{InvalidValue, ValidationErrors};
-use autodocs_domain::{Error, RepoError};
+use autodocs_domain::{Error, RepoError, TokenRefusal};
 use serde_json::{Map, Value, json};
 
 /// Seconds a client is asked to wait after a 503: the pool notices a
@@ -30,6 +30,11 @@ pub enum ApiError {
     /// A multipart body that cannot be parsed (or was cut off).
     #[error("Multipart form parse error - {0}")]
     MalformedMultipart(String),
+    /// Credentials the HTTP layer itself refuses (a malformed
+    /// `Authorization` header, a socket whose user was revoked), worded as
+    /// SimpleJWT words them.
+    #[error("{0}")]
+    CredentialsRefused(&'static str),
     /// No credentials were sent.
     #[error("Authentication credentials were not provided.")]
     NotAuthenticated,
@@ -100,6 +105,28 @@ pub fn drf_message(error: &InvalidValue) -> String {
     }
 }
 
+/// SimpleJWT's words for why a token was refused.
+pub fn token_refusal_message(refusal: TokenRefusal) -> &'static str {
+    match refusal {
+        TokenRefusal::Expired => "Token is expired",
+        TokenRefusal::WrongType => "Token has wrong type",
+        TokenRefusal::Invalid => "Token is invalid",
+        TokenRefusal::InvalidOrExpired => "Token is invalid or expired",
+        TokenRefusal::Revoked => "Token is blacklisted",
+        TokenRefusal::UserInactive => "User is inactive",
+        TokenRefusal::UserNotFound => "User not found",
+    }
+}
+
+/// SimpleJWT's 401 body for a refused token.
+fn token_not_valid(reason: &str) -> Value {
+    json!({
+        "detail": "Given token not valid for any token type",
+        "code": "token_not_valid",
+        "messages": [{"message": reason}],
+    })
+}
+
 /// The 415 message for a file whose sniffed type is not allowed.
 pub fn unsupported_file_type_message() -> String {
     let allowed: Vec<&str> = AllowedContentType::ALL
@@ -157,11 +184,10 @@ impl ApiError {
                 "detail": "No active account found with the given credentials",
                 "code": "authentication_failed",
             }),
-            ApiError::Domain(Error::TokenInvalid(reason)) => json!({
-                "detail": "Given token not valid for any token type",
-                "code": "token_not_valid",
-                "messages": [{"message": reason}],
-            }),
+            ApiError::Domain(Error::TokenInvalid(refusal)) => {
+                token_not_valid(token_refusal_message(*refusal))
+            }
+            ApiError::CredentialsRefused(reason) => token_not_valid(reason),
             ApiError::Domain(Error::PermissionDenied) => {
                 json!({"detail": "You do not have permission to perform this action."})
             }
@@ -219,7 +245,9 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MalformedMultipart(_) => StatusCode::BAD_REQUEST,
-            ApiError::NotAuthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NotAuthenticated | ApiError::CredentialsRefused(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::NotFound | ApiError::InvalidPage => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,

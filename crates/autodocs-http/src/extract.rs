@@ -139,8 +139,8 @@ pub fn bearer_token(request: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn token_invalid(reason: &str) -> ApiError {
-    ApiError::Domain(autodocs_domain::Error::TokenInvalid(reason.to_owned()))
+fn token_invalid(reason: &'static str) -> ApiError {
+    ApiError::CredentialsRefused(reason)
 }
 
 /// Resolves a token to its principal off the event loop.

@@ -2,7 +2,7 @@
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, RepoError, Result};
+use crate::error::{Error, TokenRefusal, RepoError, Result};
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{
     self, Credentials, IssuedTokens, PasswordCheck, PasswordHasher, Repositories, TokenError,
@@ -363,8 +363,8 @@ impl AccountService {
         })?;
         match outcome {
             Outcome::Rotated(tokens) => Ok(tokens),
-            Outcome::Reused => Err(Error::TokenInvalid("Token is blacklisted".into())),
-            Outcome::Refused => Err(Error::TokenInvalid("Token is invalid or expired".into())),
+            Outcome::Reused => Err(Error::TokenInvalid(TokenRefusal::Revoked)),
+            Outcome::Refused => Err(Error::TokenInvalid(TokenRefusal::InvalidOrExpired)),
         }
     }
 
@@ -384,8 +384,8 @@ impl AccountService {
                 })?;
                 match record {
                     Some(record) if record.revoked_at.is_none() => Ok(()),
-                    Some(_) => Err(Error::TokenInvalid("Token is blacklisted".into())),
-                    None => Err(Error::TokenInvalid("Token is invalid or expired".into())),
+                    Some(_) => Err(Error::TokenInvalid(TokenRefusal::Revoked)),
+                    None => Err(Error::TokenInvalid(TokenRefusal::InvalidOrExpired)),
                 }
             }
             Err(error) => Err(token_error(error)),
@@ -406,7 +406,7 @@ impl AccountService {
         if revoked {
             Ok(())
         } else {
-            Err(Error::TokenInvalid("Token is blacklisted".into()))
+            Err(Error::TokenInvalid(TokenRefusal::Revoked))
         }
     }
 
@@ -453,8 +453,8 @@ impl AccountService {
                 user_id,
                 is_staff: access.is_staff,
             }),
-            Some(_) => Err(Error::TokenInvalid("User is inactive".into())),
-            None => Err(Error::TokenInvalid("User not found".into())),
+            Some(_) => Err(Error::TokenInvalid(TokenRefusal::UserInactive)),
+            None => Err(Error::TokenInvalid(TokenRefusal::UserNotFound)),
         }
     }
 
@@ -512,12 +512,11 @@ pub(crate) fn unique_violation_as_field(error: RepoError) -> Error {
 }
 
 fn token_error(error: TokenError) -> Error {
-    let message = match error {
-        TokenError::Expired => "Token is expired",
-        TokenError::WrongType => "Token has wrong type",
-        TokenError::Invalid => "Token is invalid",
-    };
-    Error::TokenInvalid(message.into())
+    Error::TokenInvalid(match error {
+        TokenError::Expired => TokenRefusal::Expired,
+        TokenError::WrongType => TokenRefusal::WrongType,
+        TokenError::Invalid => TokenRefusal::Invalid,
+    })
 }
 
 /// Parses a login's two fields, as SimpleJWT's serializer requires them.

@@ -128,9 +128,7 @@ fn upgrade(
         .subscribe(grant.principal.user_id, mission, grant.checked_since)
         .map_err(|refused| match refused {
             Refused::TooManySockets => ApiError::Throttled(CAP_RETRY_AFTER_SECONDS),
-            Refused::Revoked => ApiError::Domain(autodocs_domain::Error::TokenInvalid(
-                "User credentials were revoked".into(),
-            )),
+            Refused::Revoked => ApiError::CredentialsRefused("User credentials were revoked"),
         })?;
     let (response, session, messages) = actix_ws::handle(request, body)
         .map_err(|error| ApiError::BadRequest(format!("WebSocket handshake failed: {error}")))?;
