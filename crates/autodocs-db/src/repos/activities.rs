@@ -1,12 +1,13 @@
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
-use autodocs_domain::paging::{Page, PageResult, PastEnd};
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{ActivityRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use autodocs_domain::{ActivityId, DocumentId, MissionId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{as_count, contains_pattern, json_object, json_text, lower};
+use super::paging::paginate;
+use super::{contains_pattern, json_object, json_text, lower};
 use crate::error::OrRepoError;
 use crate::schema::activities_activity as activity;
 use crate::time::{from_db, to_db};
@@ -111,23 +112,14 @@ impl ActivityRepository for DieselRepos<'_> {
             }
             select
         };
-        let count: i64 = filtered().count().get_result(self.conn).repo()?;
-        let count = as_count(count);
-        let Some(page) = query.page.resolve(count) else {
-            return Ok(PageResult::PastEnd(PastEnd { count }));
-        };
-        let rows: Vec<ActivityRow> = filtered()
-            .select(ActivityRow::as_select())
-            .order((activity::timestamp.desc(), activity::id.desc()))
-            .limit(i64::from(query.page.page_size()))
-            .offset(query.page.offset_of(page))
-            .load(self.conn)
-            .repo()?;
-        Ok(PageResult::Found(Page {
-            count,
-            page,
-            page_size: query.page.page_size(),
-            items: rows.into_iter().map(Activity::from).collect(),
-        }))
+        paginate(
+            self.conn,
+            &query.page,
+            filtered().count(),
+            filtered()
+                .select(ActivityRow::as_select())
+                .order((activity::timestamp.desc(), activity::id.desc())),
+            |row: ActivityRow| Ok(Activity::from(row)),
+        )
     }
 }

@@ -3,14 +3,15 @@ use autodocs_domain::document::{
     Document, DocumentChanges, DocumentName, DocumentOrderField, DocumentQuery, DocumentSortKey,
     DocumentStatus, DocumentType, DocumentVerification, NewDocument, OriginalFilename, StorageKey,
 };
-use autodocs_domain::paging::{Page, PageResult, PastEnd};
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{DocumentRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use autodocs_domain::{DocumentId, MissionId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{as_count, contains_pattern, lower};
+use super::paging::paginate;
+use super::{contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::documents_document as document;
@@ -172,11 +173,6 @@ impl DocumentRepository for DieselRepos<'_> {
             }
             select
         };
-        let count: i64 = filtered().count().get_result(self.conn).repo()?;
-        let count = as_count(count);
-        let Some(page) = query.page.resolve(count) else {
-            return Ok(PageResult::PastEnd(PastEnd { count }));
-        };
         let ordering: &[DocumentOrderField] = if query.ordering.is_empty() {
             &[DocumentOrderField::DEFAULT]
         } else {
@@ -193,21 +189,14 @@ impl DocumentRepository for DieselRepos<'_> {
         } else {
             ordered.then_order_by(document::id.asc())
         };
-        let items = ordered
-            .select(DocumentRow::as_select())
-            .limit(i64::from(query.page.page_size()))
-            .offset(query.page.offset_of(page))
-            .load(self.conn)
-            .repo()?
-            .into_iter()
-            .map(to_document)
-            .collect::<RepoResult<Vec<_>>>()?;
-        Ok(PageResult::Found(Page {
-            count,
-            page,
-            page_size: query.page.page_size(),
-            items,
-        }))
+        let rows = ordered.select(DocumentRow::as_select());
+        paginate(
+            self.conn,
+            &query.page,
+            filtered().count(),
+            rows,
+            to_document,
+        )
     }
 
     fn list_for_mission(&mut self, mission: MissionId) -> RepoResult<Vec<Document>> {

@@ -4,12 +4,13 @@ use autodocs_domain::mission::{
     Description, Mission, MissionChanges, MissionOrderField, MissionQuery, MissionSortKey,
     MissionStatus, MissionTransition, MissionType, NewMission, Priority, Progress, Title,
 };
-use autodocs_domain::paging::{Page, PageResult, PastEnd};
+use autodocs_domain::paging::{Page, PageResult};
 use autodocs_domain::ports::{MissionRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::paging::paginate;
 use super::{as_count, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
@@ -227,11 +228,6 @@ impl MissionRepository for DieselRepos<'_> {
             }
             select
         };
-        let count: i64 = filtered().count().get_result(self.conn).repo()?;
-        let count = as_count(count);
-        let Some(page) = query.page.resolve(count) else {
-            return Ok(PageResult::PastEnd(PastEnd { count }));
-        };
         let ordering: &[MissionOrderField] = if query.ordering.is_empty() {
             &[MissionOrderField::DEFAULT]
         } else {
@@ -248,22 +244,8 @@ impl MissionRepository for DieselRepos<'_> {
         } else {
             ordered.then_order_by(mission::id.asc())
         };
-        let rows: Vec<MissionRow> = ordered
-            .select(MissionRow::as_select())
-            .limit(i64::from(query.page.page_size()))
-            .offset(query.page.offset_of(page))
-            .load(self.conn)
-            .repo()?;
-        let items = rows
-            .into_iter()
-            .map(to_mission)
-            .collect::<RepoResult<Vec<_>>>()?;
-        Ok(PageResult::Found(Page {
-            count,
-            page,
-            page_size: query.page.page_size(),
-            items,
-        }))
+        let rows = ordered.select(MissionRow::as_select());
+        paginate(self.conn, &query.page, filtered().count(), rows, to_mission)
     }
 
     fn update(

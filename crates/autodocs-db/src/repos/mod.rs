@@ -5,6 +5,7 @@ mod documents;
 mod instance;
 mod jobs;
 mod missions;
+mod paging;
 mod plan_steps;
 mod refresh_tokens;
 mod users;

@@ -1,4 +1,4 @@
-use autodocs_domain::paging::{Page, PageResult, PastEnd};
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
 use autodocs_domain::user::{
     AccountAccess, IdentityKey, NewUser, User, UserChanges, UserId, UserOrderField, UserProfile,
@@ -7,7 +7,8 @@ use autodocs_domain::user::{
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::{as_count, json_object, json_text, like_contains};
+use super::paging::paginate;
+use super::{json_object, json_text, like_contains};
 use crate::connection::AnyConnection;
 use crate::error::OrRepoError;
 use crate::schema::{auth_user, users_userprofile};
@@ -327,11 +328,6 @@ impl UserRepository for DieselRepos<'_> {
             }
             select
         };
-        let count: i64 = filtered().count().get_result(self.conn).repo()?;
-        let count = as_count(count);
-        let Some(page) = query.page.resolve(count) else {
-            return Ok(PageResult::PastEnd(PastEnd { count }));
-        };
         let ordering: &[UserOrderField] = if query.ordering.is_empty() {
             &[UserOrderField::DEFAULT]
         } else {
@@ -343,21 +339,13 @@ impl UserRepository for DieselRepos<'_> {
         }
         // A total order, so pages never overlap: the id breaks ties.
         ordered = ordered.then_order_by(auth_user::id.asc());
-        let rows: Vec<UserWithProfile> = ordered
-            .select((UserRow::as_select(), ProfileRow::as_select()))
-            .limit(i64::from(query.page.page_size()))
-            .offset(query.page.offset_of(page))
-            .load(self.conn)
-            .repo()?;
-        Ok(PageResult::Found(Page {
-            count,
-            page,
-            page_size: query.page.page_size(),
-            items: rows
-                .into_iter()
-                .map(|(user, profile)| to_user(user, profile))
-                .collect(),
-        }))
+        paginate(
+            self.conn,
+            &query.page,
+            filtered().count(),
+            ordered.select((UserRow::as_select(), ProfileRow::as_select())),
+            |(user, profile): UserWithProfile| Ok(to_user(user, profile)),
+        )
     }
 
     fn delete(&mut self, id: UserId) -> RepoResult<bool> {

@@ -4,25 +4,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::activity::ActivityType;
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::user::UserId;
-use autodocs_domain::validation::{InvalidValue, ValidationErrors, parse_timestamp};
+use autodocs_domain::validation::{ValidationErrors, parse_timestamp};
 use autodocs_domain::{ActivityId, DocumentId, MissionId};
 
 use crate::commands;
 use crate::error::ApiResult;
 use crate::extract::{Authenticated, JsonObject, as_caller};
 use crate::routes::missions::choices;
-use crate::routes::{ListQuery, object_id, page_request};
+use crate::routes::{ListQuery, id_filter, object_id, page_request};
 use crate::state::AppState;
 use crate::views::{activity_json, paginated};
-
-fn id_filter(query: &ListQuery, key: &str, errors: &mut ValidationErrors) -> Option<i64> {
-    let raw = query.get(key).filter(|raw| !raw.is_empty())?;
-    errors.check(
-        key,
-        raw.parse::<i64>()
-            .map_err(|_| InvalidValue::new("Enter a number.")),
-    )
-}
 
 /// Lists the caller's activities (staff: everyone's), newest first.
 #[utoipa::path(get, path = "/api/activities/", tag = "activities", operation_id = "activities_list",

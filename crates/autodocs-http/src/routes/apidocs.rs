@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, ETag, EntityTag, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
 
@@ -77,13 +77,13 @@ const ASSETS: [Asset; 6] = [
 ];
 
 /// Each asset's strong `ETag`, its content's sha256, in [`ASSETS`]' order.
-static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+static ETAGS: LazyLock<Vec<EntityTag>> = LazyLock::new(|| {
     ASSETS
         .iter()
         .map(|asset| {
             let digest = Sha256::digest(asset.body);
             let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
-            format!("\"{hex}\"")
+            EntityTag::new_strong(hex)
         })
         .collect()
 });
@@ -117,14 +117,9 @@ pub async fn asset(request: HttpRequest, path: web::Path<String>) -> ApiResult<H
     let etag = ETAGS.get(index).ok_or(ApiError::NotFound)?;
     let mut response = HttpResponse::Ok();
     response
-        .insert_header((header::ETAG, etag.as_str()))
+        .insert_header(ETag(etag.clone()))
         .insert_header((header::CACHE_CONTROL, ASSET_CACHE_CONTROL));
-    let revalidated = request
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|raw| none_match(raw, etag));
-    if revalidated {
+    if none_match(&request, etag) {
         return Ok(response
             .status(actix_web::http::StatusCode::NOT_MODIFIED)
             .finish());

@@ -103,16 +103,21 @@ pub fn ordering<K: SortKey>(
         .unwrap_or_default()
 }
 
+/// An id filter such as `?mission=`: absent or empty when not given, an
+/// error keyed `key` when it is not a number.
+pub fn id_filter(query: &ListQuery, key: &str, errors: &mut ValidationErrors) -> Option<i64> {
+    let raw = query.get(key).filter(|raw| !raw.is_empty())?;
+    errors.check(
+        key,
+        raw.parse::<i64>()
+            .map_err(|_| InvalidValue::new("Enter a number.")),
+    )
+}
+
 /// The staff-only `?owner=` filter: parsed for everyone (a bad value is a
 /// 400), applied by the use case for staff only.
 pub fn owner_filter(query: &ListQuery, errors: &mut ValidationErrors) -> Option<UserId> {
-    let raw = query.get("owner").filter(|raw| !raw.is_empty())?;
-    errors.check(
-        "owner",
-        raw.parse::<i64>()
-            .map(UserId)
-            .map_err(|_| InvalidValue::new("Enter a number.")),
-    )
+    id_filter(query, "owner", errors).map(UserId)
 }
 
 /// An object id from the path; anything that is not one is a 404, as an

@@ -4,9 +4,12 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{
+    self, ContentDisposition, DispositionParam, DispositionType, ETag, EntityTag, HeaderValue,
+    IfNoneMatch, IfRange, Range,
+};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use autodocs_domain::DocumentId;
 use autodocs_domain::ports::StoredFile;
 use serde::Serialize;
@@ -30,7 +33,7 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// What a `Range` header asks of a file of a given size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ByteRange {
+enum ByteRange {
     /// The whole file (no range, an unknown unit, bad syntax or several ranges).
     Whole,
     /// Bytes `start..=end`.
@@ -44,69 +47,59 @@ pub enum ByteRange {
     Unsatisfiable,
 }
 
-/// Parses a single-range `Range` header (RFC 9110 §14.1.2); several ranges
-/// and anything malformed fall back to the whole file, as the RFC allows.
-pub fn parse_range(raw: &str, size: u64) -> ByteRange {
-    let Some(spec) = raw.trim().strip_prefix("bytes=") else {
+/// What the request's `Range` asks of a file of `size` bytes: one byte range
+/// is served (RFC 9110 §14.1.2); several ranges and anything malformed fall
+/// back to the whole file, as the RFC allows.
+fn requested_range(request: &HttpRequest, size: u64) -> ByteRange {
+    let Some(Range::Bytes(specs)) = request.get_header::<Range>() else {
         return ByteRange::Whole;
     };
-    let spec = spec.trim();
-    if spec.contains(',') {
-        return ByteRange::Whole;
-    }
-    let Some((first, last)) = spec.split_once('-') else {
-        return ByteRange::Whole;
-    };
-    let (first, last) = (first.trim(), last.trim());
-    let number = |text: &str| {
-        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| text.parse::<u64>().ok())
-            .flatten()
-    };
-    match (first.is_empty(), last.is_empty()) {
-        // `-n`: the last n bytes.
-        (true, false) => match number(last) {
-            Some(0) => ByteRange::Unsatisfiable,
-            Some(_) if size == 0 => ByteRange::Unsatisfiable,
-            Some(suffix) => ByteRange::Part {
-                start: size - suffix.min(size),
-                end: size - 1,
-            },
-            None => ByteRange::Whole,
+    // actix's parser drops the items of a range list it cannot read (so
+    // `bytes=0-1,junk` comes out as the one range `0-1`) and reads `+1` as 1;
+    // the contract serves the whole file for those, so the raw set must be
+    // a single range written in digits and a dash.
+    let one_range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|raw| raw.split_once('='))
+        .is_some_and(|(_, set)| {
+            set.trim()
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || byte == b'-')
+        });
+    match specs.as_slice() {
+        [spec] if one_range => match spec.to_satisfiable_range(size) {
+            Some((start, end)) => ByteRange::Part { start, end },
+            None => ByteRange::Unsatisfiable,
         },
-        // `a-`: from a to the end.
-        (false, true) => match number(first) {
-            Some(start) if start >= size => ByteRange::Unsatisfiable,
-            Some(start) => ByteRange::Part {
-                start,
-                end: size - 1,
-            },
-            None => ByteRange::Whole,
-        },
-        // `a-b`.
-        (false, false) => match (number(first), number(last)) {
-            (Some(start), Some(end)) if start > end => ByteRange::Whole,
-            (Some(start), Some(_)) if start >= size => ByteRange::Unsatisfiable,
-            (Some(start), Some(end)) => ByteRange::Part {
-                start,
-                end: end.min(size - 1),
-            },
-            _ => ByteRange::Whole,
-        },
-        (true, true) => ByteRange::Whole,
+        _ => ByteRange::Whole,
     }
 }
 
-/// Whether an `If-None-Match` list matches `etag` (weak comparison, `*` matches).
-pub fn none_match(raw: &str, etag: &str) -> bool {
-    raw.split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+/// Whether the request's `If-None-Match` names `etag` (weak comparison, as
+/// RFC 9110 §13.1.2 asks; `*` names anything).
+pub fn none_match(request: &HttpRequest, etag: &EntityTag) -> bool {
+    match request.get_header::<IfNoneMatch>() {
+        Some(IfNoneMatch::Any) => true,
+        Some(IfNoneMatch::Items(tags)) => tags.iter().any(|tag| tag.weak_eq(etag)),
+        None => false,
+    }
+}
+
+/// Whether a `Range` applies: always without `If-Range`, and with it only
+/// while it names this content by its strong tag (RFC 9110 §13.1.5: a date,
+/// a weak tag or an unreadable value never does).
+fn range_applies(request: &HttpRequest, etag: &EntityTag) -> bool {
+    if !request.headers().contains_key(header::IF_RANGE) {
+        return true;
+    }
+    matches!(request.get_header::<IfRange>(), Some(IfRange::EntityTag(tag)) if tag.strong_eq(etag))
 }
 
 /// `Content-Disposition: attachment` with an ASCII `filename` fallback and
 /// the exact name as RFC 5987 `filename*`.
-pub fn attachment_disposition(filename: &str) -> String {
+fn attachment_disposition(filename: &str) -> String {
     let fallback: String = filename
         .chars()
         .map(|c| {
@@ -117,6 +110,13 @@ pub fn attachment_disposition(filename: &str) -> String {
             }
         })
         .collect();
+    let disposition = ContentDisposition {
+        disposition: DispositionType::Attachment,
+        parameters: vec![DispositionParam::Filename(fallback)],
+    };
+    // Not `DispositionParam::FilenameExt`: actix's `ExtendedValue` escapes
+    // `-` and leaves `=` and `@` bare, while RFC 5987 keeps exactly its
+    // `attr-char`s and escapes every other byte, as below.
     let mut encoded = String::with_capacity(filename.len() * 3);
     for byte in filename.bytes() {
         let keep = byte.is_ascii_alphanumeric()
@@ -130,7 +130,7 @@ pub fn attachment_disposition(filename: &str) -> String {
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    format!("{disposition}; filename*=UTF-8''{encoded}")
 }
 
 /// The `Content-Type` to send for a recorded type (text gets its charset).
@@ -217,15 +217,19 @@ pub async fn download(
     let Some(file) = file else {
         return Err(ApiError::NotFound);
     };
-    let etag = format!("\"{}\"", document.sha256);
+    let Ok(etag) = format!("\"{}\"", document.sha256).parse::<EntityTag>() else {
+        discard(file);
+        return Err(ApiError::Internal(format!(
+            "document {} has a sha256 that is not hex",
+            document.id
+        )));
+    };
     let size = file.size;
-    let headers = request.headers();
-    let text = |name: header::HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
 
     let common = |status: StatusCode| {
         let mut response = HttpResponseBuilder::new(status);
         response
-            .insert_header((header::ETAG, etag.as_str()))
+            .insert_header(ETag(etag.clone()))
             .insert_header((header::ACCEPT_RANGES, "bytes"))
             .insert_header((header::CACHE_CONTROL, "private, no-cache"))
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -236,16 +240,15 @@ pub async fn download(
         response
     };
 
-    if text(header::IF_NONE_MATCH).is_some_and(|raw| none_match(raw, &etag)) {
+    if none_match(&request, &etag) {
         discard(file);
         return Ok(common(StatusCode::NOT_MODIFIED).finish());
     }
 
-    // A range applies only while `If-Range` (when sent) still names this content.
-    let range_applies = text(header::IF_RANGE).is_none_or(|raw| raw.trim() == etag);
-    let range = match text(header::RANGE) {
-        Some(raw) if range_applies => parse_range(raw, size),
-        _ => ByteRange::Whole,
+    let range = if range_applies(&request, &etag) {
+        requested_range(&request, size)
+    } else {
+        ByteRange::Whole
     };
     let (status, start, length) = match range {
         ByteRange::Whole => (StatusCode::OK, 0, size),
@@ -410,51 +413,94 @@ pub async fn download_link(
 
 #[cfg(test)]
 mod tests {
+    use actix_web::test::TestRequest;
+
     use super::*;
+
+    fn with(headers: &[(header::HeaderName, &str)]) -> HttpRequest {
+        headers
+            .iter()
+            .fold(TestRequest::default(), |request, (name, value)| {
+                request.append_header((name.clone(), *value))
+            })
+            .to_http_request()
+    }
+
+    fn range(raw: &str, size: u64) -> ByteRange {
+        requested_range(&with(&[(header::RANGE, raw)]), size)
+    }
 
     #[test]
     fn ranges() {
         use ByteRange::*;
-        assert_eq!(parse_range("bytes=0-9", 100), Part { start: 0, end: 9 });
-        assert_eq!(parse_range("bytes=90-", 100), Part { start: 90, end: 99 });
-        assert_eq!(parse_range("bytes=-10", 100), Part { start: 90, end: 99 });
-        assert_eq!(parse_range("bytes=-1000", 100), Part { start: 0, end: 99 });
-        assert_eq!(
-            parse_range("bytes=95-1000", 100),
-            Part { start: 95, end: 99 }
-        );
-        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
-        assert_eq!(parse_range("bytes=100-200", 100), Unsatisfiable);
-        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), Whole);
-        assert_eq!(parse_range("bytes=9-1", 100), Whole);
-        assert_eq!(parse_range("bytes=a-b", 100), Whole);
-        assert_eq!(parse_range("bytes=+1-2", 100), Whole);
-        assert_eq!(parse_range("lines=1-2", 100), Whole);
-        assert_eq!(parse_range("bytes=-", 100), Whole);
+        let part = |start, end| Part { start, end };
+        for (raw, size, expected) in [
+            ("bytes=0-9", 100, part(0, 9)),
+            ("bytes=90-", 100, part(90, 99)),
+            ("bytes=-10", 100, part(90, 99)),
+            ("bytes=-1000", 100, part(0, 99)),
+            ("bytes=95-1000", 100, part(95, 99)),
+            ("bytes=100-", 100, Unsatisfiable),
+            ("bytes=100-200", 100, Unsatisfiable),
+            ("bytes=-0", 100, Unsatisfiable),
+            ("bytes=0-", 0, Unsatisfiable),
+            ("bytes=0-1,5-6", 100, Whole),
+            ("bytes=0-1,junk", 100, Whole),
+            ("bytes=0-1,", 100, Whole),
+            ("bytes=9-1", 100, Whole),
+            ("bytes=a-b", 100, Whole),
+            ("bytes=+1-2", 100, Whole),
+            ("lines=1-2", 100, Whole),
+            ("bytes=-", 100, Whole),
+        ] {
+            assert_eq!(range(raw, size), expected, "{raw}");
+        }
+        assert_eq!(requested_range(&with(&[]), 100), Whole);
     }
 
     #[test]
     fn etags() {
-        let etag = "\"abc\"";
-        assert!(none_match("\"abc\"", etag));
-        assert!(none_match("W/\"abc\"", etag));
-        assert!(none_match("\"x\", \"abc\"", etag));
-        assert!(none_match("*", etag));
-        assert!(!none_match("\"abcd\"", etag));
-        assert!(!none_match("abc", etag));
+        let etag = EntityTag::new_strong("abc".to_owned());
+        let matches = |raw: &str| none_match(&with(&[(header::IF_NONE_MATCH, raw)]), &etag);
+        assert!(matches("\"abc\""));
+        assert!(matches("W/\"abc\""));
+        assert!(matches("\"x\", \"abc\""));
+        assert!(matches("*"));
+        assert!(!matches("\"abcd\""));
+        assert!(!matches("abc"));
+        assert!(!none_match(&with(&[]), &etag));
+    }
+
+    #[test]
+    fn if_range() {
+        let etag = EntityTag::new_strong("abc".to_owned());
+        let applies = |raw: &str| range_applies(&with(&[(header::IF_RANGE, raw)]), &etag);
+        assert!(range_applies(&with(&[]), &etag));
+        assert!(applies("\"abc\""));
+        assert!(!applies("W/\"abc\""));
+        assert!(!applies("\"other\""));
+        assert!(!applies("Sat, 29 Oct 1994 19:43:31 GMT"));
+        assert!(!applies("abc"));
     }
 
     #[test]
     fn dispositions() {
-        assert_eq!(
-            attachment_disposition("report 2025.pdf"),
-            "attachment; filename=\"report 2025.pdf\"; filename*=UTF-8''report%202025.pdf"
-        );
-        assert_eq!(
-            attachment_disposition("Grüße \"x\".txt"),
-            "attachment; filename=\"Gr__e _x_.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.txt"
-        );
+        for (name, expected) in [
+            (
+                "report 2025.pdf",
+                "attachment; filename=\"report 2025.pdf\"; filename*=UTF-8''report%202025.pdf",
+            ),
+            (
+                "Grüße \"x\".txt",
+                "attachment; filename=\"Gr__e _x_.txt\"; filename*=UTF-8''Gr%C3%BC%C3%9Fe%20%22x%22.txt",
+            ),
+            // `-` is an RFC 5987 attr-char; `=` and `@` are not.
+            (
+                "a-b=c@d.txt",
+                "attachment; filename=\"a-b=c@d.txt\"; filename*=UTF-8''a-b%3Dc%40d.txt",
+            ),
+        ] {
+            assert_eq!(attachment_disposition(name), expected, "{name}");
+        }
     }
 }
