@@ -1,4 +1,5 @@
-//! A unit of work over mockall mocks, for use-case tests.
+//! A unit of work over mockall mocks, for the use cases' interaction checks
+//! (their behaviour is tested on the in-memory adapter, in `tests/`).
 
 use std::sync::{Arc, Mutex};
 

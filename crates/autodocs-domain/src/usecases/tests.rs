@@ -1,37 +1,36 @@
-//! Use-case tests against mockall mocks of the ports.
+//! Interaction checks of the use cases, against mockall mocks of the ports:
+//! what only a mock can see or provoke, such as the password hashed outside
+//! the transaction, no repository call before a permission check, a lost
+//! race, a failing write rolling everything back, events published only
+//! after the commit, a hash burnt for an unknown user.
+//!
+//! What the use cases *do* (the state they leave, the activities they
+//! record, the events they publish, the jobs they queue) is tested on the
+//! in-memory adapter, in this crate's `tests/` directory.
 
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
-use serde_json::json;
 
 use super::Services;
-use super::activities::CreateActivity;
-use super::auth::{RegisterInput, Registration, USERNAME_IS_AN_EMAIL, USERNAME_TAKEN};
+use super::auth::{RegisterInput, Registration, USERNAME_TAKEN};
 use super::missions::{CreateMission, PlannedStep};
-use super::steps::{CreateStep, UpdateStep};
 use super::testing::{
     MockRepos, MockUow, fixed_now, sample_mission, sample_step, sample_user, services,
 };
 use super::users::WRONG_OLD_PASSWORD;
-use crate::activity::{ActivityDetails, ActivityMessage, CustomActivityType};
-use crate::activity_log::{Activity, ActivityQuery, NewActivity};
+use crate::activity_log::{Activity, NewActivity};
 use crate::error::{Error, RepoError};
 use crate::jobs::JobKind;
-use crate::mission::{
-    InvalidTransition, MissionAction, MissionChanges, MissionQuery, MissionStatus, MissionType,
-    Progress, Title,
-};
-use crate::plan_step::{NewPlanStep, PlanStep, StepAction, StepStatus};
+use crate::mission::{InvalidTransition, MissionAction, MissionStatus, MissionType, Title};
+use crate::plan_step::{PlanStep, StepAction, StepStatus};
 use crate::ports::{
     Credentials, IssuedTokens, MockPasswordHasher, MockTokenService, PasswordCheck, RefreshClaims,
     RefreshTokenRecord,
 };
-use crate::user::{PersonName, Principal, User, UserChanges, UserId, UserQuery};
-use crate::validation::InvalidValue;
+use crate::user::{Principal, User, UserChanges, UserId, UserQuery};
 
-use crate::ids::{ActivityId, JobId, MissionId, StepId};
+use crate::ids::{ActivityId, JobId, MissionId};
 
 const OWNER: UserId = UserId(7);
 const MISSION: MissionId = MissionId(42);
@@ -70,15 +69,6 @@ fn plain_services(uow: &Arc<MockUow>) -> Services {
         MockPasswordHasher::new(),
         MockTokenService::new(),
     )
-}
-
-/// The request-wide refusals of a validation error, as the domain words
-/// them; panics on any other error.
-fn general_errors(error: &Error) -> Vec<String> {
-    match error {
-        Error::Validation(errors) => errors.general().iter().map(ToString::to_string).collect(),
-        other => panic!("expected a validation error, got {other:?}"),
-    }
 }
 
 /// The refusals of `field` in a validation error, as the domain words them;
@@ -160,6 +150,10 @@ fn credentials(user: User) -> Credentials {
         user,
         password_hash: "stored-hash".into(),
     }
+}
+
+fn title(text: &str) -> Title {
+    Title::parse(text).expect("a valid title")
 }
 
 fn transition_error(error: Error) -> InvalidTransition {
@@ -251,77 +245,6 @@ fn register_hashes_outside_the_transaction_and_records_one_activity() {
 }
 
 #[test]
-fn register_with_a_taken_username_creates_nothing() {
-    let mut repos = MockRepos::default();
-    repos.users.expect_username_exists().returning(|_| Ok(true));
-    repos
-        .users
-        .expect_email_exists()
-        .returning(|_, _| Ok(false));
-    repos.users.expect_create().never();
-    repos.activities.expect_record().never();
-    repos.refresh_tokens.expect_insert().never();
-    let uow = uow_with(repos);
-    let mut hasher = MockPasswordHasher::new();
-    hasher.expect_hash().returning(|_| "hashed".to_owned());
-    let mut tokens = MockTokenService::new();
-    tokens.expect_issue().never();
-
-    let error = services(Arc::clone(&uow), hasher, tokens)
-        .accounts()
-        .register(registration())
-        .expect_err("username taken");
-
-    assert_eq!(field_errors(&error, "username"), vec![USERNAME_TAKEN]);
-    assert!(field_errors(&error, "email").is_empty());
-    assert_eq!(outcome(&uow), (0, 1));
-}
-
-#[test]
-fn register_with_a_username_that_is_another_users_email_creates_nothing() {
-    let mut repos = MockRepos::default();
-    repos
-        .users
-        .expect_username_exists()
-        .withf(|username| username.as_str() == "bob@example.com")
-        .returning(|_| Ok(false));
-    // The username's key is looked up among emails, then the email's.
-    repos
-        .users
-        .expect_email_exists()
-        .withf(|email, _| email.as_str() == "bob@example.com")
-        .times(1)
-        .returning(|_, _| Ok(true));
-    repos
-        .users
-        .expect_email_exists()
-        .withf(|email, _| email.as_str() == "mallory@example.com")
-        .times(1)
-        .returning(|_, _| Ok(false));
-    repos.users.expect_create().never();
-    let uow = uow_with(repos);
-    let mut hasher = MockPasswordHasher::new();
-    hasher.expect_hash().returning(|_| "hashed".to_owned());
-    let mut tokens = MockTokenService::new();
-    tokens.expect_issue().never();
-    let registration = Registration::parse(&RegisterInput {
-        username: "Bob@Example.com".into(),
-        email: "mallory@example.com".into(),
-        password: PASSWORD.into(),
-        ..RegisterInput::default()
-    })
-    .expect("valid registration");
-
-    let error = services(Arc::clone(&uow), hasher, tokens)
-        .accounts()
-        .register(registration)
-        .expect_err("username is an email");
-
-    assert_eq!(field_errors(&error, "username"), vec![USERNAME_IS_AN_EMAIL]);
-    assert!(field_errors(&error, "email").is_empty());
-}
-
-#[test]
 fn register_losing_the_username_race_gives_the_same_field_error() {
     let mut repos = MockRepos::default();
     repos
@@ -404,64 +327,6 @@ fn login_looks_the_account_up_by_its_normalised_key() {
     assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
 }
 
-/// Login mocks for a known user whose password checks as `check`; nothing may be written.
-fn refused_login(user: User, check: PasswordCheck) -> (Arc<MockUow>, MockPasswordHasher) {
-    let mut repos = MockRepos::default();
-    repos
-        .users
-        .expect_find_credentials()
-        .times(1)
-        .return_once(move |_| Ok(Some(credentials(user))));
-    repos.users.expect_touch_last_login().never();
-    repos.users.expect_set_password_hash().never();
-    repos.users.expect_replace_password_hash().never();
-    repos.activities.expect_record().never();
-    repos.refresh_tokens.expect_insert().never();
-    let mut hasher = MockPasswordHasher::new();
-    hasher
-        .expect_verify()
-        .withf(|password, encoded| password == PASSWORD && encoded == "stored-hash")
-        .times(1)
-        .return_const(check);
-    hasher.expect_burn().never();
-    hasher.expect_hash().never();
-    (uow_with(repos), hasher)
-}
-
-#[test]
-fn login_with_a_wrong_password_fails_and_records_nothing() {
-    let (uow, hasher) = refused_login(sample_user(7), PasswordCheck::Mismatch);
-    let mut tokens = MockTokenService::new();
-    tokens.expect_issue().never();
-
-    let error = services(Arc::clone(&uow), hasher, tokens)
-        .accounts()
-        .login("user7", PASSWORD)
-        .expect_err("wrong password");
-
-    assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
-    assert_eq!(outcome(&uow), (0, 0));
-}
-
-#[test]
-fn login_of_an_inactive_user_fails_even_with_the_right_password() {
-    let inactive = User {
-        is_active: false,
-        ..sample_user(7)
-    };
-    let (uow, hasher) = refused_login(inactive, PasswordCheck::Match);
-    let mut tokens = MockTokenService::new();
-    tokens.expect_issue().never();
-
-    let error = services(Arc::clone(&uow), hasher, tokens)
-        .accounts()
-        .login("user7", PASSWORD)
-        .expect_err("inactive");
-
-    assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
-    assert_eq!(outcome(&uow), (0, 0));
-}
-
 /// Login mocks for a successful login of user 7.
 fn accepted_login(repos: &mut MockRepos) -> ActivityLog {
     repos
@@ -534,34 +399,6 @@ fn login_replaces_an_outdated_hash() {
 
     assert_eq!(session.tokens, issued("jti-login"));
     assert_eq!(kinds(&log), vec!["user_logged_in"]);
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
-fn login_records_the_login_and_touches_last_login() {
-    let mut repos = MockRepos::default();
-    let log = accepted_login(&mut repos);
-    repos.users.expect_set_password_hash().never();
-    repos.users.expect_replace_password_hash().never();
-    let uow = uow_with(repos);
-    let mut hasher = MockPasswordHasher::new();
-    hasher
-        .expect_verify()
-        .times(1)
-        .return_const(PasswordCheck::Match);
-    hasher.expect_hash().never();
-
-    let session = services(Arc::clone(&uow), hasher, login_tokens())
-        .accounts()
-        .login("user7", PASSWORD)
-        .expect("logged in");
-
-    assert_eq!(session.user.id, OWNER);
-    assert_eq!(session.user.last_login, Some(fixed_now()));
-    let activities = recorded(&log);
-    assert_eq!(activities.len(), 1);
-    assert_eq!(activities[0].kind, "user_logged_in");
-    assert_eq!(activities[0].user, Some(OWNER));
     assert_eq!(outcome(&uow), (1, 0));
 }
 
@@ -675,44 +512,6 @@ fn refresh_losing_the_rotation_race_is_treated_as_reuse() {
 }
 
 #[test]
-fn refresh_rotates_the_token() {
-    let mut repos = refresh_repos(false);
-    repos
-        .refresh_tokens
-        .expect_revoke()
-        .withf(|jti, replaced_by, now| {
-            jti == "old-jti" && *replaced_by == Some("new-jti") && *now == fixed_now()
-        })
-        .times(1)
-        .returning(|_, _, _| Ok(true));
-    repos
-        .refresh_tokens
-        .expect_insert()
-        .withf(|user, jti, now, expires| {
-            *user == OWNER
-                && jti == "new-jti"
-                && *now == fixed_now()
-                && *expires == issued("new-jti").refresh_expires_at
-        })
-        .times(1)
-        .returning(|_, _, _, _| Ok(()));
-    repos.refresh_tokens.expect_revoke_all().never();
-    let uow = uow_with(repos);
-
-    let tokens = services(
-        Arc::clone(&uow),
-        MockPasswordHasher::new(),
-        refresh_tokens_service(),
-    )
-    .accounts()
-    .refresh("presented")
-    .expect("rotated");
-
-    assert_eq!(tokens, issued("new-jti"));
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
 fn refresh_for_an_inactive_user_is_refused_without_revoking() {
     let mut repos = MockRepos::default();
     repos
@@ -760,75 +559,6 @@ fn password_repos() -> MockRepos {
         .withf(|id| *id == OWNER)
         .returning(|_| Ok(Some("stored-hash".into())));
     repos
-}
-
-#[test]
-fn change_password_with_a_wrong_old_password_writes_nothing() {
-    let mut repos = password_repos();
-    repos.users.expect_set_password_hash().never();
-    repos.users.expect_replace_password_hash().never();
-    repos.refresh_tokens.expect_revoke_all().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let mut hasher = MockPasswordHasher::new();
-    hasher
-        .expect_verify()
-        .withf(|password, encoded| password == "not-my-password" && encoded == "stored-hash")
-        .times(1)
-        .return_const(PasswordCheck::Mismatch);
-    hasher.expect_hash().never();
-
-    let error = services(Arc::clone(&uow), hasher, MockTokenService::new())
-        .accounts()
-        .change_password(principal(OWNER), "not-my-password", PASSWORD)
-        .expect_err("wrong old password");
-
-    assert_eq!(
-        field_errors(&error, "old_password"),
-        vec![WRONG_OLD_PASSWORD]
-    );
-    assert!(field_errors(&error, "new_password").is_empty());
-    assert_eq!(outcome(&uow), (0, 0));
-}
-
-#[test]
-fn change_password_sets_the_hash_revokes_tokens_and_records_it_in_one_commit() {
-    let mut repos = password_repos();
-    repos
-        .users
-        .expect_replace_password_hash()
-        .withf(|id, expected, hash| *id == OWNER && expected == "stored-hash" && hash == "new-hash")
-        .times(1)
-        .returning(|_, _, _| Ok(true));
-    repos
-        .refresh_tokens
-        .expect_revoke_all()
-        .withf(|user, now| *user == OWNER && *now == fixed_now())
-        .times(1)
-        .returning(|_, _| Ok(2));
-    let log = record_activities(&mut repos);
-    let uow = uow_with(repos);
-    let mut hasher = MockPasswordHasher::new();
-    hasher
-        .expect_verify()
-        .times(1)
-        .return_const(PasswordCheck::Match);
-    hasher
-        .expect_hash()
-        .withf(|password| password == PASSWORD)
-        .times(1)
-        .returning(|_| "new-hash".to_owned());
-
-    services(Arc::clone(&uow), hasher, MockTokenService::new())
-        .accounts()
-        .change_password(principal(OWNER), "old-password", PASSWORD)
-        .expect("changed");
-
-    let activities = recorded(&log);
-    assert_eq!(activities.len(), 1);
-    assert_eq!(activities[0].kind, "password_changed");
-    assert_eq!(activities[0].user, Some(OWNER));
-    assert_eq!(outcome(&uow), (1, 0));
 }
 
 #[test]
@@ -896,30 +626,6 @@ fn expect_visible(repos: &mut MockRepos, owner: UserId, status: MissionStatus) {
         .returning(move |_, _| Ok(Some(sample_mission(MISSION, OWNER, status))));
 }
 
-/// `load_detail` after a change: the mission in `status` and no steps.
-fn expect_reload(repos: &mut MockRepos, status: MissionStatus) {
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, filter| *id == MISSION && filter.is_none())
-        .returning(move |_, _| Ok(Some(sample_mission(MISSION, OWNER, status))));
-    repos
-        .steps
-        .expect_list()
-        .withf(|mission| *mission == MISSION)
-        .returning(|_| Ok(Vec::new()));
-    expect_no_documents(repos);
-}
-
-/// The mission's documents, read by `load_detail`: none.
-fn expect_no_documents(repos: &mut MockRepos) {
-    repos
-        .documents
-        .expect_list_for_mission()
-        .withf(|mission| *mission == MISSION)
-        .returning(|_| Ok(Vec::new()));
-}
-
 /// The engine is asked `times` times to advance the mission, now.
 fn expect_advance(repos: &mut MockRepos, times: usize) {
     repos
@@ -932,118 +638,6 @@ fn expect_advance(repos: &mut MockRepos, times: usize) {
         })
         .times(times)
         .returning(|_, _| Ok(Some(JobId(1))));
-}
-
-#[test]
-fn create_mission_records_it_and_creates_the_plan_depth_first() {
-    let draft = CreateMission::new(
-        title("Retrieve Tax Documents"),
-        MissionType::DocumentRetrieval,
-    )
-    .with_plan(vec![
-        PlannedStep::new(title("A")).with_children(vec![
-            PlannedStep::new(title("A1")),
-            PlannedStep::new(title("A2")).with_children(vec![PlannedStep::new(title("A2a"))]),
-        ]),
-        PlannedStep::new(title("B")).with_action(
-            StepAction::parse(&json!({"kind": "wait", "seconds": 30})).expect("an action"),
-        ),
-    ]);
-
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_create()
-        .withf(|owner, mission, now| {
-            *owner == OWNER
-                && mission.title.as_str() == "Retrieve Tax Documents"
-                && *now == fixed_now()
-        })
-        .times(1)
-        .returning(|owner, _, _| Ok(sample_mission(MISSION, owner, MissionStatus::Pending)));
-    let created: Arc<Mutex<Vec<PlanStep>>> = Arc::default();
-    let requests: Arc<Mutex<Vec<NewPlanStep>>> = Arc::default();
-    let next_id = AtomicI64::new(100);
-    let (sink, request_sink) = (Arc::clone(&created), Arc::clone(&requests));
-    repos
-        .steps
-        .expect_create()
-        .times(5)
-        .returning(move |step, _| {
-            request_sink.lock().expect("requests").push(step.clone());
-            let id = next_id.fetch_add(1, Ordering::SeqCst);
-            let row = PlanStep {
-                title: step.title.clone(),
-                depth: step.depth,
-                action: step.action.clone(),
-                ..sample_step(
-                    id,
-                    step.mission,
-                    step.parent.map(|parent| parent.0),
-                    step.order,
-                    StepStatus::Pending,
-                )
-            };
-            sink.lock().expect("created").push(row.clone());
-            Ok(row)
-        });
-    let log = record_activities(&mut repos);
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, _| *id == MISSION)
-        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
-    let listed = Arc::clone(&created);
-    repos
-        .steps
-        .expect_list()
-        .withf(|mission| *mission == MISSION)
-        .returning(move |_| Ok(listed.lock().expect("created").clone()));
-    expect_no_documents(&mut repos);
-    let uow = uow_with(repos);
-
-    let detail = plain_services(&uow)
-        .missions()
-        .create(principal(OWNER), draft)
-        .expect("created");
-
-    let shape: Vec<(String, Option<i64>, i32, u8)> = requests
-        .lock()
-        .expect("requests")
-        .iter()
-        .map(|step| {
-            assert_eq!(step.mission, MISSION);
-            (
-                step.title.as_str().to_owned(),
-                step.parent.map(|parent| parent.0),
-                step.order,
-                step.depth,
-            )
-        })
-        .collect();
-    assert_eq!(
-        shape,
-        vec![
-            ("A".to_owned(), None, 0, 1),
-            ("A1".to_owned(), Some(100), 0, 2),
-            ("A2".to_owned(), Some(100), 1, 2),
-            ("A2a".to_owned(), Some(102), 0, 3),
-            ("B".to_owned(), None, 1, 1),
-        ]
-    );
-    assert_eq!(
-        requests.lock().expect("requests")[4].action,
-        StepAction::Wait { seconds: 30 }
-    );
-    let activities = recorded(&log);
-    assert_eq!(activities.len(), 1);
-    assert_eq!(activities[0].kind, "mission_created");
-    assert_eq!(activities[0].mission, Some(MISSION));
-    assert_eq!(activities[0].user, Some(OWNER));
-    assert_eq!(detail.mission.id, MISSION);
-    let roots: Vec<i64> = detail.plan.roots().iter().map(|node| node.id.0).collect();
-    assert_eq!(roots, vec![100, 104]);
-    assert_eq!(outcome(&uow), (1, 0));
 }
 
 #[test]
@@ -1092,233 +686,6 @@ fn mission_action_losing_the_race_reports_the_current_status_and_rolls_back() {
 }
 
 #[test]
-fn completing_a_mission_skips_open_steps_and_records_it() {
-    let mut repos = MockRepos::default();
-    expect_visible(&mut repos, OWNER, MissionStatus::InProgress);
-    repos
-        .missions
-        .expect_transition()
-        .withf(|id, from, change, _| {
-            *id == MISSION
-                && from == MissionAction::Complete.allowed_from()
-                && change.to == MissionStatus::Completed
-                && change.completed_at == Some(fixed_now())
-                && change.progress == Some(Progress::COMPLETE)
-        })
-        .times(1)
-        .returning(|_, _, _, _| Ok(true));
-    repos
-        .steps
-        .expect_skip_open()
-        .withf(|mission, now| *mission == MISSION && *now == fixed_now())
-        .times(1)
-        .returning(|_, _| Ok(2));
-    let log = record_activities(&mut repos);
-    expect_reload(&mut repos, MissionStatus::Completed);
-    let uow = uow_with(repos);
-
-    let detail = plain_services(&uow)
-        .missions()
-        .act(principal(OWNER), MISSION, MissionAction::Complete)
-        .expect("completed");
-
-    assert_eq!(detail.mission.status, MissionStatus::Completed);
-    let activities = recorded(&log);
-    assert_eq!(activities.len(), 1);
-    assert_eq!(activities[0].kind, "mission_completed");
-    assert_eq!(activities[0].mission, Some(MISSION));
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
-fn restarting_a_failed_mission_resets_failed_steps_and_enqueues_its_run() {
-    let mut repos = MockRepos::default();
-    expect_visible(&mut repos, OWNER, MissionStatus::Failed);
-    repos
-        .missions
-        .expect_transition()
-        .withf(|id, from, change, _| {
-            *id == MISSION
-                && from == MissionAction::Start.allowed_from()
-                && change.to == MissionStatus::InProgress
-        })
-        .times(1)
-        .returning(|_, _, _, _| Ok(true));
-    // The failed automated step, then (after its reset) pending again: the
-    // run is queued because there is automated work.
-    let lists = AtomicUsize::new(0);
-    repos.steps.expect_list().returning(move |_| {
-        let reset = lists.fetch_add(1, Ordering::SeqCst) > 0;
-        Ok(vec![
-            sample_step(1, MISSION, None, 0, StepStatus::Completed),
-            PlanStep {
-                last_error: (!reset).then(|| "HTTP 503".into()),
-                action: StepAction::Wait { seconds: 5 },
-                ..sample_step(
-                    2,
-                    MISSION,
-                    None,
-                    1,
-                    if reset {
-                        StepStatus::Pending
-                    } else {
-                        StepStatus::Failed
-                    },
-                )
-            },
-        ])
-    });
-    repos
-        .steps
-        .expect_update()
-        .withf(|id, changes, _| {
-            *id == StepId(2)
-                && changes.status == Some(StepStatus::Pending)
-                && changes.last_error == Some(None)
-        })
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    expect_advance(&mut repos, 1);
-    let log = record_activities(&mut repos);
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, filter| *id == MISSION && filter.is_none())
-        .returning(|_, _| {
-            Ok(Some(sample_mission(
-                MISSION,
-                OWNER,
-                MissionStatus::InProgress,
-            )))
-        });
-    expect_no_documents(&mut repos);
-    let uow = uow_with(repos);
-
-    plain_services(&uow)
-        .missions()
-        .act(principal(OWNER), MISSION, MissionAction::Start)
-        .expect("started");
-
-    assert_eq!(kinds(&log), vec!["mission_started"]);
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
-fn deleting_an_in_progress_mission_is_refused() {
-    let mut repos = MockRepos::default();
-    expect_visible(&mut repos, OWNER, MissionStatus::InProgress);
-    repos.missions.expect_delete().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-
-    let error = plain_services(&uow)
-        .missions()
-        .delete(principal(OWNER), MISSION)
-        .expect_err("in progress");
-
-    assert_eq!(
-        transition_error(error),
-        InvalidTransition::new("mission", "delete", "in_progress")
-    );
-    assert_eq!(outcome(&uow), (0, 1));
-}
-
-#[test]
-fn deleting_a_mission_keeps_its_id_and_title_in_the_activity() {
-    let mut repos = MockRepos::default();
-    expect_visible(&mut repos, OWNER, MissionStatus::Paused);
-    repos
-        .missions
-        .expect_delete()
-        .withf(|id, protected| *id == MISSION && *protected == MissionStatus::InProgress)
-        .times(1)
-        .returning(|_, _| Ok(true));
-    let log = record_activities(&mut repos);
-    let uow = uow_with(repos);
-
-    plain_services(&uow)
-        .missions()
-        .delete(principal(OWNER), MISSION)
-        .expect("deleted");
-
-    let activities = recorded(&log);
-    assert_eq!(activities.len(), 1);
-    assert_eq!(activities[0].kind, "mission_deleted");
-    assert_eq!(
-        activities[0].details.get("mission_id"),
-        Some(&json!(MISSION))
-    );
-    assert_eq!(
-        activities[0].details.get("title"),
-        Some(&json!("Retrieve Tax Documents"))
-    );
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
-fn another_owners_mission_is_not_found() {
-    let stranger = UserId(8);
-    let mut repos = MockRepos::default();
-    // The read looks, the three writes lock first: none sees it.
-    repos
-        .missions
-        .expect_find()
-        .withf(move |id, filter| *id == MISSION && *filter == Some(stranger))
-        .times(1)
-        .returning(|_, _| Ok(None));
-    repos
-        .missions
-        .expect_lock()
-        .withf(move |id, filter| *id == MISSION && *filter == Some(stranger))
-        .times(3)
-        .returning(|_, _| Ok(None));
-    repos.missions.expect_transition().never();
-    repos.missions.expect_update().never();
-    repos.missions.expect_delete().never();
-    repos.steps.expect_list().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let services = plain_services(&uow);
-    let changes = MissionChanges {
-        title: Some(title("Mine now")),
-        ..MissionChanges::default()
-    };
-
-    let results = [
-        (
-            "get",
-            services
-                .missions()
-                .get(principal(stranger), MISSION)
-                .map(drop),
-        ),
-        (
-            "update",
-            services
-                .missions()
-                .update(principal(stranger), MISSION, changes)
-                .map(drop),
-        ),
-        (
-            "act",
-            services
-                .missions()
-                .act(principal(stranger), MISSION, MissionAction::Start)
-                .map(drop),
-        ),
-        (
-            "delete",
-            services.missions().delete(principal(stranger), MISSION),
-        ),
-    ];
-
-    for (name, result) in results {
-        assert!(matches!(result, Err(Error::NotFound)), "{name}: {result:?}");
-    }
-    assert_eq!(outcome(&uow), (0, 3));
-}
-
-#[test]
 fn a_failing_activity_insert_fails_the_use_case_and_rolls_back() {
     let mut repos = MockRepos::default();
     expect_visible(&mut repos, OWNER, MissionStatus::Pending);
@@ -1364,444 +731,6 @@ fn a_failing_activity_insert_fails_the_use_case_and_rolls_back() {
     assert_eq!(outcome(&uow), (0, 1));
 }
 
-#[test]
-fn mission_lists_are_restricted_to_the_owner_unless_staff() {
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_list()
-        .withf(|query| query.owner == Some(OWNER))
-        .times(1)
-        .returning(|_| Err(RepoError::Other("own list".into())));
-    repos
-        .missions
-        .expect_list()
-        .withf(|query| query.owner.is_none())
-        .times(1)
-        .returning(|_| Err(RepoError::Other("everyone's list".into())));
-    repos
-        .activities
-        .expect_list()
-        .withf(|query| query.user == Some(OWNER))
-        .times(1)
-        .returning(|_| Err(RepoError::Other("own activities".into())));
-    let uow = uow_with(repos);
-    let services = plain_services(&uow);
-    let staff = Principal {
-        user_id: UserId(1),
-        is_staff: true,
-    };
-    let message = |result: Result<(), Error>| match result {
-        Err(Error::Repository(RepoError::Other(message))) => message,
-        Err(other) => panic!("unexpected error {other:?}"),
-        Ok(_) => panic!("the mocks only fail"),
-    };
-
-    // A client cannot widen its list by asking for everyone's.
-    let everyone = MissionQuery::default();
-    assert_eq!(
-        message(
-            services
-                .missions()
-                .list(principal(OWNER), everyone.clone())
-                .map(drop)
-        ),
-        "own list"
-    );
-    assert_eq!(
-        message(services.missions().list(staff, everyone).map(drop)),
-        "everyone's list"
-    );
-    let others = ActivityQuery {
-        user: Some(UserId(8)),
-        ..ActivityQuery::default()
-    };
-    assert_eq!(
-        message(
-            services
-                .activities()
-                .list(principal(OWNER), others)
-                .map(drop)
-        ),
-        "own activities"
-    );
-}
-
-// ---------------------------------------------------------------------------
-// Plan steps
-// ---------------------------------------------------------------------------
-
-/// `steps.list` returns `before` on the first call and `after` on the next ones.
-fn expect_steps_before_after(repos: &mut MockRepos, before: Vec<PlanStep>, after: Vec<PlanStep>) {
-    let calls = AtomicUsize::new(0);
-    repos
-        .steps
-        .expect_list()
-        .withf(|mission| *mission == MISSION)
-        .returning(move |_| {
-            Ok(if calls.fetch_add(1, Ordering::SeqCst) == 0 {
-                before.clone()
-            } else {
-                after.clone()
-            })
-        });
-}
-
-fn complete_status() -> UpdateStep {
-    UpdateStep::status(StepStatus::Completed)
-}
-
-fn title(text: &str) -> Title {
-    Title::parse(text).expect("a valid title")
-}
-
-#[test]
-fn completing_the_last_open_leaf_completes_the_mission_in_the_same_transaction() {
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, _| *id == MISSION)
-        .returning(|_, _| {
-            Ok(Some(sample_mission(
-                MISSION,
-                OWNER,
-                MissionStatus::InProgress,
-            )))
-        });
-    repos
-        .missions
-        .expect_lock()
-        .withf(|id, _| *id == MISSION)
-        .times(1)
-        .returning(|_, _| {
-            Ok(Some(sample_mission(
-                MISSION,
-                OWNER,
-                MissionStatus::InProgress,
-            )))
-        });
-    let step = |id, order, status| sample_step(id, MISSION, None, order, status);
-    expect_steps_before_after(
-        &mut repos,
-        vec![
-            step(1, 0, StepStatus::Completed),
-            step(2, 1, StepStatus::InProgress),
-        ],
-        vec![
-            step(1, 0, StepStatus::Completed),
-            step(2, 1, StepStatus::Completed),
-        ],
-    );
-    repos
-        .steps
-        .expect_update()
-        .withf(|id, changes, _| {
-            *id == StepId(2)
-                && changes.status == Some(StepStatus::Completed)
-                && changes.completed_at == Some(Some(fixed_now()))
-        })
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    repos
-        .missions
-        .expect_transition()
-        .withf(|id, from, change, _| {
-            *id == MISSION
-                && from == MissionAction::Complete.allowed_from()
-                && change.to == MissionStatus::Completed
-        })
-        .times(1)
-        .returning(|_, _, _, _| Ok(true));
-    repos
-        .steps
-        .expect_skip_open()
-        .withf(|mission, _| *mission == MISSION)
-        .times(1)
-        .returning(|_, _| Ok(0));
-    repos.missions.expect_set_progress().never();
-    expect_advance(&mut repos, 0);
-    let log = record_activities(&mut repos);
-    let uow = uow_with(repos);
-
-    let node = plain_services(&uow)
-        .steps()
-        .update(principal(OWNER), MISSION, StepId(2), complete_status())
-        .expect("completed");
-
-    assert_eq!(node.id, StepId(2));
-    assert_eq!(node.item.status, StepStatus::Completed);
-    assert_eq!(kinds(&log), vec!["step_updated", "mission_completed"]);
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
-fn completing_one_of_three_leaves_sets_progress_to_33() {
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, _| *id == MISSION)
-        .returning(|_, _| {
-            Ok(Some(sample_mission(
-                MISSION,
-                OWNER,
-                MissionStatus::InProgress,
-            )))
-        });
-    repos
-        .missions
-        .expect_lock()
-        .withf(|id, _| *id == MISSION)
-        .times(1)
-        .returning(|_, _| {
-            Ok(Some(sample_mission(
-                MISSION,
-                OWNER,
-                MissionStatus::InProgress,
-            )))
-        });
-    // A parent with three leaves: the parent itself does not count.
-    let tree = |first: StepStatus| {
-        vec![
-            sample_step(10, MISSION, None, 0, StepStatus::InProgress),
-            sample_step(1, MISSION, Some(10), 0, first),
-            sample_step(2, MISSION, Some(10), 1, StepStatus::Pending),
-            sample_step(3, MISSION, Some(10), 2, StepStatus::Pending),
-        ]
-    };
-    expect_steps_before_after(
-        &mut repos,
-        tree(StepStatus::Pending),
-        tree(StepStatus::Completed),
-    );
-    repos
-        .steps
-        .expect_update()
-        .withf(|id, changes, _| *id == StepId(1) && changes.status == Some(StepStatus::Completed))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    repos
-        .missions
-        .expect_set_progress()
-        .withf(|id, progress, now| {
-            *id == MISSION && Ok(*progress) == Progress::parse(33) && *now == fixed_now()
-        })
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    repos.missions.expect_transition().never();
-    repos.steps.expect_skip_open().never();
-    // Only manual steps are left: the engine would find nothing to do, so
-    // nothing is queued (a queued run would find nothing, again and again).
-    expect_advance(&mut repos, 0);
-    let log = record_activities(&mut repos);
-    let uow = uow_with(repos);
-
-    plain_services(&uow)
-        .steps()
-        .update(principal(OWNER), MISSION, StepId(1), complete_status())
-        .expect("completed");
-
-    assert_eq!(kinds(&log), vec!["step_updated"]);
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-#[test]
-fn a_parent_from_another_mission_is_refused() {
-    let mut repos = MockRepos::default();
-    expect_visible(&mut repos, OWNER, MissionStatus::Pending);
-    repos
-        .steps
-        .expect_list()
-        .withf(|mission| *mission == MISSION)
-        .returning(|_| Ok(vec![sample_step(1, MISSION, None, 0, StepStatus::Pending)]));
-    repos.steps.expect_next_order().never();
-    repos.steps.expect_create().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let input = CreateStep::new(title("Borrowed parent")).under(StepId(999));
-
-    let error = plain_services(&uow)
-        .steps()
-        .create(principal(OWNER), MISSION, input)
-        .expect_err("foreign parent");
-
-    assert_eq!(
-        field_errors(&error, "parent"),
-        vec!["Parent step must belong to the same mission."]
-    );
-    assert_eq!(outcome(&uow), (0, 1));
-}
-
-#[test]
-fn moving_a_step_under_its_own_child_is_refused() {
-    let mut repos = MockRepos::default();
-    expect_visible(&mut repos, OWNER, MissionStatus::Pending);
-    repos.steps.expect_list().returning(|_| {
-        Ok(vec![
-            sample_step(1, MISSION, None, 0, StepStatus::Pending),
-            sample_step(2, MISSION, Some(1), 0, StepStatus::Pending),
-        ])
-    });
-    repos.steps.expect_update().never();
-    repos.steps.expect_set_depth().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let input = UpdateStep {
-        parent: Some(Some(StepId(2))),
-        ..UpdateStep::default()
-    };
-
-    let error = plain_services(&uow)
-        .steps()
-        .update(principal(OWNER), MISSION, StepId(1), input)
-        .expect_err("cycle");
-
-    assert_eq!(
-        field_errors(&error, "parent"),
-        vec!["A step cannot be its own ancestor."]
-    );
-    assert_eq!(outcome(&uow), (0, 1));
-}
-
-#[test]
-fn moving_a_subtree_shifts_the_depth_of_its_descendants() {
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, _| *id == MISSION)
-        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
-    repos
-        .missions
-        .expect_lock()
-        .withf(|id, _| *id == MISSION)
-        .times(1)
-        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
-    // 1 (root) and 3 (root) → 4 (child of 3) → 5 (depth 3); move 3 under 1.
-    repos.steps.expect_list().returning(|_| {
-        Ok(vec![
-            sample_step(1, MISSION, None, 0, StepStatus::Pending),
-            sample_step(3, MISSION, None, 1, StepStatus::Pending),
-            sample_step(4, MISSION, Some(3), 0, StepStatus::Pending),
-            PlanStep {
-                depth: 3,
-                ..sample_step(5, MISSION, Some(4), 0, StepStatus::Pending)
-            },
-        ])
-    });
-    repos
-        .steps
-        .expect_update()
-        .withf(|id, changes, _| *id == StepId(3) && changes.parent == Some((Some(StepId(1)), 2)))
-        .times(1)
-        .returning(|_, _, _| Ok(()));
-    let depths: Arc<Mutex<Vec<(i64, u8)>>> = Arc::default();
-    let sink = Arc::clone(&depths);
-    repos
-        .steps
-        .expect_set_depth()
-        .times(2)
-        .returning(move |id, depth| {
-            sink.lock().expect("depths").push((id.0, depth));
-            Ok(())
-        });
-    let _log = record_activities(&mut repos);
-    repos
-        .missions
-        .expect_set_progress()
-        .returning(|_, _, _| Ok(()));
-    let uow = uow_with(repos);
-    let input = UpdateStep {
-        parent: Some(Some(StepId(1))),
-        ..UpdateStep::default()
-    };
-
-    plain_services(&uow)
-        .steps()
-        .update(principal(OWNER), MISSION, StepId(3), input)
-        .expect("moved");
-
-    assert_eq!(*depths.lock().expect("depths"), vec![(4, 3), (5, 4)]);
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
-// ---------------------------------------------------------------------------
-// Activities
-// ---------------------------------------------------------------------------
-
-fn note() -> CreateActivity {
-    CreateActivity::new(
-        CustomActivityType::parse("note_added").expect("a custom type"),
-        ActivityMessage::parse("Called the bank").expect("a message"),
-    )
-}
-
-#[test]
-fn an_activity_on_a_mission_not_owned_is_refused() {
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, owner| *id == MISSION && *owner == Some(OWNER))
-        .times(1)
-        .returning(|_, _| Ok(None));
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let input = note().about_mission(MISSION);
-
-    let error = plain_services(&uow)
-        .activities()
-        .create(principal(OWNER), input)
-        .expect_err("not owned");
-
-    match &error {
-        Error::Validation(errors) => assert_eq!(
-            errors.field("mission"),
-            Some(&[InvalidValue::DoesNotExist { id: MISSION.0 }][..])
-        ),
-        other => panic!("expected a validation error, got {other:?}"),
-    }
-    assert_eq!(outcome(&uow), (0, 1));
-}
-
-#[test]
-fn a_custom_activity_is_recorded_for_the_caller() {
-    let mut repos = MockRepos::default();
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, owner| *id == MISSION && *owner == Some(OWNER))
-        .times(1)
-        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
-    // After the commit, the mission's state is read for its event.
-    repos
-        .missions
-        .expect_find()
-        .withf(|id, owner| *id == MISSION && owner.is_none())
-        .times(1)
-        .returning(|_, _| Ok(Some(sample_mission(MISSION, OWNER, MissionStatus::Pending))));
-    let log = record_activities(&mut repos);
-    let uow = uow_with(repos);
-    let input = note()
-        .with_details(ActivityDetails::parse(json!({"minutes": 5})).expect("details"))
-        .about_mission(MISSION);
-
-    let activity = plain_services(&uow)
-        .activities()
-        .create(principal(OWNER), input)
-        .expect("recorded");
-
-    assert_eq!(activity.kind, "note_added");
-    let activities = recorded(&log);
-    assert_eq!(activities.len(), 1);
-    assert_eq!(activities[0].user, Some(OWNER));
-    assert_eq!(activities[0].mission, Some(MISSION));
-    assert_eq!(activities[0].message, "Called the bank");
-    assert_eq!(activities[0].details.get("minutes"), Some(&json!(5)));
-    assert_eq!(outcome(&uow), (1, 0));
-}
-
 // ---------------------------------------------------------------------------
 // Revoking live connections
 // ---------------------------------------------------------------------------
@@ -1830,13 +759,6 @@ impl Published {
                 _ => None,
             })
             .collect()
-    }
-}
-
-fn staff(user_id: UserId) -> Principal {
-    Principal {
-        user_id,
-        is_staff: true,
     }
 }
 
@@ -1908,65 +830,6 @@ fn a_password_change_revokes_sessions_only_once_committed() {
     assert_eq!(published.revoked(), vec![OWNER]);
 }
 
-/// Repositories in which staff edits of user 8 succeed.
-fn editable_user_repos() -> MockRepos {
-    let mut repos = MockRepos::default();
-    repos
-        .users
-        .expect_find()
-        .returning(|id| Ok(Some(sample_user(id.0))));
-    repos.users.expect_update_account().returning(|_, _| Ok(()));
-    repos
-        .users
-        .expect_delete()
-        .returning(|id| Ok(id == UserId(8)));
-    record_activities(&mut repos);
-    repos
-}
-
-#[test]
-fn deactivating_or_deleting_a_user_revokes_their_sessions() {
-    let (services, published) = watched(super::testing::ports(
-        uow_with(editable_user_repos()),
-        MockPasswordHasher::new(),
-        MockTokenService::new(),
-    ));
-    let rename = UserChanges {
-        first_name: Some(PersonName::parse("Ada").expect("a name")),
-        is_active: Some(true),
-        ..UserChanges::default()
-    };
-    services
-        .accounts()
-        .update_user(staff(OWNER), UserId(8), rename)
-        .expect("updated");
-    assert!(
-        published.revoked().is_empty(),
-        "no deactivation, no revocation"
-    );
-
-    let deactivate = UserChanges {
-        is_active: Some(false),
-        ..UserChanges::default()
-    };
-    services
-        .accounts()
-        .update_user(staff(OWNER), UserId(8), deactivate)
-        .expect("deactivated");
-    assert_eq!(published.revoked(), vec![UserId(8)]);
-
-    services
-        .accounts()
-        .delete_user(staff(OWNER), UserId(9))
-        .expect_err("no such user");
-    assert_eq!(published.revoked(), vec![UserId(8)], "nothing deleted");
-    services
-        .accounts()
-        .delete_user(staff(OWNER), UserId(8))
-        .expect("deleted");
-    assert_eq!(published.revoked(), vec![UserId(8), UserId(8)]);
-}
-
 #[test]
 fn change_password_loses_to_a_change_made_meanwhile() {
     let mut repos = password_repos();
@@ -1996,38 +859,6 @@ fn change_password_loses_to_a_change_made_meanwhile() {
     assert_eq!(
         field_errors(&error, "old_password"),
         vec![WRONG_OLD_PASSWORD]
-    );
-    assert_eq!(outcome(&uow), (0, 1));
-}
-#[test]
-fn a_mission_at_its_step_limit_takes_no_more_steps() {
-    let mut repos = MockRepos::default();
-    // The count is read from the locked mission row, not from a list.
-    repos
-        .missions
-        .expect_lock()
-        .withf(|id, filter| *id == MISSION && *filter == Some(OWNER))
-        .times(1)
-        .returning(|_, _| {
-            Ok(Some(crate::mission::Mission {
-                steps_total: 1000,
-                ..sample_mission(MISSION, OWNER, MissionStatus::Pending)
-            }))
-        });
-    repos.missions.expect_find().never();
-    repos.steps.expect_create().never();
-    repos.activities.expect_record().never();
-    let uow = uow_with(repos);
-    let input = CreateStep::new(title("One too many"));
-
-    let error = plain_services(&uow)
-        .steps()
-        .create(principal(OWNER), MISSION, input)
-        .expect_err("over the limit");
-
-    assert_eq!(
-        general_errors(&error),
-        vec!["A mission can have at most 1000 plan steps."]
     );
     assert_eq!(outcome(&uow), (0, 1));
 }
@@ -2066,19 +897,6 @@ fn a_plan_over_the_step_limit_is_refused_before_any_write() {
         vec!["A mission can have at most 3 plan steps."]
     );
     assert_eq!(outcome(&uow), (0, 0), "no transaction was opened");
-}
-
-#[test]
-fn step_limits_hold_at_the_limit_and_refuse_past_it() {
-    use super::steps::MaxSteps;
-    assert_eq!(MaxSteps::new(0), None);
-    assert_eq!(MaxSteps::default().get(), 1000);
-    let limit = MaxSteps::DEFAULT;
-    assert!(limit.check_plan(1000).is_ok());
-    assert!(limit.check_plan(1001).is_err());
-    assert!(limit.check_room(999, 1).is_ok());
-    assert!(limit.check_room(1000, 1).is_err());
-    assert!(limit.check_room(u64::MAX, 1).is_err());
 }
 
 /// Services whose events go to `events`, over `uow`.
