@@ -232,7 +232,7 @@ impl AccountService {
 
 /// Refuses anyone but staff ([`Error::PermissionDenied`]). Every staff use
 /// case checks it first; an inbound adapter that must refuse before even
-/// reading a request (as DRF's permission classes do) calls it too.
+/// reading a request (a permission check before validation) calls it too.
 pub fn require_staff(principal: Principal) -> Result<()> {
     if principal.is_staff {
         Ok(())
