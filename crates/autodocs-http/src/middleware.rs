@@ -97,7 +97,10 @@ impl RootSpanBuilder for RequestSpan {
                 method = arrival.as_ref().map(|a| tracing::field::display(&a.method)),
                 path = arrival.as_ref().map(|a| tracing::field::display(&a.target)),
                 status = status.as_u16(),
-                latency_ms = arrival.as_ref().map(|a| a.at.elapsed().as_secs_f64() * 1000.0),
+                // Whole microseconds: `1.107`, not `1.1067900000000002`.
+                latency_ms = arrival
+                    .as_ref()
+                    .map(|a| a.at.elapsed().as_micros() as f64 / 1000.0),
                 "access"
             );
         });
