@@ -266,10 +266,13 @@ pub fn serve(
             .wrap(NormalizePath::new(TrailingSlash::Always))
             .wrap(cors(&origins))
             .wrap(from_fn(middleware::request_id))
-            // Outermost: every response, the 500s request_id rewrites included.
+            // Every response, the 500s request_id rewrites included.
             .wrap(from_fn(move |request, next| {
                 middleware::security_headers(security, request, next)
             }))
+            // Outermost: the request span around everything, the access
+            // line once the answer is known.
+            .wrap(middleware::request_tracing())
     })
     // A client that is slow to send its request head is cut after this
     // (408, actix's own answer); one idle between requests after the
