@@ -2,7 +2,7 @@
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, TokenRefusal, RepoError, Result};
+use crate::error::{Error, RepoError, Result, TokenRefusal};
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{
     self, Credentials, IssuedTokens, PasswordCheck, PasswordHasher, Repositories, TokenError,
