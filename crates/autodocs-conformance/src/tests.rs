@@ -1845,7 +1845,7 @@ pub fn transactions_from_many_threads_all_commit(uow: &dyn UnitOfWork) {
 /// and keeps nothing.
 pub fn recorded_transaction_returns_the_activities_of_a_commit(uow: &dyn UnitOfWork) {
     let anna = user(uow, "anna");
-    let ((a, b), recorded) = recorded_transaction(uow, |r| {
+    let ((a, b), recorded) = recorded_transaction(uow, |r| -> Result<_, RepoError> {
         let a = r
             .activities()
             .record(&note(Some(anna.id), "note", "one"), at(1))?;

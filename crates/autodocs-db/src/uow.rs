@@ -1,10 +1,9 @@
 //! The unit of work: every repository of one call shares one transaction.
 
-use autodocs_domain::Error;
 use autodocs_domain::RepoError;
 use autodocs_domain::ports::{
     ActivityRepository, MissionRepository, PlanStepRepository, RefreshTokenRepository,
-    Repositories, UnitOfWork, UserRepository,
+    Repositories, Rollback, UnitOfWork, UserRepository,
 };
 use diesel::connection::SimpleConnection;
 
@@ -154,8 +153,8 @@ impl DieselUnitOfWork {
     }
 }
 
-fn unavailable(error: impl ToString) -> Error {
-    Error::Repository(RepoError::Unavailable(error.to_string()))
+fn unavailable(error: impl ToString) -> Rollback {
+    Rollback::Storage(RepoError::Unavailable(error.to_string()))
 }
 
 /// Rolls back if the transaction body panicked, so the connection goes back
@@ -176,8 +175,8 @@ impl DieselUnitOfWork {
     /// A lost connection seen here makes the pool test its connections
     /// before handing them out, so the dead ones go instead of failing a
     /// request each once the database is back.
-    fn noting_unavailability(&self, outcome: Result<(), Error>) -> Result<(), Error> {
-        if let Err(Error::Repository(RepoError::Unavailable(reason))) = &outcome {
+    fn noting_unavailability(&self, outcome: Result<(), Rollback>) -> Result<(), Rollback> {
+        if let Err(Rollback::Storage(RepoError::Unavailable(reason))) = &outcome {
             tracing::warn!(%reason, "the database is unavailable");
             self.database.note_unavailable();
         }
@@ -186,8 +185,8 @@ impl DieselUnitOfWork {
 
     fn transaction(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         // SQLite: one writer per process at a time (see `Database::write_lock`).
         // The mutex guards no data, so a panic that poisoned it left nothing broken.
         let _writer = self.database.write_lock().map(|lock| {
@@ -202,7 +201,7 @@ impl DieselUnitOfWork {
             Backend::Postgres => "BEGIN",
         };
         conn.batch_execute(begin)
-            .map_err(|error| Error::Repository(repo_error(error)))?;
+            .map_err(|error| Rollback::Storage(repo_error(error)))?;
         let mut guard = RollbackOnDrop {
             conn: Some(&mut conn),
         };
@@ -221,13 +220,13 @@ impl DieselUnitOfWork {
                 Ok(()) => Ok(()),
                 Err(error) => {
                     let _ = tx_conn.batch_execute("ROLLBACK");
-                    Err(Error::Repository(repo_error(error)))
+                    Err(Rollback::Storage(repo_error(error)))
                 }
             },
             Err(error) => {
                 tx_conn
                     .batch_execute("ROLLBACK")
-                    .map_err(|error| Error::Repository(repo_error(error)))?;
+                    .map_err(|error| Rollback::Storage(repo_error(error)))?;
                 Err(error)
             }
         }
@@ -237,15 +236,15 @@ impl DieselUnitOfWork {
 impl UnitOfWork for DieselUnitOfWork {
     fn run_in_transaction(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         self.noting_unavailability(self.transaction(work))
     }
 
     fn run_read(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         let outcome = self
             .database
             .connection()

@@ -130,7 +130,7 @@ fn world() -> World {
         },
     );
     let user = autodocs_domain::ports::transaction(&*uow, |repos| {
-        Ok(repos.users().create(
+        repos.users().create(
             &NewUser {
                 username: Username::parse("anna").expect("username"),
                 email: Email::parse("anna@example.com").expect("email"),
@@ -141,7 +141,7 @@ fn world() -> World {
                 is_superuser: false,
             },
             clock.now(),
-        )?)
+        )
     })
     .expect("a user");
     World {
@@ -233,8 +233,8 @@ fn random_plan(rng: &mut Rng, depth: u32) -> Vec<PlannedStep> {
 }
 
 /// An error a user action may legitimately meet; anything else is a bug.
-fn expected(result: Result<(), Error>, what: &str) {
-    match result {
+fn expected(result: Result<(), impl Into<Error>>, what: &str) {
+    match result.map_err(Into::into) {
         Ok(())
         | Err(Error::InvalidTransition(_))
         | Err(Error::NotFound)

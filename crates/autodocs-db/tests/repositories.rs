@@ -1632,7 +1632,7 @@ fn transaction_panic_rolls_back_and_pool_survives(uow: &DieselUnitOfWork) {
     // more times than there are connections in the pool.
     for n in 0..(settings().max_connections + 2) {
         let user = new_user(&format!("user{n}"), &format!("user{n}@example.com"));
-        let outcome = transaction(uow, |repos| {
+        let outcome = transaction(uow, |repos| -> Result<_, RepoError> {
             let user = repos.users().create(&user, t0())?;
             repos
                 .activities()
@@ -1666,7 +1666,7 @@ fn concurrent_transactions_all_commit(uow: &DieselUnitOfWork) {
                             &format!("thread {thread} write {n}"),
                             Some(alice.id),
                         );
-                        let outcome = transaction(&uow, |repos| {
+                        let outcome = transaction(&uow, |repos| -> Result<_, RepoError> {
                             // Read then write, the pattern that deadlocks on a
                             // SQLite lock upgrade if the transaction is deferred.
                             repos.activities().list(&ActivityQuery {
@@ -2484,12 +2484,12 @@ fn missions_transition_race_has_one_winner(uow: &DieselUnitOfWork) {
                     );
                     barrier.wait();
                     transaction(&uow, |repos| {
-                        Ok(repos.missions().transition(
+                        repos.missions().transition(
                             mission.id,
                             &[MissionStatus::Pending],
                             &change,
                             t1,
-                        )?)
+                        )
                     })
                     .map_err(|error| format!("{error:?}"))
                 })
@@ -3249,7 +3249,7 @@ fn step_writes_lock_their_mission_first(uow: &DieselUnitOfWork) {
         let t1 = t0() + Duration::hours(1);
         let (action, step_write) = std::thread::scope(|scope| {
             let action = scope.spawn(|| {
-                transaction(uow, |repos| {
+                transaction(uow, |repos| -> Result<_, RepoError> {
                     let change = MissionTransition::for_action(
                         MissionAction::Complete,
                         MissionStatus::Completed,
@@ -3271,7 +3271,7 @@ fn step_writes_lock_their_mission_first(uow: &DieselUnitOfWork) {
             std::thread::sleep(std::time::Duration::from_millis(100));
             let step_write = scope.spawn(|| {
                 let step = steps[round as usize % steps.len()].id;
-                transaction(uow, |repos| {
+                transaction(uow, |repos| -> Result<_, RepoError> {
                     let started = repos.steps().start_pending(step, t1)?;
                     let changes = StepChanges {
                         title: Some(Title::parse("renamed").expect("valid title")),

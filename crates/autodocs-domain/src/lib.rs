@@ -94,7 +94,10 @@ pub mod usecases;
 pub mod user;
 pub mod validation;
 
-pub use error::{Error, RepoError, Result, TokenRefusal};
+pub use error::{
+    AccountError, ActivityError, DocumentError, EngineError, Error, MissionError, RepoError,
+    Result, StepError, TokenRefusal, UseCaseError,
+};
 pub use ids::{ActivityId, DocumentId, JobId, MissionId, StepId, UserId};
 pub use usecases::{Limits, Ports, Services};
 

@@ -12,7 +12,7 @@ use crate::document::{
     Document, DocumentChanges, DocumentQuery, DocumentVerification, NewDocument, ObservedFile,
     StorageKey, UploadedFile,
 };
-use crate::error::{Error, RepoError};
+use crate::error::{RepoError, UseCaseError};
 use crate::ids::{ActivityId, DocumentId, JobId, MissionId, StepId};
 use crate::mission::{
     Mission, MissionChanges, MissionQuery, MissionStatus, MissionTransition, NewMission, Progress,
@@ -363,55 +363,98 @@ pub trait Repositories {
     fn instance(&mut self) -> &mut dyn InstanceRepository;
 }
 
+/// Why the work of a unit of work ended without committing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rollback {
+    /// The storage failed (in the work, or opening or committing it).
+    Storage(RepoError),
+    /// The work gave up for a reason of its own, which its caller keeps.
+    Aborted,
+}
+
+impl From<RepoError> for Rollback {
+    fn from(error: RepoError) -> Self {
+        Rollback::Storage(error)
+    }
+}
+
 /// Opens transactions over the repositories.
 ///
 /// The closure is `FnMut` only to keep the trait object-safe; [`transaction`]
-/// and [`read`] call it once and return its value.
+/// and [`read`] call it once, keep its value or its error (of any
+/// [`UseCaseError`] type), and return it.
 pub trait UnitOfWork: Send + Sync {
-    /// Runs `work` in one transaction: committed if it returns `Ok`, rolled back otherwise.
+    /// Runs `work` in one transaction: committed if it returns `Ok`, rolled
+    /// back otherwise (its error is returned as it is).
     fn run_in_transaction(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error>;
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback>;
     /// Runs read-only `work` on a connection, without the cost of a write transaction.
     fn run_read(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error>;
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback>;
 }
 
-/// Runs `work` in one transaction of `uow` and returns its value.
-pub fn transaction<T>(
-    uow: &(impl UnitOfWork + ?Sized),
-    work: impl FnOnce(&mut dyn Repositories) -> Result<T, Error>,
-) -> Result<T, Error> {
+/// Which port method [`run_once`] drives.
+type Runner<'u> = &'u dyn Fn(
+    &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+) -> Result<(), Rollback>;
+
+/// Runs `work` once through `runner`, keeping its value or its own error.
+fn run_once<T, E: UseCaseError>(
+    runner: Runner<'_>,
+    what: &str,
+    work: impl FnOnce(&mut dyn Repositories) -> Result<T, E>,
+) -> Result<T, E> {
     let mut work = Some(work);
-    let mut output = None;
-    uow.run_in_transaction(&mut |repos| {
-        let work = work.take().ok_or_else(|| {
-            Error::Repository(RepoError::Other("transaction body ran twice".into()))
-        })?;
-        output = Some(work(repos)?);
-        Ok(())
-    })?;
-    output.ok_or_else(|| Error::Repository(RepoError::Other("transaction body did not run".into())))
+    let mut outcome: Option<Result<T, E>> = None;
+    let ran = runner(&mut |repos| {
+        let work = work
+            .take()
+            .ok_or_else(|| RepoError::Other(format!("{what} body ran twice")))?;
+        let result = work(repos);
+        let rollback = match &result {
+            Ok(_) => None,
+            Err(error) => Some(
+                error
+                    .storage_failure()
+                    .map_or(Rollback::Aborted, |failure| {
+                        Rollback::Storage(failure.clone())
+                    }),
+            ),
+        };
+        outcome = Some(result);
+        rollback.map_or(Ok(()), Err)
+    });
+    match (ran, outcome) {
+        // The work's own error comes first: a failed rollback after it
+        // adds nothing the caller can act on.
+        (_, Some(Err(error))) => Err(error),
+        (Ok(()), Some(Ok(output))) => Ok(output),
+        (Err(Rollback::Storage(error)), _) => Err(error.into()),
+        (Ok(()) | Err(Rollback::Aborted), _) => {
+            Err(RepoError::Other(format!("{what} body did not run")).into())
+        }
+    }
+}
+
+/// Runs `work` in one transaction of `uow` and returns its value, or its
+/// error (the transaction then rolled back).
+pub fn transaction<T, E: UseCaseError>(
+    uow: &(impl UnitOfWork + ?Sized),
+    work: impl FnOnce(&mut dyn Repositories) -> Result<T, E>,
+) -> Result<T, E> {
+    run_once(&|work| uow.run_in_transaction(work), "transaction", work)
 }
 
 /// Runs read-only `work` on `uow` and returns its value.
-pub fn read<T>(
+pub fn read<T, E: UseCaseError>(
     uow: &(impl UnitOfWork + ?Sized),
-    work: impl FnOnce(&mut dyn Repositories) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let mut work = Some(work);
-    let mut output = None;
-    uow.run_read(&mut |repos| {
-        let work = work
-            .take()
-            .ok_or_else(|| Error::Repository(RepoError::Other("read body ran twice".into())))?;
-        output = Some(work(repos)?);
-        Ok(())
-    })?;
-    output.ok_or_else(|| Error::Repository(RepoError::Other("read body did not run".into())))
+    work: impl FnOnce(&mut dyn Repositories) -> Result<T, E>,
+) -> Result<T, E> {
+    run_once(&|work| uow.run_read(work), "read", work)
 }
 
 /// Runs `work` in one transaction of `uow` and returns its value with the
@@ -420,10 +463,10 @@ pub fn read<T>(
 /// The repositories `work` sees are wrapped in a [`RecordingRepositories`],
 /// so every adapter gets this for free; a rolled-back transaction returns
 /// its error and nothing recorded.
-pub fn recorded_transaction<T>(
+pub fn recorded_transaction<T, E: UseCaseError>(
     uow: &(impl UnitOfWork + ?Sized),
-    work: impl FnOnce(&mut dyn Repositories) -> Result<T, Error>,
-) -> Result<(T, Vec<Activity>), Error> {
+    work: impl FnOnce(&mut dyn Repositories) -> Result<T, E>,
+) -> Result<(T, Vec<Activity>), E> {
     transaction(uow, |repos| {
         let mut recording = RecordingRepositories::new(repos);
         let output = work(&mut recording)?;
@@ -505,13 +548,6 @@ pub enum StorageError {
     /// The storage could not read or write.
     #[error("file storage failed: {0}")]
     Io(String),
-}
-
-impl From<StorageError> for Error {
-    /// A storage failure is a failure of the storage behind a port (a 500).
-    fn from(error: StorageError) -> Self {
-        Error::Repository(RepoError::Other(error.to_string()))
-    }
 }
 
 /// Why an upload could not be received.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use autodocs_domain::error::Error;
+use autodocs_domain::error::AccountError;
 use autodocs_domain::events::EventPayload;
 use autodocs_domain::usecases::auth::{
     RegisterInput, Registration, USERNAME_IS_AN_EMAIL, USERNAME_TAKEN,
@@ -150,11 +150,11 @@ fn login_with_a_wrong_password_or_as_an_inactive_user_fails_and_records_nothing(
 
     assert!(matches!(
         memory.services.accounts().login("anna", "not-the-password"),
-        Err(Error::AuthenticationFailed)
+        Err(AccountError::AuthenticationFailed)
     ));
     assert!(matches!(
         memory.services.accounts().login("ghost", PASSWORD),
-        Err(Error::AuthenticationFailed)
+        Err(AccountError::AuthenticationFailed)
     ));
     memory
         .services
@@ -170,7 +170,7 @@ fn login_with_a_wrong_password_or_as_an_inactive_user_fails_and_records_nothing(
         .expect("deactivated");
     assert!(matches!(
         memory.services.accounts().login("anna", PASSWORD),
-        Err(Error::AuthenticationFailed)
+        Err(AccountError::AuthenticationFailed)
     ));
 
     assert_eq!(
@@ -248,7 +248,7 @@ fn change_password_sets_the_hash_revokes_tokens_and_records_it() {
 
     assert!(matches!(
         memory.services.accounts().login("anna", PASSWORD),
-        Err(Error::AuthenticationFailed)
+        Err(AccountError::AuthenticationFailed)
     ));
     memory
         .services
@@ -348,7 +348,7 @@ fn staff_deactivating_or_deleting_a_user_revokes_their_sessions() {
 
     assert!(matches!(
         memory.services.accounts().delete_user(root, UserId(9999)),
-        Err(Error::NotFound)
+        Err(AccountError::NotFound)
     ));
     assert_eq!(revoked(&memory), vec![anna.user_id], "nothing deleted");
     memory
@@ -359,7 +359,7 @@ fn staff_deactivating_or_deleting_a_user_revokes_their_sessions() {
     assert_eq!(revoked(&memory), vec![anna.user_id, anna.user_id]);
     assert!(matches!(
         memory.services.accounts().get_user(root, anna.user_id),
-        Err(Error::NotFound)
+        Err(AccountError::NotFound)
     ));
 }
 
@@ -376,19 +376,19 @@ fn staff_only_use_cases_refuse_other_users() {
 
     assert!(matches!(
         accounts.list_users(anna, &UserQuery::default()),
-        Err(Error::PermissionDenied)
+        Err(AccountError::PermissionDenied)
     ));
     assert!(matches!(
         accounts.get_user(anna, bert.user_id),
-        Err(Error::PermissionDenied)
+        Err(AccountError::PermissionDenied)
     ));
     assert!(matches!(
         accounts.update_user(anna, bert.user_id, promote),
-        Err(Error::PermissionDenied)
+        Err(AccountError::PermissionDenied)
     ));
     assert!(matches!(
         accounts.delete_user(anna, bert.user_id),
-        Err(Error::PermissionDenied)
+        Err(AccountError::PermissionDenied)
     ));
     assert!(!accounts.me(bert).expect("bert").is_staff);
 }

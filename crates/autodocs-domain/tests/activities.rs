@@ -5,7 +5,7 @@ mod support;
 
 use autodocs_domain::activity::{ActivityDetails, ActivityMessage, CustomActivityType};
 use autodocs_domain::activity_log::ActivityQuery;
-use autodocs_domain::error::Error;
+use autodocs_domain::error::ActivityError;
 use autodocs_domain::events::EventPayload;
 use autodocs_domain::usecases::activities::CreateActivity;
 use autodocs_domain::validation::InvalidValue;
@@ -34,7 +34,7 @@ fn an_activity_on_a_mission_not_owned_is_refused() {
         .expect_err("not owned");
 
     match &error {
-        Error::Validation(errors) => assert_eq!(
+        ActivityError::Validation(errors) => assert_eq!(
             errors.field("mission"),
             Some(&[InvalidValue::DoesNotExist { id: annas.0 }][..])
         ),

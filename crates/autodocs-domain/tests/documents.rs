@@ -5,7 +5,7 @@ mod support;
 
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::document::{DocumentChanges, DocumentName, DocumentStatus};
-use autodocs_domain::error::Error;
+use autodocs_domain::error::DocumentError;
 use autodocs_domain::events::EventPayload;
 use autodocs_domain::ports::FileStorage;
 use autodocs_domain::validation::InvalidValue;
@@ -182,7 +182,7 @@ fn an_update_renames_and_moves_a_document_between_own_missions_only() {
         )
         .expect_err("not anna's mission");
     match &error {
-        Error::Validation(errors) => assert_eq!(
+        DocumentError::Validation(errors) => assert_eq!(
             errors.field("mission"),
             Some(&[InvalidValue::DoesNotExist { id: berts.0 }][..])
         ),
@@ -196,7 +196,7 @@ fn an_update_renames_and_moves_a_document_between_own_missions_only() {
     assert_eq!(kept.mission, Some(second));
     assert!(matches!(
         memory.services.documents().get(bert, document),
-        Err(Error::NotFound)
+        Err(DocumentError::NotFound)
     ));
 }
 
@@ -216,7 +216,7 @@ fn deleting_a_document_removes_its_row_and_bytes_and_keeps_its_name_in_the_activ
 
     assert!(matches!(
         memory.services.documents().delete(bert, document),
-        Err(Error::NotFound)
+        Err(DocumentError::NotFound)
     ));
     assert!(
         memory.storage.bytes(&key).is_some(),
@@ -231,7 +231,7 @@ fn deleting_a_document_removes_its_row_and_bytes_and_keeps_its_name_in_the_activ
 
     assert!(matches!(
         memory.services.documents().get(anna, document),
-        Err(Error::NotFound)
+        Err(DocumentError::NotFound)
     ));
     assert!(memory.storage.bytes(&key).is_none());
     assert_eq!(document_count(&memory, anna, id), 0);

@@ -4,7 +4,7 @@
 mod support;
 
 use autodocs_domain::activity_log::ActivityQuery;
-use autodocs_domain::error::Error;
+use autodocs_domain::error::MissionError;
 use autodocs_domain::jobs::{JobKind, JobStatus};
 use autodocs_domain::mission::{
     InvalidTransition, MissionAction, MissionChanges, MissionQuery, MissionStatus, Progress,
@@ -16,9 +16,9 @@ use support::{
     steps, title,
 };
 
-fn transition_error(error: Error) -> InvalidTransition {
+fn transition_error(error: MissionError) -> InvalidTransition {
     match error {
-        Error::InvalidTransition(transition) => transition,
+        MissionError::InvalidTransition(transition) => transition,
         other => panic!("expected an invalid transition, got {other:?}"),
     }
 }
@@ -289,7 +289,7 @@ fn deleting_a_mission_keeps_its_id_and_title_in_the_activity() {
 
     assert!(matches!(
         memory.services.missions().get(anna, id),
-        Err(Error::NotFound)
+        Err(MissionError::NotFound)
     ));
     let deleted: Vec<_> = support::activities_where(
         &memory,
@@ -337,7 +337,10 @@ fn another_owners_mission_is_not_found() {
     ];
 
     for (name, result) in results {
-        assert!(matches!(result, Err(Error::NotFound)), "{name}: {result:?}");
+        assert!(
+            matches!(result, Err(MissionError::NotFound)),
+            "{name}: {result:?}"
+        );
     }
     let untouched = services.missions().get(anna, id).expect("still there");
     assert_eq!(untouched.mission.title.as_str(), "Retrieve Tax Documents");

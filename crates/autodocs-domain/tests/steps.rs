@@ -4,7 +4,7 @@
 
 mod support;
 
-use autodocs_domain::error::Error;
+use autodocs_domain::error::StepError;
 use autodocs_domain::jobs::JobStatus;
 use autodocs_domain::mission::{MissionAction, MissionStatus, Progress};
 use autodocs_domain::plan_step::{StepOrder, StepStatus};
@@ -409,6 +409,6 @@ fn another_owners_steps_are_not_found() {
         .create(bert, id, CreateStep::new(title("Sneaky")))
         .expect_err("not visible");
 
-    assert!(matches!(error, Error::NotFound), "{error:?}");
+    assert!(matches!(error, StepError::NotFound), "{error:?}");
     assert!(steps(&memory, anna, id).is_empty());
 }

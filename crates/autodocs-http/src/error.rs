@@ -67,6 +67,28 @@ pub enum ApiError {
     Link(#[from] crate::links::LinkError),
 }
 
+/// Each service's error reaches the client as the [`Error`] it converts
+/// into: one mapping to statuses and bodies for all of them.
+macro_rules! from_service_error {
+    ($($error:ident),+ $(,)?) => {
+        $(impl From<autodocs_domain::$error> for ApiError {
+            fn from(error: autodocs_domain::$error) -> Self {
+                ApiError::Domain(error.into())
+            }
+        })+
+    };
+}
+
+from_service_error!(
+    MissionError,
+    StepError,
+    DocumentError,
+    ActivityError,
+    AccountError,
+    EngineError,
+    RepoError,
+);
+
 impl From<ValidationErrors> for ApiError {
     fn from(errors: ValidationErrors) -> Self {
         ApiError::Domain(Error::Validation(errors))

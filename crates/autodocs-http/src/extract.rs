@@ -32,43 +32,37 @@ pub struct Caller(pub autodocs_domain::user::UserId);
 
 /// A use case for the caller, to run off the event loop: the account check
 /// and the use case in one blocking call.
-fn for_caller<T: 'static>(
+fn for_caller<T: 'static, E: Into<ApiError>>(
     state: &AppState,
     caller: Caller,
-    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
-    + Send
-    + 'static,
-) -> impl FnOnce() -> autodocs_domain::Result<T> + Send + 'static {
+    work: impl FnOnce(&autodocs_domain::Services, Principal) -> Result<T, E> + Send + 'static,
+) -> impl FnOnce() -> Result<T, ApiError> + Send + 'static {
     let services = state.services.clone();
     move || {
         let principal = services.accounts().principal(caller.0)?;
-        work(&services, principal)
+        work(&services, principal).map_err(Into::into)
     }
 }
 
 /// Runs a short use case (database work only) for the caller on the
 /// database lane, after confirming the caller's account in the same call.
-pub async fn as_caller<T: Send + 'static>(
+pub async fn as_caller<T: Send + 'static, E: Into<ApiError>>(
     state: &AppState,
     caller: Caller,
-    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
-    + Send
-    + 'static,
+    work: impl FnOnce(&autodocs_domain::Services, Principal) -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    Ok(state.lane.run(for_caller(state, caller, work)).await??)
+    state.lane.run(for_caller(state, caller, work)).await?
 }
 
 /// Like [`as_caller`], for use cases that also read or write files (seconds
 /// for a large one): they run on actix's blocking pool so they never hold
 /// the database lane.
-pub async fn as_caller_with_files<T: Send + 'static>(
+pub async fn as_caller_with_files<T: Send + 'static, E: Into<ApiError>>(
     state: &AppState,
     caller: Caller,
-    work: impl FnOnce(&autodocs_domain::Services, Principal) -> autodocs_domain::Result<T>
-    + Send
-    + 'static,
+    work: impl FnOnce(&autodocs_domain::Services, Principal) -> Result<T, E> + Send + 'static,
 ) -> Result<T, ApiError> {
-    Ok(crate::lane::blocking(for_caller(state, caller, work)).await??)
+    crate::lane::blocking(for_caller(state, caller, work)).await?
 }
 
 /// The `Retry-After` of a request refused because the password hashing

@@ -3,12 +3,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use autodocs_domain::RepoError;
 use autodocs_domain::instance::DatabaseIdentity;
 use autodocs_domain::ports::{
     ActivityRepository, DocumentRepository, InstanceRepository, JobQueue, MissionRepository,
-    PlanStepRepository, RefreshTokenRepository, Repositories, UnitOfWork, UserRepository,
+    PlanStepRepository, RefreshTokenRepository, Repositories, Rollback, UnitOfWork, UserRepository,
 };
-use autodocs_domain::{Error, RepoError};
 
 use crate::state::{State, random_hex};
 
@@ -66,11 +66,9 @@ impl MemoryUnitOfWork {
         }
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, State>, Error> {
+    fn lock(&self) -> Result<MutexGuard<'_, State>, RepoError> {
         self.state.lock().map_err(|_| {
-            Error::Repository(RepoError::Other(
-                "the in-memory database is poisoned (a transaction panicked)".into(),
-            ))
+            RepoError::Other("the in-memory database is poisoned (a transaction panicked)".into())
         })
     }
 }
@@ -83,8 +81,8 @@ fn unreachable_identity() -> DatabaseIdentity {
 impl UnitOfWork for MemoryUnitOfWork {
     fn run_in_transaction(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         // The writer mutex guards no data: a transaction that panicked
         // while holding it changed nothing shared.
         let _writer = self
@@ -102,8 +100,8 @@ impl UnitOfWork for MemoryUnitOfWork {
 
     fn run_read(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         // A read works on a copy too: whatever it might write is dropped.
         let copy = self.lock()?.clone();
         work(&mut MemoryRepos::new(copy))

@@ -1,7 +1,7 @@
 //! The in-memory ports wired into the domain's use cases: what other
 //! services' tests get from `autodocs_memory::services()`.
 
-use autodocs_domain::Error;
+use autodocs_domain::AccountError;
 use autodocs_domain::events::EventPayload;
 use autodocs_domain::mission::{MissionAction, MissionStatus, MissionType, Title};
 use autodocs_domain::plan_step::StepAction;
@@ -65,7 +65,7 @@ fn login_refresh_rotation_and_reuse_detection() {
     let anna = register(&memory, "anna");
     assert!(matches!(
         services.accounts().login("anna", "wrong password"),
-        Err(Error::AuthenticationFailed)
+        Err(AccountError::AuthenticationFailed)
     ));
     let session = services
         .accounts()

@@ -173,7 +173,9 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .accounts()
                 .create_superuser(&username, &email, &password)
                 .map_err(|error| match error {
-                    autodocs_domain::Error::Validation(errors) => anyhow::anyhow!("{errors}"),
+                    autodocs_domain::AccountError::Validation(errors) => {
+                        anyhow::anyhow!("{errors}")
+                    }
                     other => anyhow::anyhow!(other),
                 })?;
             println!("Superuser {} created (id {}).", user.username, user.id);
@@ -243,7 +245,7 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
                     println!("Job {id} is due again now.");
                     Ok(())
                 }
-                Err(autodocs_domain::Error::NotFound) => {
+                Err(autodocs_domain::EngineError::JobNotFound) => {
                     bail!("no dead or failed job {id}")
                 }
                 Err(error) => Err(error.into()),

@@ -188,7 +188,7 @@ pub fn bind_media_root(settings: &Settings, database: &Database) {
 
 /// Runs a sweep and logs what it did, or why it refused (at WARN, once a
 /// sweep, unless the database simply has no documents yet).
-pub fn sweep_and_log(services: &Services) -> autodocs_domain::Result<SweepReport> {
+pub fn sweep_and_log(services: &Services) -> Result<SweepReport, autodocs_domain::RepoError> {
     let report = services.sweep().run(false)?;
     match &report.refused {
         // A new or emptied deployment: nothing to prove garbage, nothing wrong.

@@ -218,7 +218,9 @@ fn run_one(services: &Services, worker: &str, job: &ClaimedJob) {
                 // Run here rather than in the domain so the sweep's report
                 // (a refusal and its reason) reaches the log.
                 Some(autodocs_domain::jobs::JobKind::SweepFiles) => {
-                    crate::wiring::sweep_and_log(services).map(|_| JobOutcome::Done)
+                    crate::wiring::sweep_and_log(services)
+                        .map(|_| JobOutcome::Done)
+                        .map_err(autodocs_domain::EngineError::from)
                 }
                 _ => services.engine().run_job(job),
             }

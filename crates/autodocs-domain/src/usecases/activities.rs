@@ -2,7 +2,7 @@
 
 use crate::activity::{ActivityDetails, ActivityMessage, ActivityType, CustomActivityType};
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
-use crate::error::{Error, Result};
+use crate::error::ActivityError;
 use crate::ids::{ActivityId, DocumentId, MissionId};
 use crate::paging::Page;
 use crate::ports;
@@ -115,27 +115,34 @@ super::service!(
 
 impl ActivityService {
     /// A page of the activities the principal can see, newest first.
-    pub fn list(&self, principal: Principal, mut query: ActivityQuery) -> Result<Page<Activity>> {
+    pub fn list(
+        &self,
+        principal: Principal,
+        mut query: ActivityQuery,
+    ) -> Result<Page<Activity>, ActivityError> {
         if !principal.is_staff {
             query.user = Some(principal.user_id);
         }
-        ports::read(&*self.context.uow, |repos| {
-            Ok(repos.activities().list(&query)?.found()?)
-        })
+        let found = ports::read(&*self.context.uow, |repos| repos.activities().list(&query))?;
+        Ok(found.found()?)
     }
 
     /// One activity.
-    pub fn get(&self, principal: Principal, id: ActivityId) -> Result<Activity> {
+    pub fn get(&self, principal: Principal, id: ActivityId) -> Result<Activity, ActivityError> {
         ports::read(&*self.context.uow, |repos| {
             repos
                 .activities()
                 .find(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)
+                .ok_or(ActivityError::NotFound)
         })
     }
 
     /// Appends a client activity of a custom type.
-    pub fn create(&self, principal: Principal, command: CreateActivity) -> Result<Activity> {
+    pub fn create(
+        &self,
+        principal: Principal,
+        command: CreateActivity,
+    ) -> Result<Activity, ActivityError> {
         let CreateActivity {
             kind,
             message,

@@ -2,7 +2,7 @@
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, RepoError, Result, TokenRefusal};
+use crate::error::{AccountError, RepoError, TokenRefusal};
 use crate::password_policy::{NewPassword, PasswordAttributes};
 use crate::ports::{
     self, Credentials, IssuedTokens, PasswordCheck, PasswordHasher, Repositories, TokenError,
@@ -117,14 +117,18 @@ impl LoginCandidate {
     /// request). Unknown users cost one hash like wrong passwords, so
     /// timing does not tell which usernames exist; a hash with outdated
     /// parameters is renewed.
-    pub fn check(self, hasher: &dyn PasswordHasher, password: &str) -> Result<VerifiedLogin> {
+    pub fn check(
+        self,
+        hasher: &dyn PasswordHasher,
+        password: &str,
+    ) -> Result<VerifiedLogin, AccountError> {
         let Some(credentials) = self.credentials else {
             hasher.burn(password);
-            return Err(Error::AuthenticationFailed);
+            return Err(AccountError::AuthenticationFailed);
         };
         let check = hasher.verify(password, &credentials.password_hash);
         if check == PasswordCheck::Mismatch || !credentials.user.is_active {
-            return Err(Error::AuthenticationFailed);
+            return Err(AccountError::AuthenticationFailed);
         }
         let upgrade = (check == PasswordCheck::MatchNeedsRehash).then(|| HashUpgrade {
             hash: hasher.hash(password),
@@ -202,13 +206,16 @@ super::service!(
 impl AccountService {
     /// Creates an account, records `user_registered`, and logs it in,
     /// hashing the password on the calling thread.
-    pub fn register(&self, registration: Registration) -> Result<Session> {
+    pub fn register(&self, registration: Registration) -> Result<Session, AccountError> {
         self.register_hashed(registration.hash(&*self.context.hasher))
     }
 
     /// Creates an account whose password was hashed beforehand (see
     /// [`Registration::hash`]), records `user_registered`, and logs it in.
-    pub fn register_hashed(&self, registration: HashedRegistration) -> Result<Session> {
+    pub fn register_hashed(
+        &self,
+        registration: HashedRegistration,
+    ) -> Result<Session, AccountError> {
         let new_user = registration.0;
         let now = self.context.clock.now();
         self.context.write(|repos| {
@@ -228,7 +235,12 @@ impl AccountService {
 
     /// Creates a staff superuser, as `createsuperuser` does; the password
     /// still has to pass the policy.
-    pub fn create_superuser(&self, username: &str, email: &str, password: &str) -> Result<User> {
+    pub fn create_superuser(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<User, AccountError> {
         let input = RegisterInput {
             username: username.to_owned(),
             email: email.to_owned(),
@@ -263,7 +275,7 @@ impl AccountService {
     /// Checks credentials (username or email) and issues a token pair,
     /// hashing on the calling thread: [`AccountService::login_candidate`], then
     /// [`LoginCandidate::check`], then [`AccountService::complete_login`].
-    pub fn login(&self, login: &str, password: &str) -> Result<Session> {
+    pub fn login(&self, login: &str, password: &str) -> Result<Session, AccountError> {
         let verified = self
             .login_candidate(login)?
             .check(&*self.context.hasher, password)?;
@@ -272,9 +284,9 @@ impl AccountService {
 
     /// The first step of a login: the account the login names (username or
     /// email) and its stored hash, for [`LoginCandidate::check`].
-    pub fn login_candidate(&self, login: &str) -> Result<LoginCandidate> {
+    pub fn login_candidate(&self, login: &str) -> Result<LoginCandidate, AccountError> {
         let credentials = ports::read(&*self.context.uow, |repos| {
-            Ok(repos.users().find_credentials(&IdentityKey::of(login))?)
+            repos.users().find_credentials(&IdentityKey::of(login))
         })?;
         Ok(LoginCandidate { credentials })
     }
@@ -282,7 +294,7 @@ impl AccountService {
     /// The last step of a login: stores an upgraded hash (only if the
     /// password was not changed meanwhile), records the login and issues a
     /// token pair.
-    pub fn complete_login(&self, verified: VerifiedLogin) -> Result<Session> {
+    pub fn complete_login(&self, verified: VerifiedLogin) -> Result<Session, AccountError> {
         let now = self.context.clock.now();
         let user_id = verified.user;
         self.context.write(|repos| {
@@ -303,7 +315,7 @@ impl AccountService {
                 .users()
                 .find(user_id)?
                 .filter(|user| user.is_active)
-                .ok_or(Error::AuthenticationFailed)?;
+                .ok_or(AccountError::AuthenticationFailed)?;
             Ok(Session { user, tokens })
         })
     }
@@ -312,7 +324,7 @@ impl AccountService {
     ///
     /// Presenting a token that was already rotated or revoked is taken as
     /// theft: every refresh token of its user is revoked.
-    pub fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens> {
+    pub fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens, AccountError> {
         let claims = self
             .context
             .tokens
@@ -324,7 +336,7 @@ impl AccountService {
             Reused,
             Refused,
         }
-        let outcome = self.context.write(|repos| {
+        let outcome = self.context.write(|repos| -> Result<_, RepoError> {
             let Some(record) = repos.refresh_tokens().find(&claims.jti)? else {
                 return Ok(Outcome::Refused);
             };
@@ -363,14 +375,14 @@ impl AccountService {
         })?;
         match outcome {
             Outcome::Rotated(tokens) => Ok(tokens),
-            Outcome::Reused => Err(Error::TokenInvalid(TokenRefusal::Revoked)),
-            Outcome::Refused => Err(Error::TokenInvalid(TokenRefusal::InvalidOrExpired)),
+            Outcome::Reused => Err(AccountError::TokenInvalid(TokenRefusal::Revoked)),
+            Outcome::Refused => Err(AccountError::TokenInvalid(TokenRefusal::InvalidOrExpired)),
         }
     }
 
     /// Checks any token (access or refresh) as SimpleJWT's verify view does;
     /// a refresh token must also still be live.
-    pub fn verify_token(&self, token: &str) -> Result<()> {
+    pub fn verify_token(&self, token: &str) -> Result<(), AccountError> {
         match self.context.tokens.decode_access(token) {
             Ok(_) => Ok(()),
             Err(TokenError::WrongType) => {
@@ -380,12 +392,12 @@ impl AccountService {
                     .decode_refresh(token)
                     .map_err(token_error)?;
                 let record = ports::read(&*self.context.uow, |repos| {
-                    Ok(repos.refresh_tokens().find(&claims.jti)?)
+                    repos.refresh_tokens().find(&claims.jti)
                 })?;
                 match record {
                     Some(record) if record.revoked_at.is_none() => Ok(()),
-                    Some(_) => Err(Error::TokenInvalid(TokenRefusal::Revoked)),
-                    None => Err(Error::TokenInvalid(TokenRefusal::InvalidOrExpired)),
+                    Some(_) => Err(AccountError::TokenInvalid(TokenRefusal::Revoked)),
+                    None => Err(AccountError::TokenInvalid(TokenRefusal::InvalidOrExpired)),
                 }
             }
             Err(error) => Err(token_error(error)),
@@ -393,7 +405,7 @@ impl AccountService {
     }
 
     /// Kills a refresh token.
-    pub fn logout(&self, refresh_token: &str) -> Result<()> {
+    pub fn logout(&self, refresh_token: &str) -> Result<(), AccountError> {
         let claims = self
             .context
             .tokens
@@ -402,17 +414,17 @@ impl AccountService {
         let now = self.context.clock.now();
         let revoked = self
             .context
-            .write(|repos| Ok(repos.refresh_tokens().revoke(&claims.jti, None, now)?))?;
+            .write(|repos| repos.refresh_tokens().revoke(&claims.jti, None, now))?;
         if revoked {
             Ok(())
         } else {
-            Err(Error::TokenInvalid(TokenRefusal::Revoked))
+            Err(AccountError::TokenInvalid(TokenRefusal::Revoked))
         }
     }
 
     /// Resolves an access token to the principal behind it; the user must
     /// still exist and be active.
-    pub fn authenticate(&self, access_token: &str) -> Result<Principal> {
+    pub fn authenticate(&self, access_token: &str) -> Result<Principal, AccountError> {
         let user_id = self.caller(access_token)?;
         self.principal(user_id)
     }
@@ -423,7 +435,7 @@ impl AccountService {
     pub fn authenticate_until(
         &self,
         access_token: &str,
-    ) -> Result<(Principal, chrono::DateTime<chrono::Utc>)> {
+    ) -> Result<(Principal, chrono::DateTime<chrono::Utc>), AccountError> {
         let claims = self
             .context
             .tokens
@@ -435,7 +447,7 @@ impl AccountService {
     /// The user an access token names, from its signature and claims
     /// alone (cheap: no storage access). [`AccountService::principal`] must
     /// still confirm the user before anything is done for them.
-    pub fn caller(&self, access_token: &str) -> Result<UserId> {
+    pub fn caller(&self, access_token: &str) -> Result<UserId, AccountError> {
         self.context
             .tokens
             .decode_access(access_token)
@@ -444,17 +456,15 @@ impl AccountService {
 
     /// Confirms the user behind a token still exists and is active: one
     /// indexed read, made on the same blocking call as the use case.
-    pub fn principal(&self, user_id: UserId) -> Result<Principal> {
-        let access = ports::read(&*self.context.uow, |repos| {
-            Ok(repos.users().access(user_id)?)
-        })?;
+    pub fn principal(&self, user_id: UserId) -> Result<Principal, AccountError> {
+        let access = ports::read(&*self.context.uow, |repos| repos.users().access(user_id))?;
         match access {
             Some(access) if access.is_active => Ok(Principal {
                 user_id,
                 is_staff: access.is_staff,
             }),
-            Some(_) => Err(Error::TokenInvalid(TokenRefusal::UserInactive)),
-            None => Err(Error::TokenInvalid(TokenRefusal::UserNotFound)),
+            Some(_) => Err(AccountError::TokenInvalid(TokenRefusal::UserInactive)),
+            None => Err(AccountError::TokenInvalid(TokenRefusal::UserNotFound)),
         }
     }
 
@@ -462,7 +472,7 @@ impl AccountService {
         &self,
         repos: &mut dyn Repositories,
         user: UserId,
-    ) -> Result<IssuedTokens> {
+    ) -> Result<IssuedTokens, AccountError> {
         let now = self.context.clock.now();
         let tokens = self.context.tokens.issue(user, now);
         repos
@@ -478,7 +488,7 @@ fn ensure_unique(
     repos: &mut dyn Repositories,
     user: &NewUser,
     except: Option<UserId>,
-) -> Result<()> {
+) -> Result<(), AccountError> {
     let mut errors = ValidationErrors::new();
     let username = IdentityKey::of(user.username.as_str());
     if repos.users().username_exists(&username)? {
@@ -499,20 +509,20 @@ fn ensure_unique(
 
 /// A unique index that fired after the explicit checks (a racing request)
 /// becomes the same field error the checks give.
-pub(crate) fn unique_violation_as_field(error: RepoError) -> Error {
+pub(crate) fn unique_violation_as_field(error: RepoError) -> AccountError {
     match &error {
         RepoError::UniqueViolation(constraint) if constraint.contains("username") => {
-            Error::field("username", USERNAME_TAKEN)
+            AccountError::field("username", USERNAME_TAKEN)
         }
         RepoError::UniqueViolation(constraint) if constraint.contains("email") => {
-            Error::field("email", EMAIL_TAKEN)
+            AccountError::field("email", EMAIL_TAKEN)
         }
-        _ => Error::Repository(error),
+        _ => AccountError::Repository(error),
     }
 }
 
-fn token_error(error: TokenError) -> Error {
-    Error::TokenInvalid(match error {
+fn token_error(error: TokenError) -> AccountError {
+    AccountError::TokenInvalid(match error {
         TokenError::Expired => TokenRefusal::Expired,
         TokenError::WrongType => TokenRefusal::WrongType,
         TokenError::Invalid => TokenRefusal::Invalid,

@@ -22,7 +22,7 @@ use crate::document::{
     AllowedContentType, Document, DocumentChanges, DocumentName, DocumentQuery, DocumentType,
     DocumentVerification, NewDocument, OriginalFilename, VerificationOutcome, judge,
 };
-use crate::error::{Error, Result};
+use crate::error::DocumentError;
 use crate::ids::{DocumentId, MissionId};
 use crate::paging::Page;
 use crate::ports::{self, Repositories, StagedUpload, StoredFile, UploadSink};
@@ -109,11 +109,11 @@ fn check_own_mission(
     repos: &mut dyn Repositories,
     mission: Option<MissionId>,
     owner: UserId,
-) -> Result<()> {
+) -> Result<(), DocumentError> {
     if let Some(id) = mission
         && repos.missions().lock(id, Some(owner))?.is_none()
     {
-        return Err(Error::field(
+        return Err(DocumentError::field(
             "mission",
             InvalidValue::DoesNotExist { id: id.0 },
         ));
@@ -138,7 +138,7 @@ fn acted(kind: SystemActivity, principal: Principal, document: &Document) -> New
 fn lock_missions(
     repos: &mut dyn Repositories,
     missions: impl IntoIterator<Item = Option<MissionId>>,
-) -> Result<()> {
+) -> Result<(), DocumentError> {
     let mut ids: Vec<MissionId> = missions.into_iter().flatten().collect();
     ids.sort_unstable();
     ids.dedup();
@@ -190,7 +190,7 @@ super::service!(
 
 impl DocumentService {
     /// Starts receiving an upload, limited to the configured size.
-    pub fn begin_upload(&self) -> Result<Box<dyn UploadSink>> {
+    pub fn begin_upload(&self) -> Result<Box<dyn UploadSink>, DocumentError> {
         Ok(self
             .context
             .storage
@@ -201,11 +201,15 @@ impl DocumentService {
     /// its `document_uploaded` activity.
     ///
     /// An empty file is refused (on `file`), a type that is not allowed is
-    /// [`Error::UnsupportedFileType`], a mission that is not the caller's is
+    /// [`DocumentError::UnsupportedFileType`], a mission that is not the caller's is
     /// refused (on `mission`); otherwise the file is moved into place and
     /// the row committed. On every error the upload is discarded: the staged
     /// file when it is dropped, the stored file by deleting it again.
-    pub fn upload(&self, principal: Principal, command: UploadDocument) -> Result<Document> {
+    pub fn upload(
+        &self,
+        principal: Principal,
+        command: UploadDocument,
+    ) -> Result<Document, DocumentError> {
         self.upload_then(principal, command, &mut |_| Ok(()))
     }
 
@@ -217,8 +221,8 @@ impl DocumentService {
         &self,
         principal: Principal,
         command: UploadDocument,
-        then: &mut dyn FnMut(&mut dyn Repositories) -> Result<()>,
-    ) -> Result<Document> {
+        then: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), DocumentError>,
+    ) -> Result<Document, DocumentError> {
         let UploadDocument {
             name,
             kind,
@@ -226,7 +230,7 @@ impl DocumentService {
             file: part,
         } = command;
         if part.staged.file().size == 0 {
-            return Err(Error::field(
+            return Err(DocumentError::field(
                 "file",
                 InvalidValue::rule("empty", "An empty file is not a document."),
             ));
@@ -240,7 +244,7 @@ impl DocumentService {
         ];
         let content_type = uploaded
             .content_type
-            .ok_or(Error::UnsupportedFileType)?
+            .ok_or(DocumentError::UnsupportedFileType)?
             .resolve(uploaded.text_fit, &hints);
         let original_filename = OriginalFilename::sanitize(&part.filename);
         let name = name.unwrap_or_else(|| DocumentName::from_filename(&original_filename));
@@ -283,22 +287,25 @@ impl DocumentService {
     /// A page of the documents the principal can see: their own, or for
     /// staff everyone's (narrowed by `query.owner`, which is ignored for
     /// anyone else, as for missions).
-    pub fn list(&self, principal: Principal, mut query: DocumentQuery) -> Result<Page<Document>> {
+    pub fn list(
+        &self,
+        principal: Principal,
+        mut query: DocumentQuery,
+    ) -> Result<Page<Document>, DocumentError> {
         if !principal.is_staff {
             query.owner = Some(principal.user_id);
         }
-        ports::read(&*self.context.uow, |repos| {
-            Ok(repos.documents().list(&query)?.found()?)
-        })
+        let found = ports::read(&*self.context.uow, |repos| repos.documents().list(&query))?;
+        Ok(found.found()?)
     }
 
     /// One document the principal can see (their own; staff: any).
-    pub fn get(&self, principal: Principal, id: DocumentId) -> Result<Document> {
+    pub fn get(&self, principal: Principal, id: DocumentId) -> Result<Document, DocumentError> {
         ports::read(&*self.context.uow, |repos| {
             repos
                 .documents()
                 .find(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)
+                .ok_or(DocumentError::NotFound)
         })
     }
 
@@ -308,7 +315,7 @@ impl DocumentService {
         &self,
         principal: Principal,
         id: DocumentId,
-    ) -> Result<(Document, Option<StoredFile>)> {
+    ) -> Result<(Document, Option<StoredFile>), DocumentError> {
         let document = self.get(principal, id)?;
         let file = self.context.storage.open(&document.storage_key)?;
         Ok((document, file))
@@ -322,13 +329,13 @@ impl DocumentService {
         principal: Principal,
         id: DocumentId,
         changes: DocumentChanges,
-    ) -> Result<Document> {
+    ) -> Result<Document, DocumentError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let document = repos
                 .documents()
                 .find(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)?;
+                .ok_or(DocumentError::NotFound)?;
             if changes.is_empty() {
                 return Ok(document);
             }
@@ -337,7 +344,10 @@ impl DocumentService {
                 check_own_mission(repos, mission, document.owner)?;
             }
             repos.documents().update(id, &changes, now)?;
-            let updated = repos.documents().find(id, None)?.ok_or(Error::NotFound)?;
+            let updated = repos
+                .documents()
+                .find(id, None)?
+                .ok_or(DocumentError::NotFound)?;
             let mut activity = acted(SystemActivity::DocumentUpdated, principal, &document)
                 .with_document(id)
                 .with_detail("fields", changes.changed_fields());
@@ -354,13 +364,13 @@ impl DocumentService {
     /// (with its activity, committed), then the stored file. A crash
     /// between the two leaves an orphan file for the sweep, never a row
     /// without its file.
-    pub fn delete(&self, principal: Principal, id: DocumentId) -> Result<()> {
+    pub fn delete(&self, principal: Principal, id: DocumentId) -> Result<(), DocumentError> {
         let now = self.context.clock.now();
         let document = self.context.write(|repos| {
             let document = repos
                 .documents()
                 .find(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)?;
+                .ok_or(DocumentError::NotFound)?;
             // The activity outlives the row: its id and name go in the details.
             let mut activity = acted(SystemActivity::DocumentDeleted, principal, &document)
                 .with_detail("document_id", id)
@@ -371,7 +381,7 @@ impl DocumentService {
             lock_missions(repos, [document.mission])?;
             repos.activities().record(&activity, now)?;
             if !repos.documents().delete(id)? {
-                return Err(Error::NotFound);
+                return Err(DocumentError::NotFound);
             }
             Ok(document)
         })?;
@@ -386,7 +396,7 @@ impl DocumentService {
     /// becomes `verified` or `rejected` (with the reason), with a
     /// `document_verified` or `document_rejected` activity, in one
     /// transaction. A missing or unreadable file is a rejection, not an error.
-    pub fn verify(&self, principal: Principal, id: DocumentId) -> Result<Document> {
+    pub fn verify(&self, principal: Principal, id: DocumentId) -> Result<Document, DocumentError> {
         let document = self.get(principal, id)?;
         // The long read happens outside the transaction.
         let outcome = match self.context.storage.inspect(&document.storage_key) {
@@ -400,7 +410,7 @@ impl DocumentService {
             let current = repos
                 .documents()
                 .find(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)?;
+                .ok_or(DocumentError::NotFound)?;
             let verification = DocumentVerification::of(current.status, &outcome, now)?;
             repos.documents().set_verification(id, &verification, now)?;
             let kind = if outcome.is_verified() {
@@ -416,7 +426,10 @@ impl DocumentService {
                 activity = activity.with_mission(mission);
             }
             repos.activities().record(&activity, now)?;
-            repos.documents().find(id, None)?.ok_or(Error::NotFound)
+            repos
+                .documents()
+                .find(id, None)?
+                .ok_or(DocumentError::NotFound)
         })
     }
 }

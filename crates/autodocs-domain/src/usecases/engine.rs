@@ -10,7 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, Result};
+use crate::error::{DocumentError, EngineError, MissionRefusal, RepoError};
 use crate::ids::{JobId, MissionId, StepId};
 use crate::jobs::{ClaimedJob, JobKind, JobOutcome, JobRecord, JobSignal, JobStatus, NewJob};
 use crate::mission::{Mission, MissionAction, MissionStatus};
@@ -86,7 +86,7 @@ pub(crate) fn enqueue_advance(
     repos: &mut dyn Repositories,
     mission: MissionId,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<(), RepoError> {
     let job = NewJob::now(JobKind::AdvanceMission { mission }, now).coalesced();
     if repos.jobs().enqueue(&job, now)?.is_some() {
         JobSignal::note_enqueued();
@@ -112,7 +112,7 @@ pub(crate) fn wake_if_runnable(
     repos: &mut dyn Repositories,
     mission_id: MissionId,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<(), RepoError> {
     let running = repos
         .missions()
         .find(mission_id, None)?
@@ -179,61 +179,58 @@ impl Engine {
         worker: &str,
         lease: Duration,
         last_free: bool,
-    ) -> Result<Option<ClaimedJob>> {
+    ) -> Result<Option<ClaimedJob>, RepoError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let fair = repos.jobs().claim(worker, now, lease, true)?;
             if fair.is_some() || last_free {
                 return Ok(fair);
             }
-            Ok(repos.jobs().claim(worker, now, lease, false)?)
+            repos.jobs().claim(worker, now, lease, false)
         })
     }
 
     /// When the next job falls due (`None`: nothing queued or running), by
     /// a read that takes no write lock.
-    pub fn next_job_due(&self) -> Result<Option<DateTime<Utc>>> {
-        ports::read(&*self.context.uow, |repos| Ok(repos.jobs().next_due()?))
+    pub fn next_job_due(&self) -> Result<Option<DateTime<Utc>>, RepoError> {
+        ports::read(&*self.context.uow, |repos| repos.jobs().next_due())
     }
 
     /// Extends the lease of a job the worker is still running; `false` when
     /// it lost the lease (another worker may have taken the job over).
-    pub fn renew_lease(&self, job: &ClaimedJob, worker: &str) -> Result<bool> {
+    pub fn renew_lease(&self, job: &ClaimedJob, worker: &str) -> Result<bool, RepoError> {
         let now = self.context.clock.now();
         let until = now + job.lease;
         ports::transaction(&*self.context.uow, |repos| {
-            Ok(repos.jobs().renew(job.id, worker, until, now)?)
+            repos.jobs().renew(job.id, worker, until, now)
         })
     }
 
     /// Jobs for an operator, newest first.
-    pub fn list_jobs(&self, status: Option<JobStatus>, limit: i64) -> Result<Vec<JobRecord>> {
-        ports::read(&*self.context.uow, |repos| {
-            Ok(repos.jobs().list(status, limit)?)
-        })
+    pub fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: i64,
+    ) -> Result<Vec<JobRecord>, RepoError> {
+        ports::read(&*self.context.uow, |repos| repos.jobs().list(status, limit))
     }
 
     /// Makes a dead or failed job due now with its attempts reset
-    /// (`NotFound` when no such job waits for it).
-    pub fn retry_job(&self, id: JobId) -> Result<()> {
+    /// ([`EngineError::JobNotFound`] when no such job waits for it).
+    pub fn retry_job(&self, id: JobId) -> Result<(), EngineError> {
         let now = self.context.clock.now();
-        if self
-            .context
-            .write(|repos| Ok(repos.jobs().retry(id, now)?))?
-        {
+        if self.context.write(|repos| repos.jobs().retry(id, now))? {
             self.context.job_signal.notify();
             Ok(())
         } else {
-            Err(Error::NotFound)
+            Err(EngineError::JobNotFound)
         }
     }
 
     /// Deletes finished jobs older than `retain` (dead ones too when `dead`).
-    pub fn purge_jobs(&self, retain: Duration, dead: bool) -> Result<u64> {
+    pub fn purge_jobs(&self, retain: Duration, dead: bool) -> Result<u64, RepoError> {
         let before = self.context.clock.now() - retain;
-        ports::transaction(&*self.context.uow, |repos| {
-            Ok(repos.jobs().purge(before, dead)?)
-        })
+        ports::transaction(&*self.context.uow, |repos| repos.jobs().purge(before, dead))
     }
 
     /// Records what became of a job: done, run again later, retried with
@@ -244,7 +241,7 @@ impl Engine {
         worker: &str,
         outcome: JobOutcome,
         retry_in: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), RepoError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let jobs = repos.jobs();
@@ -270,7 +267,7 @@ impl Engine {
     }
 
     /// Runs one claimed job; the worker applies the outcome to the queue.
-    pub fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome> {
+    pub fn run_job(&self, job: &ClaimedJob) -> Result<JobOutcome, EngineError> {
         let Some(kind) = &job.kind else {
             return Ok(JobOutcome::Failed(format!(
                 "unknown job kind {:?}",
@@ -282,7 +279,7 @@ impl Engine {
             JobKind::PurgeRefreshTokens => {
                 let now = self.context.clock.now();
                 self.context
-                    .write(|repos| Ok(repos.refresh_tokens().purge_expired(now)?))?;
+                    .write(|repos| repos.refresh_tokens().purge_expired(now))?;
                 Ok(JobOutcome::Done)
             }
             JobKind::SweepFiles => {
@@ -306,10 +303,14 @@ impl Engine {
     /// one's key names its period and stays on the job after it finished,
     /// so however often and from however many processes this is called,
     /// each job runs once per period. Finished jobs are kept for `retain`.
-    pub fn schedule_maintenance(&self, period: Duration, retain: Duration) -> Result<u64> {
+    pub fn schedule_maintenance(
+        &self,
+        period: Duration,
+        retain: Duration,
+    ) -> Result<u64, RepoError> {
         let now = self.context.clock.now();
         let bucket = now.timestamp() / period.num_seconds().max(1);
-        let enqueued = self.context.write(|repos| {
+        let enqueued = self.context.write(|repos| -> Result<_, RepoError> {
             let mut enqueued = 0;
             for kind in [
                 JobKind::PurgeRefreshTokens,
@@ -335,7 +336,7 @@ impl Engine {
     }
 
     /// Records `mission_overdue` once for each open mission past its deadline.
-    pub fn flag_overdue_missions(&self) -> Result<u64> {
+    pub fn flag_overdue_missions(&self) -> Result<u64, RepoError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let overdue = repos.missions().overdue(now)?;
@@ -356,9 +357,13 @@ impl Engine {
         })
     }
 
-    fn advance_mission(&self, mission_id: MissionId, job: &ClaimedJob) -> Result<JobOutcome> {
+    fn advance_mission(
+        &self,
+        mission_id: MissionId,
+        job: &ClaimedJob,
+    ) -> Result<JobOutcome, EngineError> {
         let now = self.context.clock.now();
-        let next = self.context.write(|repos| {
+        let next = self.context.write(|repos| -> Result<_, EngineError> {
             let Some(mission) = repos.missions().find(mission_id, None)? else {
                 return Ok(Next::Idle);
             };
@@ -386,7 +391,7 @@ impl Engine {
             let Some(step_id) = tree.next_runnable() else {
                 // Completes the mission if every leaf is done; an empty plan
                 // waits for the user, and nothing is queued for it.
-                recompute_progress(repos, mission_id, now)?;
+                recompute_progress::<EngineError>(repos, mission_id, now)?;
                 return Ok(Next::Idle);
             };
             let Some(step) = tree.find(step_id).map(|node| node.item.clone()) else {
@@ -432,14 +437,14 @@ impl Engine {
             Err(failure) => {
                 let now = self.context.clock.now();
                 self.context.write(|repos| {
-                    Ok(repos.steps().update(
+                    repos.steps().update(
                         step.id,
                         &StepChanges {
                             last_error: Some(Some(failure.message.clone())),
                             ..StepChanges::default()
                         },
                         now,
-                    )?)
+                    )
                 })?;
                 Ok(JobOutcome::Failed(failure.for_operator()))
             }
@@ -465,14 +470,14 @@ impl Engine {
             }
             StepAction::VerifyDocuments => {
                 let documents = ports::read(&*self.context.uow, |repos| {
-                    Ok(repos.documents().list_for_mission(mission.id)?)
+                    repos.documents().list_for_mission(mission.id)
                 })
                 .map_err(|error| ActionFailure::internal(&error))?;
                 for document in documents {
                     match super::documents::DocumentService::from(&self.context)
                         .verify(owner, document.id)
                     {
-                        Ok(_) | Err(Error::NotFound) => {}
+                        Ok(_) | Err(DocumentError::NotFound) => {}
                         Err(error) => return Err(ActionFailure::internal(&error)),
                     }
                 }
@@ -505,19 +510,19 @@ impl Engine {
                     UploadDocument::new(part).in_mission(mission.id),
                     &mut |repos| {
                         let now = self.context.clock.now();
-                        if complete_step(repos, mission, step.id, now)? {
+                        if complete_step::<DocumentError>(repos, mission, step.id, now)? {
                             completed.set(true);
                             Ok(())
                         } else {
-                            Err(Error::NotFound)
+                            Err(DocumentError::NotFound)
                         }
                     },
                 );
                 match outcome {
                     Ok(_) => Ok(None),
-                    Err(Error::NotFound) if !completed.get() => Ok(None),
-                    Err(Error::Repository(error)) => Err(ActionFailure::internal(&error)),
-                    Err(Error::UnsupportedFileType) => {
+                    Err(DocumentError::NotFound) if !completed.get() => Ok(None),
+                    Err(DocumentError::Repository(error)) => Err(ActionFailure::internal(&error)),
+                    Err(DocumentError::UnsupportedFileType) => {
                         Err(ActionFailure::permanent("the file type is not allowed"))
                     }
                     Err(error) => Err(ActionFailure::permanent(format!(
@@ -531,13 +536,13 @@ impl Engine {
     /// Marks a step completed (even if the mission was paused meanwhile:
     /// its result is kept) and continues with the next step if the mission
     /// is still running and that step is automated.
-    fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome> {
+    fn finish_step(&self, mission: &Mission, step: &PlanStep) -> Result<JobOutcome, EngineError> {
         let now = self.context.clock.now();
-        let still_running = self.context.write(|repos| {
+        let still_running = self.context.write(|repos| -> Result<_, EngineError> {
             if repos.steps().find(mission.id, step.id)?.is_none() {
                 return Ok(false);
             }
-            complete_step(repos, mission, step.id, now)?;
+            complete_step::<EngineError>(repos, mission, step.id, now)?;
             let status = repos
                 .missions()
                 .find(mission.id, None)?
@@ -557,7 +562,12 @@ impl Engine {
 
     /// A step that failed for good fails its mission (`mission_failed`,
     /// the error in `details`).
-    fn fail_step(&self, mission: &Mission, step: &PlanStep, message: &str) -> Result<()> {
+    fn fail_step(
+        &self,
+        mission: &Mission,
+        step: &PlanStep,
+        message: &str,
+    ) -> Result<(), EngineError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let changes = StepChanges {
@@ -573,7 +583,7 @@ impl Engine {
                     serde_json::Value::Object(map) => Some(map),
                     _ => None,
                 };
-                apply_action(repos, &current, MissionAction::Fail, now, details)?;
+                apply_action::<EngineError>(repos, &current, MissionAction::Fail, now, details)?;
             }
             Ok(())
         })
@@ -587,21 +597,21 @@ fn runs_here(
     job: &ClaimedJob,
     step: &PlanStep,
     now: DateTime<Utc>,
-) -> Result<bool> {
+) -> Result<bool, RepoError> {
     if matches!(step.action, StepAction::Wait { .. }) {
         return Ok(true);
     }
-    Ok(repos.jobs().take_step(job.id, step.id, now)?)
+    repos.jobs().take_step(job.id, step.id, now)
 }
 
 /// Completes a step this run finished, in the caller's transaction, if it
 /// is still in progress; `false` when another run already ended it.
-fn complete_step(
+fn complete_step<E: MissionRefusal>(
     repos: &mut dyn Repositories,
     mission: &Mission,
     step: StepId,
     now: DateTime<Utc>,
-) -> Result<bool> {
+) -> Result<bool, E> {
     let Some(current) = repos.steps().find(mission.id, step)? else {
         return Ok(false);
     };
@@ -611,7 +621,7 @@ fn complete_step(
     let changes = StepChanges::status(current.status, StepStatus::Completed, now);
     repos.steps().update(step, &changes, now)?;
     record_step(repos, mission, step, StepStatus::Completed, now)?;
-    recompute_progress(repos, mission.id, now)?;
+    recompute_progress::<E>(repos, mission.id, now)?;
     Ok(true)
 }
 
@@ -621,7 +631,7 @@ fn record_step(
     step: StepId,
     status: StepStatus,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<(), RepoError> {
     let activity = NewActivity::system(SystemActivity::StepUpdated, mission.owner)
         .with_mission(mission.id)
         .with_detail("step_id", step)

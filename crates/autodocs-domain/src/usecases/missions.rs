@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, Result};
+use crate::error::{MissionError, MissionRefusal, RepoError};
 use crate::ids::{MissionId, StepId};
 use crate::mission::{
     Description, InvalidTransition, Mission, MissionAction, MissionChanges, MissionQuery,
@@ -17,6 +17,7 @@ use crate::plan_step::{
 };
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
+use crate::validation::ValidationErrors;
 
 /// One step of a plan given at creation, with its children.
 ///
@@ -194,10 +195,15 @@ super::service!(
 
 impl MissionService {
     /// Creates a mission and its nested plan, recording `mission_created`.
-    pub fn create(&self, principal: Principal, command: CreateMission) -> Result<MissionDetail> {
+    pub fn create(
+        &self,
+        principal: Principal,
+        command: CreateMission,
+    ) -> Result<MissionDetail, MissionError> {
         let height = command.plan.iter().map(PlannedStep::depth).max();
         if let Some(height) = height {
-            check_depth(1, height).map_err(|error| Error::field("plan_steps", error))?;
+            check_depth(1, height)
+                .map_err(|error| ValidationErrors::single("plan_steps", error))?;
         }
         self.context
             .max_steps
@@ -225,17 +231,20 @@ impl MissionService {
     }
 
     /// A page of the missions the principal can see.
-    pub fn list(&self, principal: Principal, mut query: MissionQuery) -> Result<Page<Mission>> {
+    pub fn list(
+        &self,
+        principal: Principal,
+        mut query: MissionQuery,
+    ) -> Result<Page<Mission>, MissionError> {
         if !principal.is_staff {
             query.owner = Some(principal.user_id);
         }
-        ports::read(&*self.context.uow, |repos| {
-            Ok(repos.missions().list(&query)?.found()?)
-        })
+        let found = ports::read(&*self.context.uow, |repos| repos.missions().list(&query))?;
+        Ok(found.found()?)
     }
 
     /// One mission with its plan.
-    pub fn get(&self, principal: Principal, id: MissionId) -> Result<MissionDetail> {
+    pub fn get(&self, principal: Principal, id: MissionId) -> Result<MissionDetail, MissionError> {
         ports::read(&*self.context.uow, |repos| {
             load_detail(repos, id, principal.visible_owner())
         })
@@ -247,13 +256,13 @@ impl MissionService {
         principal: Principal,
         id: MissionId,
         changes: MissionChanges,
-    ) -> Result<MissionDetail> {
+    ) -> Result<MissionDetail, MissionError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = repos
                 .missions()
                 .lock(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)?;
+                .ok_or(MissionError::NotFound)?;
             if !changes.is_empty() {
                 repos.missions().update(id, &changes, now)?;
                 let activity = NewActivity::system(SystemActivity::MissionUpdated, mission.owner)
@@ -266,13 +275,13 @@ impl MissionService {
     }
 
     /// Deletes a mission (not while it is in progress), recording `mission_deleted`.
-    pub fn delete(&self, principal: Principal, id: MissionId) -> Result<()> {
+    pub fn delete(&self, principal: Principal, id: MissionId) -> Result<(), MissionError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = repos
                 .missions()
                 .lock(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)?;
+                .ok_or(MissionError::NotFound)?;
             if !mission.status.can_delete() {
                 return Err(
                     InvalidTransition::new("mission", "delete", mission.status.as_str()).into(),
@@ -302,14 +311,14 @@ impl MissionService {
         principal: Principal,
         id: MissionId,
         action: MissionAction,
-    ) -> Result<MissionDetail> {
+    ) -> Result<MissionDetail, MissionError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = repos
                 .missions()
                 .lock(id, principal.visible_owner())?
-                .ok_or(Error::NotFound)?;
-            apply_action(repos, &mission, action, now, None)?;
+                .ok_or(MissionError::NotFound)?;
+            apply_action::<MissionError>(repos, &mission, action, now, None)?;
             load_detail(repos, id, None)
         })
     }
@@ -317,13 +326,13 @@ impl MissionService {
 
 /// Applies `action` to `mission` with a conditional update, then its side
 /// effects and activity. `details` go into the activity.
-pub(crate) fn apply_action(
+pub(crate) fn apply_action<E: MissionRefusal>(
     repos: &mut dyn Repositories,
     mission: &Mission,
     action: MissionAction,
     now: DateTime<Utc>,
     details: Option<serde_json::Map<String, Value>>,
-) -> Result<()> {
+) -> Result<(), E> {
     let to = mission.status.apply(action)?;
     let change = MissionTransition::for_action(action, to, now);
     if !repos.missions().transition(
@@ -336,7 +345,7 @@ pub(crate) fn apply_action(
         let current = repos
             .missions()
             .find(mission.id, None)?
-            .ok_or(Error::NotFound)?;
+            .ok_or_else(E::mission_not_found)?;
         return Err(
             InvalidTransition::new("mission", action.as_str(), current.status.as_str()).into(),
         );
@@ -379,7 +388,7 @@ fn create_plan(
     plan: &[PlannedStep],
     now: DateTime<Utc>,
     created_steps: &mut Vec<PlanStep>,
-) -> Result<()> {
+) -> Result<(), RepoError> {
     for (order, planned) in plan.iter().enumerate() {
         let step = NewPlanStep {
             mission,
@@ -411,8 +420,11 @@ pub(crate) fn load_detail(
     repos: &mut dyn Repositories,
     id: MissionId,
     owner: Option<crate::user::UserId>,
-) -> Result<MissionDetail> {
-    let mission = repos.missions().find(id, owner)?.ok_or(Error::NotFound)?;
+) -> Result<MissionDetail, MissionError> {
+    let mission = repos
+        .missions()
+        .find(id, owner)?
+        .ok_or(MissionError::NotFound)?;
     let steps = repos.steps().list(id)?;
     let documents = repos.documents().list_for_mission(id)?;
     Ok(MissionDetail {
@@ -426,12 +438,12 @@ pub(crate) fn load_detail(
 /// transaction; an `in_progress` mission whose last open leaf is done
 /// completes by itself. The plan changed (a user's edit): if that gives a
 /// running mission automated work, its run is queued.
-pub(crate) fn refresh_progress(
+pub(crate) fn refresh_progress<E: MissionRefusal>(
     repos: &mut dyn Repositories,
     mission_id: MissionId,
     now: DateTime<Utc>,
-) -> Result<()> {
-    if recompute_progress(repos, mission_id, now)? == MissionStatus::InProgress {
+) -> Result<(), E> {
+    if recompute_progress::<E>(repos, mission_id, now)? == MissionStatus::InProgress {
         super::engine::wake_if_runnable(repos, mission_id, now)?;
     }
     Ok(())
@@ -439,21 +451,21 @@ pub(crate) fn refresh_progress(
 
 /// [`refresh_progress`] without queuing anything: the engine itself decides
 /// whether it runs again. Returns the mission's status afterwards.
-pub(crate) fn recompute_progress(
+pub(crate) fn recompute_progress<E: MissionRefusal>(
     repos: &mut dyn Repositories,
     mission_id: MissionId,
     now: DateTime<Utc>,
-) -> Result<MissionStatus> {
+) -> Result<MissionStatus, E> {
     let mission = repos
         .missions()
         .find(mission_id, None)?
-        .ok_or(Error::NotFound)?;
+        .ok_or_else(E::mission_not_found)?;
     if mission.status == MissionStatus::Completed {
         return Ok(mission.status);
     }
     let plan = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
     if mission.status == MissionStatus::InProgress && plan.all_leaves_done() {
-        apply_action(repos, &mission, MissionAction::Complete, now, None)?;
+        apply_action::<E>(repos, &mission, MissionAction::Complete, now, None)?;
         return Ok(MissionStatus::Completed);
     }
     let progress: Progress = plan.progress();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::activity_log::Activity;
-use crate::error::Result;
+use crate::error::{RepoError, UseCaseError};
 use crate::events::{Event, EventPayload, EventPublisher, EventRef};
 use crate::ids::{DocumentId, MissionId};
 use crate::jobs::JobSignal;
@@ -190,7 +190,7 @@ impl Services {
 
     /// Rebuilds the event a reference points at, for delivery in another
     /// process; `None` when its subject is gone.
-    pub fn load_event(&self, reference: EventRef) -> Result<Option<Event>> {
+    pub fn load_event(&self, reference: EventRef) -> Result<Option<Event>, RepoError> {
         self.context.load_event(reference)
     }
 }
@@ -219,10 +219,10 @@ impl Context {
     /// Runs a change in one transaction, then (only once it committed)
     /// publishes the events of the activities it recorded: every change
     /// records an activity, so this one place covers them all.
-    pub(crate) fn write<T>(
+    pub(crate) fn write<T, E: UseCaseError>(
         &self,
-        work: impl FnOnce(&mut dyn Repositories) -> Result<T>,
-    ) -> Result<T> {
+        work: impl FnOnce(&mut dyn Repositories) -> Result<T, E>,
+    ) -> Result<T, E> {
         JobSignal::reset_thread();
         let (output, recorded) = ports::recorded_transaction(&*self.uow, work)?;
         self.job_signal.committed();
@@ -256,7 +256,7 @@ impl Context {
         // The committed state of each document and mission touched (they may
         // be gone: deleted). A failed read costs only these frames; the
         // activity frames still go out.
-        let loaded = ports::read(&*self.uow, |repos| {
+        let loaded = ports::read(&*self.uow, |repos| -> Result<_, RepoError> {
             let mut loaded = Vec::with_capacity(missions.len() + documents.len());
             for id in &documents {
                 if let Some(document) = repos.documents().find(*id, None)? {
@@ -276,7 +276,7 @@ impl Context {
         self.events.publish(events);
     }
 
-    fn load_event(&self, reference: EventRef) -> Result<Option<Event>> {
+    fn load_event(&self, reference: EventRef) -> Result<Option<Event>, RepoError> {
         if let EventRef::SessionsRevoked(user) = reference {
             return Ok(Some(Event::sessions_revoked(user)));
         }

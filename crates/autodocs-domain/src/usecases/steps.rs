@@ -2,7 +2,7 @@
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, Result};
+use crate::error::StepError;
 use crate::ids::{MissionId, StepId};
 use crate::mission::{Description, Mission, Title};
 use crate::plan_step::{
@@ -39,9 +39,9 @@ impl MaxSteps {
     }
 
     /// Refuses a plan of `steps` steps given at creation (on `plan_steps`).
-    pub fn check_plan(self, steps: u64) -> Result<()> {
+    pub fn check_plan(self, steps: u64) -> Result<(), ValidationErrors> {
         if steps > u64::from(self.0) {
-            return Err(Error::field(
+            return Err(ValidationErrors::single(
                 "plan_steps",
                 InvalidValue::rule("max_steps", self.message()),
             ));
@@ -50,10 +50,11 @@ impl MaxSteps {
     }
 
     /// Refuses adding `adding` steps to a mission holding `existing`.
-    pub fn check_room(self, existing: u64, adding: u64) -> Result<()> {
+    pub fn check_room(self, existing: u64, adding: u64) -> Result<(), ValidationErrors> {
         if existing.saturating_add(adding) > u64::from(self.0) {
-            return Err(Error::Validation(ValidationErrors::single_general(
-                InvalidValue::rule("max_steps", self.message()),
+            return Err(ValidationErrors::single_general(InvalidValue::rule(
+                "max_steps",
+                self.message(),
             )));
         }
         Ok(())
@@ -173,11 +174,11 @@ fn placement(
     tree: &PlanStepTree<PlanStep>,
     step: Option<StepId>,
     parent: Option<StepId>,
-) -> Result<u8> {
+) -> Result<u8, StepError> {
     let depth = tree
         .check_parent(step, parent)
-        .map_err(|error| Error::field("parent", error))?;
-    u8::try_from(depth).map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))
+        .map_err(|error| StepError::field("parent", error))?;
+    u8::try_from(depth).map_err(|_| StepError::field("parent", "Plan steps are nested too deeply."))
 }
 
 super::service!(
@@ -222,7 +223,11 @@ super::service!(
 
 impl StepService {
     /// The step tree of a mission.
-    pub fn list(&self, principal: Principal, mission: MissionId) -> Result<PlanStepTree<PlanStep>> {
+    pub fn list(
+        &self,
+        principal: Principal,
+        mission: MissionId,
+    ) -> Result<PlanStepTree<PlanStep>, StepError> {
         ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             Ok(PlanStepTree::of_steps(repos.steps().list(mission)?))
@@ -235,7 +240,7 @@ impl StepService {
         principal: Principal,
         mission: MissionId,
         step: StepId,
-    ) -> Result<StepNode<PlanStep>> {
+    ) -> Result<StepNode<PlanStep>, StepError> {
         ports::read(&*self.context.uow, |repos| {
             visible_mission(repos, principal, mission)?;
             subtree(repos, mission, step)
@@ -248,7 +253,7 @@ impl StepService {
         principal: Principal,
         mission_id: MissionId,
         command: CreateStep,
-    ) -> Result<StepNode<PlanStep>> {
+    ) -> Result<StepNode<PlanStep>, StepError> {
         let CreateStep {
             title,
             description,
@@ -284,7 +289,7 @@ impl StepService {
                 .with_mission(mission_id)
                 .with_detail("step_id", step.id);
             repos.activities().record(&activity, now)?;
-            refresh_progress(repos, mission_id, now)?;
+            refresh_progress::<StepError>(repos, mission_id, now)?;
             subtree(repos, mission_id, step.id)
         })
     }
@@ -296,7 +301,7 @@ impl StepService {
         mission_id: MissionId,
         step_id: StepId,
         command: UpdateStep,
-    ) -> Result<StepNode<PlanStep>> {
+    ) -> Result<StepNode<PlanStep>, StepError> {
         let mut changes = StepChanges {
             title: command.title,
             description: command.description,
@@ -307,7 +312,7 @@ impl StepService {
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
             let tree = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
-            let node = tree.find(step_id).ok_or(Error::NotFound)?;
+            let node = tree.find(step_id).ok_or(StepError::NotFound)?;
             let step = &node.item;
             let mut moved = None;
             if let Some(parent) = command.parent
@@ -340,7 +345,7 @@ impl StepService {
                 None => activity,
             };
             repos.activities().record(&activity, now)?;
-            refresh_progress(repos, mission_id, now)?;
+            refresh_progress::<StepError>(repos, mission_id, now)?;
             subtree(repos, mission_id, step_id)
         })
     }
@@ -351,21 +356,21 @@ impl StepService {
         principal: Principal,
         mission_id: MissionId,
         step_id: StepId,
-    ) -> Result<()> {
+    ) -> Result<(), StepError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             let mission = locked_mission(repos, principal, mission_id)?;
             repos
                 .steps()
                 .find(mission_id, step_id)?
-                .ok_or(Error::NotFound)?;
+                .ok_or(StepError::NotFound)?;
             let removed = repos.steps().delete(step_id)?;
             let activity = NewActivity::system(SystemActivity::StepDeleted, mission.owner)
                 .with_mission(mission_id)
                 .with_detail("step_id", step_id)
                 .with_detail("removed", removed);
             repos.activities().record(&activity, now)?;
-            refresh_progress(repos, mission_id, now)
+            refresh_progress::<StepError>(repos, mission_id, now)
         })
     }
 }
@@ -375,11 +380,11 @@ fn visible_mission(
     repos: &mut dyn Repositories,
     principal: Principal,
     id: MissionId,
-) -> Result<Mission> {
+) -> Result<Mission, StepError> {
     repos
         .missions()
         .find(id, principal.visible_owner())?
-        .ok_or(Error::NotFound)
+        .ok_or(StepError::NotFound)
 }
 
 /// The mission, if the principal may see it, locked until the commit: a
@@ -389,11 +394,11 @@ fn locked_mission(
     repos: &mut dyn Repositories,
     principal: Principal,
     id: MissionId,
-) -> Result<Mission> {
+) -> Result<Mission, StepError> {
     repos
         .missions()
         .lock(id, principal.visible_owner())?
-        .ok_or(Error::NotFound)
+        .ok_or(StepError::NotFound)
 }
 
 /// A step with its children, freshly read.
@@ -401,9 +406,9 @@ fn subtree(
     repos: &mut dyn Repositories,
     mission: MissionId,
     step: StepId,
-) -> Result<StepNode<PlanStep>> {
+) -> Result<StepNode<PlanStep>, StepError> {
     let tree = PlanStepTree::of_steps(repos.steps().list(mission)?);
-    tree.find(step).cloned().ok_or(Error::NotFound)
+    tree.find(step).cloned().ok_or(StepError::NotFound)
 }
 
 /// Moves the stored depth of every descendant of `node` by `shift`.
@@ -411,10 +416,10 @@ fn shift_descendants(
     repos: &mut dyn Repositories,
     node: &StepNode<PlanStep>,
     shift: i32,
-) -> Result<()> {
+) -> Result<(), StepError> {
     for child in &node.children {
         let depth = u8::try_from(i32::from(child.item.depth) + shift)
-            .map_err(|_| Error::field("parent", "Plan steps are nested too deeply."))?;
+            .map_err(|_| StepError::field("parent", "Plan steps are nested too deeply."))?;
         repos.steps().set_depth(child.id, depth)?;
         shift_descendants(repos, child, shift)?;
     }

@@ -20,7 +20,7 @@ use std::fmt;
 use chrono::Duration;
 
 use crate::document::StorageKey;
-use crate::error::Result;
+use crate::error::RepoError;
 use crate::instance::DatabaseIdentity;
 use crate::ports::{self, FileStorage, UnitOfWork};
 
@@ -175,7 +175,7 @@ fn refusal(identity: Option<&DatabaseIdentity>, marker: Option<&str>) -> Option<
 }
 
 /// The database's identity and whether it has document rows.
-fn database_facts(uow: &dyn UnitOfWork) -> Result<(Option<DatabaseIdentity>, bool)> {
+fn database_facts(uow: &dyn UnitOfWork) -> Result<(Option<DatabaseIdentity>, bool), RepoError> {
     ports::read(uow, |repos| {
         let identity = repos.instance().database_identity()?;
         let any = repos.documents().any_exist()?;
@@ -184,10 +184,8 @@ fn database_facts(uow: &dyn UnitOfWork) -> Result<(Option<DatabaseIdentity>, boo
 }
 
 /// Which of `keys` the database references.
-fn referenced(uow: &dyn UnitOfWork, keys: &[StorageKey]) -> Result<Vec<StorageKey>> {
-    ports::read(uow, |repos| {
-        Ok(repos.documents().existing_storage_keys(keys)?)
-    })
+fn referenced(uow: &dyn UnitOfWork, keys: &[StorageKey]) -> Result<Vec<StorageKey>, RepoError> {
+    ports::read(uow, |repos| repos.documents().existing_storage_keys(keys))
 }
 
 /// Ties the media root `storage` to the database behind `uow` by writing
@@ -200,7 +198,7 @@ fn referenced(uow: &dyn UnitOfWork, keys: &[StorageKey]) -> Result<Vec<StorageKe
 pub fn bind_media_root(
     uow: &dyn UnitOfWork,
     storage: &dyn FileStorage,
-) -> Result<MediaRootBinding> {
+) -> Result<MediaRootBinding, RepoError> {
     let (identity, any_documents) = database_facts(uow)?;
     let Some(identity) = identity else {
         return Ok(MediaRootBinding::NoDatabaseIdentity);
@@ -255,7 +253,7 @@ super::service!(
 
 impl StorageSweep {
     /// [`bind_media_root`] on these services' database and storage.
-    pub fn bind_media_root(&self) -> Result<MediaRootBinding> {
+    pub fn bind_media_root(&self) -> Result<MediaRootBinding, RepoError> {
         bind_media_root(&*self.context.uow, &*self.context.storage)
     }
 
@@ -263,7 +261,7 @@ impl StorageSweep {
     /// documentation for the rules). With `dry_run`, changes nothing and
     /// reports what it would do. A refusal is a report, not an error: the
     /// caller logs or prints its reason.
-    pub fn run(&self, dry_run: bool) -> Result<SweepReport> {
+    pub fn run(&self, dry_run: bool) -> Result<SweepReport, RepoError> {
         let policy = self.context.sweep;
         let mut report = SweepReport {
             dry_run,

@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::error::Error;
 use crate::ports::{
     ActivityRepository, MissionRepository, MockActivityRepository, MockClock,
     MockMissionRepository, MockPasswordHasher, MockPlanStepRepository, MockRefreshTokenRepository,
     MockTokenService, MockUserRepository, PlanStepRepository, RefreshTokenRepository, Repositories,
-    UnitOfWork, UserRepository,
+    Rollback, UnitOfWork, UserRepository,
 };
 
 use super::{Limits, Ports, Services};
@@ -86,8 +85,8 @@ pub struct MockUow {
 impl UnitOfWork for MockUow {
     fn run_in_transaction(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         let mut repos = self.repos.lock().expect("mock repos poisoned");
         let result = work(&mut *repos);
         let counter = if result.is_ok() {
@@ -101,8 +100,8 @@ impl UnitOfWork for MockUow {
 
     fn run_read(
         &self,
-        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        work: &mut dyn FnMut(&mut dyn Repositories) -> Result<(), Rollback>,
+    ) -> Result<(), Rollback> {
         let mut repos = self.repos.lock().expect("mock repos poisoned");
         work(&mut *repos)
     }

@@ -20,7 +20,7 @@ use super::testing::{
 };
 use super::users::WRONG_OLD_PASSWORD;
 use crate::activity_log::{Activity, NewActivity};
-use crate::error::{Error, RepoError};
+use crate::error::{AccountError, Error, MissionError, RepoError};
 use crate::jobs::JobKind;
 use crate::mission::{InvalidTransition, MissionAction, MissionStatus, MissionType, Title};
 use crate::plan_step::{PlanStep, StepAction, StepStatus};
@@ -73,8 +73,8 @@ fn plain_services(uow: &Arc<MockUow>) -> Services {
 
 /// The refusals of `field` in a validation error, as the domain words them;
 /// panics on any other error.
-fn field_errors(error: &Error, field: &str) -> Vec<String> {
-    match error {
+fn field_errors<E: Clone + Into<Error>>(error: &E, field: &str) -> Vec<String> {
+    match error.clone().into() {
         Error::Validation(errors) => errors
             .field(field)
             .map(|refusals| refusals.iter().map(ToString::to_string).collect())
@@ -156,8 +156,8 @@ fn title(text: &str) -> Title {
     Title::parse(text).expect("a valid title")
 }
 
-fn transition_error(error: Error) -> InvalidTransition {
-    match error {
+fn transition_error(error: impl Into<Error>) -> InvalidTransition {
+    match error.into() {
         Error::InvalidTransition(transition) => transition,
         other => panic!("expected an invalid transition, got {other:?}"),
     }
@@ -302,7 +302,10 @@ fn login_of_an_unknown_user_burns_a_hash() {
         .login("  ghost ", PASSWORD)
         .expect_err("unknown user");
 
-    assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
+    assert!(
+        matches!(error, AccountError::AuthenticationFailed),
+        "{error:?}"
+    );
     assert_eq!(outcome(&uow), (0, 0));
 }
 
@@ -324,7 +327,10 @@ fn login_looks_the_account_up_by_its_normalised_key() {
         .login(" ÄRGER ", PASSWORD)
         .expect_err("unknown user");
 
-    assert!(matches!(error, Error::AuthenticationFailed), "{error:?}");
+    assert!(
+        matches!(error, AccountError::AuthenticationFailed),
+        "{error:?}"
+    );
 }
 
 /// Login mocks for a successful login of user 7.
@@ -475,7 +481,7 @@ fn refresh_with_a_revoked_token_revokes_every_token_and_commits() {
     .refresh("presented")
     .expect_err("reused token");
 
-    assert!(matches!(error, Error::TokenInvalid(_)), "{error:?}");
+    assert!(matches!(error, AccountError::TokenInvalid(_)), "{error:?}");
     // The revocation must persist: the transaction commits although the call fails.
     assert_eq!(outcome(&uow), (1, 0));
 }
@@ -507,7 +513,7 @@ fn refresh_losing_the_rotation_race_is_treated_as_reuse() {
     .refresh("presented")
     .expect_err("lost race");
 
-    assert!(matches!(error, Error::TokenInvalid(_)), "{error:?}");
+    assert!(matches!(error, AccountError::TokenInvalid(_)), "{error:?}");
     assert_eq!(outcome(&uow), (1, 0));
 }
 
@@ -538,7 +544,7 @@ fn refresh_for_an_inactive_user_is_refused_without_revoking() {
     .refresh("presented")
     .expect_err("inactive");
 
-    assert!(matches!(error, Error::TokenInvalid(_)), "{error:?}");
+    assert!(matches!(error, AccountError::TokenInvalid(_)), "{error:?}");
 }
 
 // ---------------------------------------------------------------------------
@@ -605,7 +611,7 @@ fn staff_only_use_cases_refuse_other_users_before_any_repository_call() {
 
     for (name, result) in results {
         assert!(
-            matches!(result, Err(Error::PermissionDenied)),
+            matches!(result, Err(AccountError::PermissionDenied)),
             "{name}: {result:?}"
         );
     }
@@ -725,7 +731,7 @@ fn a_failing_activity_insert_fails_the_use_case_and_rolls_back() {
         .expect_err("activity failed");
 
     assert!(
-        matches!(&error, Error::Repository(RepoError::Other(message)) if message == "disk full"),
+        matches!(&error, MissionError::Repository(RepoError::Other(message)) if message == "disk full"),
         "{error:?}"
     );
     assert_eq!(outcome(&uow), (0, 1));
@@ -948,7 +954,7 @@ fn a_committed_change_publishes_the_activities_it_recorded() {
 
     services
         .context
-        .write(|repos| Ok(repos.activities().record(&custom_activity(), fixed_now())?))
+        .write(|repos| repos.activities().record(&custom_activity(), fixed_now()))
         .expect("committed");
 
     assert_eq!(outcome(&uow), (1, 0));

@@ -2,7 +2,7 @@
 
 use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
-use crate::error::{Error, Result};
+use crate::error::AccountError;
 use crate::events::Event;
 use crate::paging::Page;
 use crate::password_policy::{NewPassword, PasswordAttributes};
@@ -30,7 +30,7 @@ impl PasswordChange {
         self,
         hasher: &dyn PasswordHasher,
         old_password: &str,
-    ) -> Result<CheckedPasswordChange> {
+    ) -> Result<CheckedPasswordChange, AccountError> {
         let mut errors = ValidationErrors::new();
         if hasher.verify(old_password, &self.stored) == PasswordCheck::Mismatch {
             errors.add("old_password", WRONG_OLD_PASSWORD);
@@ -68,18 +68,22 @@ pub const WRONG_OLD_PASSWORD: &str =
 
 impl AccountService {
     /// The caller's own account.
-    pub fn me(&self, principal: Principal) -> Result<User> {
+    pub fn me(&self, principal: Principal) -> Result<User, AccountError> {
         ports::read(&*self.context.uow, |repos| {
             repos
                 .users()
                 .find(principal.user_id)?
-                .ok_or(Error::NotFound)
+                .ok_or(AccountError::NotFound)
         })
     }
 
     /// Updates the caller's own account and profile (never the flags) and
     /// records `profile_updated`.
-    pub fn update_me(&self, principal: Principal, mut changes: UserChanges) -> Result<User> {
+    pub fn update_me(
+        &self,
+        principal: Principal,
+        mut changes: UserChanges,
+    ) -> Result<User, AccountError> {
         changes.is_active = None;
         changes.is_staff = None;
         self.apply_changes(principal.user_id, principal.user_id, changes)
@@ -93,7 +97,7 @@ impl AccountService {
         principal: Principal,
         old_password: &str,
         new_password: &str,
-    ) -> Result<()> {
+    ) -> Result<(), AccountError> {
         let change = self.begin_password_change(principal, new_password)?;
         let checked = change.check(&*self.context.hasher, old_password)?;
         self.finish_password_change(checked)
@@ -105,10 +109,13 @@ impl AccountService {
         &self,
         principal: Principal,
         new_password: &str,
-    ) -> Result<PasswordChange> {
+    ) -> Result<PasswordChange, AccountError> {
         let user = self.me(principal)?;
         let stored = ports::read(&*self.context.uow, |repos| {
-            repos.users().password_hash(user.id)?.ok_or(Error::NotFound)
+            repos
+                .users()
+                .password_hash(user.id)?
+                .ok_or(AccountError::NotFound)
         })?;
         let attributes = PasswordAttributes {
             username: &user.username,
@@ -127,7 +134,10 @@ impl AccountService {
     /// stored one is still the one the old password was checked against
     /// (a concurrent change wins, and this one is told the old password is
     /// wrong), kills every refresh token and records `password_changed`.
-    pub fn finish_password_change(&self, checked: CheckedPasswordChange) -> Result<()> {
+    pub fn finish_password_change(
+        &self,
+        checked: CheckedPasswordChange,
+    ) -> Result<(), AccountError> {
         let now = self.context.clock.now();
         self.context.write(|repos| {
             if !repos.users().replace_password_hash(
@@ -135,7 +145,7 @@ impl AccountService {
                 &checked.checked,
                 &checked.hash,
             )? {
-                return Err(Error::field("old_password", WRONG_OLD_PASSWORD));
+                return Err(AccountError::field("old_password", WRONG_OLD_PASSWORD));
             }
             repos.refresh_tokens().revoke_all(checked.user, now)?;
             repos.activities().record(
@@ -150,18 +160,21 @@ impl AccountService {
     }
 
     /// Staff: a page of users.
-    pub fn list_users(&self, principal: Principal, query: &UserQuery) -> Result<Page<User>> {
+    pub fn list_users(
+        &self,
+        principal: Principal,
+        query: &UserQuery,
+    ) -> Result<Page<User>, AccountError> {
         require_staff(principal)?;
-        ports::read(&*self.context.uow, |repos| {
-            Ok(repos.users().list(query)?.found()?)
-        })
+        let found = ports::read(&*self.context.uow, |repos| repos.users().list(query))?;
+        Ok(found.found()?)
     }
 
     /// Staff: one user.
-    pub fn get_user(&self, principal: Principal, id: UserId) -> Result<User> {
+    pub fn get_user(&self, principal: Principal, id: UserId) -> Result<User, AccountError> {
         require_staff(principal)?;
         ports::read(&*self.context.uow, |repos| {
-            repos.users().find(id)?.ok_or(Error::NotFound)
+            repos.users().find(id)?.ok_or(AccountError::NotFound)
         })
     }
 
@@ -171,34 +184,39 @@ impl AccountService {
         principal: Principal,
         id: UserId,
         changes: UserChanges,
-    ) -> Result<User> {
+    ) -> Result<User, AccountError> {
         require_staff(principal)?;
         self.apply_changes(principal.user_id, id, changes)
     }
 
     /// Staff: deletes a user and everything they own.
-    pub fn delete_user(&self, principal: Principal, id: UserId) -> Result<()> {
+    pub fn delete_user(&self, principal: Principal, id: UserId) -> Result<(), AccountError> {
         require_staff(principal)?;
-        let deleted = self.context.write(|repos| Ok(repos.users().delete(id)?))?;
+        let deleted = self.context.write(|repos| repos.users().delete(id))?;
         if deleted {
             self.revoke_sessions(id);
             Ok(())
         } else {
-            Err(Error::NotFound)
+            Err(AccountError::NotFound)
         }
     }
 
-    fn apply_changes(&self, actor: UserId, id: UserId, changes: UserChanges) -> Result<User> {
+    fn apply_changes(
+        &self,
+        actor: UserId,
+        id: UserId,
+        changes: UserChanges,
+    ) -> Result<User, AccountError> {
         let now = self.context.clock.now();
         let deactivates = changes.is_active == Some(false);
         let user = self.context.write(|repos| {
-            let mut user = repos.users().find(id)?.ok_or(Error::NotFound)?;
+            let mut user = repos.users().find(id)?.ok_or(AccountError::NotFound)?;
             if let Some(email) = &changes.email
                 && repos
                     .users()
                     .email_exists(&IdentityKey::of(email.as_str()), Some(id))?
             {
-                return Err(Error::field("email", EMAIL_TAKEN));
+                return Err(AccountError::field("email", EMAIL_TAKEN));
             }
             if changes.touches_account() {
                 repos
@@ -213,7 +231,7 @@ impl AccountService {
             let activity = NewActivity::system(SystemActivity::ProfileUpdated, actor)
                 .with_detail("user_id", id.0);
             repos.activities().record(&activity, now)?;
-            repos.users().find(id)?.ok_or(Error::NotFound)
+            repos.users().find(id)?.ok_or(AccountError::NotFound)
         })?;
         if deactivates {
             self.revoke_sessions(id);
@@ -230,13 +248,13 @@ impl AccountService {
     }
 }
 
-/// Refuses anyone but staff ([`Error::PermissionDenied`]). Every staff use
+/// Refuses anyone but staff ([`AccountError::PermissionDenied`]). Every staff use
 /// case checks it first; an inbound adapter that must refuse before even
 /// reading a request (a permission check before validation) calls it too.
-pub fn require_staff(principal: Principal) -> Result<()> {
+pub fn require_staff(principal: Principal) -> Result<(), AccountError> {
     if principal.is_staff {
         Ok(())
     } else {
-        Err(Error::PermissionDenied)
+        Err(AccountError::PermissionDenied)
     }
 }

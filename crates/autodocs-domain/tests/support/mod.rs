@@ -203,16 +203,16 @@ pub fn published_activity_kinds(memory: &MemoryServices) -> Vec<String> {
 }
 
 /// The request-wide refusals of a validation error; panics on any other error.
-pub fn general_errors(error: &Error) -> Vec<String> {
-    match error {
+pub fn general_errors<E: Clone + Into<Error>>(error: &E) -> Vec<String> {
+    match error.clone().into() {
         Error::Validation(errors) => errors.general().iter().map(ToString::to_string).collect(),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
 
 /// The refusals of `field` in a validation error; panics on any other error.
-pub fn field_errors(error: &Error, field: &str) -> Vec<String> {
-    match error {
+pub fn field_errors<E: Clone + Into<Error>>(error: &E, field: &str) -> Vec<String> {
+    match error.clone().into() {
         Error::Validation(errors) => errors
             .field(field)
             .map(|refusals| refusals.iter().map(ToString::to_string).collect())

@@ -1,7 +1,7 @@
 //! `/api/users/`: the caller's own account, and staff user management.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use autodocs_domain::Error;
+use autodocs_domain::AccountError;
 use autodocs_domain::usecases::users::require_staff;
 use autodocs_domain::user::{UserId, UserQuery};
 use autodocs_domain::validation::ValidationErrors;
@@ -104,8 +104,8 @@ pub async fn change_password(
             attempt.succeeded();
             checked
         }
-        Err(Error::Validation(errors)) if errors.field("old_password").is_some() => {
-            return Err(Error::Validation(errors).into());
+        Err(AccountError::Validation(errors)) if errors.field("old_password").is_some() => {
+            return Err(AccountError::Validation(errors).into());
         }
         Err(error) => {
             attempt.succeeded();

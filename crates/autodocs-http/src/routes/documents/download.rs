@@ -10,6 +10,7 @@ use actix_web::http::header::{
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, HttpResponseBuilder, web};
+use autodocs_domain::AccountError;
 use autodocs_domain::DocumentId;
 use autodocs_domain::ports::StoredFile;
 use serde::Serialize;
@@ -354,19 +355,19 @@ async fn open_by_link(
 ) -> ApiResult<(autodocs_domain::document::Document, Option<StoredFile>)> {
     let user = state.links.verify(token, id, state.services.now())?;
     let services = state.services.clone();
-    Ok(state
+    state
         .lane
         .run(move || {
             let principal = services
                 .accounts()
                 .principal(user)
                 .map_err(|error| match error {
-                    autodocs_domain::Error::TokenInvalid(_) => autodocs_domain::Error::NotFound,
-                    other => other,
+                    AccountError::TokenInvalid(_) => ApiError::NotFound,
+                    other => other.into(),
                 })?;
-            services.documents().open(principal, id)
+            Ok::<_, ApiError>(services.documents().open(principal, id)?)
         })
-        .await??)
+        .await?
 }
 
 /// Makes a signed link to a document's bytes. Nothing is written: the link

@@ -58,7 +58,7 @@ impl Drop for PendingFile {
 
 /// Why the writer stopped without a staged file.
 enum WriteFailure {
-    Domain(autodocs_domain::Error),
+    Domain(autodocs_domain::DocumentError),
     Upload(UploadError),
 }
 
@@ -70,7 +70,7 @@ fn too_large(limit: u64) -> ApiError {
 
 fn write_failure(failure: WriteFailure) -> ApiError {
     match failure {
-        WriteFailure::Domain(error) => ApiError::Domain(error),
+        WriteFailure::Domain(error) => error.into(),
         WriteFailure::Upload(UploadError::TooLarge { limit }) => too_large(limit),
         WriteFailure::Upload(UploadError::Storage(error)) => ApiError::Domain(error.into()),
     }
