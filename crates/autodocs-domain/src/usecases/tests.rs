@@ -982,3 +982,120 @@ fn a_rolled_back_change_publishes_nothing() {
     );
     assert_eq!(outcome(&uow), (0, 1));
 }
+
+// ---------------------------------------------------------------------------
+// The unit-of-work helpers and the errors of the services
+// ---------------------------------------------------------------------------
+
+/// A unit of work that keeps what the work told it and can fail its commit.
+#[derive(Default)]
+struct RecordingUow {
+    repos: Mutex<MockRepos>,
+    seen: Mutex<Vec<Result<(), crate::ports::Rollback>>>,
+    commit_fails: bool,
+}
+
+impl crate::ports::UnitOfWork for RecordingUow {
+    fn run_in_transaction(
+        &self,
+        work: &mut dyn FnMut(
+            &mut dyn crate::ports::Repositories,
+        ) -> Result<(), crate::ports::Rollback>,
+    ) -> Result<(), crate::ports::Rollback> {
+        let mut repos = self.repos.lock().expect("repos");
+        let outcome = work(&mut *repos);
+        self.seen.lock().expect("seen").push(outcome.clone());
+        outcome?;
+        if self.commit_fails {
+            return Err(crate::ports::Rollback::Storage(RepoError::Unavailable(
+                "commit lost the connection".into(),
+            )));
+        }
+        Ok(())
+    }
+
+    fn run_read(
+        &self,
+        work: &mut dyn FnMut(
+            &mut dyn crate::ports::Repositories,
+        ) -> Result<(), crate::ports::Rollback>,
+    ) -> Result<(), crate::ports::Rollback> {
+        self.run_in_transaction(work)
+    }
+}
+
+#[test]
+fn a_refusal_of_the_work_reaches_its_caller_as_is_and_the_adapter_as_aborted() {
+    let uow = RecordingUow::default();
+    let error = crate::ports::transaction(&uow, |_| -> Result<(), MissionError> {
+        Err(MissionError::NotFound)
+    })
+    .expect_err("the work refused");
+    assert_eq!(error, MissionError::NotFound);
+    assert_eq!(
+        *uow.seen.lock().expect("seen"),
+        vec![Err(crate::ports::Rollback::Aborted)]
+    );
+}
+
+#[test]
+fn a_storage_failure_in_the_work_is_shown_to_the_adapter_and_returned_to_the_caller() {
+    let uow = RecordingUow::default();
+    let lost = RepoError::Unavailable("connection reset".into());
+    let error = crate::ports::read(&uow, |_| -> Result<(), AccountError> {
+        Err(AccountError::Repository(lost.clone()))
+    })
+    .expect_err("the storage failed");
+    assert_eq!(error, AccountError::Repository(lost.clone()));
+    assert_eq!(
+        *uow.seen.lock().expect("seen"),
+        vec![Err(crate::ports::Rollback::Storage(lost))]
+    );
+}
+
+#[test]
+fn a_failed_commit_becomes_the_storage_error_of_the_callers_own_type() {
+    let uow = RecordingUow {
+        commit_fails: true,
+        ..RecordingUow::default()
+    };
+    let error = crate::ports::transaction(&uow, |_| Ok::<_, crate::error::StepError>(7))
+        .expect_err("the commit failed");
+    assert!(
+        matches!(
+            &error,
+            crate::error::StepError::Repository(RepoError::Unavailable(_))
+        ),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn every_service_error_keeps_its_meaning_in_the_common_error() {
+    let refusal = InvalidTransition::new("mission", "start", "completed");
+    assert!(matches!(
+        Error::from(MissionError::InvalidTransition(refusal.clone())),
+        Error::InvalidTransition(converted) if converted == refusal
+    ));
+    assert!(matches!(
+        Error::from(crate::error::DocumentError::UnsupportedFileType),
+        Error::UnsupportedFileType
+    ));
+    assert!(matches!(
+        Error::from(AccountError::TokenInvalid(crate::TokenRefusal::Revoked)),
+        Error::TokenInvalid(crate::TokenRefusal::Revoked)
+    ));
+    assert!(matches!(
+        Error::from(crate::error::EngineError::JobNotFound),
+        Error::NotFound
+    ));
+    assert!(matches!(
+        Error::from(crate::error::EngineError::Mission(MissionError::NotFound)),
+        Error::NotFound
+    ));
+    let field = crate::error::StepError::field("parent", "Plan steps are nested too deeply.");
+    assert_eq!(
+        field_errors(&field, "parent"),
+        vec!["Plan steps are nested too deeply."]
+    );
+}
