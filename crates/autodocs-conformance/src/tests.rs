@@ -6,6 +6,7 @@
 
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::ActivityQuery;
+use autodocs_domain::admin_session::SessionDigest;
 use autodocs_domain::document::{
     DocumentChanges, DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus,
     DocumentType, DocumentVerification, StorageKey,
@@ -399,6 +400,75 @@ pub fn refresh_tokens_revoke_all_and_purge_expired(uow: &dyn UnitOfWork) {
     );
     assert_eq!(get(uow, |r| Ok(r.refresh_tokens().find("b1")?)), None);
     assert!(get(uow, |r| Ok(r.refresh_tokens().find("a1")?)).is_some());
+}
+
+/// The digest of an admin session key, made from one letter.
+fn digest(letter: char) -> SessionDigest {
+    SessionDigest::parse(&letter.to_string().repeat(64)).expect("a digest")
+}
+
+/// An admin session is found by its digest while live (its expiry
+/// excluded), and a digest opens one session only.
+pub fn admin_sessions_are_found_while_live_and_unique(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    tx(uow, |r| Ok(r.admin_sessions().open(&digest('a'), anna.id, t0(), at(600))?));
+    let live = get(uow, |r| Ok(r.admin_sessions().find_live(&digest('a'), at(599))?))
+        .expect("live just before its expiry");
+    assert_eq!(live.user, anna.id);
+    assert_eq!(live.created_at, t0());
+    assert_eq!(live.expires_at, at(600));
+    assert_eq!(
+        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('a'), at(600))?)),
+        None
+    );
+    assert_eq!(
+        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('b'), t0())?)),
+        None
+    );
+    let error = repo_error(uow, |r| {
+        Ok(r.admin_sessions().open(&digest('a'), anna.id, t0(), at(600))?)
+    });
+    assert!(matches!(error, RepoError::UniqueViolation(_)), "{error:?}");
+    let error = repo_error(uow, |r| {
+        Ok(r.admin_sessions().open(&digest('c'), UserId(9_999), t0(), at(600))?)
+    });
+    assert!(
+        matches!(error, RepoError::ConstraintViolation(_)),
+        "a session of no user: {error:?}"
+    );
+}
+
+/// Logout closes one session, deactivation all of a user's, and the
+/// purge drops those expired strictly before `now`; a user's deletion
+/// takes their sessions with it.
+pub fn admin_sessions_close_purge_and_cascade(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let bob = user(uow, "bob");
+    tx(uow, |r| {
+        let sessions = r.admin_sessions();
+        sessions.open(&digest('a'), anna.id, t0(), at(100))?;
+        sessions.open(&digest('b'), anna.id, t0(), at(1_000))?;
+        sessions.open(&digest('c'), bob.id, t0(), at(50))?;
+        sessions.open(&digest('d'), bob.id, t0(), at(1_000))?;
+        Ok(())
+    });
+    assert!(tx(uow, |r| Ok(r.admin_sessions().close(&digest('a'))?)));
+    assert!(!tx(uow, |r| Ok(r.admin_sessions().close(&digest('a'))?)));
+    assert_eq!(tx(uow, |r| Ok(r.admin_sessions().close_all(anna.id)?)), 1);
+    assert_eq!(
+        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('b'), t0())?)),
+        None
+    );
+    assert_eq!(tx(uow, |r| Ok(r.admin_sessions().purge_expired(at(50))?)), 0);
+    assert_eq!(tx(uow, |r| Ok(r.admin_sessions().purge_expired(at(51))?)), 1);
+    assert!(get(uow, |r| Ok(r.admin_sessions().find_live(&digest('d'), t0())?)).is_some());
+    assert!(tx(uow, |r| Ok(r.users().delete(bob.id)?)));
+    assert_eq!(
+        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('d'), t0())?)),
+        None
+    );
+    // The cascade left nothing behind: the digest can be used again.
+    tx(uow, |r| Ok(r.admin_sessions().open(&digest('d'), anna.id, t0(), at(1_000))?));
 }
 
 // ---------------------------------------------------------------------------

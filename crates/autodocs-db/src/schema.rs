@@ -66,6 +66,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// The admin pages' staff sessions, by the SHA-256 of their key.
+    admin_session (id) {
+        id -> BigInt,
+        digest -> Varchar,
+        user_id -> BigInt,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     missions_mission (id) {
         id -> BigInt,
         title -> Varchar,
@@ -189,6 +200,7 @@ diesel::table! {
 
 diesel::joinable!(users_userprofile -> auth_user (user_id));
 diesel::joinable!(auth_refreshtoken -> auth_user (user_id));
+diesel::joinable!(admin_session -> auth_user (user_id));
 diesel::joinable!(missions_mission -> auth_user (owner_id));
 diesel::joinable!(missions_planstep -> missions_mission (mission_id));
 diesel::joinable!(documents_document -> auth_user (owner_id));
@@ -203,6 +215,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_user,
     users_userprofile,
     auth_refreshtoken,
+    admin_session,
     missions_mission,
     missions_planstep,
     documents_document,

@@ -133,6 +133,9 @@ impl Repositories for DieselRepos<'_> {
     fn documents(&mut self) -> &mut dyn autodocs_domain::ports::DocumentRepository {
         self
     }
+    fn admin_sessions(&mut self) -> &mut dyn autodocs_domain::ports::AdminSessionRepository {
+        self
+    }
 }
 
 /// [`UnitOfWork`] over a [`Database`].

@@ -77,6 +77,7 @@
 
 pub mod activity;
 pub mod activity_log;
+pub mod admin_session;
 pub mod document;
 pub mod error;
 pub mod events;

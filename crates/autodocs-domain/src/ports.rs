@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::activity_log::{Activity, ActivityQuery, NewActivity};
+use crate::admin_session::{AdminSession, SessionDigest};
 use crate::document::{
     Document, DocumentChanges, DocumentQuery, DocumentVerification, NewDocument, ObservedFile,
     StorageKey, UploadedFile,
@@ -93,6 +94,31 @@ pub struct RefreshTokenRecord {
     pub revoked_at: Option<DateTime<Utc>>,
     /// The token that replaced it, when it was rotated away (not logged out).
     pub replaced_by: Option<String>,
+}
+
+/// Storage of the admin pages' staff sessions, by the digest of their key.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait AdminSessionRepository {
+    /// Records a new session of `user`, live until `expires_at`.
+    fn open(
+        &mut self,
+        digest: &SessionDigest,
+        user: UserId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()>;
+    /// The session with this digest, if it is still live at `now`.
+    fn find_live(
+        &mut self,
+        digest: &SessionDigest,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<AdminSession>>;
+    /// Ends a session; true if it existed.
+    fn close(&mut self, digest: &SessionDigest) -> RepoResult<bool>;
+    /// Ends every session of a user; returns how many.
+    fn close_all(&mut self, user: UserId) -> RepoResult<u64>;
+    /// Deletes sessions that expired before `now`; returns how many.
+    fn purge_expired(&mut self, now: DateTime<Utc>) -> RepoResult<u64>;
 }
 
 /// Storage of issued refresh tokens, for rotation and reuse detection.
@@ -359,6 +385,8 @@ pub trait Repositories {
     fn activities(&mut self) -> &mut dyn ActivityRepository;
     /// Documents.
     fn documents(&mut self) -> &mut dyn DocumentRepository;
+    /// Staff sessions of the admin pages.
+    fn admin_sessions(&mut self) -> &mut dyn AdminSessionRepository;
     /// The database's own identity.
     fn instance(&mut self) -> &mut dyn InstanceRepository;
 }
@@ -533,6 +561,9 @@ impl Repositories for RecordingRepositories<'_> {
     }
     fn documents(&mut self) -> &mut dyn DocumentRepository {
         self.inner.documents()
+    }
+    fn admin_sessions(&mut self) -> &mut dyn AdminSessionRepository {
+        self.inner.admin_sessions()
     }
     fn instance(&mut self) -> &mut dyn InstanceRepository {
         self.inner.instance()

@@ -4,6 +4,7 @@
 
 mod support;
 
+use autodocs_domain::admin_session::{AdminSession, SessionDigest};
 use autodocs_domain::error::AccountError;
 use autodocs_domain::events::EventPayload;
 use autodocs_domain::usecases::auth::{
@@ -11,7 +12,7 @@ use autodocs_domain::usecases::auth::{
 };
 use autodocs_domain::usecases::users::WRONG_OLD_PASSWORD;
 use autodocs_domain::user::{Email, PersonName, UserChanges, UserId, UserQuery};
-use autodocs_memory::MemoryServices;
+use autodocs_memory::{MemoryServices, PlainPasswordHasher};
 use support::{PASSWORD, field_errors, kinds, register, staff};
 
 const NEW_PASSWORD: &str = "amber-Lantern-2044";
@@ -391,4 +392,88 @@ fn staff_only_use_cases_refuse_other_users() {
         Err(AccountError::PermissionDenied)
     ));
     assert!(!accounts.me(bert).expect("bert").is_staff);
+}
+
+// ---------------------------------------------------------------------------
+// Admin sessions
+// ---------------------------------------------------------------------------
+
+fn digest(letter: char) -> SessionDigest {
+    SessionDigest::parse(&letter.to_string().repeat(64)).expect("a digest")
+}
+
+/// Checks `username`'s password and opens an admin session under `key`.
+fn open_admin_session(
+    memory: &MemoryServices,
+    username: &str,
+    key: char,
+) -> Result<AdminSession, AccountError> {
+    let accounts = memory.services.accounts();
+    let verified = accounts
+        .login_candidate(username)?
+        .check(&PlainPasswordHasher, PASSWORD)?;
+    accounts.open_admin_session(verified, &digest(key), chrono::Duration::hours(2))
+}
+
+#[test]
+fn staff_open_an_admin_session_that_signs_them_in_until_it_expires() {
+    let memory = autodocs_memory::services();
+    let root = staff(&memory, "root");
+    let session = open_admin_session(&memory, "root", 'a').expect("staff may sign in");
+    assert_eq!(session.user, root.user_id);
+    let accounts = memory.services.accounts();
+    assert_eq!(accounts.admin_principal(&digest('a')), Ok(root));
+    assert!(kinds(&memory, root).contains(&"user_logged_in".to_owned()));
+    memory.clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        accounts.admin_principal(&digest('a')),
+        Err(AccountError::AuthenticationFailed)
+    );
+}
+
+#[test]
+fn a_user_who_is_not_staff_opens_no_admin_session_and_no_login_is_recorded() {
+    let memory = autodocs_memory::services();
+    let anna = register(&memory, "anna");
+    let before = kinds(&memory, anna);
+    assert_eq!(
+        open_admin_session(&memory, "anna", 'a'),
+        Err(AccountError::PermissionDenied)
+    );
+    assert_eq!(kinds(&memory, anna), before);
+    assert_eq!(
+        memory.services.accounts().admin_principal(&digest('a')),
+        Err(AccountError::AuthenticationFailed)
+    );
+}
+
+#[test]
+fn logout_deactivation_and_loss_of_staff_status_end_admin_sessions() {
+    let memory = autodocs_memory::services();
+    let root = staff(&memory, "root");
+    let ada = staff(&memory, "ada");
+    let accounts = memory.services.accounts();
+    open_admin_session(&memory, "root", 'r').expect("root signs in");
+    open_admin_session(&memory, "ada", 'a').expect("ada signs in");
+    open_admin_session(&memory, "ada", 'b').expect("ada signs in twice");
+
+    accounts
+        .close_admin_session(&digest('r'))
+        .expect("logout");
+    assert!(accounts.admin_principal(&digest('r')).is_err());
+    accounts
+        .close_admin_session(&digest('r'))
+        .expect("a second logout is harmless");
+
+    let demote = UserChanges {
+        is_staff: Some(false),
+        ..UserChanges::default()
+    };
+    open_admin_session(&memory, "root", 'r').expect("root signs in again");
+    accounts
+        .update_user(root, ada.user_id, demote)
+        .expect("root demotes ada");
+    assert!(accounts.admin_principal(&digest('a')).is_err());
+    assert!(accounts.admin_principal(&digest('b')).is_err());
+    assert_eq!(accounts.admin_principal(&digest('r')), Ok(root));
 }

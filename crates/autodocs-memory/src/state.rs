@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use autodocs_domain::RepoError;
+use autodocs_domain::admin_session::{AdminSession, SessionDigest};
 use autodocs_domain::activity_log::Activity;
 use autodocs_domain::document::Document;
 use autodocs_domain::instance::DatabaseIdentity;
@@ -72,6 +73,8 @@ pub(crate) struct State {
     pub(crate) users: BTreeMap<i64, UserRow>,
     /// Refresh tokens by row id.
     pub(crate) tokens: BTreeMap<i64, RefreshTokenRecord>,
+    /// Admin sessions by the digest of their key.
+    pub(crate) admin_sessions: BTreeMap<SessionDigest, AdminSession>,
     pub(crate) missions: BTreeMap<MissionId, MissionRow>,
     pub(crate) steps: BTreeMap<StepId, PlanStep>,
     pub(crate) documents: BTreeMap<DocumentId, Document>,
@@ -86,6 +89,7 @@ impl State {
             ids: Sequences::default(),
             users: BTreeMap::new(),
             tokens: BTreeMap::new(),
+            admin_sessions: BTreeMap::new(),
             missions: BTreeMap::new(),
             steps: BTreeMap::new(),
             documents: BTreeMap::new(),
@@ -120,6 +124,7 @@ impl State {
             return false;
         }
         self.tokens.retain(|_, token| token.user.0 != id);
+        self.admin_sessions.retain(|_, session| session.user.0 != id);
         let missions: Vec<MissionId> = self
             .missions
             .values()

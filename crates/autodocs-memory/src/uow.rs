@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use autodocs_domain::RepoError;
 use autodocs_domain::instance::DatabaseIdentity;
 use autodocs_domain::ports::{
-    ActivityRepository, DocumentRepository, InstanceRepository, JobQueue, MissionRepository,
+    ActivityRepository, AdminSessionRepository, DocumentRepository, InstanceRepository, JobQueue, MissionRepository,
     PlanStepRepository, RefreshTokenRepository, Repositories, Rollback, UnitOfWork, UserRepository,
 };
 
@@ -142,6 +142,9 @@ impl Repositories for MemoryRepos {
         self
     }
     fn instance(&mut self) -> &mut dyn InstanceRepository {
+        self
+    }
+    fn admin_sessions(&mut self) -> &mut dyn AdminSessionRepository {
         self
     }
 }

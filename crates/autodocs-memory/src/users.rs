@@ -6,8 +6,9 @@ use autodocs_domain::ActivityId;
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
 use autodocs_domain::paging::PageResult;
+use autodocs_domain::admin_session::{AdminSession, SessionDigest};
 use autodocs_domain::ports::{
-    ActivityRepository, Credentials, RefreshTokenRecord, RefreshTokenRepository, RepoResult,
+    ActivityRepository, AdminSessionRepository, Credentials, RefreshTokenRecord, RefreshTokenRepository, RepoResult,
     UserRepository,
 };
 use autodocs_domain::user::{
@@ -434,5 +435,64 @@ impl ActivityRepository for MemoryRepos {
         // Newest first; the id breaks ties.
         activities.sort_by(|a, b| b.timestamp.cmp(&a.timestamp).then(b.id.cmp(&a.id)));
         Ok(page_of(activities, query.page))
+    }
+}
+
+impl AdminSessionRepository for MemoryRepos {
+    fn open(
+        &mut self,
+        digest: &SessionDigest,
+        user: UserId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> RepoResult<()> {
+        if !self.state.users.contains_key(&user.0) {
+            return Err(missing("the session's user"));
+        }
+        if self.state.admin_sessions.contains_key(digest) {
+            return Err(taken("admin_session_digest_key"));
+        }
+        self.state.admin_sessions.insert(
+            digest.clone(),
+            AdminSession {
+                user,
+                created_at: now,
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    fn find_live(
+        &mut self,
+        digest: &SessionDigest,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Option<AdminSession>> {
+        Ok(self
+            .state
+            .admin_sessions
+            .get(digest)
+            .filter(|session| session.expires_at > now)
+            .cloned())
+    }
+
+    fn close(&mut self, digest: &SessionDigest) -> RepoResult<bool> {
+        Ok(self.state.admin_sessions.remove(digest).is_some())
+    }
+
+    fn close_all(&mut self, user: UserId) -> RepoResult<u64> {
+        let before = self.state.admin_sessions.len();
+        self.state
+            .admin_sessions
+            .retain(|_, session| session.user != user);
+        Ok((before - self.state.admin_sessions.len()) as u64)
+    }
+
+    fn purge_expired(&mut self, now: DateTime<Utc>) -> RepoResult<u64> {
+        let before = self.state.admin_sessions.len();
+        self.state
+            .admin_sessions
+            .retain(|_, session| session.expires_at >= now);
+        Ok((before - self.state.admin_sessions.len()) as u64)
     }
 }

@@ -7,6 +7,7 @@ mod jobs;
 mod missions;
 mod paging;
 mod plan_steps;
+mod admin_sessions;
 mod refresh_tokens;
 mod users;
 

@@ -149,6 +149,36 @@ pub struct VerifiedLogin {
     upgrade: Option<HashUpgrade>,
 }
 
+impl VerifiedLogin {
+    /// The account whose password was checked.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// Records the login in the caller's transaction: an upgraded hash
+    /// (only if the password was not changed meanwhile), `last_login` and
+    /// the `user_logged_in` activity.
+    pub(crate) fn record(
+        &self,
+        repos: &mut dyn Repositories,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), RepoError> {
+        if let Some(upgrade) = &self.upgrade {
+            // A stale upgrade (the password changed since it was checked)
+            // is dropped: the newer hash stays.
+            repos
+                .users()
+                .replace_password_hash(self.user, &upgrade.checked, &upgrade.hash)?;
+        }
+        repos.users().touch_last_login(self.user, now)?;
+        repos.activities().record(
+            &NewActivity::system(SystemActivity::UserLoggedIn, self.user),
+            now,
+        )?;
+        Ok(())
+    }
+}
+
 /// A renewed hash, and the stored one the password was checked against.
 #[derive(Debug, Clone)]
 struct HashUpgrade {
@@ -298,18 +328,7 @@ impl AccountService {
         let now = self.context.clock.now();
         let user_id = verified.user;
         self.context.write(|repos| {
-            if let Some(upgrade) = &verified.upgrade {
-                // A stale upgrade (the password changed since it was checked)
-                // is dropped: the newer hash stays.
-                repos
-                    .users()
-                    .replace_password_hash(user_id, &upgrade.checked, &upgrade.hash)?;
-            }
-            repos.users().touch_last_login(user_id, now)?;
-            repos.activities().record(
-                &NewActivity::system(SystemActivity::UserLoggedIn, user_id),
-                now,
-            )?;
+            verified.record(repos, now)?;
             let tokens = self.issue_tokens(repos, user_id)?;
             let user = repos
                 .users()

@@ -278,8 +278,10 @@ impl Engine {
             JobKind::AdvanceMission { mission } => self.advance_mission(*mission, job),
             JobKind::PurgeRefreshTokens => {
                 let now = self.context.clock.now();
-                self.context
-                    .write(|repos| repos.refresh_tokens().purge_expired(now))?;
+                self.context.write(|repos| {
+                    repos.refresh_tokens().purge_expired(now)?;
+                    repos.admin_sessions().purge_expired(now)
+                })?;
                 Ok(JobOutcome::Done)
             }
             JobKind::SweepFiles => {

@@ -16,6 +16,7 @@ use crate::ports::{
 };
 
 pub mod activities;
+pub mod admin_sessions;
 pub mod auth;
 pub mod documents;
 pub mod engine;

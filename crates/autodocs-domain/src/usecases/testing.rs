@@ -24,6 +24,7 @@ pub struct MockRepos {
     pub jobs: crate::ports::MockJobQueue,
     pub documents: crate::ports::MockDocumentRepository,
     pub instance: crate::ports::MockInstanceRepository,
+    pub admin_sessions: crate::ports::MockAdminSessionRepository,
 }
 
 impl Default for MockRepos {
@@ -43,6 +44,7 @@ impl Default for MockRepos {
             jobs: crate::ports::MockJobQueue::default(),
             documents,
             instance: crate::ports::MockInstanceRepository::default(),
+            admin_sessions: crate::ports::MockAdminSessionRepository::default(),
         }
     }
 }
@@ -71,6 +73,9 @@ impl Repositories for MockRepos {
     }
     fn instance(&mut self) -> &mut dyn crate::ports::InstanceRepository {
         &mut self.instance
+    }
+    fn admin_sessions(&mut self) -> &mut dyn crate::ports::AdminSessionRepository {
+        &mut self.admin_sessions
     }
 }
 

@@ -228,6 +228,10 @@ impl AccountService {
                 changes.profile.apply_to(&mut user.profile);
                 repos.users().save_profile(id, &user.profile, now)?;
             }
+            if changes.is_active == Some(false) || changes.is_staff == Some(false) {
+                // An admin session lives only while its account is active staff.
+                repos.admin_sessions().close_all(id)?;
+            }
             let activity = NewActivity::system(SystemActivity::ProfileUpdated, actor)
                 .with_detail("user_id", id.0);
             repos.activities().record(&activity, now)?;
