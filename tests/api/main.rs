@@ -8,6 +8,7 @@
 mod harness;
 
 mod activities;
+mod admin;
 mod apidocs;
 mod auth;
 mod conformance;

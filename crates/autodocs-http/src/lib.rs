@@ -249,10 +249,13 @@ fn cors(origins: &[String]) -> Cors {
 }
 
 /// Starts serving on `listener`; the future runs until the server stops.
+/// `mount` registers the routes of other inbound adapters on the same
+/// state (the staff admin's `/admin/`), before the API's own.
 pub fn serve(
     listener: TcpListener,
     state: AppState,
     settings: HttpSettings,
+    mount: fn(&mut web::ServiceConfig),
 ) -> std::io::Result<Server> {
     let data = web::Data::new(state);
     let origins = settings.cors_allowed_origins.clone();
@@ -262,6 +265,7 @@ pub fn serve(
         App::new()
             .app_data(data.clone())
             .app_data(web::JsonConfig::default().limit(extract::MAX_JSON_BODY))
+            .configure(mount)
             .configure(configure)
             .wrap(NormalizePath::new(TrailingSlash::Always))
             .wrap(cors(&origins))

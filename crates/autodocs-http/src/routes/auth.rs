@@ -1,7 +1,9 @@
 //! `/api/auth/`: registration, login and tokens.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use autodocs_domain::usecases::auth::{RegisterInput, Registration, Session, require_credentials};
+use autodocs_domain::usecases::auth::{
+    RegisterInput, Registration, Session, VerifiedLogin, require_credentials,
+};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
@@ -11,7 +13,7 @@ use crate::views::UserView;
 
 /// Counts an anonymous auth request against its client address's rate
 /// (forwarded addresses count only from trusted proxies).
-fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
+pub fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
     match state.client.client_ip(request) {
         Some(client) => state
             .throttle
@@ -101,6 +103,26 @@ async fn login_session(
     let password = fields.string("password");
     fields.finish()?;
     let (login, password) = require_credentials(login.as_deref(), password.as_deref())?;
+    let verified = check_login(request, state, login, password).await?;
+    let services = state.services.clone();
+    Ok(state
+        .lane
+        .run(move || services.accounts().complete_login(verified))
+        .await??)
+}
+
+/// Checks a login and its password: the account is read on the database
+/// lane, the password checked on the hashing threads (the request holds no
+/// thread meanwhile). Failures count against the account (or, for a name
+/// no account has, against that name, so a lockout does not tell which
+/// names exist); the client address holds at most its share of the
+/// hashing queue. Shared by every inbound adapter that signs people in.
+pub async fn check_login(
+    request: &HttpRequest,
+    state: &AppState,
+    login: String,
+    password: String,
+) -> ApiResult<VerifiedLogin> {
     let services = state.services.clone();
     let name = login.clone();
     let candidate = state
@@ -125,11 +147,7 @@ async fn login_session(
     let verified = hashing(state, move |hasher| candidate.check(hasher, &password)).await??;
     drop(slot);
     attempt.succeeded();
-    let services = state.services.clone();
-    Ok(state
-        .lane
-        .run(move || services.accounts().complete_login(verified))
-        .await??)
+    Ok(verified)
 }
 
 /// Logs in with a username (or an email) and a password.
