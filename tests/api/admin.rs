@@ -160,6 +160,7 @@ backend_tests!(
     staff_log_in_see_the_index_and_log_out,
     the_login_refuses_other_users_and_forged_forms,
     a_session_ends_when_its_account_loses_staff_status,
+    staff_search_change_and_act_on_missions,
 );
 
 async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
@@ -305,4 +306,168 @@ async fn a_session_ends_when_its_account_loses_staff_status(app: TestApp) {
     let after = browser.get("/admin/").await;
     assert_eq!(after.status, StatusCode::FOUND);
     assert!(after.location().starts_with("/admin/login/"));
+}
+
+async fn new_mission(app: &TestApp, owner: &crate::harness::Registered, title: &str, priority: &str) -> i64 {
+    let r = app
+        .post_json(
+            "/api/missions/",
+            &json!({"title": title, "type": "document_retrieval", "priority": priority}),
+            Some(&owner.access),
+        )
+        .await;
+    r.assert_status(201);
+    r.body["id"].as_i64().expect("an id")
+}
+
+async fn status_of(app: &TestApp, owner: &crate::harness::Registered, id: i64) -> String {
+    let r = app.get(&format!("/api/missions/{id}/"), Some(&owner.access)).await;
+    r.assert_status(200);
+    r.body["status"].as_str().expect("a status").to_owned()
+}
+
+async fn staff_search_change_and_act_on_missions(app: TestApp) {
+    let root = app.create_superuser("root").await;
+    let anna = app.register("anna").await;
+    let taxes = new_mission(&app, &anna, "Retrieve Tax Documents", "high").await;
+    let passport = new_mission(&app, &anna, "Renew passport", "low").await;
+    let forms = new_mission(&app, &anna, "Tax forms 2027", "medium").await;
+    let mut browser = Browser::new(&app);
+    let signed_in = browser.log_in("root", &root.password, "/admin/missions/mission/").await;
+    assert_eq!(signed_in.location(), "/admin/missions/mission/");
+
+    // Search, filter, order.
+    let found = browser.get("/admin/missions/mission/?q=tax").await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert!(found.body.contains("Retrieve Tax Documents"));
+    assert!(found.body.contains("Tax forms 2027"));
+    assert!(!found.body.contains("Renew passport"));
+    assert!(found.body.contains("2 missions"));
+    let low = browser.get("/admin/missions/mission/?priority__exact=low").await;
+    assert!(low.body.contains("Renew passport"));
+    assert!(!low.body.contains("Tax forms 2027"));
+    let by_title = browser.get("/admin/missions/mission/?o=1").await;
+    let position = |text: &str| by_title.body.find(text).unwrap_or_else(|| panic!("{text} listed"));
+    assert!(position("Renew passport") < position("Retrieve Tax Documents"));
+    assert!(position("Retrieve Tax Documents") < position("Tax forms 2027"));
+    assert!(
+        by_title.body.contains(&format!("href=\"/admin/missions/mission/{taxes}/change/\"")),
+        "each row links to its change page"
+    );
+
+    // The change page: a field error, then a change through the use case.
+    let change_url = format!("/admin/missions/mission/{taxes}/change/");
+    let page = browser.get(&change_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("name=\"title\""));
+    assert!(page.body.contains("anna"), "the owner is shown");
+    let csrf = page.hidden("csrfmiddlewaretoken");
+    let fields = |title: &'static str| {
+        vec![
+            ("title", title),
+            ("description", ""),
+            ("type", "document_retrieval"),
+            ("priority", "high"),
+            ("deadline", ""),
+        ]
+    };
+    let mut blank = fields("   ");
+    blank.push(("csrfmiddlewaretoken", &csrf));
+    let refused = browser.post(&change_url, &blank).await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(refused.body.contains("errorlist"), "{}", refused.body);
+    assert!(refused.body.contains("This field may not be blank."));
+    let mut bad_deadline = fields("Retrieve Tax Documents");
+    bad_deadline.retain(|(name, _)| *name != "deadline");
+    bad_deadline.push(("deadline", "next tuesday"));
+    bad_deadline.push(("csrfmiddlewaretoken", &csrf));
+    let refused = browser.post(&change_url, &bad_deadline).await;
+    assert!(refused.body.contains("Enter a valid date/time"), "{}", refused.body);
+    let detail = app.get(&format!("/api/missions/{taxes}/"), Some(&anna.access)).await;
+    assert_eq!(detail.body["title"], "Retrieve Tax Documents", "nothing changed");
+
+    let mut forged = fields("Forged title");
+    forged.push(("csrfmiddlewaretoken", "x"));
+    assert_eq!(browser.post(&change_url, &forged).await.status, StatusCode::FORBIDDEN);
+
+    let mut renamed = fields("Retrieve 2026 Tax Documents");
+    renamed.push(("csrfmiddlewaretoken", &csrf));
+    let saved = browser.post(&change_url, &renamed).await;
+    assert_eq!(saved.status, StatusCode::FOUND, "{}", saved.body);
+    assert_eq!(saved.location(), "/admin/missions/mission/");
+    let listed = browser.get("/admin/missions/mission/").await;
+    assert!(listed.body.contains("was changed successfully"), "{}", listed.body);
+    let again = browser.get("/admin/missions/mission/").await;
+    assert!(!again.body.contains("was changed successfully"), "a message shows once");
+    let detail = app.get(&format!("/api/missions/{taxes}/"), Some(&anna.access)).await;
+    assert_eq!(detail.body["title"], "Retrieve 2026 Tax Documents");
+    let log = app
+        .get(&format!("/api/activities/?mission={taxes}&type=mission_updated"), Some(&root.access))
+        .await;
+    log.assert_status(200);
+    let updated = &log.body["results"][0];
+    assert_eq!(updated["user"], root.id, "the staff member is named: {updated}");
+    assert_eq!(updated["details"]["owner"], anna.id);
+
+    // Actions on selected rows, reported per row, back to the same list.
+    let list_url = "/admin/missions/mission/?o=1";
+    let list = browser.get(list_url).await;
+    let token = list.hidden("csrfmiddlewaretoken");
+    let (taxes_id, passport_id, forms_id) =
+        (taxes.to_string(), passport.to_string(), forms.to_string());
+    let started = browser
+        .post(
+            list_url,
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "start"),
+                ("_selected_action", &taxes_id),
+                ("_selected_action", &passport_id),
+                ("index", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::FOUND, "{}", started.body);
+    assert_eq!(started.location(), list_url);
+    let report = browser.get(list_url).await;
+    assert!(report.body.contains("Successfully updated 2 of missions."), "{}", report.body);
+    assert_eq!(status_of(&app, &anna, taxes).await, "in_progress");
+    assert_eq!(status_of(&app, &anna, passport).await, "in_progress");
+
+    let mixed = browser
+        .post(
+            list_url,
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "start"),
+                ("_selected_action", &taxes_id),
+                ("_selected_action", &forms_id),
+            ],
+        )
+        .await;
+    assert_eq!(mixed.status, StatusCode::FOUND);
+    let report = browser.get(list_url).await;
+    assert!(report.body.contains("Successfully updated 1 of mission."), "{}", report.body);
+    assert!(
+        report.body.contains(&format!("Mission {taxes} was not changed: Cannot start a mission that is in_progress.")),
+        "{}",
+        report.body
+    );
+    assert_eq!(status_of(&app, &anna, forms).await, "in_progress");
+
+    let forged = browser
+        .post(list_url, &[("action", "pause"), ("_selected_action", &forms_id)])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(status_of(&app, &anna, forms).await, "in_progress");
+
+    let none = browser
+        .post(list_url, &[("csrfmiddlewaretoken", &token), ("action", "pause")])
+        .await;
+    assert_eq!(none.status, StatusCode::FOUND);
+    let report = browser.get(list_url).await;
+    assert!(report.body.contains("Items must be selected"), "{}", report.body);
+
+    let missing = browser.get("/admin/missions/mission/999999/change/").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }

@@ -10,11 +10,14 @@
 //! carries a CSRF token; a POST without a valid one is 403 and changes
 //! nothing.
 
+pub mod changelist;
 pub mod error;
+pub mod missions;
 pub mod models;
 pub mod pages;
 pub mod routes;
 pub mod session;
+pub mod views;
 
 use actix_web::web;
 
@@ -26,6 +29,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/login/", web::get().to(routes::login_form))
             .route("/login/", web::post().to(routes::login))
             .route("/logout/", web::post().to(routes::logout))
+            .route(
+                "/missions/mission/{id}/change/",
+                web::get().to(missions::change_page),
+            )
+            .route(
+                "/missions/mission/{id}/change/",
+                web::post().to(missions::change),
+            )
+            .route("/{app}/{model}/", web::get().to(views::changelist))
+            .route("/{app}/{model}/", web::post().to(views::changelist_action))
             .default_service(web::to(routes::not_found)),
     );
 }

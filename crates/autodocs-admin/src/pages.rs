@@ -29,6 +29,15 @@ button.default,input[type=submit]{background:#417690;color:#fff;border:0;border-
 .errornote{color:#ba2121;border:1px solid #ba2121;border-radius:4px;padding:10px;margin:0 0 10px;background:#fff}
 .errorlist{color:#ba2121;margin:4px 0;padding:0;list-style:none}
 .count{color:#666;font-size:12px}
+.messagelist{list-style:none;padding:0;margin:0 0 16px}.messagelist li{background:#dfd;padding:8px 12px;margin-bottom:4px;border-radius:4px}
+.changelist-body{display:flex;gap:20px;align-items:flex-start}#changelist-form{flex:1;min-width:0}
+#changelist-filter{width:220px;border:1px solid #eee;padding:0 12px 12px}#changelist-filter h2{font-size:13px;text-transform:uppercase;margin:12px 0}
+#changelist-filter h3{font-size:13px;margin:12px 0 4px}#changelist-filter ul{list-style:none;margin:0;padding:0}#changelist-filter li.selected a{color:#333;font-weight:600}
+#changelist-search{margin-bottom:12px}#changelist-search input[type=text]{padding:6px;border:1px solid #ccc;border-radius:4px}
+.actions{background:#f8f8f8;padding:8px;border:1px solid #eee;margin-bottom:0}select{padding:4px}.button{padding:4px 12px;margin-left:6px}
+.paginator{padding:8px 0}.this-page{font-weight:700}.visually-hidden{position:absolute;left:-9999px}
+textarea{width:100%;min-height:80px;padding:8px;border:1px solid #ccc;border-radius:4px;font:inherit}
+.form-row{padding:8px 0;border-bottom:1px solid #eee}.readonly{color:#555}.submit-row{padding:12px;background:#f8f8f8;border:1px solid #eee;text-align:right}
 "#;
 
 /// A whole page: the header (with the user's tools once signed in), the
@@ -185,4 +194,296 @@ pub fn query_escape(value: &str) -> String {
         }
     }
     escaped
+}
+
+/// Undoes [`query_escape`] (and `+` for a space, as forms send it);
+/// malformed escapes are kept as they are.
+pub fn query_unescape(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok();
+                match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
+                    Some(byte) => {
+                        out.push(byte);
+                        index += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Everything a changelist page shows.
+pub struct ChangelistView<'a> {
+    /// The staff member and their CSRF token.
+    pub user: (&'a str, &'a str),
+    /// The model.
+    pub model: crate::models::ModelLink,
+    /// One object's name.
+    pub singular: &'a str,
+    /// The columns.
+    pub columns: &'a [crate::changelist::Column],
+    /// The sidebar filters.
+    pub filters: &'a [crate::changelist::Filter],
+    /// The actions.
+    pub actions: &'a [crate::changelist::Action],
+    /// What the search searches.
+    pub search_help: &'a str,
+    /// The request.
+    pub params: &'a crate::changelist::ListParams,
+    /// The rows.
+    pub page: &'a crate::changelist::ListPage,
+    /// Messages of the last action.
+    pub messages: &'a [String],
+}
+
+/// A changelist: search, filters, actions, sortable headers, rows, pages.
+pub fn changelist(view: &ChangelistView<'_>) -> Markup {
+    let params = view.params;
+    let pages = view.page.count.div_ceil(u64::from(crate::changelist::PER_PAGE)).max(1);
+    let title = format!("Select {} to change", view.singular);
+    let content = html! {
+        @if !view.messages.is_empty() {
+            ul .messagelist {
+                @for message in view.messages { li { (message) } }
+            }
+        }
+        div #changelist {
+            form #changelist-search method="get" {
+                input #searchbar type="text" name="q" value=(params.search.as_deref().unwrap_or(""))
+                    placeholder=(format!("Search {}", view.search_help)) size="40";
+                @for (field, value) in &params.filters {
+                    input type="hidden" name=(format!("{field}__exact")) value=(value);
+                }
+                input type="submit" value="Search";
+            }
+            div .changelist-body {
+                form #changelist-form method="post" {
+                    input type="hidden" name=(CSRF_FIELD) value=(view.user.1);
+                    div .actions {
+                        label { "Action: "
+                            select name="action" {
+                                option value="" selected { "---------" }
+                                @for action in view.actions {
+                                    option value=(action.name) { (action.label) }
+                                }
+                            }
+                        }
+                        button .button type="submit" name="index" value="0" title="Run the selected action" { "Go" }
+                        span .count { " " (view.page.count) " " (view.model.plural.to_lowercase()) }
+                    }
+                    table #result_list {
+                        thead {
+                            tr {
+                                th { span .visually-hidden { "Select" } }
+                                @for (index, column) in view.columns.iter().enumerate() {
+                                    th scope="col" {
+                                        @if column.sortable {
+                                            @let descending = params.order == Some((index, false));
+                                            @let sign = if descending { "-" } else { "" };
+                                            a href=(params.link(&[("o", Some(format!("{sign}{}", index + 1))), ("p", None)])) {
+                                                (column.label)
+                                                @if let Some((ordered, desc)) = params.order {
+                                                    @if ordered == index { @if desc { " ▼" } @else { " ▲" } }
+                                                }
+                                            }
+                                        } @else {
+                                            (column.label)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        tbody {
+                            @for row in &view.page.rows {
+                                tr {
+                                    td { input type="checkbox" name="_selected_action" value=(row.id) aria-label=(format!("Select {} {}", view.singular, row.id)); }
+                                    @for (index, cell) in row.cells.iter().enumerate() {
+                                        @if index == 0 {
+                                            th { a href=(format!("{}{}/change/", view.model.changelist(), row.id)) { (cell) } }
+                                        } @else {
+                                            td { (cell) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p .paginator {
+                        @for number in 1..=pages {
+                            @if u64::from(params.page) == number {
+                                span .this-page { (number) } " "
+                            } @else {
+                                a href=(params.link(&[("p", Some(number.to_string()))])) { (number) } " "
+                            }
+                        }
+                        (view.page.count) " " (view.model.plural.to_lowercase())
+                    }
+                }
+                nav #changelist-filter {
+                    h2 { "Filter" }
+                    @for filter in view.filters {
+                        h3 { (filter.label) }
+                        ul {
+                            li .selected[params.filter(filter.field).is_none()] {
+                                a href=(params.link(&[(&format!("{}__exact", filter.field), None), ("p", None)])) { "All" }
+                            }
+                            @for (value, label) in &filter.choices {
+                                li .selected[params.filter(filter.field) == Some(*value)] {
+                                    a href=(params.link(&[(&format!("{}__exact", filter.field), Some((*value).to_owned())), ("p", None)])) { (label) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(&title, Some(view.user), &[(view.model.plural, "")], content)
+}
+
+fn field_errors(errors: &std::collections::BTreeMap<&'static str, String>, field: &str) -> Markup {
+    html! {
+        @if let Some(error) = errors.get(field) {
+            ul .errorlist id=(format!("{field}_error")) { li { (error) } }
+        }
+    }
+}
+
+fn steps_list(nodes: &[autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>]) -> Markup {
+    html! {
+        ul {
+            @for node in nodes {
+                li {
+                    (node.item.title.as_str()) " — " (node.item.status.as_str())
+                    @if !node.children.is_empty() { (steps_list(&node.children)) }
+                }
+            }
+        }
+    }
+}
+
+/// A mission's change page: the form, its read-only facts, its plan, its
+/// documents and its last activities.
+pub fn mission_change(
+    user: (&str, &str),
+    page: &crate::missions::MissionPage,
+    form: &crate::missions::MissionForm,
+    errors: &std::collections::BTreeMap<&'static str, String>,
+) -> Markup {
+    use autodocs_domain::mission::{MissionType, Priority};
+
+    let mission = &page.detail.mission;
+    let title = format!("Change mission: {}", mission.title.as_str());
+    let when = crate::missions::when;
+    let content = html! {
+        @if !errors.is_empty() {
+            p .errornote { "Please correct the errors below." }
+        }
+        form #mission_form method="post" {
+            input type="hidden" name=(CSRF_FIELD) value=(user.1);
+            div .module {
+                h2 { "Mission" }
+                div .form-row {
+                    label for="id_title" { "Title:" }
+                    (field_errors(errors, "title"))
+                    input #id_title type="text" name="title" value=(form.title) maxlength="200" required;
+                }
+                div .form-row {
+                    label for="id_description" { "Description:" }
+                    (field_errors(errors, "description"))
+                    textarea #id_description name="description" { (form.description) }
+                }
+                div .form-row {
+                    label for="id_type" { "Type:" }
+                    (field_errors(errors, "type"))
+                    select #id_type name="type" {
+                        @for kind in MissionType::ALL {
+                            option value=(kind.as_str()) selected[form.kind == kind.as_str()] { (kind.as_str().replace('_', " ")) }
+                        }
+                    }
+                }
+                div .form-row {
+                    label for="id_priority" { "Priority:" }
+                    (field_errors(errors, "priority"))
+                    select #id_priority name="priority" {
+                        @for priority in Priority::ALL {
+                            option value=(priority.as_str()) selected[form.priority == priority.as_str()] { (priority.as_str()) }
+                        }
+                    }
+                }
+                div .form-row {
+                    label for="id_deadline" { "Deadline (UTC, YYYY-MM-DD HH:MM):" }
+                    (field_errors(errors, "deadline"))
+                    input #id_deadline type="text" name="deadline" value=(form.deadline) placeholder="2027-04-15 12:00";
+                }
+            }
+            div .module {
+                h2 { "Read-only" }
+                table {
+                    tr { th { "Owner" } td .readonly { (page.owner) } }
+                    tr { th { "Status" } td .readonly { (mission.status.as_str()) } }
+                    tr { th { "Progress" } td .readonly { (mission.progress) "%" } }
+                    tr { th { "Steps" } td .readonly { (mission.steps_completed) " of " (mission.steps_total) " done" } }
+                    tr { th { "Created" } td .readonly { (when(mission.created_at)) } }
+                    tr { th { "Updated" } td .readonly { (when(mission.updated_at)) } }
+                }
+            }
+            div .submit-row {
+                input type="submit" value="Save" name="_save";
+            }
+        }
+        div .module #plan {
+            h2 { "Plan" }
+            @if page.detail.plan.roots().is_empty() {
+                p style="padding:8px" { "No steps." }
+            } @else {
+                (steps_list(page.detail.plan.roots()))
+            }
+        }
+        div .module #documents {
+            h2 { "Documents" }
+            @if page.detail.documents.is_empty() {
+                p style="padding:8px" { "No documents." }
+            } @else {
+                table {
+                    @for document in &page.detail.documents {
+                        tr {
+                            td { (document.name.as_str()) }
+                            td { (document.status.to_string()) }
+                            td { (document.size) " bytes" }
+                        }
+                    }
+                }
+            }
+        }
+        div .module #activities {
+            h2 { "Last activities" }
+            @if page.activities.is_empty() {
+                p style="padding:8px" { "None." }
+            } @else {
+                table {
+                    @for activity in &page.activities {
+                        tr { td { (when(activity.timestamp)) } td { (activity.kind) } td { (activity.message) } }
+                    }
+                }
+            }
+        }
+    };
+    layout(
+        &title,
+        Some(user),
+        &[("Missions", "/admin/missions/mission/"), (mission.title.as_str(), "")],
+        content,
+    )
 }

@@ -31,7 +31,7 @@ const RECENT_ACTIONS: u32 = 10;
 
 type AdminResult = Result<HttpResponse, AdminError>;
 
-fn html(markup: maud::Markup) -> HttpResponse {
+pub(crate) fn html(markup: maud::Markup) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -585,7 +585,14 @@ impl Engine {
                     serde_json::Value::Object(map) => Some(map),
                     _ => None,
                 };
-                apply_action::<EngineError>(repos, &current, MissionAction::Fail, now, details)?;
+                apply_action::<EngineError>(
+                    repos,
+                    &current,
+                    current.owner,
+                    MissionAction::Fail,
+                    now,
+                    details,
+                )?;
             }
             Ok(())
         })

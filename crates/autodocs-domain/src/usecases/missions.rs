@@ -16,7 +16,7 @@ use crate::plan_step::{
     NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus, check_depth,
 };
 use crate::ports::{self, Repositories};
-use crate::user::Principal;
+use crate::user::{Principal, UserId};
 use crate::validation::ValidationErrors;
 
 /// One step of a plan given at creation, with its children.
@@ -265,8 +265,7 @@ impl MissionService {
                 .ok_or(MissionError::NotFound)?;
             if !changes.is_empty() {
                 repos.missions().update(id, &changes, now)?;
-                let activity = NewActivity::system(SystemActivity::MissionUpdated, mission.owner)
-                    .with_mission(id)
+                let activity = acted(SystemActivity::MissionUpdated, principal.user_id, &mission)
                     .with_detail("fields", changes.changed_fields());
                 repos.activities().record(&activity, now)?;
             }
@@ -288,9 +287,12 @@ impl MissionService {
                 );
             }
             // The activity outlives the mission: its id and title go in the details.
-            let activity = NewActivity::system(SystemActivity::MissionDeleted, mission.owner)
+            let mut activity = NewActivity::system(SystemActivity::MissionDeleted, principal.user_id)
                 .with_detail("mission_id", id)
                 .with_detail("title", mission.title.as_str());
+            if principal.user_id != mission.owner {
+                activity = activity.with_detail("owner", mission.owner.0);
+            }
             repos.activities().record(&activity, now)?;
             if !repos.missions().delete(id, MissionStatus::InProgress)? {
                 // It was started between the read and the delete.
@@ -318,17 +320,30 @@ impl MissionService {
                 .missions()
                 .lock(id, principal.visible_owner())?
                 .ok_or(MissionError::NotFound)?;
-            apply_action::<MissionError>(repos, &mission, action, now, None)?;
+            apply_action::<MissionError>(repos, &mission, principal.user_id, action, now, None)?;
             load_detail(repos, id, None)
         })
     }
 }
 
+/// The activity of `actor`'s change to `mission`: it names who acted. A
+/// staff member acting on someone else's mission is its `user`, and the
+/// owner goes in `details.owner` (as for documents).
+pub(crate) fn acted(kind: SystemActivity, actor: UserId, mission: &Mission) -> NewActivity {
+    let activity = NewActivity::system(kind, actor).with_mission(mission.id);
+    if actor == mission.owner {
+        activity
+    } else {
+        activity.with_detail("owner", mission.owner.0)
+    }
+}
+
 /// Applies `action` to `mission` with a conditional update, then its side
-/// effects and activity. `details` go into the activity.
+/// effects and the activity naming `actor`. `details` go into the activity.
 pub(crate) fn apply_action<E: MissionRefusal>(
     repos: &mut dyn Repositories,
     mission: &Mission,
+    actor: UserId,
     action: MissionAction,
     now: DateTime<Utc>,
     details: Option<serde_json::Map<String, Value>>,
@@ -371,10 +386,9 @@ pub(crate) fn apply_action<E: MissionRefusal>(
         }
         MissionAction::Pause | MissionAction::Cancel | MissionAction::Fail => {}
     }
-    let mut activity =
-        NewActivity::system(SystemActivity::from(action), mission.owner).with_mission(mission.id);
+    let mut activity = acted(SystemActivity::from(action), actor, mission);
     if let Some(details) = details {
-        activity.details = details;
+        activity.details.extend(details);
     }
     repos.activities().record(&activity, now)?;
     Ok(())
@@ -465,7 +479,7 @@ pub(crate) fn recompute_progress<E: MissionRefusal>(
     }
     let plan = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
     if mission.status == MissionStatus::InProgress && plan.all_leaves_done() {
-        apply_action::<E>(repos, &mission, MissionAction::Complete, now, None)?;
+        apply_action::<E>(repos, &mission, mission.owner, MissionAction::Complete, now, None)?;
         return Ok(MissionStatus::Completed);
     }
     let progress: Progress = plan.progress();

@@ -12,7 +12,7 @@ use crate::ports::{self, Repositories};
 use crate::user::Principal;
 use crate::validation::{InvalidValue, ValidationErrors};
 
-use super::missions::refresh_progress;
+use super::missions::{acted, refresh_progress};
 
 /// The most steps one mission may hold (`missions.max_steps`): a plan is
 /// loaded whole on every change of a step and shown whole in the detail
@@ -285,8 +285,7 @@ impl StepService {
                 },
                 now,
             )?;
-            let activity = NewActivity::system(SystemActivity::StepCreated, mission.owner)
-                .with_mission(mission_id)
+            let activity = acted(SystemActivity::StepCreated, principal.user_id, &mission)
                 .with_detail("step_id", step.id);
             repos.activities().record(&activity, now)?;
             refresh_progress::<StepError>(repos, mission_id, now)?;
@@ -336,8 +335,7 @@ impl StepService {
             if let Some(shift) = moved.filter(|shift| *shift != 0) {
                 shift_descendants(repos, node, shift)?;
             }
-            let activity = NewActivity::system(SystemActivity::StepUpdated, mission.owner)
-                .with_mission(mission_id)
+            let activity = acted(SystemActivity::StepUpdated, principal.user_id, &mission)
                 .with_detail("step_id", step_id)
                 .with_detail("fields", changes.changed_fields());
             let activity = match changes.status {
@@ -365,8 +363,7 @@ impl StepService {
                 .find(mission_id, step_id)?
                 .ok_or(StepError::NotFound)?;
             let removed = repos.steps().delete(step_id)?;
-            let activity = NewActivity::system(SystemActivity::StepDeleted, mission.owner)
-                .with_mission(mission_id)
+            let activity = acted(SystemActivity::StepDeleted, principal.user_id, &mission)
                 .with_detail("step_id", step_id)
                 .with_detail("removed", removed);
             repos.activities().record(&activity, now)?;

@@ -1,0 +1,202 @@
+//! The generic views every model's admin shares: the changelist and its
+//! actions, with the messages an action leaves for the next page.
+
+use std::collections::BTreeMap;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use autodocs_http::AppState;
+
+use crate::changelist::{ListParams, ModelAdmin};
+use crate::error::AdminError;
+use crate::missions::MissionAdmin;
+use crate::pages::{self, ChangelistView, query_escape, query_unescape};
+use crate::session::{Staff, secure_cookies};
+
+/// The cookie that carries an action's report to the page it redirects to.
+const MESSAGES_COOKIE: &str = "messages";
+
+/// The admin of each model that has one.
+static MISSIONS: MissionAdmin = MissionAdmin;
+
+/// The admin of `/admin/<app>/<model>/`.
+pub fn model_admin(app: &str, model: &str) -> Option<&'static dyn ModelAdmin> {
+    let admins: [&'static dyn ModelAdmin; 1] = [&MISSIONS];
+    admins
+        .into_iter()
+        .find(|admin| admin.link().app == app && admin.link().model == model)
+}
+
+fn messages_of(request: &HttpRequest) -> Vec<String> {
+    request
+        .cookie(MESSAGES_COOKIE)
+        .map(|cookie| {
+            query_unescape(cookie.value())
+                .split('\n')
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Hands `messages` to the next page the browser opens.
+pub fn with_messages(
+    mut response: HttpResponse,
+    messages: &[String],
+    secure: bool,
+) -> Result<HttpResponse, AdminError> {
+    let cookie = Cookie::build(MESSAGES_COOKIE, query_escape(&messages.join("\n")))
+        .path("/admin/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish();
+    response
+        .add_cookie(&cookie)
+        .map_err(|error| AdminError::Internal(error.to_string()))?;
+    Ok(response)
+}
+
+/// Drops the messages once a page showed them.
+fn shown_messages(response: &mut HttpResponse, secure: bool) -> Result<(), AdminError> {
+    let mut cookie = Cookie::build(MESSAGES_COOKIE, "")
+        .path("/admin/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .finish();
+    cookie.make_removal();
+    response
+        .add_cookie(&cookie)
+        .map_err(|error| AdminError::Internal(error.to_string()))
+}
+
+/// `GET /admin/<app>/<model>/`.
+pub async fn changelist(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<(String, String)>,
+    query: web::Query<BTreeMap<String, String>>,
+) -> Result<HttpResponse, AdminError> {
+    let (app, model) = path.into_inner();
+    let admin = model_admin(&app, &model).ok_or(AdminError::NotFound)?;
+    let params = ListParams::parse(&query, admin.columns());
+    let principal = staff.principal;
+    let services = state.services.clone();
+    let list_params = params.clone();
+    let (page, username) = state
+        .lane
+        .run(move || {
+            let page = admin.list(&services, principal, &list_params)?;
+            let username = services.accounts().me(principal)?.username;
+            Ok::<_, autodocs_http::error::ApiError>((page, username))
+        })
+        .await??;
+    let messages = messages_of(&request);
+    let filters = admin.filters();
+    let csrf = staff.csrf_token();
+    let markup = pages::changelist(&ChangelistView {
+        user: (&username, &csrf),
+        model: admin.link(),
+        singular: admin.singular(),
+        columns: admin.columns(),
+        filters: &filters,
+        actions: admin.actions(),
+        search_help: admin.search_help(),
+        params: &params,
+        page: &page,
+        messages: &messages,
+    });
+    let mut response = crate::routes::html(markup);
+    if !messages.is_empty() {
+        shown_messages(&mut response, secure_cookies(&request, &state))?;
+    }
+    Ok(response)
+}
+
+/// `POST /admin/<app>/<model>/`: runs the chosen action on the selected
+/// rows, one by one, and goes back to the same changelist with a report.
+pub async fn changelist_action(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    staff: Staff,
+    path: web::Path<(String, String)>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AdminError> {
+    let (app, model) = path.into_inner();
+    let admin = model_admin(&app, &model).ok_or(AdminError::NotFound)?;
+    let form = form.into_inner();
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    staff.check_csrf(field(crate::session::CSRF_FIELD))?;
+    let action = field("action").unwrap_or("").to_owned();
+    let selected: Vec<i64> = form
+        .iter()
+        .filter(|(key, _)| key == "_selected_action")
+        .filter_map(|(_, value)| value.parse().ok())
+        .collect();
+    let messages = if action.is_empty() {
+        vec!["No action selected.".to_owned()]
+    } else if !admin.actions().iter().any(|known| known.name == action) {
+        vec![format!("Unknown action “{action}”. No items have been changed.")]
+    } else if selected.is_empty() {
+        vec![
+            "Items must be selected in order to perform actions on them. No items have been changed."
+                .to_owned(),
+        ]
+    } else {
+        let principal = staff.principal;
+        let services = state.services.clone();
+        let outcomes = state
+            .lane
+            .run(move || {
+                selected
+                    .into_iter()
+                    .map(|id| (id, admin.act(&services, principal, &action, id)))
+                    .collect::<Vec<_>>()
+            })
+            .await?;
+        report(admin, &outcomes)
+    };
+    let back = match request.uri().query() {
+        Some(query) if !query.is_empty() => format!("{}?{query}", admin.link().changelist()),
+        _ => admin.link().changelist(),
+    };
+    let response = HttpResponse::Found()
+        .insert_header((header::LOCATION, back))
+        .finish();
+    with_messages(response, &messages, secure_cookies(&request, &state))
+}
+
+fn report(admin: &dyn ModelAdmin, outcomes: &[(i64, crate::changelist::ActionOutcome)]) -> Vec<String> {
+    let done = outcomes.iter().filter(|(_, outcome)| outcome.is_ok()).count();
+    let mut messages = Vec::new();
+    if done > 0 {
+        let plural = admin.link().plural.to_lowercase();
+        messages.push(format!("Successfully updated {done} of {}.", plural_of(done, admin.singular(), &plural)));
+    }
+    for (id, outcome) in outcomes {
+        if let Err(reason) = outcome {
+            messages.push(format!("{} {id} was not changed: {reason}", capitalised(admin.singular())));
+        }
+    }
+    messages
+}
+
+fn plural_of(count: usize, singular: &str, plural: &str) -> String {
+    if count == 1 { singular.to_owned() } else { plural.to_owned() }
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
