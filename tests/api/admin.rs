@@ -430,7 +430,7 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     assert_eq!(started.status, StatusCode::FOUND, "{}", started.body);
     assert_eq!(started.location(), list_url);
     let report = browser.get(list_url).await;
-    assert!(report.body.contains("Successfully updated 2 of missions."), "{}", report.body);
+    assert!(report.body.contains("Successfully updated 2 missions."), "{}", report.body);
     assert_eq!(status_of(&app, &anna, taxes).await, "in_progress");
     assert_eq!(status_of(&app, &anna, passport).await, "in_progress");
 
@@ -447,7 +447,7 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
         .await;
     assert_eq!(mixed.status, StatusCode::FOUND);
     let report = browser.get(list_url).await;
-    assert!(report.body.contains("Successfully updated 1 of mission."), "{}", report.body);
+    assert!(report.body.contains("Successfully updated 1 mission."), "{}", report.body);
     assert!(
         report.body.contains(&format!("Mission {taxes} was not changed: Cannot start a mission that is in_progress.")),
         "{}",

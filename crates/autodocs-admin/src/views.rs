@@ -179,7 +179,10 @@ fn report(admin: &dyn ModelAdmin, outcomes: &[(i64, crate::changelist::ActionOut
     let mut messages = Vec::new();
     if done > 0 {
         let plural = admin.link().plural.to_lowercase();
-        messages.push(format!("Successfully updated {done} of {}.", plural_of(done, admin.singular(), &plural)));
+        messages.push(format!(
+            "Successfully updated {done} {}.",
+            plural_of(done, admin.singular(), &plural)
+        ));
     }
     for (id, outcome) in outcomes {
         if let Err(reason) = outcome {
