@@ -92,7 +92,11 @@ impl<'a> Browser<'a> {
     async fn keep(&mut self, response: reqwest::Response) -> Page {
         let status = response.status();
         let headers = response.headers().clone();
-        for cookie in headers.get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+        for cookie in headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
             let pair = cookie.split(';').next().unwrap_or("");
             if let Some((name, value)) = pair.split_once('=') {
                 let removed = cookie.contains("Max-Age=0") || value.is_empty();
@@ -139,7 +143,9 @@ impl<'a> Browser<'a> {
 
     /// Opens the login form and submits it; the answer to the POST.
     async fn log_in(&mut self, username: &str, password: &str, next: &str) -> Page {
-        let form = self.get(&format!("/admin/login/?next={}", encode(next))).await;
+        let form = self
+            .get(&format!("/admin/login/?next={}", encode(next)))
+            .await;
         assert_eq!(form.status, StatusCode::OK, "{}", form.body);
         let csrf = form.hidden("csrfmiddlewaretoken");
         let next = form.hidden("next");
@@ -181,10 +187,16 @@ async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
 
     let form = browser.get("/admin/login/?next=/admin/").await;
     assert_eq!(form.status, StatusCode::OK);
-    for field in ["name=\"username\"", "name=\"password\"", "name=\"csrfmiddlewaretoken\""] {
+    for field in [
+        "name=\"username\"",
+        "name=\"password\"",
+        "name=\"csrfmiddlewaretoken\"",
+    ] {
         assert!(form.body.contains(field), "the form has {field}");
     }
-    let csrf_cookie = form.set_cookie("csrftoken").expect("the form sets csrftoken");
+    let csrf_cookie = form
+        .set_cookie("csrftoken")
+        .expect("the form sets csrftoken");
     assert!(csrf_cookie.contains("SameSite=Lax"), "{csrf_cookie}");
 
     let signed_in = browser.log_in("root", &root.password, "/admin/").await;
@@ -194,7 +206,10 @@ async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/admin/"] {
         assert!(session.contains(attribute), "{attribute} in {session}");
     }
-    assert!(!session.contains("Secure"), "plain http: not Secure: {session}");
+    assert!(
+        !session.contains("Secure"),
+        "plain http: not Secure: {session}"
+    );
 
     let index = browser.get("/admin/").await;
     assert_eq!(index.status, StatusCode::OK, "{}", index.body);
@@ -207,9 +222,15 @@ async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
         "/admin/activities/activity/",
         "/admin/jobs/job/",
     ] {
-        assert!(index.body.contains(&format!("href=\"{link}\"")), "the index links {link}");
+        assert!(
+            index.body.contains(&format!("href=\"{link}\"")),
+            "the index links {link}"
+        );
     }
-    assert!(index.body.contains("user_logged_in"), "the login is a recent action");
+    assert!(
+        index.body.contains("user_logged_in"),
+        "the login is a recent action"
+    );
     assert!(index.body.contains("Welcome, <strong>root</strong>"));
 
     // A logout without the session's token changes nothing.
@@ -217,7 +238,10 @@ async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(forged.body.contains("CSRF verification failed"));
     let wrong = browser
-        .post("/admin/logout/", &[("csrfmiddlewaretoken", "0".repeat(64).as_str())])
+        .post(
+            "/admin/logout/",
+            &[("csrfmiddlewaretoken", "0".repeat(64).as_str())],
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
     assert_eq!(browser.get("/admin/").await.status, StatusCode::OK);
@@ -228,7 +252,10 @@ async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
         .await;
     assert_eq!(out.status, StatusCode::OK, "{}", out.body);
     assert!(out.body.contains("Logged out"));
-    assert!(!browser.cookies.contains_key("sessionid"), "the cookie is dropped");
+    assert!(
+        !browser.cookies.contains_key("sessionid"),
+        "the cookie is dropped"
+    );
     // The session is gone server-side too: its old cookie opens nothing.
     browser.cookies.insert(
         "sessionid".into(),
@@ -242,7 +269,11 @@ async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
     assert_eq!(browser.get("/admin/").await.status, StatusCode::FOUND);
 
     let missing = browser.get("/admin/no/such/page/").await;
-    assert_eq!(missing.status, StatusCode::FOUND, "anonymous: to the login first");
+    assert_eq!(
+        missing.status,
+        StatusCode::FOUND,
+        "anonymous: to the login first"
+    );
 }
 
 async fn the_login_refuses_other_users_and_forged_forms(app: TestApp) {
@@ -254,7 +285,11 @@ async fn the_login_refuses_other_users_and_forged_forms(app: TestApp) {
     assert_eq!(not_staff.status, StatusCode::OK);
     assert!(not_staff.body.contains(LOGIN_REFUSED), "{}", not_staff.body);
     assert!(not_staff.set_cookie("sessionid").is_none());
-    assert_eq!(not_staff.hidden("username"), "anna", "the form keeps the username");
+    assert_eq!(
+        not_staff.hidden("username"),
+        "anna",
+        "the form keeps the username"
+    );
 
     let wrong = browser.log_in("root", "not-the-password", "/admin/").await;
     assert_eq!(wrong.status, StatusCode::OK);
@@ -308,7 +343,12 @@ async fn a_session_ends_when_its_account_loses_staff_status(app: TestApp) {
     assert!(after.location().starts_with("/admin/login/"));
 }
 
-async fn new_mission(app: &TestApp, owner: &crate::harness::Registered, title: &str, priority: &str) -> i64 {
+async fn new_mission(
+    app: &TestApp,
+    owner: &crate::harness::Registered,
+    title: &str,
+    priority: &str,
+) -> i64 {
     let r = app
         .post_json(
             "/api/missions/",
@@ -321,7 +361,9 @@ async fn new_mission(app: &TestApp, owner: &crate::harness::Registered, title: &
 }
 
 async fn status_of(app: &TestApp, owner: &crate::harness::Registered, id: i64) -> String {
-    let r = app.get(&format!("/api/missions/{id}/"), Some(&owner.access)).await;
+    let r = app
+        .get(&format!("/api/missions/{id}/"), Some(&owner.access))
+        .await;
     r.assert_status(200);
     r.body["status"].as_str().expect("a status").to_owned()
 }
@@ -333,7 +375,9 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     let passport = new_mission(&app, &anna, "Renew passport", "low").await;
     let forms = new_mission(&app, &anna, "Tax forms 2027", "medium").await;
     let mut browser = Browser::new(&app);
-    let signed_in = browser.log_in("root", &root.password, "/admin/missions/mission/").await;
+    let signed_in = browser
+        .log_in("root", &root.password, "/admin/missions/mission/")
+        .await;
     assert_eq!(signed_in.location(), "/admin/missions/mission/");
 
     // Search, filter, order.
@@ -343,15 +387,24 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     assert!(found.body.contains("Tax forms 2027"));
     assert!(!found.body.contains("Renew passport"));
     assert!(found.body.contains("2 missions"));
-    let low = browser.get("/admin/missions/mission/?priority__exact=low").await;
+    let low = browser
+        .get("/admin/missions/mission/?priority__exact=low")
+        .await;
     assert!(low.body.contains("Renew passport"));
     assert!(!low.body.contains("Tax forms 2027"));
     let by_title = browser.get("/admin/missions/mission/?o=1").await;
-    let position = |text: &str| by_title.body.find(text).unwrap_or_else(|| panic!("{text} listed"));
+    let position = |text: &str| {
+        by_title
+            .body
+            .find(text)
+            .unwrap_or_else(|| panic!("{text} listed"))
+    };
     assert!(position("Renew passport") < position("Retrieve Tax Documents"));
     assert!(position("Retrieve Tax Documents") < position("Tax forms 2027"));
     assert!(
-        by_title.body.contains(&format!("href=\"/admin/missions/mission/{taxes}/change/\"")),
+        by_title
+            .body
+            .contains(&format!("href=\"/admin/missions/mission/{taxes}/change/\"")),
         "each row links to its change page"
     );
 
@@ -382,13 +435,25 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     bad_deadline.push(("deadline", "next tuesday"));
     bad_deadline.push(("csrfmiddlewaretoken", &csrf));
     let refused = browser.post(&change_url, &bad_deadline).await;
-    assert!(refused.body.contains("Enter a valid date/time"), "{}", refused.body);
-    let detail = app.get(&format!("/api/missions/{taxes}/"), Some(&anna.access)).await;
-    assert_eq!(detail.body["title"], "Retrieve Tax Documents", "nothing changed");
+    assert!(
+        refused.body.contains("Enter a valid date/time"),
+        "{}",
+        refused.body
+    );
+    let detail = app
+        .get(&format!("/api/missions/{taxes}/"), Some(&anna.access))
+        .await;
+    assert_eq!(
+        detail.body["title"], "Retrieve Tax Documents",
+        "nothing changed"
+    );
 
     let mut forged = fields("Forged title");
     forged.push(("csrfmiddlewaretoken", "x"));
-    assert_eq!(browser.post(&change_url, &forged).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        browser.post(&change_url, &forged).await.status,
+        StatusCode::FORBIDDEN
+    );
 
     let mut renamed = fields("Retrieve 2026 Tax Documents");
     renamed.push(("csrfmiddlewaretoken", &csrf));
@@ -396,17 +461,32 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     assert_eq!(saved.status, StatusCode::FOUND, "{}", saved.body);
     assert_eq!(saved.location(), "/admin/missions/mission/");
     let listed = browser.get("/admin/missions/mission/").await;
-    assert!(listed.body.contains("was changed successfully"), "{}", listed.body);
+    assert!(
+        listed.body.contains("was changed successfully"),
+        "{}",
+        listed.body
+    );
     let again = browser.get("/admin/missions/mission/").await;
-    assert!(!again.body.contains("was changed successfully"), "a message shows once");
-    let detail = app.get(&format!("/api/missions/{taxes}/"), Some(&anna.access)).await;
+    assert!(
+        !again.body.contains("was changed successfully"),
+        "a message shows once"
+    );
+    let detail = app
+        .get(&format!("/api/missions/{taxes}/"), Some(&anna.access))
+        .await;
     assert_eq!(detail.body["title"], "Retrieve 2026 Tax Documents");
     let log = app
-        .get(&format!("/api/activities/?mission={taxes}&type=mission_updated"), Some(&root.access))
+        .get(
+            &format!("/api/activities/?mission={taxes}&type=mission_updated"),
+            Some(&root.access),
+        )
         .await;
     log.assert_status(200);
     let updated = &log.body["results"][0];
-    assert_eq!(updated["user"], root.id, "the staff member is named: {updated}");
+    assert_eq!(
+        updated["user"], root.id,
+        "the staff member is named: {updated}"
+    );
     assert_eq!(updated["details"]["owner"], anna.id);
 
     // Actions on selected rows, reported per row, back to the same list.
@@ -430,7 +510,11 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     assert_eq!(started.status, StatusCode::FOUND, "{}", started.body);
     assert_eq!(started.location(), list_url);
     let report = browser.get(list_url).await;
-    assert!(report.body.contains("Successfully updated 2 missions."), "{}", report.body);
+    assert!(
+        report.body.contains("Successfully updated 2 missions."),
+        "{}",
+        report.body
+    );
     assert_eq!(status_of(&app, &anna, taxes).await, "in_progress");
     assert_eq!(status_of(&app, &anna, passport).await, "in_progress");
 
@@ -447,26 +531,42 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
         .await;
     assert_eq!(mixed.status, StatusCode::FOUND);
     let report = browser.get(list_url).await;
-    assert!(report.body.contains("Successfully updated 1 mission."), "{}", report.body);
     assert!(
-        report.body.contains(&format!("Mission {taxes} was not changed: Cannot start a mission that is in_progress.")),
+        report.body.contains("Successfully updated 1 mission."),
+        "{}",
+        report.body
+    );
+    assert!(
+        report.body.contains(&format!(
+            "Mission {taxes} was not changed: Cannot start a mission that is in_progress."
+        )),
         "{}",
         report.body
     );
     assert_eq!(status_of(&app, &anna, forms).await, "in_progress");
 
     let forged = browser
-        .post(list_url, &[("action", "pause"), ("_selected_action", &forms_id)])
+        .post(
+            list_url,
+            &[("action", "pause"), ("_selected_action", &forms_id)],
+        )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(status_of(&app, &anna, forms).await, "in_progress");
 
     let none = browser
-        .post(list_url, &[("csrfmiddlewaretoken", &token), ("action", "pause")])
+        .post(
+            list_url,
+            &[("csrfmiddlewaretoken", &token), ("action", "pause")],
+        )
         .await;
     assert_eq!(none.status, StatusCode::FOUND);
     let report = browser.get(list_url).await;
-    assert!(report.body.contains("Items must be selected"), "{}", report.body);
+    assert!(
+        report.body.contains("Items must be selected"),
+        "{}",
+        report.body
+    );
 
     let missing = browser.get("/admin/missions/mission/999999/change/").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);

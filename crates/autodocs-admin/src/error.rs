@@ -82,9 +82,7 @@ impl ResponseError for AdminError {
                     "/admin/login/?next={}",
                     pages::query_escape(safe_next(next.as_deref()))
                 );
-                return response
-                    .insert_header((header::LOCATION, target))
-                    .finish();
+                return response.insert_header((header::LOCATION, target)).finish();
             }
             AdminError::CsrfFailed => (
                 "Forbidden (403)",
@@ -94,14 +92,23 @@ impl ResponseError for AdminError {
             AdminError::Throttled(seconds) | AdminError::Unavailable(seconds) => {
                 response.insert_header((header::RETRY_AFTER, seconds.to_string()));
                 if matches!(self, AdminError::Throttled(_)) {
-                    ("Too many attempts", "Too many attempts. Wait a moment and try again.")
+                    (
+                        "Too many attempts",
+                        "Too many attempts. Wait a moment and try again.",
+                    )
                 } else {
-                    ("Service unavailable", "The service is busy. Wait a moment and try again.")
+                    (
+                        "Service unavailable",
+                        "The service is busy. Wait a moment and try again.",
+                    )
                 }
             }
             AdminError::Internal(detail) => {
                 tracing::error!(%detail, "an admin page failed");
-                ("Server error", "Something went wrong on the server. It has been logged.")
+                (
+                    "Server error",
+                    "Something went wrong on the server. It has been logged.",
+                )
             }
         };
         response

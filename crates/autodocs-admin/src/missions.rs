@@ -21,14 +21,38 @@ use crate::models::{self, ModelLink};
 pub struct MissionAdmin;
 
 const COLUMNS: &[Column] = &[
-    Column { label: "Title", sortable: true },
-    Column { label: "Status", sortable: false },
-    Column { label: "Type", sortable: false },
-    Column { label: "Priority", sortable: true },
-    Column { label: "Progress", sortable: true },
-    Column { label: "Owner", sortable: false },
-    Column { label: "Deadline", sortable: true },
-    Column { label: "Created", sortable: true },
+    Column {
+        label: "Title",
+        sortable: true,
+    },
+    Column {
+        label: "Status",
+        sortable: false,
+    },
+    Column {
+        label: "Type",
+        sortable: false,
+    },
+    Column {
+        label: "Priority",
+        sortable: true,
+    },
+    Column {
+        label: "Progress",
+        sortable: true,
+    },
+    Column {
+        label: "Owner",
+        sortable: false,
+    },
+    Column {
+        label: "Deadline",
+        sortable: true,
+    },
+    Column {
+        label: "Created",
+        sortable: true,
+    },
 ];
 
 /// The sort key of each sortable column, by index.
@@ -44,10 +68,22 @@ fn sort_key(column: usize) -> Option<MissionSortKey> {
 }
 
 const ACTIONS: &[Action] = &[
-    Action { name: "start", label: "Start selected missions" },
-    Action { name: "pause", label: "Pause selected missions" },
-    Action { name: "resume", label: "Resume selected missions" },
-    Action { name: "cancel", label: "Cancel selected missions" },
+    Action {
+        name: "start",
+        label: "Start selected missions",
+    },
+    Action {
+        name: "pause",
+        label: "Pause selected missions",
+    },
+    Action {
+        name: "resume",
+        label: "Resume selected missions",
+    },
+    Action {
+        name: "cancel",
+        label: "Cancel selected missions",
+    },
 ];
 
 /// A timestamp as the admin shows it.
@@ -195,7 +231,10 @@ impl ModelAdmin for MissionAdmin {
 
 /// A filter's value, if it is one of the choices (a stale link's is ignored).
 fn parsed<T, E>(value: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> Vec<T> {
-    value.and_then(|value| parse(value).ok()).into_iter().collect()
+    value
+        .and_then(|value| parse(value).ok())
+        .into_iter()
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -331,7 +370,11 @@ pub struct MissionPage {
 /// How many activities the change page lists.
 const PAGE_ACTIVITIES: &str = "10";
 
-fn load_page(services: &Services, staff: Principal, id: MissionId) -> Result<MissionPage, ApiError> {
+fn load_page(
+    services: &Services,
+    staff: Principal,
+    id: MissionId,
+) -> Result<MissionPage, ApiError> {
     use autodocs_domain::activity_log::ActivityQuery;
 
     let detail = services.missions().get(staff, id)?;
@@ -339,7 +382,8 @@ fn load_page(services: &Services, staff: Principal, id: MissionId) -> Result<Mis
         .into_values()
         .next()
         .unwrap_or_default();
-    let page = PageRequest::parse(None, Some(PAGE_ACTIVITIES)).map_err(|_| ApiError::InvalidPage)?;
+    let page =
+        PageRequest::parse(None, Some(PAGE_ACTIVITIES)).map_err(|_| ApiError::InvalidPage)?;
     let activities = services
         .activities()
         .list(
@@ -444,7 +488,10 @@ pub async fn change(
         mission.title.as_str()
     );
     let response = actix_web::HttpResponse::Found()
-        .insert_header((actix_web::http::header::LOCATION, models::MISSIONS.changelist()))
+        .insert_header((
+            actix_web::http::header::LOCATION,
+            models::MISSIONS.changelist(),
+        ))
         .finish();
     crate::views::with_messages(
         response,

@@ -42,7 +42,12 @@ textarea{width:100%;min-height:80px;padding:8px;border:1px solid #ccc;border-rad
 
 /// A whole page: the header (with the user's tools once signed in), the
 /// breadcrumbs and the content.
-pub fn layout(title: &str, user: Option<(&str, &str)>, crumbs: &[(&str, &str)], content: Markup) -> Markup {
+pub fn layout(
+    title: &str,
+    user: Option<(&str, &str)>,
+    crumbs: &[(&str, &str)],
+    content: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -137,7 +142,12 @@ pub struct RecentAction {
 }
 
 /// The index: each model with its count, and the staff member's recent actions.
-pub fn index(username: &str, csrf: &str, entries: &[IndexEntry], recent: &[RecentAction]) -> Markup {
+pub fn index(
+    username: &str,
+    csrf: &str,
+    entries: &[IndexEntry],
+    recent: &[RecentAction],
+) -> Markup {
     let content = html! {
         div .module #models {
             table {
@@ -250,7 +260,11 @@ pub struct ChangelistView<'a> {
 /// A changelist: search, filters, actions, sortable headers, rows, pages.
 pub fn changelist(view: &ChangelistView<'_>) -> Markup {
     let params = view.params;
-    let pages = view.page.count.div_ceil(u64::from(crate::changelist::PER_PAGE)).max(1);
+    let pages = view
+        .page
+        .count
+        .div_ceil(u64::from(crate::changelist::PER_PAGE))
+        .max(1);
     let title = format!("Select {} to change", view.singular);
     let content = html! {
         @if !view.messages.is_empty() {
@@ -360,7 +374,9 @@ fn field_errors(errors: &std::collections::BTreeMap<&'static str, String>, field
     }
 }
 
-fn steps_list(nodes: &[autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>]) -> Markup {
+fn steps_list(
+    nodes: &[autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>],
+) -> Markup {
     html! {
         ul {
             @for node in nodes {
@@ -483,7 +499,10 @@ pub fn mission_change(
     layout(
         &title,
         Some(user),
-        &[("Missions", "/admin/missions/mission/"), (mission.title.as_str(), "")],
+        &[
+            ("Missions", "/admin/missions/mission/"),
+            (mission.title.as_str(), ""),
+        ],
         content,
     )
 }

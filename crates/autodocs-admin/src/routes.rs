@@ -18,8 +18,7 @@ use crate::error::{AdminError, safe_next};
 use crate::models::{self, ModelLink};
 use crate::pages::{self, IndexEntry, RecentAction};
 use crate::session::{
-    self, SESSION_LIFETIME_HOURS, SessionKey, Staff, login_csrf, login_csrf_matches,
-    secure_cookies,
+    self, SESSION_LIFETIME_HOURS, SessionKey, Staff, login_csrf, login_csrf_matches, secure_cookies,
 };
 
 /// Django's refusal of a login, the same whatever was wrong, so it tells
@@ -55,7 +54,9 @@ pub async fn login_form(
     let next = safe_next(query.next.as_deref());
     let mut response = html(pages::login(&csrf, next, "", None));
     if let Some(cookie) = cookie {
-        response.add_cookie(&cookie).map_err(|error| AdminError::Internal(error.to_string()))?;
+        response
+            .add_cookie(&cookie)
+            .map_err(|error| AdminError::Internal(error.to_string()))?;
     }
     Ok(response)
 }
@@ -150,7 +151,9 @@ pub async fn logout(
         .map_err(ApiError::from)?;
     let mut response = html(pages::logged_out());
     response
-        .add_cookie(&session::expired_session_cookie(secure_cookies(&request, &state)))
+        .add_cookie(&session::expired_session_cookie(secure_cookies(
+            &request, &state,
+        )))
         .map_err(|error| AdminError::Internal(error.to_string()))?;
     Ok(response)
 }
@@ -163,7 +166,12 @@ pub async fn index(state: web::Data<AppState>, staff: Staff) -> AdminResult {
         .lane
         .run(move || index_data(&services, principal))
         .await??;
-    Ok(html(pages::index(&username, &staff.csrf_token(), &entries, &recent)))
+    Ok(html(pages::index(
+        &username,
+        &staff.csrf_token(),
+        &entries,
+        &recent,
+    )))
 }
 
 type IndexData = (Vec<IndexEntry>, Vec<RecentAction>, String);
@@ -178,25 +186,49 @@ fn index_data(
             models::USERS => Some(
                 services
                     .accounts()
-                    .list_users(principal, &UserQuery { page: one, ..UserQuery::default() })?
+                    .list_users(
+                        principal,
+                        &UserQuery {
+                            page: one,
+                            ..UserQuery::default()
+                        },
+                    )?
                     .count,
             ),
             models::MISSIONS => Some(
                 services
                     .missions()
-                    .list(principal, MissionQuery { page: one, ..MissionQuery::default() })?
+                    .list(
+                        principal,
+                        MissionQuery {
+                            page: one,
+                            ..MissionQuery::default()
+                        },
+                    )?
                     .count,
             ),
             models::DOCUMENTS => Some(
                 services
                     .documents()
-                    .list(principal, DocumentQuery { page: one, ..DocumentQuery::default() })?
+                    .list(
+                        principal,
+                        DocumentQuery {
+                            page: one,
+                            ..DocumentQuery::default()
+                        },
+                    )?
                     .count,
             ),
             models::ACTIVITIES => Some(
                 services
                     .activities()
-                    .list(principal, ActivityQuery { page: one, ..ActivityQuery::default() })?
+                    .list(
+                        principal,
+                        ActivityQuery {
+                            page: one,
+                            ..ActivityQuery::default()
+                        },
+                    )?
                     .count,
             ),
             _ => None,

@@ -13,9 +13,9 @@ use std::pin::Pin;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
+use autodocs_domain::AccountError;
 use autodocs_domain::admin_session::SessionDigest;
 use autodocs_domain::user::Principal;
-use autodocs_domain::AccountError;
 use autodocs_http::AppState;
 use hmac::{Hmac, KeyInit, Mac};
 use rand::distr::{Alphanumeric, SampleString as _};
@@ -188,7 +188,8 @@ impl FromRequest for Staff {
         let key = SessionKey::from_request(request);
         let next = request.uri().path_and_query().map(ToString::to_string);
         Box::pin(async move {
-            let state = state.ok_or_else(|| AdminError::Internal("application state missing".into()))?;
+            let state =
+                state.ok_or_else(|| AdminError::Internal("application state missing".into()))?;
             let login_required = || AdminError::LoginRequired(next.clone());
             let key = key.ok_or_else(login_required)?;
             let digest = key.digest();
@@ -201,7 +202,9 @@ impl FromRequest for Staff {
             match principal {
                 Ok(principal) => Ok(Staff { principal, key }),
                 Err(AccountError::AuthenticationFailed) => Err(login_required()),
-                Err(error) => Err(AdminError::from(autodocs_http::error::ApiError::from(error))),
+                Err(error) => Err(AdminError::from(autodocs_http::error::ApiError::from(
+                    error,
+                ))),
             }
         })
     }

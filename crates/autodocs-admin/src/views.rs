@@ -144,7 +144,9 @@ pub async fn changelist_action(
     let messages = if action.is_empty() {
         vec!["No action selected.".to_owned()]
     } else if !admin.actions().iter().any(|known| known.name == action) {
-        vec![format!("Unknown action “{action}”. No items have been changed.")]
+        vec![format!(
+            "Unknown action “{action}”. No items have been changed."
+        )]
     } else if selected.is_empty() {
         vec![
             "Items must be selected in order to perform actions on them. No items have been changed."
@@ -174,8 +176,14 @@ pub async fn changelist_action(
     with_messages(response, &messages, secure_cookies(&request, &state))
 }
 
-fn report(admin: &dyn ModelAdmin, outcomes: &[(i64, crate::changelist::ActionOutcome)]) -> Vec<String> {
-    let done = outcomes.iter().filter(|(_, outcome)| outcome.is_ok()).count();
+fn report(
+    admin: &dyn ModelAdmin,
+    outcomes: &[(i64, crate::changelist::ActionOutcome)],
+) -> Vec<String> {
+    let done = outcomes
+        .iter()
+        .filter(|(_, outcome)| outcome.is_ok())
+        .count();
     let mut messages = Vec::new();
     if done > 0 {
         let plural = admin.link().plural.to_lowercase();
@@ -186,14 +194,21 @@ fn report(admin: &dyn ModelAdmin, outcomes: &[(i64, crate::changelist::ActionOut
     }
     for (id, outcome) in outcomes {
         if let Err(reason) = outcome {
-            messages.push(format!("{} {id} was not changed: {reason}", capitalised(admin.singular())));
+            messages.push(format!(
+                "{} {id} was not changed: {reason}",
+                capitalised(admin.singular())
+            ));
         }
     }
     messages
 }
 
 fn plural_of(count: usize, singular: &str, plural: &str) -> String {
-    if count == 1 { singular.to_owned() } else { plural.to_owned() }
+    if count == 1 {
+        singular.to_owned()
+    } else {
+        plural.to_owned()
+    }
 }
 
 fn capitalised(word: &str) -> String {

@@ -411,26 +411,37 @@ fn digest(letter: char) -> SessionDigest {
 /// excluded), and a digest opens one session only.
 pub fn admin_sessions_are_found_while_live_and_unique(uow: &dyn UnitOfWork) {
     let anna = user(uow, "anna");
-    tx(uow, |r| Ok(r.admin_sessions().open(&digest('a'), anna.id, t0(), at(600))?));
-    let live = get(uow, |r| Ok(r.admin_sessions().find_live(&digest('a'), at(599))?))
-        .expect("live just before its expiry");
+    tx(uow, |r| {
+        Ok(r.admin_sessions()
+            .open(&digest('a'), anna.id, t0(), at(600))?)
+    });
+    let live = get(uow, |r| {
+        Ok(r.admin_sessions().find_live(&digest('a'), at(599))?)
+    })
+    .expect("live just before its expiry");
     assert_eq!(live.user, anna.id);
     assert_eq!(live.created_at, t0());
     assert_eq!(live.expires_at, at(600));
     assert_eq!(
-        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('a'), at(600))?)),
+        get(uow, |r| Ok(r
+            .admin_sessions()
+            .find_live(&digest('a'), at(600))?)),
         None
     );
     assert_eq!(
-        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('b'), t0())?)),
+        get(uow, |r| Ok(r
+            .admin_sessions()
+            .find_live(&digest('b'), t0())?)),
         None
     );
     let error = repo_error(uow, |r| {
-        Ok(r.admin_sessions().open(&digest('a'), anna.id, t0(), at(600))?)
+        Ok(r.admin_sessions()
+            .open(&digest('a'), anna.id, t0(), at(600))?)
     });
     assert!(matches!(error, RepoError::UniqueViolation(_)), "{error:?}");
     let error = repo_error(uow, |r| {
-        Ok(r.admin_sessions().open(&digest('c'), UserId(9_999), t0(), at(600))?)
+        Ok(r.admin_sessions()
+            .open(&digest('c'), UserId(9_999), t0(), at(600))?)
     });
     assert!(
         matches!(error, RepoError::ConstraintViolation(_)),
@@ -456,19 +467,37 @@ pub fn admin_sessions_close_purge_and_cascade(uow: &dyn UnitOfWork) {
     assert!(!tx(uow, |r| Ok(r.admin_sessions().close(&digest('a'))?)));
     assert_eq!(tx(uow, |r| Ok(r.admin_sessions().close_all(anna.id)?)), 1);
     assert_eq!(
-        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('b'), t0())?)),
+        get(uow, |r| Ok(r
+            .admin_sessions()
+            .find_live(&digest('b'), t0())?)),
         None
     );
-    assert_eq!(tx(uow, |r| Ok(r.admin_sessions().purge_expired(at(50))?)), 0);
-    assert_eq!(tx(uow, |r| Ok(r.admin_sessions().purge_expired(at(51))?)), 1);
-    assert!(get(uow, |r| Ok(r.admin_sessions().find_live(&digest('d'), t0())?)).is_some());
+    assert_eq!(
+        tx(uow, |r| Ok(r.admin_sessions().purge_expired(at(50))?)),
+        0
+    );
+    assert_eq!(
+        tx(uow, |r| Ok(r.admin_sessions().purge_expired(at(51))?)),
+        1
+    );
+    assert!(
+        get(uow, |r| Ok(r
+            .admin_sessions()
+            .find_live(&digest('d'), t0())?))
+        .is_some()
+    );
     assert!(tx(uow, |r| Ok(r.users().delete(bob.id)?)));
     assert_eq!(
-        get(uow, |r| Ok(r.admin_sessions().find_live(&digest('d'), t0())?)),
+        get(uow, |r| Ok(r
+            .admin_sessions()
+            .find_live(&digest('d'), t0())?)),
         None
     );
     // The cascade left nothing behind: the digest can be used again.
-    tx(uow, |r| Ok(r.admin_sessions().open(&digest('d'), anna.id, t0(), at(1_000))?));
+    tx(uow, |r| {
+        Ok(r.admin_sessions()
+            .open(&digest('d'), anna.id, t0(), at(1_000))?)
+    });
 }
 
 // ---------------------------------------------------------------------------

@@ -457,9 +457,7 @@ fn logout_deactivation_and_loss_of_staff_status_end_admin_sessions() {
     open_admin_session(&memory, "ada", 'a').expect("ada signs in");
     open_admin_session(&memory, "ada", 'b').expect("ada signs in twice");
 
-    accounts
-        .close_admin_session(&digest('r'))
-        .expect("logout");
+    accounts.close_admin_session(&digest('r')).expect("logout");
     assert!(accounts.admin_principal(&digest('r')).is_err());
     accounts
         .close_admin_session(&digest('r'))

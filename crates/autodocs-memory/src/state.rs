@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use autodocs_domain::RepoError;
-use autodocs_domain::admin_session::{AdminSession, SessionDigest};
 use autodocs_domain::activity_log::Activity;
+use autodocs_domain::admin_session::{AdminSession, SessionDigest};
 use autodocs_domain::document::Document;
 use autodocs_domain::instance::DatabaseIdentity;
 use autodocs_domain::mission::Mission;
@@ -124,7 +124,8 @@ impl State {
             return false;
         }
         self.tokens.retain(|_, token| token.user.0 != id);
-        self.admin_sessions.retain(|_, session| session.user.0 != id);
+        self.admin_sessions
+            .retain(|_, session| session.user.0 != id);
         let missions: Vec<MissionId> = self
             .missions
             .values()

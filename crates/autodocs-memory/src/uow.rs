@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use autodocs_domain::RepoError;
 use autodocs_domain::instance::DatabaseIdentity;
 use autodocs_domain::ports::{
-    ActivityRepository, AdminSessionRepository, DocumentRepository, InstanceRepository, JobQueue, MissionRepository,
-    PlanStepRepository, RefreshTokenRepository, Repositories, Rollback, UnitOfWork, UserRepository,
+    ActivityRepository, AdminSessionRepository, DocumentRepository, InstanceRepository, JobQueue,
+    MissionRepository, PlanStepRepository, RefreshTokenRepository, Repositories, Rollback,
+    UnitOfWork, UserRepository,
 };
 
 use crate::state::{State, random_hex};

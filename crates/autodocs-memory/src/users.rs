@@ -5,11 +5,11 @@ use std::cmp::Ordering;
 use autodocs_domain::ActivityId;
 use autodocs_domain::RepoError;
 use autodocs_domain::activity_log::{Activity, ActivityQuery, NewActivity};
-use autodocs_domain::paging::PageResult;
 use autodocs_domain::admin_session::{AdminSession, SessionDigest};
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{
-    ActivityRepository, AdminSessionRepository, Credentials, RefreshTokenRecord, RefreshTokenRepository, RepoResult,
-    UserRepository,
+    ActivityRepository, AdminSessionRepository, Credentials, RefreshTokenRecord,
+    RefreshTokenRepository, RepoResult, UserRepository,
 };
 use autodocs_domain::user::{
     AccountAccess, IdentityKey, NewUser, User, UserChanges, UserId, UserOrderField, UserProfile,

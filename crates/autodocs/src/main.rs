@@ -348,7 +348,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         security_headers: autodocs_http::middleware::SecurityHeaders::for_public_url(&public_url),
     };
     actix_web::rt::System::new().block_on(async move {
-        let server = autodocs_http::serve(listener, state, http_settings, autodocs_admin::configure)?;
+        let server =
+            autodocs_http::serve(listener, state, http_settings, autodocs_admin::configure)?;
         let handle = server.handle();
         actix_web::rt::spawn(async move {
             shutdown_signal().await;

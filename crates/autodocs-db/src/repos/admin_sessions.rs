@@ -53,11 +53,10 @@ impl AdminSessionRepository for DieselRepos<'_> {
     }
 
     fn close(&mut self, digest: &SessionDigest) -> RepoResult<bool> {
-        let deleted = diesel::delete(
-            admin_session::table.filter(admin_session::digest.eq(digest.as_str())),
-        )
-        .execute(self.conn)
-        .repo()?;
+        let deleted =
+            diesel::delete(admin_session::table.filter(admin_session::digest.eq(digest.as_str())))
+                .execute(self.conn)
+                .repo()?;
         Ok(deleted > 0)
     }
 

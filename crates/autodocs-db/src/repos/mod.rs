@@ -1,13 +1,13 @@
 //! Implementations of the domain's repository ports.
 
 mod activities;
+mod admin_sessions;
 mod documents;
 mod instance;
 mod jobs;
 mod missions;
 mod paging;
 mod plan_steps;
-mod admin_sessions;
 mod refresh_tokens;
 mod users;
 

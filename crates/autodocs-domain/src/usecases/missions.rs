@@ -287,9 +287,10 @@ impl MissionService {
                 );
             }
             // The activity outlives the mission: its id and title go in the details.
-            let mut activity = NewActivity::system(SystemActivity::MissionDeleted, principal.user_id)
-                .with_detail("mission_id", id)
-                .with_detail("title", mission.title.as_str());
+            let mut activity =
+                NewActivity::system(SystemActivity::MissionDeleted, principal.user_id)
+                    .with_detail("mission_id", id)
+                    .with_detail("title", mission.title.as_str());
             if principal.user_id != mission.owner {
                 activity = activity.with_detail("owner", mission.owner.0);
             }
@@ -479,7 +480,14 @@ pub(crate) fn recompute_progress<E: MissionRefusal>(
     }
     let plan = PlanStepTree::of_steps(repos.steps().list(mission_id)?);
     if mission.status == MissionStatus::InProgress && plan.all_leaves_done() {
-        apply_action::<E>(repos, &mission, mission.owner, MissionAction::Complete, now, None)?;
+        apply_action::<E>(
+            repos,
+            &mission,
+            mission.owner,
+            MissionAction::Complete,
+            now,
+            None,
+        )?;
         return Ok(MissionStatus::Completed);
     }
     let progress: Progress = plan.progress();

@@ -1,7 +1,6 @@
 //! Plan steps: the tree under a mission, kept consistent with its progress.
 
 use crate::activity::SystemActivity;
-use crate::activity_log::NewActivity;
 use crate::error::StepError;
 use crate::ids::{MissionId, StepId};
 use crate::mission::{Description, Mission, Title};
