@@ -3,7 +3,7 @@
 CARGO ?= cargo
 DATABASE_URL ?= sqlite://autodocs.sqlite3
 
-.PHONY: run build release migrate test test-sqlite example contract lint fmt doc bench clean
+.PHONY: run build release migrate test test-sqlite example browser contract lint fmt doc bench clean
 
 ## Build, migrate the SQLite file and serve on 127.0.0.1:8000.
 run:
@@ -39,6 +39,13 @@ example:
 contract:
 	$(CARGO) build --workspace --all-targets
 	bash tests/contract/run.sh
+
+## The staff admin driven in headless Chromium (tests/browser/run.sh):
+## log in, search, change, act, CSRF and non-staff refusals; screenshots
+## in target/browser/screenshots/. Reuses the debug build `make test` made.
+browser:
+	$(CARGO) build -p autodocs
+	bash tests/browser/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

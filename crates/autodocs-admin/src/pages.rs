@@ -33,11 +33,11 @@ button.default,input[type=submit]{background:#417690;color:#fff;border:0;border-
 .changelist-body{display:flex;gap:20px;align-items:flex-start}#changelist-form{flex:1;min-width:0}
 #changelist-filter{width:220px;border:1px solid #eee;padding:0 12px 12px}#changelist-filter h2{font-size:13px;text-transform:uppercase;margin:12px 0}
 #changelist-filter h3{font-size:13px;margin:12px 0 4px}#changelist-filter ul{list-style:none;margin:0;padding:0}#changelist-filter li.selected a{color:#333;font-weight:600}
-#changelist-search{margin-bottom:12px}#changelist-search input[type=text]{padding:6px;border:1px solid #ccc;border-radius:4px}
+#changelist-search{margin-bottom:12px;display:flex;gap:6px;align-items:center}#changelist-search input[type=text]{width:320px;padding:6px;border:1px solid #ccc;border-radius:4px}#changelist-search input[type=submit]{margin:0;padding:6px 14px}
 .actions{background:#f8f8f8;padding:8px;border:1px solid #eee;margin-bottom:0}select{padding:4px}.button{padding:4px 12px;margin-left:6px}
 .paginator{padding:8px 0}.this-page{font-weight:700}.visually-hidden{position:absolute;left:-9999px}
 textarea{width:100%;min-height:80px;padding:8px;border:1px solid #ccc;border-radius:4px;font:inherit}
-.form-row{padding:8px 0;border-bottom:1px solid #eee}.readonly{color:#555}.submit-row{padding:12px;background:#f8f8f8;border:1px solid #eee;text-align:right}
+.form-row{padding:8px 12px;border-bottom:1px solid #eee}.readonly{color:#555}.submit-row{padding:12px;background:#f8f8f8;border:1px solid #eee;text-align:right}
 "#;
 
 /// A whole page: the header (with the user's tools once signed in), the
