@@ -167,6 +167,7 @@ backend_tests!(
     the_login_refuses_other_users_and_forged_forms,
     a_session_ends_when_its_account_loses_staff_status,
     staff_search_change_and_act_on_missions,
+    staff_manage_users_documents_steps_activities_and_jobs,
 );
 
 async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
@@ -570,4 +571,142 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
 
     let missing = browser.get("/admin/missions/mission/999999/change/").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
+    let root = app.create_superuser("root").await;
+    let anna = app.register("anna").await;
+    let ben = app.register("ben").await;
+    let mission = new_mission(&app, &anna, "Retrieve Tax Documents", "high").await;
+    app.post_json(
+        &format!("/api/missions/{mission}/steps/"),
+        &json!({"title": "Download the W-2"}),
+        Some(&anna.access),
+    )
+    .await
+    .assert_status(201);
+    let pdf: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+    let document = crate::documents::upload(&app, &anna, "w2.pdf", "application/pdf", pdf).await;
+    let document_id = document["id"].as_i64().expect("a document id").to_string();
+    let mut browser = Browser::new(&app);
+    browser.log_in("root", &root.password, "/admin/").await;
+
+    // Users: search, filter, and the activate/deactivate actions.
+    let users = browser.get("/admin/auth/user/?q=anna").await;
+    assert_eq!(users.status, StatusCode::OK, "{}", users.body);
+    assert!(users.body.contains("anna@example.com"));
+    assert!(!users.body.contains("ben@example.com"));
+    let staff = browser.get("/admin/auth/user/?is_staff__exact=1").await;
+    assert!(staff.body.contains("root@example.com"));
+    assert!(!staff.body.contains("anna@example.com"));
+    let token = users.hidden("csrfmiddlewaretoken");
+    let (anna_id, root_id) = (anna.id.to_string(), root.id.to_string());
+    browser
+        .post(
+            "/admin/auth/user/",
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "deactivate"),
+                ("_selected_action", &anna_id),
+                ("_selected_action", &root_id),
+            ],
+        )
+        .await;
+    let report = browser.get("/admin/auth/user/").await;
+    assert!(
+        report.body.contains("Successfully updated 1 user."),
+        "{}",
+        report.body
+    );
+    assert!(
+        report
+            .body
+            .contains("you cannot deactivate your own account")
+    );
+    app.login("anna", &anna.password).await.assert_status(401);
+    browser
+        .post(
+            "/admin/auth/user/",
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "activate"),
+                ("_selected_action", &anna_id),
+            ],
+        )
+        .await;
+    app.login("anna", &anna.password).await.assert_status(200);
+    let _ = ben;
+
+    // Documents: everyone's, and verified by an action.
+    let documents = browser
+        .get("/admin/documents/document/?status__exact=pending")
+        .await;
+    assert_eq!(documents.status, StatusCode::OK, "{}", documents.body);
+    assert!(documents.body.contains("w2"), "{}", documents.body);
+    browser
+        .post(
+            "/admin/documents/document/",
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "verify"),
+                ("_selected_action", &document_id),
+            ],
+        )
+        .await;
+    let report = browser.get("/admin/documents/document/").await;
+    assert!(
+        report.body.contains("Successfully updated 1 document."),
+        "{}",
+        report.body
+    );
+    let seen = app
+        .get(
+            &format!("/api/documents/{document_id}/"),
+            Some(&anna.access),
+        )
+        .await;
+    assert_eq!(seen.body["status"], "verified");
+
+    // Plan steps: a mission is chosen first.
+    let pick = browser.get("/admin/missions/planstep/").await;
+    assert_eq!(pick.status, StatusCode::OK, "{}", pick.body);
+    assert!(
+        pick.body.contains(&format!("mission__exact={mission}")),
+        "{}",
+        pick.body
+    );
+    let steps = browser
+        .get(&format!(
+            "/admin/missions/planstep/?mission__exact={mission}"
+        ))
+        .await;
+    assert!(steps.body.contains("Download the W-2"), "{}", steps.body);
+
+    // Activities: searchable, read-only.
+    let log = browser.get("/admin/activities/activity/?q=verified").await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    assert!(log.body.contains("document_verified"), "{}", log.body);
+    assert!(!log.body.contains("option value=\"delete_selected\""));
+    let refused = browser
+        .post(
+            "/admin/activities/activity/",
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "delete_selected"),
+                ("_selected_action", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FOUND);
+    let report = browser.get("/admin/activities/activity/").await;
+    assert!(
+        report.body.contains("No items have been changed."),
+        "{}",
+        report.body
+    );
+
+    // Jobs: the queue, filterable by status.
+    let jobs = browser.get("/admin/jobs/job/?status__exact=dead").await;
+    assert_eq!(jobs.status, StatusCode::OK, "{}", jobs.body);
+    assert!(jobs.body.contains("0 jobs"), "{}", jobs.body);
 }

@@ -336,7 +336,7 @@ async fn post_form(app: &TestApp, token: Option<&str>, parts: &[Part<'_>]) -> Re
 }
 
 /// Uploads one file; panics unless 201. Returns the Document.
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     user: &Registered,
     filename: &str,

@@ -152,12 +152,15 @@ pub struct Row {
 }
 
 /// One page of a changelist.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ListPage {
     /// The rows of this page.
     pub rows: Vec<Row>,
     /// How many objects match, on every page.
     pub count: u64,
+    /// When the list needs a choice first (the plan steps of which
+    /// mission?): `(filter value, label)` of each choice of `field`.
+    pub pick: Option<(&'static str, Vec<(String, String)>)>,
 }
 
 /// What an action did to one selected object.

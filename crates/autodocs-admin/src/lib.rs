@@ -14,6 +14,7 @@ pub mod changelist;
 pub mod error;
 pub mod missions;
 pub mod models;
+pub mod others;
 pub mod pages;
 pub mod routes;
 pub mod session;

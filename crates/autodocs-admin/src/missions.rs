@@ -206,6 +206,7 @@ impl ModelAdmin for MissionAdmin {
         Ok(ListPage {
             rows: found.items.iter().map(|m| row(m, &owners)).collect(),
             count: found.count,
+            ..ListPage::default()
         })
     }
 

@@ -272,6 +272,16 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                 @for message in view.messages { li { (message) } }
             }
         }
+        @if let Some((field, choices)) = &view.page.pick {
+            div .module #pick {
+                h2 { "Choose a " (field) }
+                ul {
+                    @for (value, label) in choices {
+                        li { a href=(params.link(&[(&format!("{field}__exact"), Some(value.clone())), ("p", None)])) { (label) } }
+                    }
+                }
+            }
+        }
         div #changelist {
             form #changelist-search method="get" {
                 input #searchbar type="text" name="q" value=(params.search.as_deref().unwrap_or(""))

@@ -11,6 +11,7 @@ use autodocs_http::AppState;
 use crate::changelist::{ListParams, ModelAdmin};
 use crate::error::AdminError;
 use crate::missions::MissionAdmin;
+use crate::others::{ActivityAdmin, DocumentAdmin, JobAdmin, PlanStepAdmin, UserAdmin};
 use crate::pages::{self, ChangelistView, query_escape, query_unescape};
 use crate::session::{Staff, secure_cookies};
 
@@ -19,10 +20,16 @@ const MESSAGES_COOKIE: &str = "messages";
 
 /// The admin of each model that has one.
 static MISSIONS: MissionAdmin = MissionAdmin;
+static USERS: UserAdmin = UserAdmin;
+static DOCUMENTS: DocumentAdmin = DocumentAdmin;
+static STEPS: PlanStepAdmin = PlanStepAdmin;
+static ACTIVITIES: ActivityAdmin = ActivityAdmin;
+static JOBS: JobAdmin = JobAdmin;
 
 /// The admin of `/admin/<app>/<model>/`.
 pub fn model_admin(app: &str, model: &str) -> Option<&'static dyn ModelAdmin> {
-    let admins: [&'static dyn ModelAdmin; 1] = [&MISSIONS];
+    let admins: [&'static dyn ModelAdmin; 6] =
+        [&USERS, &MISSIONS, &STEPS, &DOCUMENTS, &ACTIVITIES, &JOBS];
     admins
         .into_iter()
         .find(|admin| admin.link().app == app && admin.link().model == model)
@@ -155,15 +162,16 @@ pub async fn changelist_action(
     } else {
         let principal = staff.principal;
         let services = state.services.clone();
-        let outcomes = state
-            .lane
-            .run(move || {
-                selected
-                    .into_iter()
-                    .map(|id| (id, admin.act(&services, principal, &action, id)))
-                    .collect::<Vec<_>>()
-            })
-            .await?;
+        // On the blocking pool, not the database lane: an action may read
+        // files (verifying documents) for a while.
+        let outcomes = autodocs_http::lane::blocking(move || {
+            selected
+                .into_iter()
+                .map(|id| (id, admin.act(&services, principal, &action, id)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(autodocs_http::error::ApiError::from)?;
         report(admin, &outcomes)
     };
     let back = match request.uri().query() {

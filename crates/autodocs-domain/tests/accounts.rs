@@ -453,25 +453,25 @@ fn logout_deactivation_and_loss_of_staff_status_end_admin_sessions() {
     let root = staff(&memory, "root");
     let ada = staff(&memory, "ada");
     let accounts = memory.services.accounts();
-    open_admin_session(&memory, "root", 'r').expect("root signs in");
+    open_admin_session(&memory, "root", 'c').expect("root signs in");
     open_admin_session(&memory, "ada", 'a').expect("ada signs in");
     open_admin_session(&memory, "ada", 'b').expect("ada signs in twice");
 
-    accounts.close_admin_session(&digest('r')).expect("logout");
-    assert!(accounts.admin_principal(&digest('r')).is_err());
+    accounts.close_admin_session(&digest('c')).expect("logout");
+    assert!(accounts.admin_principal(&digest('c')).is_err());
     accounts
-        .close_admin_session(&digest('r'))
+        .close_admin_session(&digest('c'))
         .expect("a second logout is harmless");
 
     let demote = UserChanges {
         is_staff: Some(false),
         ..UserChanges::default()
     };
-    open_admin_session(&memory, "root", 'r').expect("root signs in again");
+    open_admin_session(&memory, "root", 'c').expect("root signs in again");
     accounts
         .update_user(root, ada.user_id, demote)
         .expect("root demotes ada");
     assert!(accounts.admin_principal(&digest('a')).is_err());
     assert!(accounts.admin_principal(&digest('b')).is_err());
-    assert_eq!(accounts.admin_principal(&digest('r')), Ok(root));
+    assert_eq!(accounts.admin_principal(&digest('c')), Ok(root));
 }

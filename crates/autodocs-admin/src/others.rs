@@ -1,0 +1,717 @@
+//! The changelists of users, documents, activities and jobs, declared as
+//! data over their use cases, like [`crate::missions::MissionAdmin`].
+
+use autodocs_domain::activity_log::ActivityQuery;
+use autodocs_domain::document::{
+    DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus, DocumentType,
+};
+use autodocs_domain::jobs::JobStatus;
+use autodocs_domain::paging::PageRequest;
+use autodocs_domain::user::{
+    Principal, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
+};
+use autodocs_domain::{
+    AccountError, DocumentError, DocumentId, EngineError, JobId, MissionId, Services,
+};
+use autodocs_http::error::ApiError;
+
+use crate::changelist::{
+    Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, PER_PAGE, Row,
+};
+use crate::missions::{usernames, when};
+use crate::models::{self, ModelLink};
+
+fn page_of(params: &ListParams) -> Result<PageRequest, ApiError> {
+    PageRequest::parse(Some(&params.page.to_string()), Some(&PER_PAGE.to_string()))
+        .map_err(|_| ApiError::InvalidPage)
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
+/// `?field__exact=1` / `0`, as Django writes booleans.
+fn boolean(params: &ListParams, field: &str) -> Option<bool> {
+    match params.filter(field) {
+        Some("1") => Some(true),
+        Some("0") => Some(false),
+        _ => None,
+    }
+}
+
+fn boolean_filter(field: &'static str, label: &'static str) -> Filter {
+    Filter {
+        field,
+        label,
+        choices: vec![("1", "Yes".to_owned()), ("0", "No".to_owned())],
+    }
+}
+
+/// A refusal of a use case, as a row of an action's report.
+fn refusal(error: impl Into<autodocs_domain::Error>) -> String {
+    match error.into() {
+        autodocs_domain::Error::NotFound => "it no longer exists".to_owned(),
+        autodocs_domain::Error::InvalidTransition(refusal) => refusal.to_string(),
+        autodocs_domain::Error::Validation(errors) => errors.to_string(),
+        error => {
+            tracing::error!(%error, "an admin action failed");
+            "the server failed; it has been logged".to_owned()
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------
+
+/// The user admin.
+pub struct UserAdmin;
+
+const USER_COLUMNS: &[Column] = &[
+    Column {
+        label: "Username",
+        sortable: true,
+    },
+    Column {
+        label: "Email address",
+        sortable: true,
+    },
+    Column {
+        label: "First name",
+        sortable: false,
+    },
+    Column {
+        label: "Last name",
+        sortable: false,
+    },
+    Column {
+        label: "Staff status",
+        sortable: false,
+    },
+    Column {
+        label: "Active",
+        sortable: false,
+    },
+    Column {
+        label: "Date joined",
+        sortable: true,
+    },
+    Column {
+        label: "Last login",
+        sortable: true,
+    },
+];
+
+const USER_ACTIONS: &[Action] = &[
+    Action {
+        name: "activate",
+        label: "Activate selected users",
+    },
+    Action {
+        name: "deactivate",
+        label: "Deactivate selected users",
+    },
+];
+
+impl ModelAdmin for UserAdmin {
+    fn link(&self) -> ModelLink {
+        models::USERS
+    }
+    fn singular(&self) -> &'static str {
+        "user"
+    }
+    fn columns(&self) -> &'static [Column] {
+        USER_COLUMNS
+    }
+    fn filters(&self) -> Vec<Filter> {
+        vec![
+            boolean_filter("is_staff", "By staff status"),
+            boolean_filter("is_active", "By active"),
+        ]
+    }
+    fn actions(&self) -> &'static [Action] {
+        USER_ACTIONS
+    }
+    fn search_help(&self) -> &'static str {
+        "username or email"
+    }
+
+    fn list(
+        &self,
+        services: &Services,
+        staff: Principal,
+        params: &ListParams,
+    ) -> Result<ListPage, ApiError> {
+        let field = |column| match column {
+            0 => Some(UserSortKey::Username),
+            1 => Some(UserSortKey::Email),
+            6 => Some(UserSortKey::DateJoined),
+            7 => Some(UserSortKey::LastLogin),
+            _ => None,
+        };
+        let query = UserQuery {
+            search: params.search.clone(),
+            is_active: boolean(params, "is_active"),
+            is_staff: boolean(params, "is_staff"),
+            ordering: params
+                .order
+                .and_then(|(column, descending)| {
+                    field(column).map(|field| UserOrderField { field, descending })
+                })
+                .into_iter()
+                .collect(),
+            page: page_of(params)?,
+        };
+        let found = services.accounts().list_users(staff, &query)?;
+        Ok(ListPage {
+            count: found.count,
+            rows: found
+                .items
+                .into_iter()
+                .map(|user| Row {
+                    id: user.id.0,
+                    cells: vec![
+                        user.username,
+                        user.email,
+                        user.first_name,
+                        user.last_name,
+                        yes_no(user.is_staff),
+                        yes_no(user.is_active),
+                        when(user.date_joined),
+                        user.last_login.map(when).unwrap_or_else(|| "never".into()),
+                    ],
+                })
+                .collect(),
+            ..ListPage::default()
+        })
+    }
+
+    fn act(&self, services: &Services, staff: Principal, action: &str, id: i64) -> ActionOutcome {
+        let is_active = match action {
+            "activate" => true,
+            "deactivate" if UserId(id) == staff.user_id => {
+                return Err("you cannot deactivate your own account".into());
+            }
+            "deactivate" => false,
+            _ => return Err("not an action of users".into()),
+        };
+        let changes = UserChanges {
+            is_active: Some(is_active),
+            ..UserChanges::default()
+        };
+        match services.accounts().update_user(staff, UserId(id), changes) {
+            Ok(_) => Ok(()),
+            Err(AccountError::NotFound) => Err("it no longer exists".into()),
+            Err(error) => Err(refusal(error)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------
+
+/// The document admin.
+pub struct DocumentAdmin;
+
+const DOCUMENT_COLUMNS: &[Column] = &[
+    Column {
+        label: "Name",
+        sortable: true,
+    },
+    Column {
+        label: "Owner",
+        sortable: false,
+    },
+    Column {
+        label: "Mission",
+        sortable: false,
+    },
+    Column {
+        label: "Type",
+        sortable: false,
+    },
+    Column {
+        label: "Status",
+        sortable: false,
+    },
+    Column {
+        label: "Size",
+        sortable: true,
+    },
+    Column {
+        label: "Uploaded",
+        sortable: true,
+    },
+];
+
+const DOCUMENT_ACTIONS: &[Action] = &[Action {
+    name: "verify",
+    label: "Verify selected documents",
+}];
+
+impl ModelAdmin for DocumentAdmin {
+    fn link(&self) -> ModelLink {
+        models::DOCUMENTS
+    }
+    fn singular(&self) -> &'static str {
+        "document"
+    }
+    fn columns(&self) -> &'static [Column] {
+        DOCUMENT_COLUMNS
+    }
+    fn filters(&self) -> Vec<Filter> {
+        vec![
+            Filter {
+                field: "status",
+                label: "By status",
+                choices: DocumentStatus::ALL
+                    .iter()
+                    .map(|status| (status.as_str(), status.as_str().to_owned()))
+                    .collect(),
+            },
+            Filter {
+                field: "type",
+                label: "By type",
+                choices: DocumentType::ALL
+                    .iter()
+                    .map(|kind| (kind.as_str(), kind.as_str().replace('_', " ")))
+                    .collect(),
+            },
+        ]
+    }
+    fn actions(&self) -> &'static [Action] {
+        DOCUMENT_ACTIONS
+    }
+    fn search_help(&self) -> &'static str {
+        "name"
+    }
+
+    fn list(
+        &self,
+        services: &Services,
+        staff: Principal,
+        params: &ListParams,
+    ) -> Result<ListPage, ApiError> {
+        let field = |column| match column {
+            0 => Some(DocumentSortKey::Name),
+            5 => Some(DocumentSortKey::Size),
+            6 => Some(DocumentSortKey::UploadedAt),
+            _ => None,
+        };
+        let query = DocumentQuery {
+            statuses: params
+                .filter("status")
+                .and_then(|raw| DocumentStatus::parse(raw).ok())
+                .into_iter()
+                .collect(),
+            kinds: params
+                .filter("type")
+                .and_then(|raw| DocumentType::parse(raw).ok())
+                .into_iter()
+                .collect(),
+            missions: params
+                .filter("mission")
+                .and_then(|raw| raw.parse().ok())
+                .map(MissionId)
+                .into_iter()
+                .collect(),
+            search: params.search.clone(),
+            ordering: params
+                .order
+                .and_then(|(column, descending)| {
+                    field(column).map(|field| DocumentOrderField { field, descending })
+                })
+                .into_iter()
+                .collect(),
+            page: page_of(params)?,
+            ..DocumentQuery::default()
+        };
+        let found = services.documents().list(staff, query)?;
+        let owners = usernames(services, staff, found.items.iter().map(|d| d.owner))?;
+        Ok(ListPage {
+            count: found.count,
+            rows: found
+                .items
+                .iter()
+                .map(|document| Row {
+                    id: document.id.0,
+                    cells: vec![
+                        document.name.as_str().to_owned(),
+                        owners.get(&document.owner).cloned().unwrap_or_default(),
+                        document
+                            .mission
+                            .map(|mission| format!("#{}", mission.0))
+                            .unwrap_or_else(|| "-".into()),
+                        document.kind.as_str().to_owned(),
+                        document.status.as_str().to_owned(),
+                        format!("{} bytes", document.size),
+                        when(document.uploaded_at),
+                    ],
+                })
+                .collect(),
+            ..ListPage::default()
+        })
+    }
+
+    fn act(&self, services: &Services, staff: Principal, action: &str, id: i64) -> ActionOutcome {
+        if action != "verify" {
+            return Err("not an action of documents".into());
+        }
+        match services.documents().verify(staff, DocumentId(id)) {
+            Ok(_) => Ok(()),
+            Err(DocumentError::NotFound) => Err("it no longer exists".into()),
+            Err(error) => Err(refusal(error)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Plan steps
+// ---------------------------------------------------------------------------
+
+/// The plan step admin: the steps of one mission (`?mission__exact=`),
+/// in tree order; the sidebar offers the latest missions.
+pub struct PlanStepAdmin;
+
+const STEP_COLUMNS: &[Column] = &[
+    Column {
+        label: "Title",
+        sortable: false,
+    },
+    Column {
+        label: "Mission",
+        sortable: false,
+    },
+    Column {
+        label: "Status",
+        sortable: false,
+    },
+    Column {
+        label: "Action",
+        sortable: false,
+    },
+    Column {
+        label: "Order",
+        sortable: false,
+    },
+    Column {
+        label: "Depth",
+        sortable: false,
+    },
+];
+
+/// How many missions the sidebar offers.
+const STEP_MISSION_CHOICES: &str = "20";
+
+impl ModelAdmin for PlanStepAdmin {
+    fn link(&self) -> ModelLink {
+        models::STEPS
+    }
+    fn singular(&self) -> &'static str {
+        "plan step"
+    }
+    fn columns(&self) -> &'static [Column] {
+        STEP_COLUMNS
+    }
+    fn filters(&self) -> Vec<Filter> {
+        Vec::new()
+    }
+    fn actions(&self) -> &'static [Action] {
+        &[]
+    }
+    fn search_help(&self) -> &'static str {
+        "title"
+    }
+
+    fn list(
+        &self,
+        services: &Services,
+        staff: Principal,
+        params: &ListParams,
+    ) -> Result<ListPage, ApiError> {
+        let Some(mission) = params
+            .filter("mission")
+            .and_then(|raw| raw.parse().ok())
+            .map(MissionId)
+        else {
+            // Without a mission: its latest missions, each a link to its steps.
+            let page = PageRequest::parse(None, Some(STEP_MISSION_CHOICES))
+                .map_err(|_| ApiError::InvalidPage)?;
+            let missions = services.missions().list(
+                staff,
+                autodocs_domain::mission::MissionQuery {
+                    page,
+                    ..Default::default()
+                },
+            )?;
+            let choices = missions
+                .items
+                .iter()
+                .map(|m| (m.id.0.to_string(), m.title.as_str().to_owned()))
+                .collect();
+            return Ok(ListPage {
+                pick: Some(("mission", choices)),
+                ..ListPage::default()
+            });
+        };
+        let tree = services.steps().list(staff, mission)?;
+        let mut rows = Vec::new();
+        let mut pending: Vec<
+            &autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>,
+        > = tree.roots().iter().rev().collect();
+        while let Some(node) = pending.pop() {
+            let step = &node.item;
+            let search = params.search.as_deref().map(str::to_lowercase);
+            if search
+                .as_deref()
+                .is_none_or(|search| step.title.as_str().to_lowercase().contains(search))
+            {
+                rows.push(Row {
+                    id: step.id.0,
+                    cells: vec![
+                        format!(
+                            "{}{}",
+                            "— ".repeat(usize::from(step.depth.saturating_sub(1))),
+                            step.title.as_str()
+                        ),
+                        format!("#{}", step.mission.0),
+                        step.status.as_str().to_owned(),
+                        step.action.kind().to_owned(),
+                        step.order.to_string(),
+                        step.depth.to_string(),
+                    ],
+                });
+            }
+            pending.extend(node.children.iter().rev());
+        }
+        Ok(ListPage {
+            count: rows.len() as u64,
+            rows,
+            ..ListPage::default()
+        })
+    }
+
+    fn act(&self, _: &Services, _: Principal, _: &str, _: i64) -> ActionOutcome {
+        Err("plan steps have no actions".into())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Activities
+// ---------------------------------------------------------------------------
+
+/// The activity admin: the log is append-only, so it is read-only here.
+pub struct ActivityAdmin;
+
+const ACTIVITY_COLUMNS: &[Column] = &[
+    Column {
+        label: "Time",
+        sortable: false,
+    },
+    Column {
+        label: "Type",
+        sortable: false,
+    },
+    Column {
+        label: "Message",
+        sortable: false,
+    },
+    Column {
+        label: "User",
+        sortable: false,
+    },
+    Column {
+        label: "Mission",
+        sortable: false,
+    },
+];
+
+impl ModelAdmin for ActivityAdmin {
+    fn link(&self) -> ModelLink {
+        models::ACTIVITIES
+    }
+    fn singular(&self) -> &'static str {
+        "activity"
+    }
+    fn columns(&self) -> &'static [Column] {
+        ACTIVITY_COLUMNS
+    }
+    fn filters(&self) -> Vec<Filter> {
+        Vec::new()
+    }
+    fn actions(&self) -> &'static [Action] {
+        &[]
+    }
+    fn search_help(&self) -> &'static str {
+        "message"
+    }
+
+    fn list(
+        &self,
+        services: &Services,
+        staff: Principal,
+        params: &ListParams,
+    ) -> Result<ListPage, ApiError> {
+        let query = ActivityQuery {
+            search: params.search.clone(),
+            mission: params
+                .filter("mission")
+                .and_then(|raw| raw.parse().ok())
+                .map(MissionId),
+            user: params
+                .filter("user")
+                .and_then(|raw| raw.parse().ok())
+                .map(UserId),
+            page: page_of(params)?,
+            ..ActivityQuery::default()
+        };
+        let found = services.activities().list(staff, query)?;
+        let users = usernames(services, staff, found.items.iter().filter_map(|a| a.user))?;
+        Ok(ListPage {
+            count: found.count,
+            rows: found
+                .items
+                .into_iter()
+                .map(|activity| Row {
+                    id: activity.id.0,
+                    cells: vec![
+                        when(activity.timestamp),
+                        activity.kind,
+                        activity.message,
+                        activity
+                            .user
+                            .and_then(|user| users.get(&user).cloned())
+                            .unwrap_or_else(|| "-".into()),
+                        activity
+                            .mission
+                            .map(|mission| format!("#{}", mission.0))
+                            .unwrap_or_else(|| "-".into()),
+                    ],
+                })
+                .collect(),
+            ..ListPage::default()
+        })
+    }
+
+    fn act(&self, _: &Services, _: Principal, _: &str, _: i64) -> ActionOutcome {
+        Err("activities are read-only".into())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+// ---------------------------------------------------------------------------
+
+/// The job admin: the background queue, newest first.
+pub struct JobAdmin;
+
+const JOB_COLUMNS: &[Column] = &[
+    Column {
+        label: "Kind",
+        sortable: false,
+    },
+    Column {
+        label: "Status",
+        sortable: false,
+    },
+    Column {
+        label: "Attempts",
+        sortable: false,
+    },
+    Column {
+        label: "Run at",
+        sortable: false,
+    },
+    Column {
+        label: "Mission",
+        sortable: false,
+    },
+    Column {
+        label: "Last error",
+        sortable: false,
+    },
+];
+
+const JOB_ACTIONS: &[Action] = &[Action {
+    name: "retry",
+    label: "Retry selected dead jobs",
+}];
+
+impl ModelAdmin for JobAdmin {
+    fn link(&self) -> ModelLink {
+        models::JOBS
+    }
+    fn singular(&self) -> &'static str {
+        "job"
+    }
+    fn columns(&self) -> &'static [Column] {
+        JOB_COLUMNS
+    }
+    fn filters(&self) -> Vec<Filter> {
+        vec![Filter {
+            field: "status",
+            label: "By status",
+            choices: JobStatus::ALL
+                .iter()
+                .map(|status| (status.as_str(), status.as_str().to_owned()))
+                .collect(),
+        }]
+    }
+    fn actions(&self) -> &'static [Action] {
+        JOB_ACTIONS
+    }
+    fn search_help(&self) -> &'static str {
+        "kind"
+    }
+
+    fn list(
+        &self,
+        services: &Services,
+        _: Principal,
+        params: &ListParams,
+    ) -> Result<ListPage, ApiError> {
+        let status = params
+            .filter("status")
+            .and_then(|raw| JobStatus::parse(raw).ok());
+        let jobs = services.engine().list_jobs(status, i64::from(PER_PAGE))?;
+        let rows: Vec<Row> = jobs
+            .into_iter()
+            .filter(|job| {
+                params
+                    .search
+                    .as_deref()
+                    .is_none_or(|search| job.kind.contains(search))
+            })
+            .map(|job| Row {
+                id: job.id.0,
+                cells: vec![
+                    job.kind,
+                    job.status.as_str().to_owned(),
+                    format!("{} of {}", job.attempts, job.max_attempts),
+                    when(job.run_at),
+                    job.mission
+                        .map(|mission| format!("#{}", mission.0))
+                        .unwrap_or_else(|| "-".into()),
+                    job.last_error.unwrap_or_default(),
+                ],
+            })
+            .collect();
+        Ok(ListPage {
+            count: rows.len() as u64,
+            rows,
+            ..ListPage::default()
+        })
+    }
+
+    fn act(&self, services: &Services, _: Principal, action: &str, id: i64) -> ActionOutcome {
+        if action != "retry" {
+            return Err("not an action of jobs".into());
+        }
+        match services.engine().retry_job(JobId(id)) {
+            Ok(()) => Ok(()),
+            Err(EngineError::JobNotFound) => Err("it is not a dead or failed job".into()),
+            Err(error) => Err(refusal(error)),
+        }
+    }
+}
