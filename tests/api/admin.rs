@@ -667,6 +667,81 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
         .await;
     assert_eq!(seen.body["status"], "verified");
 
+    // Change pages of users and documents, through their use cases.
+    let user_url = format!("/admin/auth/user/{}/change/", anna.id);
+    let page = browser.get(&user_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("name=\"email\""));
+    let user_fields = |email: &'static str| {
+        vec![
+            ("csrfmiddlewaretoken", token.clone()),
+            ("email", email.to_owned()),
+            ("first_name", "Ada".to_owned()),
+            ("last_name", "Lovelace".to_owned()),
+            ("is_active", "on".to_owned()),
+        ]
+    };
+    let as_pairs =
+        |fields: &[(&'static str, String)]| -> Vec<(&'static str, String)> { fields.to_vec() };
+    let refused = browser
+        .post(
+            &user_url,
+            &borrowed(&as_pairs(&user_fields("not an email"))),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(refused.body.contains("errorlist"), "{}", refused.body);
+    let saved = browser
+        .post(
+            &user_url,
+            &borrowed(&as_pairs(&user_fields("ada@example.com"))),
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::FOUND, "{}", saved.body);
+    let me = app.get("/api/users/me/", Some(&anna.access)).await;
+    assert_eq!(me.body["first_name"], "Ada");
+    assert_eq!(me.body["email"], "ada@example.com");
+    let document_url = format!("/admin/documents/document/{document_id}/change/");
+    let page = browser.get(&document_url).await;
+    assert!(
+        page.body
+            .contains(&document["sha256"].as_str().unwrap_or("?").to_owned()),
+        "read-only sha256 shown"
+    );
+    let refused = browser
+        .post(
+            &document_url,
+            &[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("name", "W-2 2026"),
+                ("type", "other"),
+                ("mission", "999999"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(refused.body.contains("Invalid pk"), "{}", refused.body);
+    let saved = browser
+        .post(
+            &document_url,
+            &[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("name", "W-2 2026"),
+                ("type", "other"),
+                ("mission", ""),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::FOUND, "{}", saved.body);
+    let seen = app
+        .get(
+            &format!("/api/documents/{document_id}/"),
+            Some(&anna.access),
+        )
+        .await;
+    assert_eq!(seen.body["name"], "W-2 2026");
+    assert_eq!(seen.body["mission"], serde_json::Value::Null);
+
     // Plan steps: a mission is chosen first.
     let pick = browser.get("/admin/missions/planstep/").await;
     assert_eq!(pick.status, StatusCode::OK, "{}", pick.body);
@@ -709,4 +784,11 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
     let jobs = browser.get("/admin/jobs/job/?status__exact=dead").await;
     assert_eq!(jobs.status, StatusCode::OK, "{}", jobs.body);
     assert!(jobs.body.contains("0 jobs"), "{}", jobs.body);
+}
+
+fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields
+        .iter()
+        .map(|(name, value)| (*name, value.as_str()))
+        .collect()
 }

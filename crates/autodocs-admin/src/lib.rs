@@ -10,6 +10,7 @@
 //! carries a CSRF token; a POST without a valid one is 403 and changes
 //! nothing.
 
+pub mod change;
 pub mod changelist;
 pub mod error;
 pub mod missions;
@@ -31,12 +32,12 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/login/", web::post().to(routes::login))
             .route("/logout/", web::post().to(routes::logout))
             .route(
-                "/missions/mission/{id}/change/",
-                web::get().to(missions::change_page),
+                "/{app}/{model}/{id}/change/",
+                web::get().to(change::change_page),
             )
             .route(
-                "/missions/mission/{id}/change/",
-                web::post().to(missions::change),
+                "/{app}/{model}/{id}/change/",
+                web::post().to(change::change),
             )
             .route("/{app}/{model}/", web::get().to(views::changelist))
             .route("/{app}/{model}/", web::post().to(views::changelist_action))

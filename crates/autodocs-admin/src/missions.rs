@@ -12,6 +12,9 @@ use autodocs_domain::user::{Principal, UserId};
 use autodocs_domain::{MissionError, MissionId, Services};
 use autodocs_http::error::ApiError;
 
+use crate::change::{
+    ChangeAdmin, ChangeView, Field, FieldErrors, Input, Posted, field_errors, parsed,
+};
 use crate::changelist::{
     Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, PER_PAGE, Row,
 };
@@ -193,9 +196,9 @@ impl ModelAdmin for MissionAdmin {
             .into_iter()
             .collect();
         let query = MissionQuery {
-            statuses: parsed(params.filter("status"), MissionStatus::parse),
-            kinds: parsed(params.filter("type"), MissionType::parse),
-            priorities: parsed(params.filter("priority"), Priority::parse),
+            statuses: chosen(params.filter("status"), MissionStatus::parse),
+            kinds: chosen(params.filter("type"), MissionType::parse),
+            priorities: chosen(params.filter("priority"), Priority::parse),
             search: params.search.clone(),
             ordering,
             page,
@@ -231,7 +234,7 @@ impl ModelAdmin for MissionAdmin {
 }
 
 /// A filter's value, if it is one of the choices (a stale link's is ignored).
-fn parsed<T, E>(value: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> Vec<T> {
+fn chosen<T, E>(value: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> Vec<T> {
     value
         .and_then(|value| parse(value).ok())
         .into_iter()
@@ -242,99 +245,8 @@ fn parsed<T, E>(value: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> Ve
 // The change page
 // ---------------------------------------------------------------------------
 
-/// The fields of the mission form, as posted.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct MissionForm {
-    /// Title.
-    #[serde(default)]
-    pub title: String,
-    /// Description.
-    #[serde(default)]
-    pub description: String,
-    /// Type.
-    #[serde(default, rename = "type")]
-    pub kind: String,
-    /// Priority.
-    #[serde(default)]
-    pub priority: String,
-    /// Deadline, `YYYY-MM-DD HH:MM` (UTC) or RFC 3339; empty for none.
-    #[serde(default)]
-    pub deadline: String,
-    /// The session's CSRF token.
-    pub csrfmiddlewaretoken: Option<String>,
-}
-
-impl MissionForm {
-    /// The form as it shows `mission`.
-    pub fn of(mission: &Mission) -> Self {
-        Self {
-            title: mission.title.as_str().to_owned(),
-            description: mission.description.as_str().to_owned(),
-            kind: mission.kind.as_str().to_owned(),
-            priority: mission.priority.as_str().to_owned(),
-            deadline: mission
-                .deadline
-                .map(|deadline| deadline.format("%Y-%m-%d %H:%M").to_string())
-                .unwrap_or_default(),
-            csrfmiddlewaretoken: None,
-        }
-    }
-
-    /// The changes the form makes to `mission`, or the refusal of each
-    /// field that is not valid.
-    pub fn changes(
-        &self,
-        mission: &Mission,
-    ) -> Result<autodocs_domain::mission::MissionChanges, BTreeMap<&'static str, String>> {
-        use autodocs_domain::mission::{Description, MissionChanges, Title};
-        use autodocs_http::error::drf_message;
-
-        let mut errors = BTreeMap::new();
-        let mut changes = MissionChanges::default();
-        match Title::parse(&self.title) {
-            Ok(title) if title != mission.title => changes.title = Some(title),
-            Ok(_) => {}
-            Err(error) => {
-                errors.insert("title", drf_message(&error));
-            }
-        }
-        match Description::parse(&self.description) {
-            Ok(description) if description != mission.description => {
-                changes.description = Some(description);
-            }
-            Ok(_) => {}
-            Err(error) => {
-                errors.insert("description", drf_message(&error));
-            }
-        }
-        match MissionType::parse(&self.kind) {
-            Ok(kind) if kind != mission.kind => changes.kind = Some(kind),
-            Ok(_) => {}
-            Err(error) => {
-                errors.insert("type", drf_message(&error));
-            }
-        }
-        match Priority::parse(&self.priority) {
-            Ok(priority) if priority != mission.priority => changes.priority = Some(priority),
-            Ok(_) => {}
-            Err(error) => {
-                errors.insert("priority", drf_message(&error));
-            }
-        }
-        match parse_deadline(&self.deadline) {
-            Ok(deadline) if deadline != mission.deadline => changes.deadline = Some(deadline),
-            Ok(_) => {}
-            Err(message) => {
-                errors.insert("deadline", message);
-            }
-        }
-        if errors.is_empty() {
-            Ok(changes)
-        } else {
-            Err(errors)
-        }
-    }
-}
+/// How many activities the change page lists.
+const PAGE_ACTIVITIES: &str = "10";
 
 /// A deadline as typed: empty for none, `YYYY-MM-DD HH:MM` in UTC, or RFC 3339.
 fn parse_deadline(raw: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
@@ -356,147 +268,137 @@ fn parse_deadline(raw: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, St
     Err("Enter a valid date/time (YYYY-MM-DD HH:MM, UTC).".to_owned())
 }
 
-/// What the change page shows besides the form.
-pub struct MissionPage {
-    /// The mission, its plan and its documents.
-    pub detail: autodocs_domain::usecases::missions::MissionDetail,
-    /// Its owner's username.
-    pub owner: String,
-    /// Its last activities, newest first.
-    pub activities: Vec<autodocs_domain::activity_log::Activity>,
-    /// The signed-in staff member's username.
-    pub username: String,
+fn choices<T: Copy>(all: &[T], value: impl Fn(T) -> &'static str) -> Vec<(String, String)> {
+    all.iter()
+        .map(|item| (value(*item).to_owned(), value(*item).replace('_', " ")))
+        .collect()
 }
 
-/// How many activities the change page lists.
-const PAGE_ACTIVITIES: &str = "10";
+impl ChangeAdmin for MissionAdmin {
+    fn link(&self) -> ModelLink {
+        models::MISSIONS
+    }
 
-fn load_page(
-    services: &Services,
-    staff: Principal,
-    id: MissionId,
-) -> Result<MissionPage, ApiError> {
-    use autodocs_domain::activity_log::ActivityQuery;
+    fn singular(&self) -> &'static str {
+        "mission"
+    }
 
-    let detail = services.missions().get(staff, id)?;
-    let owner = usernames(services, staff, [detail.mission.owner])?
-        .into_values()
-        .next()
-        .unwrap_or_default();
-    let page =
-        PageRequest::parse(None, Some(PAGE_ACTIVITIES)).map_err(|_| ApiError::InvalidPage)?;
-    let activities = services
-        .activities()
-        .list(
-            staff,
-            ActivityQuery {
-                mission: Some(id),
-                page,
-                ..ActivityQuery::default()
-            },
-        )?
-        .items;
-    let username = services.accounts().me(staff)?.username;
-    Ok(MissionPage {
-        detail,
-        owner,
-        activities,
-        username,
-    })
-}
+    fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
+        use autodocs_domain::activity_log::ActivityQuery;
 
-async fn load(
-    state: &actix_web::web::Data<autodocs_http::AppState>,
-    staff: Principal,
-    id: MissionId,
-) -> Result<MissionPage, crate::error::AdminError> {
-    let services = state.services.clone();
-    Ok(state
-        .lane
-        .run(move || load_page(&services, staff, id))
-        .await??)
-}
+        let id = MissionId(id);
+        let detail = services.missions().get(staff, id)?;
+        let owner = usernames(services, staff, [detail.mission.owner])?
+            .into_values()
+            .next()
+            .unwrap_or_default();
+        let page =
+            PageRequest::parse(None, Some(PAGE_ACTIVITIES)).map_err(|_| ApiError::InvalidPage)?;
+        let activities = services
+            .activities()
+            .list(
+                staff,
+                ActivityQuery {
+                    mission: Some(id),
+                    page,
+                    ..ActivityQuery::default()
+                },
+            )?
+            .items;
+        let mission = &detail.mission;
+        Ok(ChangeView {
+            name: mission.title.as_str().to_owned(),
+            fields: vec![
+                Field::new("title", "Title", Input::Text, mission.title.as_str()),
+                Field::new(
+                    "description",
+                    "Description",
+                    Input::TextArea,
+                    mission.description.as_str(),
+                ),
+                Field::new(
+                    "type",
+                    "Type",
+                    Input::Select(choices(&MissionType::ALL, MissionType::as_str)),
+                    mission.kind.as_str(),
+                ),
+                Field::new(
+                    "priority",
+                    "Priority",
+                    Input::Select(choices(&Priority::ALL, Priority::as_str)),
+                    mission.priority.as_str(),
+                ),
+                Field::new(
+                    "deadline",
+                    "Deadline (UTC, YYYY-MM-DD HH:MM)",
+                    Input::Text,
+                    mission
+                        .deadline
+                        .map(|deadline| deadline.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_default(),
+                ),
+            ],
+            readonly: vec![
+                ("Owner", owner),
+                ("Status", mission.status.as_str().to_owned()),
+                ("Progress", format!("{}%", mission.progress)),
+                (
+                    "Steps",
+                    format!(
+                        "{} of {} done",
+                        mission.steps_completed, mission.steps_total
+                    ),
+                ),
+                ("Created", when(mission.created_at)),
+                ("Updated", when(mission.updated_at)),
+            ],
+            extra: Some(crate::pages::mission_extra(&detail, &activities)),
+        })
+    }
 
-fn render(
-    staff: &crate::session::Staff,
-    page: &MissionPage,
-    form: &MissionForm,
-    errors: &BTreeMap<&'static str, String>,
-) -> actix_web::HttpResponse {
-    crate::routes::html(crate::pages::mission_change(
-        (&page.username, &staff.csrf_token()),
-        page,
-        form,
-        errors,
-    ))
-}
+    fn save(
+        &self,
+        services: &Services,
+        staff: Principal,
+        id: i64,
+        posted: &Posted,
+    ) -> Result<Result<String, FieldErrors>, ApiError> {
+        use autodocs_domain::mission::{Description, MissionChanges, Title};
 
-/// `GET /admin/missions/mission/<id>/change/`.
-pub async fn change_page(
-    state: actix_web::web::Data<autodocs_http::AppState>,
-    staff: crate::session::Staff,
-    path: actix_web::web::Path<i64>,
-) -> Result<actix_web::HttpResponse, crate::error::AdminError> {
-    let page = load(&state, staff.principal, MissionId(path.into_inner())).await?;
-    let form = MissionForm::of(&page.detail.mission);
-    Ok(render(&staff, &page, &form, &BTreeMap::new()))
-}
-
-/// `POST /admin/missions/mission/<id>/change/`: the edit goes through the
-/// mission use case (its validation, its activity naming the staff
-/// member); refused fields are shown next to their inputs.
-pub async fn change(
-    request: actix_web::HttpRequest,
-    state: actix_web::web::Data<autodocs_http::AppState>,
-    staff: crate::session::Staff,
-    path: actix_web::web::Path<i64>,
-    form: actix_web::web::Form<MissionForm>,
-) -> Result<actix_web::HttpResponse, crate::error::AdminError> {
-    let form = form.into_inner();
-    staff.check_csrf(form.csrfmiddlewaretoken.as_deref())?;
-    let id = MissionId(path.into_inner());
-    let page = load(&state, staff.principal, id).await?;
-    let changes = match form.changes(&page.detail.mission) {
-        Ok(changes) => changes,
-        Err(errors) => return Ok(render(&staff, &page, &form, &errors)),
-    };
-    let services = state.services.clone();
-    let principal = staff.principal;
-    let updated = state
-        .lane
-        .run(move || services.missions().update(principal, id, changes))
-        .await?;
-    let mission = match updated {
-        Ok(detail) => detail.mission,
-        Err(MissionError::Validation(refused)) => {
-            let errors = refused
-                .fields()
-                .iter()
-                .filter_map(|(field, messages)| {
-                    let field = ["title", "description", "type", "priority", "deadline"]
-                        .into_iter()
-                        .find(|known| *known == field.as_str())?;
-                    let message = messages.first().map(autodocs_http::error::drf_message)?;
-                    Some((field, message))
-                })
-                .collect();
-            return Ok(render(&staff, &page, &form, &errors));
+        let id = MissionId(id);
+        let mission = services.missions().get(staff, id)?.mission;
+        let value = |name: &str| posted.get(name).map(String::as_str).unwrap_or("");
+        let mut errors = FieldErrors::new();
+        let title = parsed(&mut errors, "title", Title::parse(value("title")));
+        let description = parsed(
+            &mut errors,
+            "description",
+            Description::parse(value("description")),
+        );
+        let kind = parsed(&mut errors, "type", MissionType::parse(value("type")));
+        let priority = parsed(&mut errors, "priority", Priority::parse(value("priority")));
+        let deadline = match parse_deadline(value("deadline")) {
+            Ok(deadline) => Some(deadline),
+            Err(message) => {
+                errors.insert("deadline".into(), message);
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Ok(Err(errors));
         }
-        Err(error) => return Err(ApiError::from(error).into()),
-    };
-    let message = format!(
-        "The mission “{}” was changed successfully.",
-        mission.title.as_str()
-    );
-    let response = actix_web::HttpResponse::Found()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            models::MISSIONS.changelist(),
-        ))
-        .finish();
-    crate::views::with_messages(
-        response,
-        &[message],
-        crate::session::secure_cookies(&request, &state),
-    )
+        // Only what changed: the activity lists the fields that did.
+        let changes = MissionChanges {
+            title: title.filter(|title| *title != mission.title),
+            description: description.filter(|description| *description != mission.description),
+            kind: kind.filter(|kind| *kind != mission.kind),
+            priority: priority.filter(|priority| *priority != mission.priority),
+            deadline: deadline.filter(|deadline| *deadline != mission.deadline),
+        };
+        match services.missions().update(staff, id, changes) {
+            Ok(detail) => Ok(Ok(detail.mission.title.as_str().to_owned())),
+            Err(MissionError::Validation(refused)) => Ok(Err(field_errors(&refused))),
+            Err(error) => Err(error.into()),
+        }
+    }
 }

@@ -3,18 +3,22 @@
 
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::document::{
-    DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus, DocumentType,
+    DocumentChanges, DocumentName, DocumentOrderField, DocumentQuery, DocumentSortKey,
+    DocumentStatus, DocumentType,
 };
 use autodocs_domain::jobs::JobStatus;
 use autodocs_domain::paging::PageRequest;
 use autodocs_domain::user::{
-    Principal, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
+    Email, PersonName, Principal, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
 };
 use autodocs_domain::{
     AccountError, DocumentError, DocumentId, EngineError, JobId, MissionId, Services,
 };
 use autodocs_http::error::ApiError;
 
+use crate::change::{
+    ChangeAdmin, ChangeView, Field, FieldErrors, Input, Posted, field_errors, parsed,
+};
 use crate::changelist::{
     Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, PER_PAGE, Row,
 };
@@ -712,6 +716,183 @@ impl ModelAdmin for JobAdmin {
             Ok(()) => Ok(()),
             Err(EngineError::JobNotFound) => Err("it is not a dead or failed job".into()),
             Err(error) => Err(refusal(error)),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Change pages
+// ---------------------------------------------------------------------------
+
+impl ChangeAdmin for UserAdmin {
+    fn link(&self) -> ModelLink {
+        models::USERS
+    }
+
+    fn singular(&self) -> &'static str {
+        "user"
+    }
+
+    fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
+        let user = services.accounts().get_user(staff, UserId(id))?;
+        Ok(ChangeView {
+            name: user.username.clone(),
+            fields: vec![
+                Field::new("email", "Email address", Input::Text, user.email.clone()),
+                Field::new(
+                    "first_name",
+                    "First name",
+                    Input::Text,
+                    user.first_name.clone(),
+                ),
+                Field::new(
+                    "last_name",
+                    "Last name",
+                    Input::Text,
+                    user.last_name.clone(),
+                ),
+                Field::checkbox("is_active", "Active", user.is_active),
+                Field::checkbox("is_staff", "Staff status", user.is_staff),
+            ],
+            readonly: vec![
+                ("Username", user.username),
+                ("Superuser status", yes_no(user.is_superuser)),
+                ("Date joined", when(user.date_joined)),
+                (
+                    "Last login",
+                    user.last_login.map(when).unwrap_or_else(|| "never".into()),
+                ),
+            ],
+            extra: None,
+        })
+    }
+
+    fn save(
+        &self,
+        services: &Services,
+        staff: Principal,
+        id: i64,
+        posted: &Posted,
+    ) -> Result<Result<String, FieldErrors>, ApiError> {
+        let user = services.accounts().get_user(staff, UserId(id))?;
+        let value = |name: &str| posted.get(name).map(String::as_str).unwrap_or("");
+        let mut errors = FieldErrors::new();
+        let email = parsed(&mut errors, "email", Email::parse(value("email")));
+        let first_name = parsed(
+            &mut errors,
+            "first_name",
+            PersonName::parse(value("first_name")),
+        );
+        let last_name = parsed(
+            &mut errors,
+            "last_name",
+            PersonName::parse(value("last_name")),
+        );
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let ticked = |name: &str| posted.contains_key(name);
+        let changes = UserChanges {
+            email: email.filter(|email| email.as_str() != user.email),
+            first_name: first_name.filter(|name| name.as_str() != user.first_name),
+            last_name: last_name.filter(|name| name.as_str() != user.last_name),
+            is_active: Some(ticked("is_active")).filter(|active| *active != user.is_active),
+            is_staff: Some(ticked("is_staff")).filter(|staff| *staff != user.is_staff),
+            ..UserChanges::default()
+        };
+        match services.accounts().update_user(staff, UserId(id), changes) {
+            Ok(user) => Ok(Ok(user.username)),
+            Err(AccountError::Validation(refused)) => Ok(Err(field_errors(&refused))),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+impl ChangeAdmin for DocumentAdmin {
+    fn link(&self) -> ModelLink {
+        models::DOCUMENTS
+    }
+
+    fn singular(&self) -> &'static str {
+        "document"
+    }
+
+    fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
+        let document = services.documents().get(staff, DocumentId(id))?;
+        let owner = usernames(services, staff, [document.owner])?
+            .into_values()
+            .next()
+            .unwrap_or_default();
+        let kinds = DocumentType::ALL
+            .iter()
+            .map(|kind| (kind.as_str().to_owned(), kind.as_str().replace('_', " ")))
+            .collect();
+        Ok(ChangeView {
+            name: document.name.as_str().to_owned(),
+            fields: vec![
+                Field::new("name", "Name", Input::Text, document.name.as_str()),
+                Field::new("type", "Type", Input::Select(kinds), document.kind.as_str()),
+                Field::new(
+                    "mission",
+                    "Mission (id; empty for none)",
+                    Input::Text,
+                    document
+                        .mission
+                        .map(|mission| mission.0.to_string())
+                        .unwrap_or_default(),
+                ),
+            ],
+            readonly: vec![
+                ("Owner", owner),
+                ("Status", document.status.as_str().to_owned()),
+                (
+                    "Original file name",
+                    document.original_filename.as_str().to_owned(),
+                ),
+                ("Content type", document.content_type.clone()),
+                ("Size", format!("{} bytes", document.size)),
+                ("SHA-256", document.sha256.clone()),
+                ("Uploaded", when(document.uploaded_at)),
+                ("Updated", when(document.updated_at)),
+            ],
+            extra: None,
+        })
+    }
+
+    fn save(
+        &self,
+        services: &Services,
+        staff: Principal,
+        id: i64,
+        posted: &Posted,
+    ) -> Result<Result<String, FieldErrors>, ApiError> {
+        let document = services.documents().get(staff, DocumentId(id))?;
+        let value = |name: &str| posted.get(name).map(String::as_str).unwrap_or("");
+        let mut errors = FieldErrors::new();
+        let name = parsed(&mut errors, "name", DocumentName::parse(value("name")));
+        let kind = parsed(&mut errors, "type", DocumentType::parse(value("type")));
+        let mission = match value("mission").trim() {
+            "" => Some(None),
+            raw => match raw.parse::<i64>() {
+                Ok(mission) => Some(Some(MissionId(mission))),
+                Err(_) => {
+                    errors.insert("mission".into(), "Enter a whole number.".into());
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let changes = DocumentChanges {
+            name: name.filter(|name| *name != document.name),
+            kind: kind.filter(|kind| *kind != document.kind),
+            mission: mission.filter(|mission| *mission != document.mission),
+        };
+        match services.documents().update(staff, DocumentId(id), changes) {
+            Ok(document) => Ok(Ok(document.name.as_str().to_owned())),
+            Err(DocumentError::Validation(refused)) => Ok(Err(field_errors(&refused))),
+            Err(error) => Err(error.into()),
         }
     }
 }

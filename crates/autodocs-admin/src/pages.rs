@@ -255,6 +255,8 @@ pub struct ChangelistView<'a> {
     pub page: &'a crate::changelist::ListPage,
     /// Messages of the last action.
     pub messages: &'a [String],
+    /// Whether rows link to a change page.
+    pub linked: bool,
 }
 
 /// A changelist: search, filters, actions, sortable headers, rows, pages.
@@ -333,8 +335,10 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                                 tr {
                                     td { input type="checkbox" name="_selected_action" value=(row.id) aria-label=(format!("Select {} {}", view.singular, row.id)); }
                                     @for (index, cell) in row.cells.iter().enumerate() {
-                                        @if index == 0 {
+                                        @if index == 0 && view.linked {
                                             th { a href=(format!("{}{}/change/", view.model.changelist(), row.id)) { (cell) } }
+                                        } @else if index == 0 {
+                                            th { (cell) }
                                         } @else {
                                             td { (cell) }
                                         }
@@ -376,7 +380,7 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
     layout(&title, Some(view.user), &[(view.model.plural, "")], content)
 }
 
-fn field_errors(errors: &std::collections::BTreeMap<&'static str, String>, field: &str) -> Markup {
+fn field_errors(errors: &crate::change::FieldErrors, field: &str) -> Markup {
     html! {
         @if let Some(error) = errors.get(field) {
             ul .errorlist id=(format!("{field}_error")) { li { (error) } }
@@ -399,91 +403,29 @@ fn steps_list(
     }
 }
 
-/// A mission's change page: the form, its read-only facts, its plan, its
+/// What a mission's change page shows below its form: its plan, its
 /// documents and its last activities.
-pub fn mission_change(
-    user: (&str, &str),
-    page: &crate::missions::MissionPage,
-    form: &crate::missions::MissionForm,
-    errors: &std::collections::BTreeMap<&'static str, String>,
+pub fn mission_extra(
+    detail: &autodocs_domain::usecases::missions::MissionDetail,
+    activities: &[autodocs_domain::activity_log::Activity],
 ) -> Markup {
-    use autodocs_domain::mission::{MissionType, Priority};
-
-    let mission = &page.detail.mission;
-    let title = format!("Change mission: {}", mission.title.as_str());
     let when = crate::missions::when;
-    let content = html! {
-        @if !errors.is_empty() {
-            p .errornote { "Please correct the errors below." }
-        }
-        form #mission_form method="post" {
-            input type="hidden" name=(CSRF_FIELD) value=(user.1);
-            div .module {
-                h2 { "Mission" }
-                div .form-row {
-                    label for="id_title" { "Title:" }
-                    (field_errors(errors, "title"))
-                    input #id_title type="text" name="title" value=(form.title) maxlength="200" required;
-                }
-                div .form-row {
-                    label for="id_description" { "Description:" }
-                    (field_errors(errors, "description"))
-                    textarea #id_description name="description" { (form.description) }
-                }
-                div .form-row {
-                    label for="id_type" { "Type:" }
-                    (field_errors(errors, "type"))
-                    select #id_type name="type" {
-                        @for kind in MissionType::ALL {
-                            option value=(kind.as_str()) selected[form.kind == kind.as_str()] { (kind.as_str().replace('_', " ")) }
-                        }
-                    }
-                }
-                div .form-row {
-                    label for="id_priority" { "Priority:" }
-                    (field_errors(errors, "priority"))
-                    select #id_priority name="priority" {
-                        @for priority in Priority::ALL {
-                            option value=(priority.as_str()) selected[form.priority == priority.as_str()] { (priority.as_str()) }
-                        }
-                    }
-                }
-                div .form-row {
-                    label for="id_deadline" { "Deadline (UTC, YYYY-MM-DD HH:MM):" }
-                    (field_errors(errors, "deadline"))
-                    input #id_deadline type="text" name="deadline" value=(form.deadline) placeholder="2027-04-15 12:00";
-                }
-            }
-            div .module {
-                h2 { "Read-only" }
-                table {
-                    tr { th { "Owner" } td .readonly { (page.owner) } }
-                    tr { th { "Status" } td .readonly { (mission.status.as_str()) } }
-                    tr { th { "Progress" } td .readonly { (mission.progress) "%" } }
-                    tr { th { "Steps" } td .readonly { (mission.steps_completed) " of " (mission.steps_total) " done" } }
-                    tr { th { "Created" } td .readonly { (when(mission.created_at)) } }
-                    tr { th { "Updated" } td .readonly { (when(mission.updated_at)) } }
-                }
-            }
-            div .submit-row {
-                input type="submit" value="Save" name="_save";
-            }
-        }
+    html! {
         div .module #plan {
             h2 { "Plan" }
-            @if page.detail.plan.roots().is_empty() {
+            @if detail.plan.roots().is_empty() {
                 p style="padding:8px" { "No steps." }
             } @else {
-                (steps_list(page.detail.plan.roots()))
+                (steps_list(detail.plan.roots()))
             }
         }
         div .module #documents {
             h2 { "Documents" }
-            @if page.detail.documents.is_empty() {
+            @if detail.documents.is_empty() {
                 p style="padding:8px" { "No documents." }
             } @else {
                 table {
-                    @for document in &page.detail.documents {
+                    @for document in &detail.documents {
                         tr {
                             td { (document.name.as_str()) }
                             td { (document.status.to_string()) }
@@ -495,24 +437,88 @@ pub fn mission_change(
         }
         div .module #activities {
             h2 { "Last activities" }
-            @if page.activities.is_empty() {
+            @if activities.is_empty() {
                 p style="padding:8px" { "None." }
             } @else {
                 table {
-                    @for activity in &page.activities {
+                    @for activity in activities {
                         tr { td { (when(activity.timestamp)) } td { (activity.kind) } td { (activity.message) } }
                     }
                 }
             }
         }
+    }
+}
+
+/// A change page: the form (refusals next to their fields), the read-only
+/// facts and what more the model shows.
+pub fn change(
+    user: (&str, &str),
+    model: crate::models::ModelLink,
+    singular: &str,
+    view: &crate::change::ChangeView,
+    errors: &crate::change::FieldErrors,
+) -> Markup {
+    use crate::change::Input;
+
+    let title = format!("Change {singular}: {}", view.name);
+    let content = html! {
+        @if !errors.is_empty() {
+            p .errornote { "Please correct the errors below." }
+            @if let Some(general) = errors.get("") { p .errornote { (general) } }
+        }
+        form #change_form method="post" {
+            input type="hidden" name=(CSRF_FIELD) value=(user.1);
+            div .module {
+                h2 { (singular) }
+                @for field in &view.fields {
+                    @let id = format!("id_{}", field.name);
+                    div .form-row {
+                        @match &field.input {
+                            Input::Checkbox => {
+                                (field_errors(errors, field.name))
+                                label for=(id) {
+                                    input id=(id) type="checkbox" name=(field.name) checked[field.value == "on"];
+                                    " " (field.label)
+                                }
+                            }
+                            input => {
+                                label for=(id) { (field.label) ":" }
+                                (field_errors(errors, field.name))
+                                @match input {
+                                    Input::TextArea => { textarea id=(id) name=(field.name) { (field.value) } }
+                                    Input::Select(options) => {
+                                        select id=(id) name=(field.name) {
+                                            @for (value, label) in options {
+                                                option value=(value) selected[field.value == *value] { (label) }
+                                            }
+                                        }
+                                    }
+                                    _ => { input id=(id) type="text" name=(field.name) value=(field.value); }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            div .module {
+                h2 { "Read-only" }
+                table {
+                    @for (label, value) in &view.readonly {
+                        tr { th { (label) } td .readonly { (value) } }
+                    }
+                }
+            }
+            div .submit-row {
+                input type="submit" value="Save" name="_save";
+            }
+        }
+        @if let Some(extra) = &view.extra { (extra) }
     };
     layout(
         &title,
         Some(user),
-        &[
-            ("Missions", "/admin/missions/mission/"),
-            (mission.title.as_str(), ""),
-        ],
+        &[(model.plural, &model.changelist()), (&view.name, "")],
         content,
     )
 }

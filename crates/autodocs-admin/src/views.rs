@@ -116,6 +116,7 @@ pub async fn changelist(
         params: &params,
         page: &page,
         messages: &messages,
+        linked: crate::change::change_admin(&app, &model).is_some(),
     });
     let mut response = crate::routes::html(markup);
     if !messages.is_empty() {
