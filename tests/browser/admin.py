@@ -14,7 +14,8 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 
 def api(base, method, path, body=None, token=None):
@@ -60,12 +61,30 @@ class Session:
     def text(self):
         return self.driver.find_element(By.TAG_NAME, "body").text
 
+    def submit(self, element):
+        """Clicks a link or a submit button and waits until the next page
+        replaced this one (so nothing reads the old page meanwhile)."""
+        page = self.driver.find_element(By.TAG_NAME, "html")
+        element.click()
+
+        def replaced(driver):
+            try:
+                page.is_enabled()
+                return False
+            except WebDriverException:
+                # Stale, or (Chromium) "node does not belong to the document".
+                return True
+
+        wait = WebDriverWait(self.driver, 15)
+        wait.until(replaced)
+        wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+
     def login(self, username, password):
         self.open("/admin/")
         check("/admin/login/" in self.driver.current_url, "the admin asks to log in first")
         self.driver.find_element(By.NAME, "username").send_keys(username)
         self.driver.find_element(By.NAME, "password").send_keys(password)
-        self.driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]"))
 
     def quit(self):
         self.driver.quit()
@@ -81,21 +100,21 @@ def staff_flow(args, anna, missions):
         check("Site administration" in s.text(), "the index is shown")
         s.shot("index")
 
-        s.driver.find_element(By.LINK_TEXT, "Missions").click()
+        s.submit(s.driver.find_element(By.LINK_TEXT, "Missions"))
         search = s.driver.find_element(By.NAME, "q")
         search.send_keys("tax")
-        search.submit()
+        s.submit(s.driver.find_element(By.CSS_SELECTOR, "#changelist-search input[type=submit]"))
         body = s.text()
         check("Retrieve Tax Documents" in body and "Renew passport" not in body,
               "the search finds the tax missions only")
         s.shot("changelist-search")
 
-        s.driver.find_element(By.LINK_TEXT, "Retrieve Tax Documents").click()
+        s.submit(s.driver.find_element(By.LINK_TEXT, "Retrieve Tax Documents"))
         s.shot("change-mission")
         title = s.driver.find_element(By.NAME, "title")
         title.clear()
         title.send_keys("Retrieve 2026 Tax Documents")
-        s.driver.find_element(By.NAME, "_save").click()
+        s.submit(s.driver.find_element(By.NAME, "_save"))
         check("was changed successfully" in s.text(), "the change is confirmed")
         s.shot("changed")
         seen = api(args.base, "GET", f"/api/missions/{missions['taxes']}/", token=anna["access"])
@@ -107,7 +126,7 @@ def staff_flow(args, anna, missions):
                 By.CSS_SELECTOR, f"input[name=_selected_action][value='{missions[mission]}']"
             ).click()
         Select(s.driver.find_element(By.NAME, "action")).select_by_value("start")
-        s.driver.find_element(By.CSS_SELECTOR, "#changelist-form button[type=submit]").click()
+        s.submit(s.driver.find_element(By.CSS_SELECTOR, "#changelist-form button[type=submit]"))
         check("Successfully updated 2 missions." in s.text(), "the action reports both rows")
         s.shot("action")
         for mission in ("taxes", "passport"):
@@ -118,7 +137,7 @@ def staff_flow(args, anna, missions):
         title = s.driver.find_element(By.NAME, "title")
         title.clear()
         title.send_keys("   ")
-        s.driver.find_element(By.NAME, "_save").click()
+        s.submit(s.driver.find_element(By.NAME, "_save"))
         check("This field may not be blank." in s.text(), "a blank title is refused next to its field")
         s.shot("field-error")
 
@@ -138,7 +157,7 @@ def staff_flow(args, anna, missions):
         seen = api(args.base, "GET", f"/api/missions/{missions['forms']}/", token=anna["access"])
         check(seen["status"] == "pending", "the forged POST changed nothing")
 
-        s.driver.find_element(By.CSS_SELECTOR, "#logout-form button").click()
+        s.submit(s.driver.find_element(By.CSS_SELECTOR, "#logout-form button"))
         check("Logged out" in s.text(), "logging out")
         s.shot("logged-out")
         s.open("/admin/")
