@@ -571,6 +571,59 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
 
     let missing = browser.get("/admin/missions/mission/999999/change/").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    // Deletion asks first, then goes through the use case (which keeps a
+    // running mission).
+    let draft = new_mission(&app, &anna, "Old draft", "low")
+        .await
+        .to_string();
+    let asked = browser
+        .post(
+            list_url,
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "delete_selected"),
+                ("_selected_action", &draft),
+                ("_selected_action", &taxes_id),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(asked.body.contains("Are you sure?"));
+    assert_eq!(
+        status_of(&app, &anna, draft.parse().expect("id")).await,
+        "pending",
+        "nothing deleted yet"
+    );
+    let deleted = browser
+        .post(
+            list_url,
+            &[
+                ("csrfmiddlewaretoken", &token),
+                ("action", "delete_selected"),
+                ("post", "yes"),
+                ("_selected_action", &draft),
+                ("_selected_action", &taxes_id),
+            ],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::FOUND);
+    let report = browser.get(list_url).await;
+    assert!(
+        report.body.contains("Successfully deleted 1 mission."),
+        "{}",
+        report.body
+    );
+    assert!(
+        report
+            .body
+            .contains("Cannot delete a mission that is in_progress."),
+        "{}",
+        report.body
+    );
+    app.get(&format!("/api/missions/{draft}/"), Some(&anna.access))
+        .await
+        .assert_status(404);
 }
 
 async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
@@ -741,6 +794,65 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
         .await;
     assert_eq!(seen.body["name"], "W-2 2026");
     assert_eq!(seen.body["mission"], serde_json::Value::Null);
+
+    // Downloads: the change page links the file, served through a signed
+    // link of the staff member; the action takes exactly one document.
+    let page = browser.get(&document_url).await;
+    let download_url = format!("/admin/documents/document/{document_id}/download/");
+    assert!(page.body.contains(&download_url), "{}", page.body);
+    let redirected = browser.get(&download_url).await;
+    assert_eq!(redirected.status, StatusCode::FOUND);
+    assert!(
+        redirected
+            .location()
+            .starts_with(&format!("/api/documents/{document_id}/download/?link=")),
+        "{}",
+        redirected.location()
+    );
+    let file = app
+        .client()
+        .get(format!("{}{}", app.base_url, redirected.location()))
+        .send()
+        .await
+        .expect("the download");
+    assert_eq!(file.status(), StatusCode::OK);
+    assert_eq!(file.bytes().await.expect("the bytes").as_ref(), pdf);
+    let one = browser
+        .post(
+            "/admin/documents/document/",
+            &[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("action", "download"),
+                ("_selected_action", &document_id),
+            ],
+        )
+        .await;
+    assert_eq!(one.location(), download_url);
+    let two = browser
+        .post(
+            "/admin/documents/document/",
+            &[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("action", "download"),
+                ("_selected_action", &document_id),
+                ("_selected_action", "999"),
+            ],
+        )
+        .await;
+    assert_eq!(two.status, StatusCode::FOUND);
+    let report = browser.get("/admin/documents/document/").await;
+    assert!(
+        report.body.contains("Select one document to download."),
+        "{}",
+        report.body
+    );
+    assert!(
+        browser
+            .get("/admin/documents/document/999999/download/")
+            .await
+            .status
+            == StatusCode::NOT_FOUND
+    );
 
     // Plan steps: a mission is chosen first.
     let pick = browser.get("/admin/missions/planstep/").await;

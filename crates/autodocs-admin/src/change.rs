@@ -15,7 +15,6 @@ use autodocs_http::error::{ApiError, drf_message};
 use maud::Markup;
 
 use crate::error::AdminError;
-use crate::models::ModelLink;
 use crate::session::{CSRF_FIELD, Staff, secure_cookies};
 
 /// How an editable field is typed in.
@@ -113,12 +112,8 @@ pub fn parsed<T>(
     }
 }
 
-/// A model's change page.
-pub trait ChangeAdmin: Sync {
-    /// Which model.
-    fn link(&self) -> ModelLink;
-    /// What one object is called ("mission").
-    fn singular(&self) -> &'static str;
+/// A model's change page, beside its changelist.
+pub trait ChangeAdmin: crate::changelist::ModelAdmin {
     /// The page of object `id` (a not-found error when it is not there).
     fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError>;
     /// Saves the posted form through the model's use case: `Ok(Ok(name))`,
@@ -141,7 +136,7 @@ pub fn change_admin(app: &str, model: &str) -> Option<&'static dyn ChangeAdmin> 
     ];
     admins
         .into_iter()
-        .find(|admin| admin.link().app == app && admin.link().model == model)
+        .find(|admin| admin.spec().link.app == app && admin.spec().link.model == model)
 }
 
 async fn load(
@@ -170,8 +165,8 @@ fn render(
 ) -> HttpResponse {
     crate::routes::html(crate::pages::change(
         (username, &staff.csrf_token()),
-        admin.link(),
-        admin.singular(),
+        admin.spec().link,
+        admin.spec().singular,
         view,
         errors,
     ))
@@ -212,10 +207,10 @@ pub async fn change(
         Ok(name) => {
             let message = format!(
                 "The {} “{name}” was changed successfully.",
-                admin.singular()
+                admin.spec().singular
             );
             let response = HttpResponse::Found()
-                .insert_header((header::LOCATION, admin.link().changelist()))
+                .insert_header((header::LOCATION, admin.spec().link.changelist()))
                 .finish();
             crate::views::with_messages(response, &[message], secure_cookies(&request, &state))
         }

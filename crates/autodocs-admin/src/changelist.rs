@@ -32,6 +32,26 @@ pub struct Filter {
     pub choices: Vec<(&'static str, String)>,
 }
 
+impl Filter {
+    /// A filter on `field` offering every value of an enum, each labelled
+    /// with its wire name in words (`in_progress` reads "in progress").
+    pub fn of<T: Copy>(
+        field: &'static str,
+        label: &'static str,
+        all: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Self {
+        Self {
+            field,
+            label,
+            choices: all
+                .iter()
+                .map(|value| (name(*value), name(*value).replace('_', " ")))
+                .collect(),
+        }
+    }
+}
+
 /// An action of the changelist's `<select name="action">`.
 #[derive(Debug, Clone, Copy)]
 pub struct Action {
@@ -166,21 +186,33 @@ pub struct ListPage {
 /// What an action did to one selected object.
 pub type ActionOutcome = Result<(), String>;
 
-/// A model's admin: what its changelist shows and can do, as data, and
-/// the use cases behind it.
-pub trait ModelAdmin: Sync {
-    /// Which model.
-    fn link(&self) -> ModelLink;
+/// What a model's admin shows and offers, declared as data (Django's
+/// `ModelAdmin` attributes).
+#[derive(Debug)]
+pub struct ModelSpec {
+    /// Which model, and where its pages live.
+    pub link: ModelLink,
     /// What one object is called ("mission").
-    fn singular(&self) -> &'static str;
-    /// The columns; the first links to the change page.
-    fn columns(&self) -> &'static [Column];
-    /// The sidebar filters.
-    fn filters(&self) -> Vec<Filter>;
-    /// The actions.
-    fn actions(&self) -> &'static [Action];
+    pub singular: &'static str,
+    /// The changelist's columns; the first links to the change page.
+    pub columns: &'static [Column],
+    /// The actions of the changelist.
+    pub actions: &'static [Action],
     /// What `?q=` searches, for the search box's hint.
-    fn search_help(&self) -> &'static str;
+    pub search_help: &'static str,
+    /// Whether `delete_selected` is offered (after a confirmation page).
+    pub deletes: bool,
+}
+
+/// A model's admin: its [`ModelSpec`], and the use cases behind its
+/// changelist.
+pub trait ModelAdmin: Sync {
+    /// What it shows and offers.
+    fn spec(&self) -> &'static ModelSpec;
+    /// The sidebar filters.
+    fn filters(&self) -> Vec<Filter> {
+        Vec::new()
+    }
     /// One page of the changelist.
     fn list(
         &self,
@@ -190,4 +222,18 @@ pub trait ModelAdmin: Sync {
     ) -> Result<ListPage, ApiError>;
     /// Runs `action` on one object; `Err` is the refusal to report.
     fn act(&self, services: &Services, staff: Principal, action: &str, id: i64) -> ActionOutcome;
+
+    /// An action that leads somewhere rather than changing rows (a
+    /// download): where to, or why not; `None` for every other action.
+    fn navigate(&self, _action: &str, _selected: &[i64]) -> Option<Result<String, String>> {
+        None
+    }
+
+    /// Deletes one object through its use case.
+    fn delete(&self, _services: &Services, _staff: Principal, _id: i64) -> ActionOutcome {
+        Err("cannot be deleted here".into())
+    }
 }
+
+/// Django's name of the deletion action.
+pub const DELETE_SELECTED: &str = "delete_selected";

@@ -32,6 +32,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
             .route("/login/", web::post().to(routes::login))
             .route("/logout/", web::post().to(routes::logout))
             .route(
+                "/documents/document/{id}/download/",
+                web::get().to(others::download),
+            )
+            .route(
                 "/{app}/{model}/{id}/change/",
                 web::get().to(change::change_page),
             )

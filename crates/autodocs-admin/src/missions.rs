@@ -16,9 +16,10 @@ use crate::change::{
     ChangeAdmin, ChangeView, Field, FieldErrors, Input, Posted, field_errors, parsed,
 };
 use crate::changelist::{
-    Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, PER_PAGE, Row,
+    Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, ModelSpec, PER_PAGE,
+    Row,
 };
-use crate::models::{self, ModelLink};
+use crate::models;
 
 /// The mission admin.
 pub struct MissionAdmin;
@@ -130,54 +131,32 @@ fn row(mission: &Mission, owners: &BTreeMap<UserId, String>) -> Row {
     }
 }
 
+/// What the mission admin shows and offers.
+static MISSION_SPEC: ModelSpec = ModelSpec {
+    link: models::MISSIONS,
+    singular: "mission",
+    columns: COLUMNS,
+    actions: ACTIONS,
+    search_help: "title or description",
+    deletes: true,
+};
+
 impl ModelAdmin for MissionAdmin {
-    fn link(&self) -> ModelLink {
-        models::MISSIONS
-    }
-
-    fn singular(&self) -> &'static str {
-        "mission"
-    }
-
-    fn columns(&self) -> &'static [Column] {
-        COLUMNS
+    fn spec(&self) -> &'static ModelSpec {
+        &MISSION_SPEC
     }
 
     fn filters(&self) -> Vec<Filter> {
         vec![
-            Filter {
-                field: "status",
-                label: "By status",
-                choices: MissionStatus::ALL
-                    .iter()
-                    .map(|status| (status.as_str(), status.as_str().replace('_', " ")))
-                    .collect(),
-            },
-            Filter {
-                field: "type",
-                label: "By type",
-                choices: MissionType::ALL
-                    .iter()
-                    .map(|kind| (kind.as_str(), kind.as_str().replace('_', " ")))
-                    .collect(),
-            },
-            Filter {
-                field: "priority",
-                label: "By priority",
-                choices: Priority::ALL
-                    .iter()
-                    .map(|priority| (priority.as_str(), priority.as_str().to_owned()))
-                    .collect(),
-            },
+            Filter::of(
+                "status",
+                "By status",
+                &MissionStatus::ALL,
+                MissionStatus::as_str,
+            ),
+            Filter::of("type", "By type", &MissionType::ALL, MissionType::as_str),
+            Filter::of("priority", "By priority", &Priority::ALL, Priority::as_str),
         ]
-    }
-
-    fn actions(&self) -> &'static [Action] {
-        ACTIONS
-    }
-
-    fn search_help(&self) -> &'static str {
-        "title or description"
     }
 
     fn list(
@@ -231,6 +210,18 @@ impl ModelAdmin for MissionAdmin {
             }
         }
     }
+
+    fn delete(&self, services: &Services, staff: Principal, id: i64) -> ActionOutcome {
+        match services.missions().delete(staff, MissionId(id)) {
+            Ok(()) => Ok(()),
+            Err(MissionError::InvalidTransition(refusal)) => Err(refusal.to_string()),
+            Err(MissionError::NotFound) => Err("it no longer exists".into()),
+            Err(error) => {
+                tracing::error!(%error, mission = id, "an admin deletion failed");
+                Err("the server failed; it has been logged".into())
+            }
+        }
+    }
 }
 
 /// A filter's value, if it is one of the choices (a stale link's is ignored).
@@ -275,14 +266,6 @@ fn choices<T: Copy>(all: &[T], value: impl Fn(T) -> &'static str) -> Vec<(String
 }
 
 impl ChangeAdmin for MissionAdmin {
-    fn link(&self) -> ModelLink {
-        models::MISSIONS
-    }
-
-    fn singular(&self) -> &'static str {
-        "mission"
-    }
-
     fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
         use autodocs_domain::activity_log::ActivityQuery;
 

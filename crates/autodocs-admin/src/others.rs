@@ -20,10 +20,11 @@ use crate::change::{
     ChangeAdmin, ChangeView, Field, FieldErrors, Input, Posted, field_errors, parsed,
 };
 use crate::changelist::{
-    Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, PER_PAGE, Row,
+    Action, ActionOutcome, Column, Filter, ListPage, ListParams, ModelAdmin, ModelSpec, PER_PAGE,
+    Row,
 };
 use crate::missions::{usernames, when};
-use crate::models::{self, ModelLink};
+use crate::models;
 
 fn page_of(params: &ListParams) -> Result<PageRequest, ApiError> {
     PageRequest::parse(Some(&params.page.to_string()), Some(&PER_PAGE.to_string()))
@@ -117,27 +118,25 @@ const USER_ACTIONS: &[Action] = &[
     },
 ];
 
+/// What the user admin shows and offers.
+static USER_SPEC: ModelSpec = ModelSpec {
+    link: models::USERS,
+    singular: "user",
+    columns: USER_COLUMNS,
+    actions: USER_ACTIONS,
+    search_help: "username or email",
+    deletes: true,
+};
+
 impl ModelAdmin for UserAdmin {
-    fn link(&self) -> ModelLink {
-        models::USERS
-    }
-    fn singular(&self) -> &'static str {
-        "user"
-    }
-    fn columns(&self) -> &'static [Column] {
-        USER_COLUMNS
+    fn spec(&self) -> &'static ModelSpec {
+        &USER_SPEC
     }
     fn filters(&self) -> Vec<Filter> {
         vec![
             boolean_filter("is_staff", "By staff status"),
             boolean_filter("is_active", "By active"),
         ]
-    }
-    fn actions(&self) -> &'static [Action] {
-        USER_ACTIONS
-    }
-    fn search_help(&self) -> &'static str {
-        "username or email"
     }
 
     fn list(
@@ -209,6 +208,16 @@ impl ModelAdmin for UserAdmin {
             Err(error) => Err(refusal(error)),
         }
     }
+
+    fn delete(&self, services: &Services, staff: Principal, id: i64) -> ActionOutcome {
+        if UserId(id) == staff.user_id {
+            return Err("you cannot delete your own account".into());
+        }
+        services
+            .accounts()
+            .delete_user(staff, UserId(id))
+            .map_err(refusal)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -249,46 +258,41 @@ const DOCUMENT_COLUMNS: &[Column] = &[
     },
 ];
 
-const DOCUMENT_ACTIONS: &[Action] = &[Action {
-    name: "verify",
-    label: "Verify selected documents",
-}];
+const DOCUMENT_ACTIONS: &[Action] = &[
+    Action {
+        name: "verify",
+        label: "Verify selected documents",
+    },
+    Action {
+        name: "download",
+        label: "Download selected document",
+    },
+];
+
+/// What the document admin shows and offers.
+static DOCUMENT_SPEC: ModelSpec = ModelSpec {
+    link: models::DOCUMENTS,
+    singular: "document",
+    columns: DOCUMENT_COLUMNS,
+    actions: DOCUMENT_ACTIONS,
+    search_help: "name",
+    deletes: true,
+};
 
 impl ModelAdmin for DocumentAdmin {
-    fn link(&self) -> ModelLink {
-        models::DOCUMENTS
-    }
-    fn singular(&self) -> &'static str {
-        "document"
-    }
-    fn columns(&self) -> &'static [Column] {
-        DOCUMENT_COLUMNS
+    fn spec(&self) -> &'static ModelSpec {
+        &DOCUMENT_SPEC
     }
     fn filters(&self) -> Vec<Filter> {
         vec![
-            Filter {
-                field: "status",
-                label: "By status",
-                choices: DocumentStatus::ALL
-                    .iter()
-                    .map(|status| (status.as_str(), status.as_str().to_owned()))
-                    .collect(),
-            },
-            Filter {
-                field: "type",
-                label: "By type",
-                choices: DocumentType::ALL
-                    .iter()
-                    .map(|kind| (kind.as_str(), kind.as_str().replace('_', " ")))
-                    .collect(),
-            },
+            Filter::of(
+                "status",
+                "By status",
+                &DocumentStatus::ALL,
+                DocumentStatus::as_str,
+            ),
+            Filter::of("type", "By type", &DocumentType::ALL, DocumentType::as_str),
         ]
-    }
-    fn actions(&self) -> &'static [Action] {
-        DOCUMENT_ACTIONS
-    }
-    fn search_help(&self) -> &'static str {
-        "name"
     }
 
     fn list(
@@ -358,6 +362,13 @@ impl ModelAdmin for DocumentAdmin {
         })
     }
 
+    fn navigate(&self, action: &str, selected: &[i64]) -> Option<Result<String, String>> {
+        (action == "download").then(|| match selected {
+            [id] => Ok(format!("{}{id}/download/", models::DOCUMENTS.changelist())),
+            _ => Err("Select one document to download. No items have been changed.".into()),
+        })
+    }
+
     fn act(&self, services: &Services, staff: Principal, action: &str, id: i64) -> ActionOutcome {
         if action != "verify" {
             return Err("not an action of documents".into());
@@ -367,6 +378,13 @@ impl ModelAdmin for DocumentAdmin {
             Err(DocumentError::NotFound) => Err("it no longer exists".into()),
             Err(error) => Err(refusal(error)),
         }
+    }
+
+    fn delete(&self, services: &Services, staff: Principal, id: i64) -> ActionOutcome {
+        services
+            .documents()
+            .delete(staff, DocumentId(id))
+            .map_err(refusal)
     }
 }
 
@@ -408,24 +426,19 @@ const STEP_COLUMNS: &[Column] = &[
 /// How many missions the sidebar offers.
 const STEP_MISSION_CHOICES: &str = "20";
 
+/// What the plan step admin shows and offers.
+static STEP_SPEC: ModelSpec = ModelSpec {
+    link: models::STEPS,
+    singular: "plan step",
+    columns: STEP_COLUMNS,
+    actions: &[],
+    search_help: "title",
+    deletes: false,
+};
+
 impl ModelAdmin for PlanStepAdmin {
-    fn link(&self) -> ModelLink {
-        models::STEPS
-    }
-    fn singular(&self) -> &'static str {
-        "plan step"
-    }
-    fn columns(&self) -> &'static [Column] {
-        STEP_COLUMNS
-    }
-    fn filters(&self) -> Vec<Filter> {
-        Vec::new()
-    }
-    fn actions(&self) -> &'static [Action] {
-        &[]
-    }
-    fn search_help(&self) -> &'static str {
-        "title"
+    fn spec(&self) -> &'static ModelSpec {
+        &STEP_SPEC
     }
 
     fn list(
@@ -531,24 +544,19 @@ const ACTIVITY_COLUMNS: &[Column] = &[
     },
 ];
 
+/// What the activity admin shows and offers.
+static ACTIVITY_SPEC: ModelSpec = ModelSpec {
+    link: models::ACTIVITIES,
+    singular: "activity",
+    columns: ACTIVITY_COLUMNS,
+    actions: &[],
+    search_help: "message",
+    deletes: false,
+};
+
 impl ModelAdmin for ActivityAdmin {
-    fn link(&self) -> ModelLink {
-        models::ACTIVITIES
-    }
-    fn singular(&self) -> &'static str {
-        "activity"
-    }
-    fn columns(&self) -> &'static [Column] {
-        ACTIVITY_COLUMNS
-    }
-    fn filters(&self) -> Vec<Filter> {
-        Vec::new()
-    }
-    fn actions(&self) -> &'static [Action] {
-        &[]
-    }
-    fn search_help(&self) -> &'static str {
-        "message"
+    fn spec(&self) -> &'static ModelSpec {
+        &ACTIVITY_SPEC
     }
 
     fn list(
@@ -642,31 +650,27 @@ const JOB_ACTIONS: &[Action] = &[Action {
     label: "Retry selected dead jobs",
 }];
 
+/// What the job admin shows and offers.
+static JOB_SPEC: ModelSpec = ModelSpec {
+    link: models::JOBS,
+    singular: "job",
+    columns: JOB_COLUMNS,
+    actions: JOB_ACTIONS,
+    search_help: "kind",
+    deletes: false,
+};
+
 impl ModelAdmin for JobAdmin {
-    fn link(&self) -> ModelLink {
-        models::JOBS
-    }
-    fn singular(&self) -> &'static str {
-        "job"
-    }
-    fn columns(&self) -> &'static [Column] {
-        JOB_COLUMNS
+    fn spec(&self) -> &'static ModelSpec {
+        &JOB_SPEC
     }
     fn filters(&self) -> Vec<Filter> {
-        vec![Filter {
-            field: "status",
-            label: "By status",
-            choices: JobStatus::ALL
-                .iter()
-                .map(|status| (status.as_str(), status.as_str().to_owned()))
-                .collect(),
-        }]
-    }
-    fn actions(&self) -> &'static [Action] {
-        JOB_ACTIONS
-    }
-    fn search_help(&self) -> &'static str {
-        "kind"
+        vec![Filter::of(
+            "status",
+            "By status",
+            &JobStatus::ALL,
+            JobStatus::as_str,
+        )]
     }
 
     fn list(
@@ -725,14 +729,6 @@ impl ModelAdmin for JobAdmin {
 // ---------------------------------------------------------------------------
 
 impl ChangeAdmin for UserAdmin {
-    fn link(&self) -> ModelLink {
-        models::USERS
-    }
-
-    fn singular(&self) -> &'static str {
-        "user"
-    }
-
     fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
         let user = services.accounts().get_user(staff, UserId(id))?;
         Ok(ChangeView {
@@ -809,14 +805,6 @@ impl ChangeAdmin for UserAdmin {
 }
 
 impl ChangeAdmin for DocumentAdmin {
-    fn link(&self) -> ModelLink {
-        models::DOCUMENTS
-    }
-
-    fn singular(&self) -> &'static str {
-        "document"
-    }
-
     fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
         let document = services.documents().get(staff, DocumentId(id))?;
         let owner = usernames(services, staff, [document.owner])?
@@ -855,7 +843,7 @@ impl ChangeAdmin for DocumentAdmin {
                 ("Uploaded", when(document.uploaded_at)),
                 ("Updated", when(document.updated_at)),
             ],
-            extra: None,
+            extra: Some(crate::pages::download_link(document.id.0)),
         })
     }
 
@@ -895,4 +883,35 @@ impl ChangeAdmin for DocumentAdmin {
             Err(error) => Err(error.into()),
         }
     }
+}
+
+/// `GET /admin/documents/document/<id>/download/`: the file, through a
+/// signed download link of the staff member (the API streams it, with
+/// ranges and its headers), after checking they may see the document.
+pub async fn download(
+    state: actix_web::web::Data<autodocs_http::AppState>,
+    staff: crate::session::Staff,
+    path: actix_web::web::Path<i64>,
+) -> Result<actix_web::HttpResponse, crate::error::AdminError> {
+    let id = DocumentId(path.into_inner());
+    let principal = staff.principal;
+    let services = state.services.clone();
+    let document = state
+        .lane
+        .run(move || services.documents().get(principal, id))
+        .await?
+        .map_err(ApiError::from)?;
+    let link = state
+        .links
+        .issue(document.id, principal.user_id, state.services.now());
+    let target = format!(
+        "/api/documents/{}/download/?{}={}",
+        document.id.0,
+        autodocs_http::links::LINK_PARAMETER,
+        link.token
+    );
+    Ok(actix_web::HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, target))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .finish())
 }

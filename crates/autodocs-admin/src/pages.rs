@@ -257,6 +257,8 @@ pub struct ChangelistView<'a> {
     pub messages: &'a [String],
     /// Whether rows link to a change page.
     pub linked: bool,
+    /// Whether `delete_selected` is offered.
+    pub deletes: bool,
 }
 
 /// A changelist: search, filters, actions, sortable headers, rows, pages.
@@ -300,6 +302,9 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                         label { "Action: "
                             select name="action" {
                                 option value="" selected { "---------" }
+                                @if view.deletes {
+                                    option value=(crate::changelist::DELETE_SELECTED) { "Delete selected " (view.model.plural.to_lowercase()) }
+                                }
                                 @for action in view.actions {
                                     option value=(action.name) { (action.label) }
                                 }
@@ -521,4 +526,50 @@ pub fn change(
         &[(model.plural, &model.changelist()), (&view.name, "")],
         content,
     )
+}
+
+/// Django's "Are you sure?" page before `delete_selected`.
+pub fn delete_confirmation(
+    user: (&str, &str),
+    model: crate::models::ModelLink,
+    singular: &str,
+    selected: &[i64],
+) -> Markup {
+    let content = html! {
+        p { "Are you sure you want to delete the selected " (model.plural.to_lowercase()) "? All of the following objects and what belongs to them will be deleted:" }
+        ul {
+            @for id in selected {
+                li { a href=(format!("{}{id}/change/", model.changelist())) { (singular) " #" (id) } }
+            }
+        }
+        form method="post" {
+            input type="hidden" name=(CSRF_FIELD) value=(user.1);
+            input type="hidden" name="action" value=(crate::changelist::DELETE_SELECTED);
+            input type="hidden" name="post" value="yes";
+            @for id in selected {
+                input type="hidden" name="_selected_action" value=(id);
+            }
+            input type="submit" value="Yes, I’m sure";
+            " "
+            a href=(model.changelist()) { "No, take me back" }
+        }
+    };
+    layout(
+        "Are you sure?",
+        Some(user),
+        &[
+            (model.plural, &model.changelist()),
+            ("Delete multiple objects", ""),
+        ],
+        content,
+    )
+}
+
+/// The link to a document's file, on its change page.
+pub fn download_link(document: i64) -> Markup {
+    html! {
+        p .download {
+            a href=(format!("/admin/documents/document/{document}/download/")) { "Download the file" }
+        }
+    }
 }

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_http::AppState;
 
-use crate::changelist::{ListParams, ModelAdmin};
+use crate::changelist::{DELETE_SELECTED, ListParams, ModelAdmin};
 use crate::error::AdminError;
 use crate::missions::MissionAdmin;
 use crate::others::{ActivityAdmin, DocumentAdmin, JobAdmin, PlanStepAdmin, UserAdmin};
@@ -32,7 +32,7 @@ pub fn model_admin(app: &str, model: &str) -> Option<&'static dyn ModelAdmin> {
         [&USERS, &MISSIONS, &STEPS, &DOCUMENTS, &ACTIVITIES, &JOBS];
     admins
         .into_iter()
-        .find(|admin| admin.link().app == app && admin.link().model == model)
+        .find(|admin| admin.spec().link.app == app && admin.spec().link.model == model)
 }
 
 fn messages_of(request: &HttpRequest) -> Vec<String> {
@@ -90,7 +90,7 @@ pub async fn changelist(
 ) -> Result<HttpResponse, AdminError> {
     let (app, model) = path.into_inner();
     let admin = model_admin(&app, &model).ok_or(AdminError::NotFound)?;
-    let params = ListParams::parse(&query, admin.columns());
+    let params = ListParams::parse(&query, admin.spec().columns);
     let principal = staff.principal;
     let services = state.services.clone();
     let list_params = params.clone();
@@ -107,12 +107,13 @@ pub async fn changelist(
     let csrf = staff.csrf_token();
     let markup = pages::changelist(&ChangelistView {
         user: (&username, &csrf),
-        model: admin.link(),
-        singular: admin.singular(),
-        columns: admin.columns(),
+        model: admin.spec().link,
+        singular: admin.spec().singular,
+        columns: admin.spec().columns,
         filters: &filters,
-        actions: admin.actions(),
-        search_help: admin.search_help(),
+        actions: admin.spec().actions,
+        deletes: admin.spec().deletes,
+        search_help: admin.spec().search_help,
         params: &params,
         page: &page,
         messages: &messages,
@@ -149,9 +150,48 @@ pub async fn changelist_action(
         .filter(|(key, _)| key == "_selected_action")
         .filter_map(|(_, value)| value.parse().ok())
         .collect();
+    let deleting = action == DELETE_SELECTED && admin.spec().deletes;
+    if deleting && !selected.is_empty() && field("post") != Some("yes") {
+        // Django asks first, on a page of its own, before deleting.
+        let username = state
+            .lane
+            .run({
+                let services = state.services.clone();
+                let principal = staff.principal;
+                move || services.accounts().me(principal).map(|me| me.username)
+            })
+            .await?
+            .map_err(autodocs_http::error::ApiError::from)?;
+        return Ok(crate::routes::html(pages::delete_confirmation(
+            (&username, &staff.csrf_token()),
+            admin.spec().link,
+            admin.spec().singular,
+            &selected,
+        )));
+    }
+    if let Some(target) = admin.navigate(&action, &selected) {
+        let back = match target {
+            Ok(target) => target,
+            Err(message) => {
+                let response = HttpResponse::Found()
+                    .insert_header((header::LOCATION, changelist_url(admin, &request)))
+                    .finish();
+                return with_messages(response, &[message], secure_cookies(&request, &state));
+            }
+        };
+        return Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, back))
+            .finish());
+    }
     let messages = if action.is_empty() {
         vec!["No action selected.".to_owned()]
-    } else if !admin.actions().iter().any(|known| known.name == action) {
+    } else if !deleting
+        && !admin
+            .spec()
+            .actions
+            .iter()
+            .any(|known| known.name == action)
+    {
         vec![format!(
             "Unknown action “{action}”. No items have been changed."
         )]
@@ -168,26 +208,42 @@ pub async fn changelist_action(
         let outcomes = autodocs_http::lane::blocking(move || {
             selected
                 .into_iter()
-                .map(|id| (id, admin.act(&services, principal, &action, id)))
+                .map(|id| {
+                    let outcome = if deleting {
+                        admin.delete(&services, principal, id)
+                    } else {
+                        admin.act(&services, principal, &action, id)
+                    };
+                    (id, outcome)
+                })
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(autodocs_http::error::ApiError::from)?;
-        report(admin, &outcomes)
-    };
-    let back = match request.uri().query() {
-        Some(query) if !query.is_empty() => format!("{}?{query}", admin.link().changelist()),
-        _ => admin.link().changelist(),
+        report(
+            admin,
+            &outcomes,
+            if deleting { "deleted" } else { "updated" },
+        )
     };
     let response = HttpResponse::Found()
-        .insert_header((header::LOCATION, back))
+        .insert_header((header::LOCATION, changelist_url(admin, &request)))
         .finish();
     with_messages(response, &messages, secure_cookies(&request, &state))
+}
+
+/// The changelist the request came from, its query string kept.
+fn changelist_url(admin: &dyn ModelAdmin, request: &HttpRequest) -> String {
+    match request.uri().query() {
+        Some(query) if !query.is_empty() => format!("{}?{query}", admin.spec().link.changelist()),
+        _ => admin.spec().link.changelist(),
+    }
 }
 
 fn report(
     admin: &dyn ModelAdmin,
     outcomes: &[(i64, crate::changelist::ActionOutcome)],
+    verb: &str,
 ) -> Vec<String> {
     let done = outcomes
         .iter()
@@ -195,17 +251,17 @@ fn report(
         .count();
     let mut messages = Vec::new();
     if done > 0 {
-        let plural = admin.link().plural.to_lowercase();
+        let plural = admin.spec().link.plural.to_lowercase();
         messages.push(format!(
-            "Successfully updated {done} {}.",
-            plural_of(done, admin.singular(), &plural)
+            "Successfully {verb} {done} {}.",
+            plural_of(done, admin.spec().singular, &plural)
         ));
     }
     for (id, outcome) in outcomes {
         if let Err(reason) = outcome {
             messages.push(format!(
                 "{} {id} was not changed: {reason}",
-                capitalised(admin.singular())
+                capitalised(admin.spec().singular)
             ));
         }
     }
