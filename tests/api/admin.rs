@@ -868,6 +868,52 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
         ))
         .await;
     assert!(steps.body.contains("Download the W-2"), "{}", steps.body);
+    let marker = "href=\"/admin/missions/planstep/";
+    let start = steps
+        .body
+        .find(marker)
+        .expect("a step links its change page")
+        + marker.len();
+    let step_id: String = steps.body[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let step_url = format!("/admin/missions/planstep/{step_id}/change/");
+    let page = browser.get(&step_url).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let refused = browser
+        .post(
+            &step_url,
+            &[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("title", "Download the W-2"),
+                ("status", "pending"),
+                ("order", "-1"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(refused.body.contains("errorlist"), "{}", refused.body);
+    let saved = browser
+        .post(
+            &step_url,
+            &[
+                ("csrfmiddlewaretoken", token.as_str()),
+                ("title", "Download the 2026 W-2"),
+                ("status", "in_progress"),
+                ("order", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::FOUND, "{}", saved.body);
+    let seen = app
+        .get(
+            &format!("/api/missions/{mission}/steps/{step_id}/"),
+            Some(&anna.access),
+        )
+        .await;
+    assert_eq!(seen.body["title"], "Download the 2026 W-2", "{}", seen.body);
+    assert_eq!(seen.body["status"], "in_progress");
 
     // Activities: searchable, read-only.
     let log = browser.get("/admin/activities/activity/?q=verified").await;

@@ -129,10 +129,11 @@ pub trait ChangeAdmin: crate::changelist::ModelAdmin {
 
 /// The change admin of `/admin/<app>/<model>/<id>/change/`.
 pub fn change_admin(app: &str, model: &str) -> Option<&'static dyn ChangeAdmin> {
-    let admins: [&'static dyn ChangeAdmin; 3] = [
+    let admins: [&'static dyn ChangeAdmin; 4] = [
         &crate::missions::MissionAdmin,
         &crate::others::UserAdmin,
         &crate::others::DocumentAdmin,
+        &crate::others::PlanStepAdmin,
     ];
     admins
         .into_iter()

@@ -8,11 +8,13 @@ use autodocs_domain::document::{
 };
 use autodocs_domain::jobs::JobStatus;
 use autodocs_domain::paging::PageRequest;
+use autodocs_domain::plan_step::StepStatus;
 use autodocs_domain::user::{
     Email, PersonName, Principal, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
 };
 use autodocs_domain::{
-    AccountError, DocumentError, DocumentId, EngineError, JobId, MissionId, Services,
+    AccountError, DocumentError, DocumentId, EngineError, JobId, MissionId, Services, StepError,
+    StepId,
 };
 use autodocs_http::error::ApiError;
 
@@ -914,4 +916,93 @@ pub async fn download(
         .insert_header((actix_web::http::header::LOCATION, target))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+impl ChangeAdmin for PlanStepAdmin {
+    fn load(&self, services: &Services, staff: Principal, id: i64) -> Result<ChangeView, ApiError> {
+        let step_id = StepId(id);
+        let mission = services.steps().mission_of(staff, step_id)?;
+        let step = services.steps().get(staff, mission, step_id)?.item;
+        let statuses = StepStatus::ALL
+            .iter()
+            .map(|status| {
+                (
+                    status.as_str().to_owned(),
+                    status.as_str().replace('_', " "),
+                )
+            })
+            .collect();
+        Ok(ChangeView {
+            name: step.title.as_str().to_owned(),
+            fields: vec![
+                Field::new("title", "Title", Input::Text, step.title.as_str()),
+                Field::new(
+                    "status",
+                    "Status",
+                    Input::Select(statuses),
+                    step.status.as_str(),
+                ),
+                Field::new("order", "Order", Input::Text, step.order.to_string()),
+            ],
+            readonly: vec![
+                ("Mission", format!("#{}", mission.0)),
+                ("Action", step.action.kind().to_owned()),
+                ("Depth", step.depth.to_string()),
+                (
+                    "Started",
+                    step.started_at.map(when).unwrap_or_else(|| "-".into()),
+                ),
+                (
+                    "Completed",
+                    step.completed_at.map(when).unwrap_or_else(|| "-".into()),
+                ),
+            ],
+            extra: None,
+        })
+    }
+
+    fn save(
+        &self,
+        services: &Services,
+        staff: Principal,
+        id: i64,
+        posted: &Posted,
+    ) -> Result<Result<String, FieldErrors>, ApiError> {
+        use autodocs_domain::mission::Title;
+        use autodocs_domain::plan_step::StepOrder;
+        use autodocs_domain::usecases::steps::UpdateStep;
+
+        let step_id = StepId(id);
+        let mission = services.steps().mission_of(staff, step_id)?;
+        let step = services.steps().get(staff, mission, step_id)?.item;
+        let value = |name: &str| posted.get(name).map(String::as_str).unwrap_or("");
+        let mut errors = FieldErrors::new();
+        let title = parsed(&mut errors, "title", Title::parse(value("title")));
+        let status = parsed(&mut errors, "status", StepStatus::parse(value("status")));
+        let order = match value("order").trim().parse::<i64>() {
+            Ok(order) => parsed(&mut errors, "order", StepOrder::new(order)),
+            Err(_) => {
+                errors.insert("order".into(), "A valid integer is required.".into());
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let command = UpdateStep {
+            title: title.filter(|title| *title != step.title),
+            status: status.filter(|status| *status != step.status),
+            order: order.filter(|order| order.get() != step.order),
+            ..UpdateStep::default()
+        };
+        match services.steps().update(staff, mission, step_id, command) {
+            Ok(node) => Ok(Ok(node.item.title.as_str().to_owned())),
+            Err(StepError::Validation(refused)) => Ok(Err(field_errors(&refused))),
+            Err(StepError::InvalidTransition(refusal)) => Ok(Err(FieldErrors::from([(
+                "status".to_owned(),
+                refusal.to_string(),
+            )]))),
+            Err(error) => Err(error.into()),
+        }
+    }
 }

@@ -92,6 +92,7 @@ macro_rules! port_conformance {
             users_delete_cascades_to_everything_they_own,
             refresh_tokens_revoke_only_once,
             refresh_tokens_revoke_all_and_purge_expired,
+            steps_name_their_mission,
             admin_sessions_are_found_while_live_and_unique,
             admin_sessions_close_purge_and_cascade,
             activities_list_newest_first,

@@ -402,6 +402,27 @@ pub fn refresh_tokens_revoke_all_and_purge_expired(uow: &dyn UnitOfWork) {
     assert!(get(uow, |r| Ok(r.refresh_tokens().find("a1")?)).is_some());
 }
 
+/// A step names its mission; an unknown step names none.
+pub fn steps_name_their_mission(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let taxes = mission(uow, anna.id, "Taxes");
+    let other = mission(uow, anna.id, "Passport");
+    let first = step(uow, taxes.id, None, 0);
+    let second = step(uow, other.id, None, 0);
+    assert_eq!(
+        get(uow, |r| Ok(r.steps().mission_of(first.id)?)),
+        Some(taxes.id)
+    );
+    assert_eq!(
+        get(uow, |r| Ok(r.steps().mission_of(second.id)?)),
+        Some(other.id)
+    );
+    assert_eq!(
+        get(uow, |r| Ok(r.steps().mission_of(StepId(999_999))?)),
+        None
+    );
+}
+
 /// The digest of an admin session key, made from one letter.
 fn digest(letter: char) -> SessionDigest {
     SessionDigest::parse(&letter.to_string().repeat(64)).expect("a digest")

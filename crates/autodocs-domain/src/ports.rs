@@ -220,6 +220,8 @@ pub trait PlanStepRepository {
     fn list(&mut self, mission: MissionId) -> RepoResult<Vec<PlanStep>>;
     /// One step of a mission.
     fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>>;
+    /// The mission a step belongs to, if the step exists.
+    fn mission_of(&mut self, id: StepId) -> RepoResult<Option<MissionId>>;
     /// Inserts a step.
     fn create(&mut self, step: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep>;
     /// Applies changes to a step.

@@ -270,6 +270,10 @@ impl PlanStepRepository for MemoryRepos {
             .cloned())
     }
 
+    fn mission_of(&mut self, id: StepId) -> RepoResult<Option<MissionId>> {
+        Ok(self.state.steps.get(&id).map(|step| step.mission))
+    }
+
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {
         if !self.state.missions.contains_key(&new.mission) {
             return Err(missing("the step's mission"));

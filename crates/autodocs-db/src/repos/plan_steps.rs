@@ -93,6 +93,16 @@ impl PlanStepRepository for DieselRepos<'_> {
         row.map(to_step).transpose()
     }
 
+    fn mission_of(&mut self, id: StepId) -> RepoResult<Option<MissionId>> {
+        let mission: Option<i64> = step::table
+            .filter(step::id.eq(id.0))
+            .select(step::mission_id)
+            .first(self.conn)
+            .optional()
+            .repo()?;
+        Ok(mission.map(MissionId))
+    }
+
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {
         self.lock_mission_row(new.mission.0)?;
         let id: i64 = diesel::insert_into(step::table)

@@ -233,6 +233,16 @@ impl StepService {
         })
     }
 
+    /// The mission a step belongs to, if the principal may see it (for
+    /// callers that know a step only by its id).
+    pub fn mission_of(&self, principal: Principal, step: StepId) -> Result<MissionId, StepError> {
+        ports::read(&*self.context.uow, |repos| {
+            let mission = repos.steps().mission_of(step)?.ok_or(StepError::NotFound)?;
+            visible_mission(repos, principal, mission)?;
+            Ok(mission)
+        })
+    }
+
     /// One step with its subtree.
     pub fn get(
         &self,
