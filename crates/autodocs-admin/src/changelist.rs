@@ -21,6 +21,24 @@ pub struct Column {
     pub sortable: bool,
 }
 
+impl Column {
+    /// A column `?o=` can order by.
+    pub const fn sortable(label: &'static str) -> Self {
+        Self {
+            label,
+            sortable: true,
+        }
+    }
+
+    /// A column shown as it is.
+    pub const fn plain(label: &'static str) -> Self {
+        Self {
+            label,
+            sortable: false,
+        }
+    }
+}
+
 /// A sidebar filter: `?<field>__exact=<value>`.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -221,7 +239,15 @@ pub trait ModelAdmin: Sync {
         params: &ListParams,
     ) -> Result<ListPage, ApiError>;
     /// Runs `action` on one object; `Err` is the refusal to report.
-    fn act(&self, services: &Services, staff: Principal, action: &str, id: i64) -> ActionOutcome;
+    fn act(
+        &self,
+        _services: &Services,
+        _staff: Principal,
+        _action: &str,
+        _id: i64,
+    ) -> ActionOutcome {
+        Err("this list has no actions".into())
+    }
 
     /// An action that leads somewhere rather than changing rows (a
     /// download): where to, or why not; `None` for every other action.

@@ -25,38 +25,14 @@ use crate::models;
 pub struct MissionAdmin;
 
 const COLUMNS: &[Column] = &[
-    Column {
-        label: "Title",
-        sortable: true,
-    },
-    Column {
-        label: "Status",
-        sortable: false,
-    },
-    Column {
-        label: "Type",
-        sortable: false,
-    },
-    Column {
-        label: "Priority",
-        sortable: true,
-    },
-    Column {
-        label: "Progress",
-        sortable: true,
-    },
-    Column {
-        label: "Owner",
-        sortable: false,
-    },
-    Column {
-        label: "Deadline",
-        sortable: true,
-    },
-    Column {
-        label: "Created",
-        sortable: true,
-    },
+    Column::sortable("Title"),
+    Column::plain("Status"),
+    Column::plain("Type"),
+    Column::sortable("Priority"),
+    Column::sortable("Progress"),
+    Column::plain("Owner"),
+    Column::sortable("Deadline"),
+    Column::sortable("Created"),
 ];
 
 /// The sort key of each sortable column, by index.

@@ -75,38 +75,14 @@ fn refusal(error: impl Into<autodocs_domain::Error>) -> String {
 pub struct UserAdmin;
 
 const USER_COLUMNS: &[Column] = &[
-    Column {
-        label: "Username",
-        sortable: true,
-    },
-    Column {
-        label: "Email address",
-        sortable: true,
-    },
-    Column {
-        label: "First name",
-        sortable: false,
-    },
-    Column {
-        label: "Last name",
-        sortable: false,
-    },
-    Column {
-        label: "Staff status",
-        sortable: false,
-    },
-    Column {
-        label: "Active",
-        sortable: false,
-    },
-    Column {
-        label: "Date joined",
-        sortable: true,
-    },
-    Column {
-        label: "Last login",
-        sortable: true,
-    },
+    Column::sortable("Username"),
+    Column::sortable("Email address"),
+    Column::plain("First name"),
+    Column::plain("Last name"),
+    Column::plain("Staff status"),
+    Column::plain("Active"),
+    Column::sortable("Date joined"),
+    Column::sortable("Last login"),
 ];
 
 const USER_ACTIONS: &[Action] = &[
@@ -230,34 +206,13 @@ impl ModelAdmin for UserAdmin {
 pub struct DocumentAdmin;
 
 const DOCUMENT_COLUMNS: &[Column] = &[
-    Column {
-        label: "Name",
-        sortable: true,
-    },
-    Column {
-        label: "Owner",
-        sortable: false,
-    },
-    Column {
-        label: "Mission",
-        sortable: false,
-    },
-    Column {
-        label: "Type",
-        sortable: false,
-    },
-    Column {
-        label: "Status",
-        sortable: false,
-    },
-    Column {
-        label: "Size",
-        sortable: true,
-    },
-    Column {
-        label: "Uploaded",
-        sortable: true,
-    },
+    Column::sortable("Name"),
+    Column::plain("Owner"),
+    Column::plain("Mission"),
+    Column::plain("Type"),
+    Column::plain("Status"),
+    Column::sortable("Size"),
+    Column::sortable("Uploaded"),
 ];
 
 const DOCUMENT_ACTIONS: &[Action] = &[
@@ -399,30 +354,12 @@ impl ModelAdmin for DocumentAdmin {
 pub struct PlanStepAdmin;
 
 const STEP_COLUMNS: &[Column] = &[
-    Column {
-        label: "Title",
-        sortable: false,
-    },
-    Column {
-        label: "Mission",
-        sortable: false,
-    },
-    Column {
-        label: "Status",
-        sortable: false,
-    },
-    Column {
-        label: "Action",
-        sortable: false,
-    },
-    Column {
-        label: "Order",
-        sortable: false,
-    },
-    Column {
-        label: "Depth",
-        sortable: false,
-    },
+    Column::plain("Title"),
+    Column::plain("Mission"),
+    Column::plain("Status"),
+    Column::plain("Action"),
+    Column::plain("Order"),
+    Column::plain("Depth"),
 ];
 
 /// How many missions the sidebar offers.
@@ -510,10 +447,6 @@ impl ModelAdmin for PlanStepAdmin {
             ..ListPage::default()
         })
     }
-
-    fn act(&self, _: &Services, _: Principal, _: &str, _: i64) -> ActionOutcome {
-        Err("plan steps have no actions".into())
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -524,26 +457,11 @@ impl ModelAdmin for PlanStepAdmin {
 pub struct ActivityAdmin;
 
 const ACTIVITY_COLUMNS: &[Column] = &[
-    Column {
-        label: "Time",
-        sortable: false,
-    },
-    Column {
-        label: "Type",
-        sortable: false,
-    },
-    Column {
-        label: "Message",
-        sortable: false,
-    },
-    Column {
-        label: "User",
-        sortable: false,
-    },
-    Column {
-        label: "Mission",
-        sortable: false,
-    },
+    Column::plain("Time"),
+    Column::plain("Type"),
+    Column::plain("Message"),
+    Column::plain("User"),
+    Column::plain("Mission"),
 ];
 
 /// What the activity admin shows and offers.
@@ -607,10 +525,6 @@ impl ModelAdmin for ActivityAdmin {
             ..ListPage::default()
         })
     }
-
-    fn act(&self, _: &Services, _: Principal, _: &str, _: i64) -> ActionOutcome {
-        Err("activities are read-only".into())
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -621,30 +535,12 @@ impl ModelAdmin for ActivityAdmin {
 pub struct JobAdmin;
 
 const JOB_COLUMNS: &[Column] = &[
-    Column {
-        label: "Kind",
-        sortable: false,
-    },
-    Column {
-        label: "Status",
-        sortable: false,
-    },
-    Column {
-        label: "Attempts",
-        sortable: false,
-    },
-    Column {
-        label: "Run at",
-        sortable: false,
-    },
-    Column {
-        label: "Mission",
-        sortable: false,
-    },
-    Column {
-        label: "Last error",
-        sortable: false,
-    },
+    Column::plain("Kind"),
+    Column::plain("Status"),
+    Column::plain("Attempts"),
+    Column::plain("Run at"),
+    Column::plain("Mission"),
+    Column::plain("Last error"),
 ];
 
 const JOB_ACTIONS: &[Action] = &[Action {

@@ -40,6 +40,19 @@ textarea{width:100%;min-height:80px;padding:8px;border:1px solid #ccc;border-rad
 .form-row{padding:8px 12px;border-bottom:1px solid #eee}.readonly{color:#555}.submit-row{padding:12px;background:#f8f8f8;border:1px solid #eee;text-align:right}
 "#;
 
+/// Every page's `<head>`: its title and the stylesheet.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            meta name="robots" content="NONE,NOARCHIVE";
+            title { (title) " | AutoDocs administration" }
+            style { (PreEscaped(STYLE)) }
+        }
+    }
+}
+
 /// A whole page: the header (with the user's tools once signed in), the
 /// breadcrumbs and the content.
 pub fn layout(
@@ -51,13 +64,7 @@ pub fn layout(
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="robots" content="NONE,NOARCHIVE";
-                title { (title) " | AutoDocs administration" }
-                style { (PreEscaped(STYLE)) }
-            }
+            (head(title))
             body {
                 div #header {
                     h1 #site-name { a href="/admin/" { "AutoDocs administration" } }
@@ -94,12 +101,7 @@ pub fn login(csrf: &str, next: &str, username: &str, error: Option<&str>) -> Mar
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Log in | AutoDocs administration" }
-                style { (PreEscaped(STYLE)) }
-            }
+            (head("Log in"))
             body {
                 div .login {
                     div #header { h1 #site-name { "AutoDocs administration" } }
