@@ -2,14 +2,36 @@
 
 CARGO ?= cargo
 DATABASE_URL ?= sqlite://autodocs.sqlite3
+# Where cargo puts what it builds: `target/`, or CARGO_TARGET_DIR, or what
+# .cargo/config says; cargo itself is asked, so every setting is honoured.
+TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+ifeq ($(TARGET_DIR),)
+TARGET_DIR := target
+endif
+RELEASE_BIN := $(TARGET_DIR)/release/autodocs
+DEBUG_BIN := $(TARGET_DIR)/debug/autodocs
 
-.PHONY: run build release migrate test test-sqlite example browser contract lint fmt doc bench clean
+.PHONY: run worker createsuperuser build release migrate test test-sqlite example browser contract lint fmt doc bench clean
 
 ## Build, migrate the SQLite file and serve on 127.0.0.1:8000.
 run:
 	$(CARGO) build --release -p autodocs
-	DATABASE_URL=$(DATABASE_URL) ./target/release/autodocs migrate
-	DATABASE_URL=$(DATABASE_URL) ./target/release/autodocs serve
+	DATABASE_URL=$(DATABASE_URL) $(RELEASE_BIN) migrate
+	DATABASE_URL=$(DATABASE_URL) $(RELEASE_BIN) serve
+
+## A job worker beside `make run`'s server, on the same database.
+worker:
+	$(CARGO) build --release -p autodocs
+	DATABASE_URL=$(DATABASE_URL) $(RELEASE_BIN) worker
+
+## A staff superuser for the admin: `make createsuperuser USERNAME=admin
+## EMAIL=admin@example.com` (asks for the password, or reads AUTODOCS_PASSWORD).
+USERNAME ?= admin
+EMAIL ?= admin@example.com
+createsuperuser:
+	$(CARGO) build --release -p autodocs
+	DATABASE_URL=$(DATABASE_URL) $(RELEASE_BIN) migrate
+	DATABASE_URL=$(DATABASE_URL) $(RELEASE_BIN) createsuperuser --username '$(USERNAME)' --email '$(EMAIL)'
 
 build:
 	$(CARGO) build --workspace
@@ -28,8 +50,12 @@ test:
 
 ## The example service: runs examples/plan-runner/plan.json to completion on
 ## the in-memory adapters (exits non-zero unless the mission completed).
+## Built as `make test` builds (the whole workspace, every target), so after
+## it this compiles nothing: building one package alone would unify features
+## differently and rebuild dependencies.
 example:
-	$(CARGO) run -q -p plan-runner -- examples/plan-runner/plan.json
+	$(CARGO) build --workspace --all-targets
+	$(TARGET_DIR)/debug/plan-runner examples/plan-runner/plan.json
 
 ## The OpenAPI document as clients consume it, against a live debug server:
 ## validator, generated TypeScript client (tsc --strict), docs page, schemathesis
@@ -38,14 +64,14 @@ example:
 ## feature set): after it, this is a no-op instead of recompiling dependencies.
 contract:
 	$(CARGO) build --workspace --all-targets
-	bash tests/contract/run.sh
+	AUTODOCS_BIN=$(DEBUG_BIN) bash tests/contract/run.sh
 
 ## The staff admin driven in headless Chromium (tests/browser/run.sh):
 ## log in, search, change, act, CSRF and non-staff refusals; screenshots
 ## in target/browser/screenshots/. Reuses the debug build `make test` made.
 browser:
-	$(CARGO) build -p autodocs
-	bash tests/browser/run.sh
+	$(CARGO) build --workspace --all-targets
+	AUTODOCS_BIN=$(DEBUG_BIN) bash tests/browser/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -61,7 +87,7 @@ doc:
 
 ## Benchmarks against the release binary (see docs/benchmarks.md).
 bench: release
-	./bench/run.sh
+	TARGET_DIR=$(TARGET_DIR) ./bench/run.sh
 
 clean:
 	$(CARGO) clean

@@ -54,8 +54,10 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release -p autodocs
     cargo build --release -p autodocs-http --example static_page
 fi
-autodocs="$root/target/release/autodocs"
-static_page="$root/target/release/examples/static_page"
+# Wherever cargo puts its builds (CARGO_TARGET_DIR, .cargo/config).
+target_dir="${TARGET_DIR:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')}"
+autodocs="${target_dir:-$root/target}/release/autodocs"
+static_page="${target_dir:-$root/target}/release/examples/static_page"
 [ -x "$autodocs" ] && [ -x "$static_page" ] || { echo "missing release binaries" >&2; exit 1; }
 
 # --- bookkeeping and cleanup -------------------------------------------------
