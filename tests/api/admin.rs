@@ -168,7 +168,10 @@ backend_tests!(
     a_session_ends_when_its_account_loses_staff_status,
     staff_search_change_and_act_on_missions,
     staff_manage_users_documents_steps_activities_and_jobs,
+    changelists_show_a_hundred_rows_a_page,
 );
+
+backend_custom_tests!(staff_delete_finished_jobs_only,);
 
 async fn staff_log_in_see_the_index_and_log_out(app: TestApp) {
     let root = app.create_superuser("root").await;
@@ -624,6 +627,23 @@ async fn staff_search_change_and_act_on_missions(app: TestApp) {
     app.get(&format!("/api/missions/{draft}/"), Some(&anna.access))
         .await
         .assert_status(404);
+
+    // Afterwards the server settles: next to no CPU, no job piling up.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let jobs_before = crate::jobs::count(&app, "");
+    let share = crate::harness::server_cpu_share(&app, std::time::Duration::from_secs(2)).await;
+    assert!(
+        share < 0.05,
+        "an idle server used {:.1}% of a core after the admin's actions\n{}",
+        share * 100.0,
+        crate::jobs::job_table(&app)
+    );
+    assert_eq!(
+        crate::jobs::count(&app, ""),
+        jobs_before,
+        "the job table kept growing\n{}",
+        crate::jobs::job_table(&app)
+    );
 }
 
 async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
@@ -688,7 +708,6 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
         )
         .await;
     app.login("anna", &anna.password).await.assert_status(200);
-    let _ = ben;
 
     // Documents: everyone's, and verified by an action.
     let documents = browser
@@ -854,13 +873,35 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
             == StatusCode::NOT_FOUND
     );
 
-    // Plan steps: a mission is chosen first.
-    let pick = browser.get("/admin/missions/planstep/").await;
-    assert_eq!(pick.status, StatusCode::OK, "{}", pick.body);
+    // Plan steps: every mission's, and one mission's through its filter.
+    let other = new_mission(&app, &ben, "Renew the passport", "low").await;
+    app.post_json(
+        &format!("/api/missions/{other}/steps/"),
+        &json!({"title": "Book an appointment"}),
+        Some(&ben.access),
+    )
+    .await
+    .assert_status(201);
+    let all = browser.get("/admin/missions/planstep/").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(all.body.contains("Download the W-2"), "{}", all.body);
+    assert!(all.body.contains("Book an appointment"), "{}", all.body);
+    assert!(all.body.contains("2 plan steps"), "{}", all.body);
     assert!(
-        pick.body.contains(&format!("mission__exact={mission}")),
+        all.body.contains(&format!("mission__exact={mission}")),
+        "the sidebar offers each mission: {}",
+        all.body
+    );
+    let found = browser.get("/admin/missions/planstep/?q=appointment").await;
+    assert!(found.body.contains("Book an appointment"));
+    assert!(!found.body.contains("Download the W-2"));
+    let completed = browser
+        .get("/admin/missions/planstep/?status__exact=completed")
+        .await;
+    assert!(
+        completed.body.contains("0 plan steps"),
         "{}",
-        pick.body
+        completed.body
     );
     let steps = browser
         .get(&format!(
@@ -868,6 +909,11 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
         ))
         .await;
     assert!(steps.body.contains("Download the W-2"), "{}", steps.body);
+    assert!(
+        !steps.body.contains("Book an appointment"),
+        "{}",
+        steps.body
+    );
     let marker = "href=\"/admin/missions/planstep/";
     let start = steps
         .body
@@ -942,6 +988,137 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
     let jobs = browser.get("/admin/jobs/job/?status__exact=dead").await;
     assert_eq!(jobs.status, StatusCode::OK, "{}", jobs.body);
     assert!(jobs.body.contains("0 jobs"), "{}", jobs.body);
+}
+
+/// How many rows a changelist page shows (one checkbox each).
+fn rows(page: &Page) -> usize {
+    page.body.matches("name=\"_selected_action\"").count()
+}
+
+/// Django's `list_per_page`: 100 rows a page, the 101st on page 2, links
+/// to both pages, and a page past the end is "not found", not an error.
+async fn changelists_show_a_hundred_rows_a_page(app: TestApp) {
+    let root = app.create_superuser("root").await;
+    let anna = app.register("anna").await;
+    for n in 1..=100 {
+        new_mission(&app, &anna, &format!("Mission {n:03}"), "low").await;
+    }
+    let mut browser = Browser::new(&app);
+    browser.log_in("root", &root.password, "/admin/").await;
+    let full = browser.get("/admin/missions/mission/").await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.body);
+    assert_eq!(rows(&full), 100);
+    assert!(full.body.contains("100 missions"), "{}", full.body);
+    assert!(!full.body.contains("p=2"), "one page only");
+
+    new_mission(&app, &anna, "Mission 101", "low").await;
+    let first = browser.get("/admin/missions/mission/?o=1").await;
+    assert_eq!(rows(&first), 100);
+    assert!(first.body.contains("101 missions"), "{}", first.body);
+    assert!(first.body.contains("p=2"), "a link to page 2");
+    assert!(first.body.contains("Mission 001"));
+    assert!(!first.body.contains("Mission 101"));
+    let second = browser.get("/admin/missions/mission/?o=1&p=2").await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+    assert_eq!(rows(&second), 1);
+    assert!(second.body.contains("Mission 101"), "{}", second.body);
+    let past = browser.get("/admin/missions/mission/?p=3").await;
+    assert_eq!(past.status, StatusCode::NOT_FOUND, "{}", past.body);
+    // Junk in `p` is page 1, as an old or hand-made link may hold.
+    let junk = browser.get("/admin/missions/mission/?p=abc").await;
+    assert_eq!(rows(&junk), 100);
+
+    // The same holds where the rows are steps across missions and jobs.
+    let steps = browser.get("/admin/missions/planstep/").await;
+    assert_eq!(steps.status, StatusCode::OK, "{}", steps.body);
+    let jobs = browser.get("/admin/jobs/job/?p=1").await;
+    assert_eq!(jobs.status, StatusCode::OK, "{}", jobs.body);
+}
+
+/// Jobs are deleted through Django's confirmation page, and only the
+/// finished ones (done or dead): a queued job still has work to do.
+async fn staff_delete_finished_jobs_only(backend: crate::harness::Backend) {
+    // No worker in `serve`: queued jobs stay queued while we look.
+    let app = TestApp::spawn_with_env(backend, &[("AUTODOCS__JOBS__RUN_IN_SERVE", "false")]).await;
+    let root = app.create_superuser("root").await;
+    let anna = app.register("anna").await;
+    let timer = crate::jobs::wait(1);
+    let mut missions = Vec::new();
+    for title in ["First", "Second"] {
+        let (mission, _) =
+            crate::jobs::mission_with_steps(&app, &anna, title, std::slice::from_ref(&timer)).await;
+        crate::jobs::act_ok(&app, &anna, mission, "start", "in_progress").await;
+        missions.push(mission);
+    }
+    let job_of = |mission: i64| {
+        app.db
+            .query_value(&format!(
+                "SELECT CAST(id AS TEXT) AS value FROM jobs_job WHERE mission_id = {mission}"
+            ))
+            .unwrap_or_else(|| {
+                panic!(
+                    "a job of mission {mission}\n{}",
+                    crate::jobs::job_table(&app)
+                )
+            })
+    };
+    let (finished, queued) = (job_of(missions[0]), job_of(missions[1]));
+    // As a worker leaves a job it finished.
+    app.db.exec(&format!(
+        "UPDATE jobs_job SET status = 'done', locked_by = NULL, locked_until = NULL WHERE id = {finished}"
+    ));
+
+    let mut browser = Browser::new(&app);
+    browser.log_in("root", &root.password, "/admin/").await;
+    let list = browser.get("/admin/jobs/job/").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(list.body.contains("option value=\"delete_selected\""));
+    let token = list.hidden("csrfmiddlewaretoken");
+    let selected = [
+        ("csrfmiddlewaretoken", token.as_str()),
+        ("action", "delete_selected"),
+        ("_selected_action", finished.as_str()),
+        ("_selected_action", queued.as_str()),
+    ];
+    let asked = browser.post("/admin/jobs/job/", &selected).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(asked.body.contains("Are you sure?"), "{}", asked.body);
+    assert_eq!(
+        crate::jobs::count(&app, &format!("WHERE id = {finished}")),
+        1
+    );
+
+    let mut confirmed = selected.to_vec();
+    confirmed.push(("post", "yes"));
+    let deleted = browser.post("/admin/jobs/job/", &confirmed).await;
+    assert_eq!(deleted.status, StatusCode::FOUND);
+    assert_eq!(deleted.location(), "/admin/jobs/job/");
+    let report = browser.get("/admin/jobs/job/").await;
+    assert!(
+        report.body.contains("Successfully deleted 1 job."),
+        "{}",
+        report.body
+    );
+    assert!(
+        report.body.contains(&format!(
+            "Job {queued} was not changed: only a done or dead job can be deleted"
+        )),
+        "{}",
+        report.body
+    );
+    assert_eq!(
+        crate::jobs::count(&app, &format!("WHERE id = {finished}")),
+        0
+    );
+    assert_eq!(
+        crate::jobs::count(&app, &format!("WHERE id = {queued} AND status = 'queued'")),
+        1,
+        "the queued job keeps its work\n{}",
+        crate::jobs::job_table(&app)
+    );
+    // The index counts what is left.
+    let index = browser.get("/admin/").await;
+    assert!(index.body.contains("Jobs"), "{}", index.body);
 }
 
 fn borrowed<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

@@ -145,27 +145,22 @@ async fn load(
     admin: &'static dyn ChangeAdmin,
     staff: Principal,
     id: i64,
-) -> Result<(ChangeView, String), AdminError> {
+) -> Result<ChangeView, AdminError> {
     let services = state.services.clone();
     Ok(state
         .lane
-        .run(move || {
-            let view = admin.load(&services, staff, id)?;
-            let username = services.accounts().me(staff)?.username;
-            Ok::<_, ApiError>((view, username))
-        })
+        .run(move || admin.load(&services, staff, id))
         .await??)
 }
 
 fn render(
     staff: &Staff,
-    username: &str,
     admin: &dyn ChangeAdmin,
     view: &ChangeView,
     errors: &FieldErrors,
 ) -> HttpResponse {
     crate::routes::html(crate::pages::change(
-        (username, &staff.csrf_token()),
+        (&staff.username, &staff.csrf_token()),
         admin.spec().link,
         admin.spec().singular,
         view,
@@ -181,8 +176,8 @@ pub async fn change_page(
 ) -> Result<HttpResponse, AdminError> {
     let (app, model, id) = path.into_inner();
     let admin = change_admin(&app, &model).ok_or(AdminError::NotFound)?;
-    let (view, username) = load(&state, admin, staff.principal, id).await?;
-    Ok(render(&staff, &username, admin, &view, &FieldErrors::new()))
+    let view = load(&state, admin, staff.principal, id).await?;
+    Ok(render(&staff, admin, &view, &FieldErrors::new()))
 }
 
 /// `POST /admin/<app>/<model>/<id>/change/`.
@@ -216,12 +211,12 @@ pub async fn change(
             crate::views::with_messages(response, &[message], secure_cookies(&request, &state))
         }
         Err(errors) => {
-            let (mut view, username) = load(&state, admin, principal, id).await?;
+            let mut view = load(&state, admin, principal, id).await?;
             // Shown as posted, so nothing typed is lost.
             for field in &mut view.fields {
                 field.value = posted.get(field.name).cloned().unwrap_or_default();
             }
-            Ok(render(&staff, &username, admin, &view, &errors))
+            Ok(render(&staff, admin, &view, &errors))
         }
     }
 }

@@ -47,7 +47,7 @@ pub struct Filter {
     /// Its heading ("By status").
     pub label: &'static str,
     /// `(value, label)` of each choice.
-    pub choices: Vec<(&'static str, String)>,
+    pub choices: Vec<(String, String)>,
 }
 
 impl Filter {
@@ -64,7 +64,7 @@ impl Filter {
             label,
             choices: all
                 .iter()
-                .map(|value| (name(*value), name(*value).replace('_', " ")))
+                .map(|value| (name(*value).to_owned(), name(*value).replace('_', " ")))
                 .collect(),
         }
     }
@@ -196,9 +196,9 @@ pub struct ListPage {
     pub rows: Vec<Row>,
     /// How many objects match, on every page.
     pub count: u64,
-    /// When the list needs a choice first (the plan steps of which
-    /// mission?): `(filter value, label)` of each choice of `field`.
-    pub pick: Option<(&'static str, Vec<(String, String)>)>,
+    /// Sidebar filters whose choices come from the data (the latest
+    /// missions), shown after the model's own.
+    pub filters: Vec<Filter>,
 }
 
 /// What an action did to one selected object.

@@ -39,7 +39,10 @@ impl From<ApiError> for AdminError {
             ApiError::Domain(Error::Repository(RepoError::Unavailable(_))) => {
                 AdminError::Unavailable(1)
             }
-            ApiError::NotFound | ApiError::Domain(Error::NotFound) => AdminError::NotFound,
+            // A page past the end of a list (an old link) is not found.
+            ApiError::NotFound
+            | ApiError::InvalidPage
+            | ApiError::Domain(Error::NotFound | Error::PastEnd(_)) => AdminError::NotFound,
             other => AdminError::Internal(other.to_string()),
         }
     }

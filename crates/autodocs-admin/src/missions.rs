@@ -71,22 +71,21 @@ pub fn when(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
 
-/// Usernames of `owners`, each read once.
+/// Usernames of `owners`, in one read (a deleted user reads `#<id>`).
 pub fn usernames(
     services: &Services,
     staff: Principal,
     owners: impl IntoIterator<Item = UserId>,
 ) -> Result<BTreeMap<UserId, String>, ApiError> {
-    let mut names = BTreeMap::new();
+    let owners: Vec<UserId> = owners.into_iter().collect();
+    let mut names = services
+        .accounts()
+        .usernames(staff, owners.iter().copied())?;
+    // A user deleted since is named by their id.
     for owner in owners {
-        if let std::collections::btree_map::Entry::Vacant(entry) = names.entry(owner) {
-            let name = match services.accounts().get_user(staff, owner) {
-                Ok(user) => user.username,
-                Err(autodocs_domain::AccountError::NotFound) => format!("#{}", owner.0),
-                Err(error) => return Err(error.into()),
-            };
-            entry.insert(name);
-        }
+        names
+            .entry(owner)
+            .or_insert_with(|| format!("#{}", owner.0));
     }
     Ok(names)
 }

@@ -6,9 +6,9 @@ use autodocs_domain::document::{
     DocumentChanges, DocumentName, DocumentOrderField, DocumentQuery, DocumentSortKey,
     DocumentStatus, DocumentType,
 };
-use autodocs_domain::jobs::JobStatus;
+use autodocs_domain::jobs::{JobQuery, JobStatus};
 use autodocs_domain::paging::PageRequest;
-use autodocs_domain::plan_step::StepStatus;
+use autodocs_domain::plan_step::{PlanStep, StepNode, StepQuery, StepStatus};
 use autodocs_domain::user::{
     Email, PersonName, Principal, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
 };
@@ -50,7 +50,7 @@ fn boolean_filter(field: &'static str, label: &'static str) -> Filter {
     Filter {
         field,
         label,
-        choices: vec![("1", "Yes".to_owned()), ("0", "No".to_owned())],
+        choices: vec![("1".into(), "Yes".into()), ("0".into(), "No".into())],
     }
 }
 
@@ -349,8 +349,9 @@ impl ModelAdmin for DocumentAdmin {
 // Plan steps
 // ---------------------------------------------------------------------------
 
-/// The plan step admin: the steps of one mission (`?mission__exact=`),
-/// in tree order; the sidebar offers the latest missions.
+/// The plan step admin: the steps of every mission, newest mission first
+/// (each mission's steps by depth, then order); filtered to one mission
+/// (`?mission__exact=`), they are shown as its tree.
 pub struct PlanStepAdmin;
 
 const STEP_COLUMNS: &[Column] = &[
@@ -362,7 +363,7 @@ const STEP_COLUMNS: &[Column] = &[
     Column::plain("Depth"),
 ];
 
-/// How many missions the sidebar offers.
+/// How many missions the "By mission" filter offers.
 const STEP_MISSION_CHOICES: &str = "20";
 
 /// What the plan step admin shows and offers.
@@ -375,9 +376,92 @@ static STEP_SPEC: ModelSpec = ModelSpec {
     deletes: false,
 };
 
+/// A step's row; `indent` marks its depth in the title, for a tree.
+fn step_row(step: &PlanStep, indent: bool) -> Row {
+    let depth = if indent {
+        usize::from(step.depth.saturating_sub(1))
+    } else {
+        0
+    };
+    Row {
+        id: step.id.0,
+        cells: vec![
+            format!("{}{}", "— ".repeat(depth), step.title.as_str()),
+            format!("#{}", step.mission.0),
+            step.status.as_str().to_owned(),
+            step.action.kind().to_owned(),
+            step.order.to_string(),
+            step.depth.to_string(),
+        ],
+    }
+}
+
+impl PlanStepAdmin {
+    /// "By mission": the latest missions.
+    fn mission_filter(services: &Services, staff: Principal) -> Result<Filter, ApiError> {
+        let page = PageRequest::parse(None, Some(STEP_MISSION_CHOICES))
+            .map_err(|_| ApiError::InvalidPage)?;
+        let missions = services.missions().list(
+            staff,
+            autodocs_domain::mission::MissionQuery {
+                page,
+                ..Default::default()
+            },
+        )?;
+        Ok(Filter {
+            field: "mission",
+            label: "By mission",
+            choices: missions
+                .items
+                .iter()
+                .map(|m| {
+                    (
+                        m.id.0.to_string(),
+                        format!("#{} {}", m.id.0, m.title.as_str()),
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    /// One mission's steps as its tree (depth first), those matching the
+    /// search and status kept.
+    fn tree_rows(
+        services: &Services,
+        staff: Principal,
+        mission: MissionId,
+        search: Option<&str>,
+        status: Option<StepStatus>,
+    ) -> Result<Vec<Row>, ApiError> {
+        let tree = services.steps().list(staff, mission)?;
+        let search = search.map(str::to_lowercase);
+        let mut rows = Vec::new();
+        let mut pending: Vec<&StepNode<PlanStep>> = tree.roots().iter().rev().collect();
+        while let Some(node) = pending.pop() {
+            let step = &node.item;
+            let titled = search
+                .as_deref()
+                .is_none_or(|search| step.title.as_str().to_lowercase().contains(search));
+            if titled && status.is_none_or(|status| step.status == status) {
+                rows.push(step_row(step, true));
+            }
+            pending.extend(node.children.iter().rev());
+        }
+        Ok(rows)
+    }
+}
+
 impl ModelAdmin for PlanStepAdmin {
     fn spec(&self) -> &'static ModelSpec {
         &STEP_SPEC
+    }
+    fn filters(&self) -> Vec<Filter> {
+        vec![Filter::of(
+            "status",
+            "By status",
+            &StepStatus::ALL,
+            StepStatus::as_str,
+        )]
     }
 
     fn list(
@@ -386,65 +470,48 @@ impl ModelAdmin for PlanStepAdmin {
         staff: Principal,
         params: &ListParams,
     ) -> Result<ListPage, ApiError> {
-        let Some(mission) = params
+        let status = params
+            .filter("status")
+            .and_then(|raw| StepStatus::parse(raw).ok());
+        let mission = params
             .filter("mission")
             .and_then(|raw| raw.parse().ok())
-            .map(MissionId)
-        else {
-            // Without a mission: its latest missions, each a link to its steps.
-            let page = PageRequest::parse(None, Some(STEP_MISSION_CHOICES))
-                .map_err(|_| ApiError::InvalidPage)?;
-            let missions = services.missions().list(
-                staff,
-                autodocs_domain::mission::MissionQuery {
-                    page,
-                    ..Default::default()
-                },
-            )?;
-            let choices = missions
+            .map(MissionId);
+        let filters = vec![Self::mission_filter(services, staff)?];
+        if let Some(mission) = mission {
+            let rows = Self::tree_rows(services, staff, mission, params.search.as_deref(), status)?;
+            // Pages of the tree, cut as the database cuts the others.
+            let count = rows.len() as u64;
+            let request = page_of(params)?;
+            let page = request.resolve(count).ok_or(ApiError::InvalidPage)?;
+            let offset = usize::try_from(request.offset_of(page)).unwrap_or(usize::MAX);
+            return Ok(ListPage {
+                count,
+                rows: rows
+                    .into_iter()
+                    .skip(offset)
+                    .take(PER_PAGE as usize)
+                    .collect(),
+                filters,
+            });
+        }
+        let found = services.steps().search(
+            staff,
+            StepQuery {
+                statuses: status.into_iter().collect(),
+                search: params.search.clone(),
+                page: page_of(params)?,
+                ..StepQuery::default()
+            },
+        )?;
+        Ok(ListPage {
+            count: found.count,
+            rows: found
                 .items
                 .iter()
-                .map(|m| (m.id.0.to_string(), m.title.as_str().to_owned()))
-                .collect();
-            return Ok(ListPage {
-                pick: Some(("mission", choices)),
-                ..ListPage::default()
-            });
-        };
-        let tree = services.steps().list(staff, mission)?;
-        let mut rows = Vec::new();
-        let mut pending: Vec<
-            &autodocs_domain::plan_step::StepNode<autodocs_domain::plan_step::PlanStep>,
-        > = tree.roots().iter().rev().collect();
-        while let Some(node) = pending.pop() {
-            let step = &node.item;
-            let search = params.search.as_deref().map(str::to_lowercase);
-            if search
-                .as_deref()
-                .is_none_or(|search| step.title.as_str().to_lowercase().contains(search))
-            {
-                rows.push(Row {
-                    id: step.id.0,
-                    cells: vec![
-                        format!(
-                            "{}{}",
-                            "— ".repeat(usize::from(step.depth.saturating_sub(1))),
-                            step.title.as_str()
-                        ),
-                        format!("#{}", step.mission.0),
-                        step.status.as_str().to_owned(),
-                        step.action.kind().to_owned(),
-                        step.order.to_string(),
-                        step.depth.to_string(),
-                    ],
-                });
-            }
-            pending.extend(node.children.iter().rev());
-        }
-        Ok(ListPage {
-            count: rows.len() as u64,
-            rows,
-            ..ListPage::default()
+                .map(|step| step_row(step, false))
+                .collect(),
+            filters,
         })
     }
 }
@@ -555,7 +622,7 @@ static JOB_SPEC: ModelSpec = ModelSpec {
     columns: JOB_COLUMNS,
     actions: JOB_ACTIONS,
     search_help: "kind",
-    deletes: false,
+    deletes: true,
 };
 
 impl ModelAdmin for JobAdmin {
@@ -577,35 +644,33 @@ impl ModelAdmin for JobAdmin {
         _: Principal,
         params: &ListParams,
     ) -> Result<ListPage, ApiError> {
-        let status = params
-            .filter("status")
-            .and_then(|raw| JobStatus::parse(raw).ok());
-        let jobs = services.engine().list_jobs(status, i64::from(PER_PAGE))?;
-        let rows: Vec<Row> = jobs
-            .into_iter()
-            .filter(|job| {
-                params
-                    .search
-                    .as_deref()
-                    .is_none_or(|search| job.kind.contains(search))
-            })
-            .map(|job| Row {
-                id: job.id.0,
-                cells: vec![
-                    job.kind,
-                    job.status.as_str().to_owned(),
-                    format!("{} of {}", job.attempts, job.max_attempts),
-                    when(job.run_at),
-                    job.mission
-                        .map(|mission| format!("#{}", mission.0))
-                        .unwrap_or_else(|| "-".into()),
-                    job.last_error.unwrap_or_default(),
-                ],
-            })
-            .collect();
+        let query = JobQuery {
+            status: params
+                .filter("status")
+                .and_then(|raw| JobStatus::parse(raw).ok()),
+            search: params.search.clone(),
+            page: page_of(params)?,
+        };
+        let found = services.engine().search_jobs(&query)?;
         Ok(ListPage {
-            count: rows.len() as u64,
-            rows,
+            count: found.count,
+            rows: found
+                .items
+                .into_iter()
+                .map(|job| Row {
+                    id: job.id.0,
+                    cells: vec![
+                        job.kind,
+                        job.status.as_str().to_owned(),
+                        format!("{} of {}", job.attempts, job.max_attempts),
+                        when(job.run_at),
+                        job.mission
+                            .map(|mission| format!("#{}", mission.0))
+                            .unwrap_or_else(|| "-".into()),
+                        job.last_error.unwrap_or_default(),
+                    ],
+                })
+                .collect(),
             ..ListPage::default()
         })
     }
@@ -617,6 +682,18 @@ impl ModelAdmin for JobAdmin {
         match services.engine().retry_job(JobId(id)) {
             Ok(()) => Ok(()),
             Err(EngineError::JobNotFound) => Err("it is not a dead or failed job".into()),
+            Err(error) => Err(refusal(error)),
+        }
+    }
+
+    /// Only finished jobs go: a queued or running one may still do its
+    /// work, and deleting it would lose that work.
+    fn delete(&self, services: &Services, _: Principal, id: i64) -> ActionOutcome {
+        match services.engine().delete_finished_job(JobId(id)) {
+            Ok(()) => Ok(()),
+            Err(EngineError::JobNotFound) => {
+                Err("only a done or dead job can be deleted; it is queued, running or gone".into())
+            }
             Err(error) => Err(refusal(error)),
         }
     }

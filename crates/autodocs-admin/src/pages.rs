@@ -278,16 +278,6 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                 @for message in view.messages { li { (message) } }
             }
         }
-        @if let Some((field, choices)) = &view.page.pick {
-            div .module #pick {
-                h2 { "Choose a " (field) }
-                ul {
-                    @for (value, label) in choices {
-                        li { a href=(params.link(&[(&format!("{field}__exact"), Some(value.clone())), ("p", None)])) { (label) } }
-                    }
-                }
-            }
-        }
         div #changelist {
             form #changelist-search method="get" {
                 input #searchbar type="text" name="q" value=(params.search.as_deref().unwrap_or(""))
@@ -367,15 +357,15 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                 }
                 nav #changelist-filter {
                     h2 { "Filter" }
-                    @for filter in view.filters {
+                    @for filter in view.filters.iter().chain(&view.page.filters) {
                         h3 { (filter.label) }
                         ul {
                             li .selected[params.filter(filter.field).is_none()] {
                                 a href=(params.link(&[(&format!("{}__exact", filter.field), None), ("p", None)])) { "All" }
                             }
                             @for (value, label) in &filter.choices {
-                                li .selected[params.filter(filter.field) == Some(*value)] {
-                                    a href=(params.link(&[(&format!("{}__exact", filter.field), Some((*value).to_owned())), ("p", None)])) { (label) }
+                                li .selected[params.filter(filter.field) == Some(value.as_str())] {
+                                    a href=(params.link(&[(&format!("{}__exact", filter.field), Some(value.clone())), ("p", None)])) { (label) }
                                 }
                             }
                         }

@@ -5,8 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use autodocs_domain::AccountError;
 use autodocs_domain::activity_log::ActivityQuery;
 use autodocs_domain::document::DocumentQuery;
+use autodocs_domain::jobs::JobQuery;
 use autodocs_domain::mission::MissionQuery;
 use autodocs_domain::paging::PageRequest;
+use autodocs_domain::plan_step::StepQuery;
 use autodocs_domain::user::UserQuery;
 use autodocs_domain::{Error, Services};
 use autodocs_http::AppState;
@@ -162,19 +164,19 @@ pub async fn logout(
 pub async fn index(state: web::Data<AppState>, staff: Staff) -> AdminResult {
     let principal = staff.principal;
     let services = state.services.clone();
-    let (entries, recent, username) = state
+    let (entries, recent) = state
         .lane
         .run(move || index_data(&services, principal))
         .await??;
     Ok(html(pages::index(
-        &username,
+        &staff.username,
         &staff.csrf_token(),
         &entries,
         &recent,
     )))
 }
 
-type IndexData = (Vec<IndexEntry>, Vec<RecentAction>, String);
+type IndexData = (Vec<IndexEntry>, Vec<RecentAction>);
 
 fn index_data(
     services: &Services,
@@ -219,6 +221,27 @@ fn index_data(
                     )?
                     .count,
             ),
+            models::STEPS => Some(
+                services
+                    .steps()
+                    .search(
+                        principal,
+                        StepQuery {
+                            page: one,
+                            ..StepQuery::default()
+                        },
+                    )?
+                    .count,
+            ),
+            models::JOBS => Some(
+                services
+                    .engine()
+                    .search_jobs(&JobQuery {
+                        page: one,
+                        ..JobQuery::default()
+                    })?
+                    .count,
+            ),
             models::ACTIVITIES => Some(
                 services
                     .activities()
@@ -261,8 +284,7 @@ fn index_data(
             message: activity.message,
         })
         .collect();
-    let username = services.accounts().me(principal)?.username;
-    Ok((entries, recent, username))
+    Ok((entries, recent))
 }
 
 /// Any other admin address: staff read "not found"; anyone else is sent

@@ -160,6 +160,8 @@ fn to_hex(bytes: &[u8]) -> String {
 pub struct Staff {
     /// Who acts.
     pub principal: Principal,
+    /// Their username, for the page header.
+    pub username: String,
     /// Their session's key (for its CSRF token and logout).
     pub key: SessionKey,
 }
@@ -194,13 +196,17 @@ impl FromRequest for Staff {
             let key = key.ok_or_else(login_required)?;
             let digest = key.digest();
             let services = state.services.clone();
-            let principal = state
+            let signed_in = state
                 .lane
                 .run(move || services.accounts().admin_principal(&digest))
                 .await
                 .map_err(AdminError::from)?;
-            match principal {
-                Ok(principal) => Ok(Staff { principal, key }),
+            match signed_in {
+                Ok(signed_in) => Ok(Staff {
+                    principal: signed_in.principal,
+                    username: signed_in.username,
+                    key,
+                }),
                 Err(AccountError::AuthenticationFailed) => Err(login_required()),
                 Err(error) => Err(AdminError::from(autodocs_http::error::ApiError::from(
                     error,

@@ -94,19 +94,15 @@ pub async fn changelist(
     let principal = staff.principal;
     let services = state.services.clone();
     let list_params = params.clone();
-    let (page, username) = state
+    let page = state
         .lane
-        .run(move || {
-            let page = admin.list(&services, principal, &list_params)?;
-            let username = services.accounts().me(principal)?.username;
-            Ok::<_, autodocs_http::error::ApiError>((page, username))
-        })
+        .run(move || admin.list(&services, principal, &list_params))
         .await??;
     let messages = messages_of(&request);
     let filters = admin.filters();
     let csrf = staff.csrf_token();
     let markup = pages::changelist(&ChangelistView {
-        user: (&username, &csrf),
+        user: (&staff.username, &csrf),
         model: admin.spec().link,
         singular: admin.spec().singular,
         columns: admin.spec().columns,
@@ -153,17 +149,8 @@ pub async fn changelist_action(
     let deleting = action == DELETE_SELECTED && admin.spec().deletes;
     if deleting && !selected.is_empty() && field("post") != Some("yes") {
         // Django asks first, on a page of its own, before deleting.
-        let username = state
-            .lane
-            .run({
-                let services = state.services.clone();
-                let principal = staff.principal;
-                move || services.accounts().me(principal).map(|me| me.username)
-            })
-            .await?
-            .map_err(autodocs_http::error::ApiError::from)?;
         return Ok(crate::routes::html(pages::delete_confirmation(
-            (&username, &staff.csrf_token()),
+            (&staff.username, &staff.csrf_token()),
             admin.spec().link,
             admin.spec().singular,
             &selected,

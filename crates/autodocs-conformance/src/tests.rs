@@ -11,13 +11,13 @@ use autodocs_domain::document::{
     DocumentChanges, DocumentOrderField, DocumentQuery, DocumentSortKey, DocumentStatus,
     DocumentType, DocumentVerification, StorageKey,
 };
-use autodocs_domain::jobs::{JobKey, JobKind, JobStatus, NewJob};
+use autodocs_domain::jobs::{JobKey, JobKind, JobQuery, JobStatus, NewJob};
 use autodocs_domain::mission::{
     Description, MissionAction, MissionOrderField, MissionQuery, MissionSortKey, MissionStatus,
     MissionTransition, MissionType, Priority, Progress,
 };
 use autodocs_domain::paging::{PageRequest, PastEnd};
-use autodocs_domain::plan_step::{StepChanges, StepStatus};
+use autodocs_domain::plan_step::{StepChanges, StepQuery, StepStatus};
 use autodocs_domain::ports::{UnitOfWork, recorded_transaction};
 use autodocs_domain::user::{
     Email, IdentityKey, UserChanges, UserId, UserOrderField, UserQuery, UserSortKey,
@@ -402,6 +402,20 @@ pub fn refresh_tokens_revoke_all_and_purge_expired(uow: &dyn UnitOfWork) {
     assert!(get(uow, |r| Ok(r.refresh_tokens().find("a1")?)).is_some());
 }
 
+/// Usernames are read for many users at once; unknown ids are left out.
+pub fn users_usernames_are_read_in_one_batch(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let bob = user(uow, "bob");
+    let names = get(uow, |r| {
+        Ok(r.users().usernames(&[bob.id, anna.id, UserId(999_999)])?)
+    });
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec![(anna.id, "anna".to_owned()), (bob.id, "bob".to_owned())]
+    );
+    assert!(get(uow, |r| Ok(r.users().usernames(&[])?)).is_empty());
+}
+
 /// A step names its mission; an unknown step names none.
 pub fn steps_name_their_mission(uow: &dyn UnitOfWork) {
     let anna = user(uow, "anna");
@@ -421,6 +435,74 @@ pub fn steps_name_their_mission(uow: &dyn UnitOfWork) {
         get(uow, |r| Ok(r.steps().mission_of(StepId(999_999))?)),
         None
     );
+}
+
+/// A search across missions: newest mission first, then depth, order
+/// and id; filtered by owner, mission, status and title, and paged.
+pub fn steps_search_across_missions(uow: &dyn UnitOfWork) {
+    let anna = user(uow, "anna");
+    let bob = user(uow, "bob");
+    let taxes = mission(uow, anna.id, "Taxes");
+    let passport = mission(uow, bob.id, "Passport");
+    let s1 = step(uow, taxes.id, None, 0);
+    let c1 = step(uow, taxes.id, Some(&s1), 0);
+    let s2 = step(uow, taxes.id, None, 1);
+    let p1 = step(uow, passport.id, None, 0);
+    tx(uow, |r| {
+        Ok(r.steps().update(
+            s2.id,
+            &StepChanges {
+                status: Some(StepStatus::Completed),
+                ..StepChanges::default()
+            },
+            at(1),
+        )?)
+    });
+    let search = |query: StepQuery| get(uow, move |r| Ok(r.steps().search(&query)?));
+    let found = |query: StepQuery| {
+        let page = search(query).found().expect("a page");
+        (page.count, ids(&page.items, |step| step.id))
+    };
+    assert_eq!(
+        found(StepQuery::default()),
+        (4, vec![p1.id, s1.id, s2.id, c1.id])
+    );
+    let of_anna = StepQuery {
+        owner: Some(anna.id),
+        ..StepQuery::default()
+    };
+    assert_eq!(found(of_anna), (3, vec![s1.id, s2.id, c1.id]));
+    let of_passport = StepQuery {
+        mission: Some(passport.id),
+        ..StepQuery::default()
+    };
+    assert_eq!(found(of_passport), (1, vec![p1.id]));
+    let completed = StepQuery {
+        statuses: vec![StepStatus::Completed],
+        ..StepQuery::default()
+    };
+    assert_eq!(found(completed), (1, vec![s2.id]));
+    // Case-insensitive, and `%` is a character, not a wildcard.
+    let titled = StepQuery {
+        search: Some("STEP 1".into()),
+        ..StepQuery::default()
+    };
+    assert_eq!(found(titled), (1, vec![s2.id]));
+    let wildcard = StepQuery {
+        search: Some("%".into()),
+        ..StepQuery::default()
+    };
+    assert_eq!(found(wildcard), (0, vec![]));
+    let second_page = StepQuery {
+        page: PageRequest::new(2, 3),
+        ..StepQuery::default()
+    };
+    assert_eq!(found(second_page), (4, vec![c1.id]));
+    let past_end = StepQuery {
+        page: PageRequest::new(3, 3),
+        ..StepQuery::default()
+    };
+    assert_eq!(search(past_end).found(), Err(PastEnd { count: 4 }));
 }
 
 /// The digest of an admin session key, made from one letter.
@@ -1837,6 +1919,61 @@ pub fn jobs_list_count_and_purge(uow: &dyn UnitOfWork) {
     assert_eq!(tx(uow, |r| Ok(r.jobs().purge(at(20), true)?)), 1);
     let left = get(uow, |r| Ok(r.jobs().list(None, 10)?));
     assert_eq!(ids(&left, |j| j.id), vec![d, c]);
+}
+
+/// An operator's pages of jobs (newest first, by status, by kind), and
+/// deleting one by hand: only a finished (done or dead) job goes.
+pub fn jobs_search_pages_and_delete_finished(uow: &dyn UnitOfWork) {
+    let enqueue = |kind| {
+        tx(uow, |r| {
+            Ok(r.jobs().enqueue(&NewJob::now(kind, t0()), t0())?)
+        })
+        .expect("queued")
+    };
+    let a = enqueue(JobKind::SweepFiles);
+    let b = enqueue(JobKind::PurgeRefreshTokens);
+    let c = enqueue(JobKind::FlagOverdueMissions);
+    let claim = || tx(uow, |r| Ok(r.jobs().claim("w", at(0), LEASE, false)?)).expect("a job");
+    let first = claim();
+    assert_eq!(first.id, a);
+    assert!(tx(uow, |r| Ok(r.jobs().finish(a, "w", at(1))?)));
+    let second = claim();
+    assert_eq!(second.id, b);
+    let search = |query: JobQuery| get(uow, move |r| Ok(r.jobs().search(&query)?));
+    let found = |query: JobQuery| {
+        let page = search(query).found().expect("a page");
+        (page.count, ids(&page.items, |job| job.id))
+    };
+    assert_eq!(found(JobQuery::default()), (3, vec![c, b, a]));
+    let done = JobQuery {
+        status: Some(JobStatus::Done),
+        ..JobQuery::default()
+    };
+    assert_eq!(found(done), (1, vec![a]));
+    let by_kind = JobQuery {
+        search: Some("REFRESH".into()),
+        ..JobQuery::default()
+    };
+    assert_eq!(found(by_kind), (1, vec![b]));
+    let second_page = JobQuery {
+        page: PageRequest::new(2, 2),
+        ..JobQuery::default()
+    };
+    assert_eq!(found(second_page), (3, vec![a]));
+    let past_end = JobQuery {
+        page: PageRequest::new(3, 2),
+        ..JobQuery::default()
+    };
+    assert_eq!(search(past_end).found(), Err(PastEnd { count: 3 }));
+    let delete = |id| tx(uow, move |r| Ok(r.jobs().delete_finished(id)?));
+    assert!(!delete(b), "a running job stays");
+    assert!(!delete(c), "a queued job stays");
+    assert!(delete(a), "a done job goes");
+    assert!(!delete(a), "and only once");
+    assert!(!delete(JobId(9_999)));
+    assert!(tx(uow, |r| Ok(r.jobs().bury(b, "w", "no", at(2))?)));
+    assert!(delete(b), "a dead job goes");
+    assert_eq!(found(JobQuery::default()), (1, vec![c]));
 }
 
 // ---------------------------------------------------------------------------

@@ -58,3 +58,13 @@ pub struct AdminSession {
     /// When it ends, unless closed before.
     pub expires_at: DateTime<Utc>,
 }
+
+/// The staff member a live admin session signs in, as the admin pages
+/// need them on every request: who acts, and the name to greet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedInStaff {
+    /// Who acts (always staff).
+    pub principal: crate::user::Principal,
+    /// Their username.
+    pub username: String,
+}

@@ -104,6 +104,9 @@ pub enum StepError {
     /// No such step or mission, or the mission belongs to someone else.
     #[error("step not found")]
     NotFound,
+    /// The requested page of a list lies past its end.
+    #[error(transparent)]
+    PastEnd(#[from] PastEnd),
     /// The step's status does not allow the change.
     #[error(transparent)]
     InvalidTransition(#[from] InvalidTransition),
@@ -186,9 +189,13 @@ pub enum AccountError {
 /// How an [`Engine`](crate::usecases::engine::Engine) use case can fail.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
-    /// No dead or failed job with that id waits to be retried.
+    /// No job with that id in the state the use case needs (a dead or
+    /// failed one to retry, a finished one to delete).
     #[error("job not found")]
     JobNotFound,
+    /// The requested page of a list lies past its end.
+    #[error(transparent)]
+    PastEnd(#[from] PastEnd),
     /// A mission changed under the run (e.g. a racing pause): the change
     /// rolled back and the job runs again.
     #[error(transparent)]
@@ -246,6 +253,7 @@ use_case_error!(MissionError {
 use_case_error!(StepError {
     Validation(errors),
     NotFound,
+    PastEnd(past_end),
     InvalidTransition(refusal),
     Repository(error),
 });
@@ -278,7 +286,7 @@ impl UseCaseError for EngineError {
         match self {
             EngineError::Repository(error) => Some(error),
             EngineError::Mission(error) => error.storage_failure(),
-            EngineError::JobNotFound => None,
+            EngineError::JobNotFound | EngineError::PastEnd(_) => None,
         }
     }
 }
@@ -287,6 +295,7 @@ impl From<EngineError> for Error {
     fn from(error: EngineError) -> Self {
         match error {
             EngineError::JobNotFound => Error::NotFound,
+            EngineError::PastEnd(past_end) => Error::PastEnd(past_end),
             EngineError::Mission(error) => error.into(),
             EngineError::Repository(error) => Error::Repository(error),
         }

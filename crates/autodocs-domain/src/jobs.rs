@@ -187,6 +187,25 @@ pub struct JobRecord {
     pub mission: Option<MissionId>,
 }
 
+/// What an operator's list of jobs asks for: newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobQuery {
+    /// Only jobs of this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs whose kind name contains this (case-insensitive).
+    pub search: Option<String>,
+    /// Which page.
+    pub page: crate::paging::PageRequest,
+}
+
+impl JobStatus {
+    /// A job that will not run again unless an operator retries it: done
+    /// or dead. Only these may be deleted by hand.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobStatus::Done | JobStatus::Dead)
+    }
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {

@@ -791,6 +791,24 @@ impl StepOrder {
     }
 }
 
+/// What a search across the steps of many missions asks for (an
+/// operator's view): newest mission first; within a mission, by depth,
+/// then order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepQuery {
+    /// Only steps of this owner's missions (set by the use case for a
+    /// caller who is not staff).
+    pub owner: Option<crate::ids::UserId>,
+    /// Only the steps of this mission.
+    pub mission: Option<MissionId>,
+    /// Only steps of these statuses (empty: any).
+    pub statuses: Vec<StepStatus>,
+    /// Only steps whose title contains this (case-insensitive).
+    pub search: Option<String>,
+    /// Which page.
+    pub page: crate::paging::PageRequest,
+}
+
 /// A step to create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPlanStep {

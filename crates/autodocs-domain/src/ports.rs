@@ -43,6 +43,12 @@ pub trait UserRepository {
     fn create(&mut self, user: &NewUser, now: DateTime<Utc>) -> RepoResult<User>;
     /// A user by id.
     fn find(&mut self, id: UserId) -> RepoResult<Option<User>>;
+    /// The usernames of these users, in one read (ids of users that no
+    /// longer exist are left out).
+    fn usernames(
+        &mut self,
+        ids: &[UserId],
+    ) -> RepoResult<std::collections::BTreeMap<UserId, String>>;
     /// Whether a user is active and staff: the one indexed read every
     /// authenticated request makes, lighter than [`UserRepository::find`].
     fn access(&mut self, id: UserId) -> RepoResult<Option<crate::user::AccountAccess>>;
@@ -222,6 +228,9 @@ pub trait PlanStepRepository {
     fn find(&mut self, mission: MissionId, id: StepId) -> RepoResult<Option<PlanStep>>;
     /// The mission a step belongs to, if the step exists.
     fn mission_of(&mut self, id: StepId) -> RepoResult<Option<MissionId>>;
+    /// One page of steps across missions: newest mission first; within a
+    /// mission, by depth, then order, then id.
+    fn search(&mut self, query: &crate::plan_step::StepQuery) -> RepoResult<PageResult<PlanStep>>;
     /// Inserts a step.
     fn create(&mut self, step: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep>;
     /// Applies changes to a step.
@@ -340,6 +349,14 @@ pub trait JobQueue {
         status: Option<crate::jobs::JobStatus>,
         limit: i64,
     ) -> RepoResult<Vec<crate::jobs::JobRecord>>;
+    /// One page of jobs for an operator, newest first.
+    fn search(
+        &mut self,
+        query: &crate::jobs::JobQuery,
+    ) -> RepoResult<PageResult<crate::jobs::JobRecord>>;
+    /// Deletes one finished (done or dead) job; `false` when there is no
+    /// such job or it may still run.
+    fn delete_finished(&mut self, id: JobId) -> RepoResult<bool>;
     /// Makes a dead (or failed, waiting for its retry) job due at `now`
     /// with its attempts reset; `false` when there is no such job.
     fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool>;

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeSet;
 
-use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
+use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobQuery, JobRecord, JobStatus, NewJob};
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{JobQueue, RepoResult};
 use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::{DateTime, Duration, Utc};
 
-use crate::state::{JobRow, missing};
+use crate::state::{JobRow, contains_folded, missing, page_of};
 use crate::uow::MemoryRepos;
 
 /// Stored prefix of [`JobKey::Pending`] keys (claiming a job releases them).
@@ -17,6 +18,19 @@ const QUEUED: &str = "queued";
 const RUNNING: &str = "running";
 const DONE: &str = "done";
 const DEAD: &str = "dead";
+
+fn to_record(job: &JobRow) -> JobRecord {
+    JobRecord {
+        id: job.id,
+        kind: job.kind.clone(),
+        status: JobStatus::parse(job.status).unwrap_or(JobStatus::Dead),
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        run_at: job.run_at,
+        last_error: job.last_error.clone(),
+        mission: job.mission,
+    }
+}
 
 fn stored_key(key: &JobKey) -> String {
     match key {
@@ -260,17 +274,35 @@ impl JobQueue for MemoryRepos {
             .rev()
             .filter(|job| status.is_none_or(|status| job.status == status.as_str()))
             .take(limit)
-            .map(|job| JobRecord {
-                id: job.id,
-                kind: job.kind.clone(),
-                status: JobStatus::parse(job.status).unwrap_or(JobStatus::Dead),
-                attempts: job.attempts,
-                max_attempts: job.max_attempts,
-                run_at: job.run_at,
-                last_error: job.last_error.clone(),
-                mission: job.mission,
-            })
+            .map(to_record)
             .collect())
+    }
+
+    fn search(&mut self, query: &JobQuery) -> RepoResult<PageResult<JobRecord>> {
+        let search = query.search.as_deref().filter(|search| !search.is_empty());
+        let jobs = self
+            .state
+            .jobs
+            .values()
+            .rev()
+            .filter(|job| {
+                query
+                    .status
+                    .is_none_or(|status| job.status == status.as_str())
+            })
+            .filter(|job| search.is_none_or(|term| contains_folded(&job.kind, term)))
+            .map(to_record)
+            .collect();
+        Ok(page_of(jobs, query.page))
+    }
+
+    fn delete_finished(&mut self, id: JobId) -> RepoResult<bool> {
+        let finished = self
+            .state
+            .jobs
+            .get(&id)
+            .is_some_and(|job| job.status == DONE || job.status == DEAD);
+        Ok(finished && self.state.jobs.remove(&id).is_some())
     }
 
     fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool> {

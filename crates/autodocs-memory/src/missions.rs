@@ -9,7 +9,7 @@ use autodocs_domain::mission::{
     MissionTransition, NewMission, Progress,
 };
 use autodocs_domain::paging::PageResult;
-use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepChanges, StepStatus};
+use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepChanges, StepQuery, StepStatus};
 use autodocs_domain::ports::{MissionRepository, PlanStepRepository, RepoResult};
 use autodocs_domain::user::UserId;
 use autodocs_domain::{MissionId, StepId};
@@ -272,6 +272,36 @@ impl PlanStepRepository for MemoryRepos {
 
     fn mission_of(&mut self, id: StepId) -> RepoResult<Option<MissionId>> {
         Ok(self.state.steps.get(&id).map(|step| step.mission))
+    }
+
+    fn search(&mut self, query: &StepQuery) -> RepoResult<PageResult<PlanStep>> {
+        let search = query.search.as_deref().filter(|search| !search.is_empty());
+        let missions = &self.state.missions;
+        let mut steps: Vec<PlanStep> = self
+            .state
+            .steps
+            .values()
+            .filter(|step| {
+                query.owner.is_none_or(|owner| {
+                    missions
+                        .get(&step.mission)
+                        .is_some_and(|row| row.mission.owner == owner)
+                })
+            })
+            .filter(|step| query.mission.is_none_or(|mission| step.mission == mission))
+            .filter(|step| query.statuses.is_empty() || query.statuses.contains(&step.status))
+            .filter(|step| search.is_none_or(|term| contains_folded(step.title.as_str(), term)))
+            .cloned()
+            .collect();
+        steps.sort_by_key(|step| {
+            (
+                std::cmp::Reverse(step.mission),
+                step.depth,
+                step.order,
+                step.id,
+            )
+        });
+        Ok(page_of(steps, query.page))
     }
 
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {

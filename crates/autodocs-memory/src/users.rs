@@ -110,6 +110,19 @@ impl UserRepository for MemoryRepos {
         Ok(self.state.users.get(&id.0).map(|row| row.user.clone()))
     }
 
+    fn usernames(
+        &mut self,
+        ids: &[UserId],
+    ) -> RepoResult<std::collections::BTreeMap<UserId, String>> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let row = self.state.users.get(&id.0)?;
+                Some((*id, row.user.username.clone()))
+            })
+            .collect())
+    }
+
     fn access(&mut self, id: UserId) -> RepoResult<Option<AccountAccess>> {
         Ok(self.state.users.get(&id.0).map(|row| AccountAccess {
             is_active: row.user.is_active,

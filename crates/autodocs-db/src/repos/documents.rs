@@ -11,14 +11,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::paging::paginate;
-use super::{contains_pattern, lower};
-use crate::connection::AnyConnection;
+use super::{Db, contains_pattern, lower};
 use crate::error::OrRepoError;
 use crate::schema::documents_document as document;
 use crate::time::{StoredTime, from_db, to_db};
 use crate::uow::DieselRepos;
-
-type Db = <AnyConnection as Connection>::Backend;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = document)]

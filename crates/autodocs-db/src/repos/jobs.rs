@@ -1,4 +1,5 @@
-use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobRecord, JobStatus, NewJob};
+use autodocs_domain::jobs::{ClaimedJob, JobKey, JobKind, JobQuery, JobRecord, JobStatus, NewJob};
+use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{JobQueue, RepoResult};
 use autodocs_domain::{JobId, MissionId, StepId};
 use chrono::{DateTime, Duration, Utc};
@@ -6,6 +7,8 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
+use super::paging::paginate;
+use super::{Db, contains_pattern, lower};
 use crate::connection::AnyConnection;
 use crate::error::{OrRepoError, repo_error};
 use crate::schema::jobs_job as job;
@@ -21,6 +24,54 @@ const PENDING_PREFIX: &str = "pending:";
 /// change can queue another look; a period key is kept.
 const RELEASE_PENDING_KEY: &str =
     "CASE WHEN unique_key LIKE 'pending:%' THEN NULL ELSE unique_key END";
+
+/// What an operator's list shows of a job.
+type RecordColumns = (
+    job::id,
+    job::kind,
+    job::status,
+    job::attempts,
+    job::max_attempts,
+    job::run_at,
+    job::last_error,
+    job::mission_id,
+);
+const RECORD_COLUMNS: RecordColumns = (
+    job::id,
+    job::kind,
+    job::status,
+    job::attempts,
+    job::max_attempts,
+    job::run_at,
+    job::last_error,
+    job::mission_id,
+);
+type RecordRow = (
+    i64,
+    String,
+    String,
+    i32,
+    i32,
+    StoredTime,
+    Option<String>,
+    Option<i64>,
+);
+
+fn to_record(
+    (id, kind, status, attempts, max_attempts, run_at, last_error, mission): RecordRow,
+) -> JobRecord {
+    JobRecord {
+        id: JobId(id),
+        kind,
+        // The CHECK constraint allows only the four names.
+        status: JobStatus::parse(&status).unwrap_or(JobStatus::Dead),
+        attempts,
+        max_attempts,
+        run_at: from_db(run_at),
+        last_error,
+        mission: mission.map(MissionId),
+    }
+}
 
 fn stored_key(key: &JobKey) -> String {
     match key {
@@ -423,52 +474,49 @@ impl JobQueue for DieselRepos<'_> {
     }
 
     fn list(&mut self, status: Option<JobStatus>, limit: i64) -> RepoResult<Vec<JobRecord>> {
-        type Row = (
-            i64,
-            String,
-            String,
-            i32,
-            i32,
-            StoredTime,
-            Option<String>,
-            Option<i64>,
-        );
         let mut query = job::table
-            .select((
-                job::id,
-                job::kind,
-                job::status,
-                job::attempts,
-                job::max_attempts,
-                job::run_at,
-                job::last_error,
-                job::mission_id,
-            ))
+            .select(RECORD_COLUMNS)
             .order(job::id.desc())
             .limit(limit.max(0))
             .into_boxed();
         if let Some(status) = status {
             query = query.filter(job::status.eq(status.as_str()));
         }
-        let rows: Vec<Row> = query.load(self.conn).repo()?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, kind, status, attempts, max_attempts, run_at, last_error, mission)| {
-                    JobRecord {
-                        id: JobId(id),
-                        kind,
-                        // The CHECK constraint allows only the four names.
-                        status: JobStatus::parse(&status).unwrap_or(JobStatus::Dead),
-                        attempts,
-                        max_attempts,
-                        run_at: from_db(run_at),
-                        last_error,
-                        mission: mission.map(MissionId),
-                    }
-                },
-            )
-            .collect())
+        let rows: Vec<RecordRow> = query.load(self.conn).repo()?;
+        Ok(rows.into_iter().map(to_record).collect())
+    }
+
+    fn search(&mut self, query: &JobQuery) -> RepoResult<PageResult<JobRecord>> {
+        let filtered = || {
+            let mut select = job::table.into_boxed::<Db>();
+            if let Some(status) = query.status {
+                select = select.filter(job::status.eq(status.as_str()));
+            }
+            if let Some(search) = query.search.as_deref().filter(|search| !search.is_empty()) {
+                select =
+                    select.filter(lower(job::kind).like(contains_pattern(search)).escape('\\'));
+            }
+            select
+        };
+        let rows = filtered().order(job::id.desc()).select(RECORD_COLUMNS);
+        paginate(
+            self.conn,
+            &query.page,
+            filtered().count(),
+            rows,
+            |row: RecordRow| Ok(to_record(row)),
+        )
+    }
+
+    fn delete_finished(&mut self, id: JobId) -> RepoResult<bool> {
+        let deleted = diesel::delete(
+            job::table
+                .filter(job::id.eq(id.0))
+                .filter(job::status.eq_any([DONE, DEAD])),
+        )
+        .execute(self.conn)
+        .repo()?;
+        Ok(deleted == 1)
     }
 
     fn retry(&mut self, id: JobId, now: DateTime<Utc>) -> RepoResult<bool> {

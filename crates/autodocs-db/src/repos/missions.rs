@@ -11,14 +11,11 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::paging::paginate;
-use super::{as_count, contains_pattern, lower};
-use crate::connection::AnyConnection;
+use super::{Db, as_count, contains_pattern, lower};
 use crate::error::OrRepoError;
 use crate::schema::missions_mission as mission;
 use crate::time::{StoredTime, from_db, to_db};
 use crate::uow::DieselRepos;
-
-type Db = <AnyConnection as Connection>::Backend;
 
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = mission)]

@@ -11,6 +11,9 @@ mod plan_steps;
 mod refresh_tokens;
 mod users;
 
+/// The backend of [`AnyConnection`](crate::connection::AnyConnection), for boxed queries.
+pub(crate) type Db = <crate::connection::AnyConnection as diesel::Connection>::Backend;
+
 diesel::define_sql_function! {
     /// SQL `lower()`, for case-insensitive comparisons on both backends.
     fn lower(value: diesel::sql_types::Text) -> diesel::sql_types::Text;

@@ -2,13 +2,19 @@ use std::collections::HashMap;
 
 use autodocs_domain::RepoError;
 use autodocs_domain::mission::{Description, Title};
-use autodocs_domain::plan_step::{NewPlanStep, PlanStep, StepAction, StepChanges, StepStatus};
+use autodocs_domain::paging::PageResult;
+use autodocs_domain::plan_step::{
+    NewPlanStep, PlanStep, StepAction, StepChanges, StepQuery, StepStatus,
+};
 use autodocs_domain::ports::{PlanStepRepository, RepoResult};
 use autodocs_domain::{MissionId, StepId};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::paging::paginate;
+use super::{Db, contains_pattern, lower};
 use crate::error::OrRepoError;
+use crate::schema::missions_mission as mission;
 use crate::schema::missions_planstep as step;
 use crate::time::{StoredTime, from_db, to_db};
 use crate::uow::DieselRepos;
@@ -101,6 +107,45 @@ impl PlanStepRepository for DieselRepos<'_> {
             .optional()
             .repo()?;
         Ok(mission.map(MissionId))
+    }
+
+    fn search(&mut self, query: &StepQuery) -> RepoResult<PageResult<PlanStep>> {
+        let filtered = || {
+            let mut select = step::table.into_boxed::<Db>();
+            if let Some(owner) = query.owner {
+                select = select.filter(
+                    step::mission_id.eq_any(
+                        mission::table
+                            .filter(mission::owner_id.eq(owner.0))
+                            .select(mission::id),
+                    ),
+                );
+            }
+            if let Some(mission) = query.mission {
+                select = select.filter(step::mission_id.eq(mission.0));
+            }
+            if !query.statuses.is_empty() {
+                let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+                select = select.filter(step::status.eq_any(statuses));
+            }
+            if let Some(search) = query.search.as_deref().filter(|search| !search.is_empty()) {
+                select = select.filter(
+                    lower(step::title)
+                        .like(contains_pattern(search))
+                        .escape('\\'),
+                );
+            }
+            select
+        };
+        let rows = filtered()
+            .order((
+                step::mission_id.desc(),
+                step::depth.asc(),
+                step::position.asc(),
+                step::id.asc(),
+            ))
+            .select(StepRow::as_select());
+        paginate(self.conn, &query.page, filtered().count(), rows, to_step)
     }
 
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use autodocs_domain::paging::PageResult;
 use autodocs_domain::ports::{Credentials, RepoResult, UserRepository};
 use autodocs_domain::user::{
@@ -8,8 +10,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::paging::paginate;
-use super::{json_object, json_text, like_contains};
-use crate::connection::AnyConnection;
+use super::{Db, json_object, json_text, like_contains};
 use crate::error::OrRepoError;
 use crate::schema::{auth_user, users_userprofile};
 use crate::time::{from_db, to_db};
@@ -73,7 +74,6 @@ fn email_key(email: &str) -> Option<String> {
 }
 
 type WithProfile = diesel::dsl::InnerJoin<auth_user::table, users_userprofile::table>;
-type Db = <AnyConnection as Connection>::Backend;
 type BoxedUsers<'a> = diesel::dsl::IntoBoxed<'a, WithProfile, Db>;
 
 fn with_profile() -> WithProfile {
@@ -149,6 +149,19 @@ impl UserRepository for DieselRepos<'_> {
             .optional()
             .repo()?;
         Ok(row.map(|(user, profile)| to_user(user, profile)))
+    }
+
+    fn usernames(&mut self, ids: &[UserId]) -> RepoResult<BTreeMap<UserId, String>> {
+        let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
+        let rows: Vec<(i64, String)> = auth_user::table
+            .filter(auth_user::id.eq_any(ids))
+            .select((auth_user::id, auth_user::username))
+            .load(self.conn)
+            .repo()?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, username)| (UserId(id), username))
+            .collect())
     }
 
     fn access(&mut self, id: UserId) -> RepoResult<Option<AccountAccess>> {

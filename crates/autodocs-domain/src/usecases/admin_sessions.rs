@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 
-use crate::admin_session::{AdminSession, SessionDigest};
+use crate::admin_session::{AdminSession, SessionDigest, SignedInStaff};
 use crate::error::AccountError;
 use crate::ports;
 use crate::user::Principal;
@@ -42,19 +42,23 @@ impl AccountService {
         })
     }
 
-    /// The staff member a live admin session signs in. An expired or
-    /// closed session, or one whose account has since been deactivated or
-    /// lost staff status, is [`AccountError::AuthenticationFailed`].
-    pub fn admin_principal(&self, digest: &SessionDigest) -> Result<Principal, AccountError> {
+    /// The staff member a live admin session signs in, with their
+    /// username, in one read. An expired or closed session, or one whose
+    /// account has since been deactivated or lost staff status, is
+    /// [`AccountError::AuthenticationFailed`].
+    pub fn admin_principal(&self, digest: &SessionDigest) -> Result<SignedInStaff, AccountError> {
         let now = self.context.clock.now();
         ports::read(&*self.context.uow, |repos| {
             let Some(session) = repos.admin_sessions().find_live(digest, now)? else {
                 return Err(AccountError::AuthenticationFailed);
             };
-            match repos.users().access(session.user)? {
-                Some(access) if access.is_active && access.is_staff => Ok(Principal {
-                    user_id: session.user,
-                    is_staff: true,
+            match repos.users().find(session.user)? {
+                Some(user) if user.is_active && user.is_staff => Ok(SignedInStaff {
+                    principal: Principal {
+                        user_id: session.user,
+                        is_staff: true,
+                    },
+                    username: user.username,
                 }),
                 _ => Err(AccountError::AuthenticationFailed),
             }

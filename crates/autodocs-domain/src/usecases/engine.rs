@@ -12,8 +12,11 @@ use crate::activity::SystemActivity;
 use crate::activity_log::NewActivity;
 use crate::error::{DocumentError, EngineError, MissionRefusal, RepoError};
 use crate::ids::{JobId, MissionId, StepId};
-use crate::jobs::{ClaimedJob, JobKind, JobOutcome, JobRecord, JobSignal, JobStatus, NewJob};
+use crate::jobs::{
+    ClaimedJob, JobKind, JobOutcome, JobQuery, JobRecord, JobSignal, JobStatus, NewJob,
+};
 use crate::mission::{Mission, MissionAction, MissionStatus};
+use crate::paging::Page;
 use crate::plan_step::{PlanStep, PlanStepTree, StepAction, StepChanges, StepStatus};
 use crate::ports::{self, FetchError, Repositories};
 use crate::user::Principal;
@@ -213,6 +216,26 @@ impl Engine {
         limit: i64,
     ) -> Result<Vec<JobRecord>, RepoError> {
         ports::read(&*self.context.uow, |repos| repos.jobs().list(status, limit))
+    }
+
+    /// One page of jobs for an operator, newest first.
+    pub fn search_jobs(&self, query: &JobQuery) -> Result<Page<JobRecord>, EngineError> {
+        let found = ports::read(&*self.context.uow, |repos| repos.jobs().search(query))?;
+        Ok(found.found()?)
+    }
+
+    /// Deletes a finished (done or dead) job, as an operator tidying the
+    /// queue does ([`EngineError::JobNotFound`] when there is no such job
+    /// or it may still run).
+    pub fn delete_finished_job(&self, id: JobId) -> Result<(), EngineError> {
+        if self
+            .context
+            .write(|repos| repos.jobs().delete_finished(id))?
+        {
+            Ok(())
+        } else {
+            Err(EngineError::JobNotFound)
+        }
     }
 
     /// Makes a dead or failed job due now with its attempts reset

@@ -4,8 +4,10 @@ use crate::activity::SystemActivity;
 use crate::error::StepError;
 use crate::ids::{MissionId, StepId};
 use crate::mission::{Description, Mission, Title};
+use crate::paging::Page;
 use crate::plan_step::{
-    NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepOrder, StepStatus,
+    NewPlanStep, PlanStep, PlanStepTree, StepAction, StepChanges, StepNode, StepOrder, StepQuery,
+    StepStatus,
 };
 use crate::ports::{self, Repositories};
 use crate::user::Principal;
@@ -241,6 +243,19 @@ impl StepService {
             visible_mission(repos, principal, mission)?;
             Ok(mission)
         })
+    }
+
+    /// One page of steps across the missions the principal may see (their
+    /// own; staff: every one), newest mission first; within a mission, by
+    /// depth, then order.
+    pub fn search(
+        &self,
+        principal: Principal,
+        mut query: StepQuery,
+    ) -> Result<Page<PlanStep>, StepError> {
+        query.owner = principal.visible_owner();
+        let found = ports::read(&*self.context.uow, |repos| repos.steps().search(&query))?;
+        Ok(found.found()?)
     }
 
     /// One step with its subtree.

@@ -178,6 +178,25 @@ impl AccountService {
         })
     }
 
+    /// Staff: the usernames of these users, in one read, for lists that
+    /// name each row's owner (a user deleted since is left out).
+    pub fn usernames(
+        &self,
+        principal: Principal,
+        ids: impl IntoIterator<Item = UserId>,
+    ) -> Result<std::collections::BTreeMap<UserId, String>, AccountError> {
+        require_staff(principal)?;
+        let mut ids: Vec<UserId> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(std::collections::BTreeMap::new());
+        }
+        ports::read(&*self.context.uow, |repos| {
+            Ok(repos.users().usernames(&ids)?)
+        })
+    }
+
     /// Staff: updates any user, flags included.
     pub fn update_user(
         &self,
