@@ -895,6 +895,11 @@ async fn staff_manage_users_documents_steps_activities_and_jobs(app: TestApp) {
     let found = browser.get("/admin/missions/planstep/?q=appointment").await;
     assert!(found.body.contains("Book an appointment"));
     assert!(!found.body.contains("Download the W-2"));
+    assert!(
+        found.body.contains("1 plan step") && !found.body.contains("1 plan steps"),
+        "one row is counted in the singular: {}",
+        found.body
+    );
     let completed = browser
         .get("/admin/missions/planstep/?status__exact=completed")
         .await;

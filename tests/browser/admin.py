@@ -157,6 +157,21 @@ def staff_flow(args, anna, missions):
         seen = api(args.base, "GET", f"/api/missions/{missions['forms']}/", token=anna["access"])
         check(seen["status"] == "pending", "the forged POST changed nothing")
 
+        # Every other list, as staff browse them.
+        for path, name, heading, expect in (
+            ("/admin/auth/user/", "users", "Select user to change", "anna@example.com"),
+            ("/admin/missions/planstep/", "plan-steps", "Select plan step to change",
+             "Collect the W-2"),
+            ("/admin/documents/document/", "documents", "Select document to change", "0 documents"),
+            ("/admin/activities/activity/", "activities", "Select activity to change",
+             "mission_created"),
+            ("/admin/jobs/job/", "jobs", "Select job to change", "jobs"),
+        ):
+            s.open(path)
+            body = s.text()
+            check(heading in body and expect in body, f"the {name} list shows {expect!r}")
+            s.shot(name)
+
         s.submit(s.driver.find_element(By.CSS_SELECTOR, "#logout-form button"))
         check("Logged out" in s.text(), "logging out")
         s.shot("logged-out")
@@ -199,6 +214,8 @@ def main():
                       {"title": title, "type": "document_retrieval", "priority": priority},
                       token=anna["access"])
         missions[key] = created["id"]
+    api(args.base, "POST", f"/api/missions/{missions['taxes']}/steps/",
+        {"title": "Collect the W-2"}, token=anna["access"])
 
     print("staff:")
     staff_flow(args, anna, missions)

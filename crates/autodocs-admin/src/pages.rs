@@ -272,6 +272,12 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
         .div_ceil(u64::from(crate::changelist::PER_PAGE))
         .max(1);
     let title = format!("Select {} to change", view.singular);
+    // "1 mission", "2 missions", as Django counts.
+    let counted = if view.page.count == 1 {
+        format!("1 {}", view.singular)
+    } else {
+        format!("{} {}", view.page.count, view.model.plural.to_lowercase())
+    };
     let content = html! {
         @if !view.messages.is_empty() {
             ul .messagelist {
@@ -303,7 +309,7 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                             }
                         }
                         button .button type="submit" name="index" value="0" title="Run the selected action" { "Go" }
-                        span .count { " " (view.page.count) " " (view.model.plural.to_lowercase()) }
+                        span .count { " " (counted) }
                     }
                     table #result_list {
                         thead {
@@ -352,7 +358,7 @@ pub fn changelist(view: &ChangelistView<'_>) -> Markup {
                                 a href=(params.link(&[("p", Some(number.to_string()))])) { (number) } " "
                             }
                         }
-                        (view.page.count) " " (view.model.plural.to_lowercase())
+                        (counted)
                     }
                 }
                 nav #changelist-filter {
