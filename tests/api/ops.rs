@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::harness::{
     Backend, TestApp, TestDb, adjust_env, autodocs_command, base_env, describe, random_secret,
-    run_cli,
+    run_cli, run_cli_in,
 };
 
 const HEALTH: &str = "/api/health/";
@@ -403,18 +403,133 @@ async fn production_refuses_the_development_secret() {
         describe(&out)
     );
 
-    // Control: the same production settings with a real secret are accepted.
+    // Control: the same production settings with a real secret are accepted
+    // (once migrated: production never migrates by itself).
     adjust_env(
         &mut env,
         &[("AUTODOCS__AUTH__SECRET_KEY", &random_secret())],
         &[],
     );
+    let out = run_cli(&["migrate"], &env).await;
+    assert!(out.status.success(), "{}", describe(&out));
     let out = run_cli(&["check"], &env).await;
     assert!(
         out.status.success(),
         "production with a real secret key passes `check`\n{}",
         describe(&out)
     );
+}
+
+/// A folder of its own to run the binary from: no `config/` beside it.
+fn foreign_directory() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("autodocs-foreign-")
+        .tempdir()
+        .expect("a temporary directory")
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The production profile is built into the binary: from a directory with
+/// no `config/`, production listens on 0.0.0.0:8000, needs its own key and
+/// never migrates by itself (`check` fails while migrations are pending).
+#[tokio::test]
+async fn production_works_from_any_working_directory() {
+    let dir = foreign_directory();
+    let db = TestDb::new(Backend::Sqlite);
+    let mut env = base_env(&db, &random_secret());
+    adjust_env(
+        &mut env,
+        &[("AUTODOCS_ENV", "production")],
+        &["AUTODOCS__SERVER__BIND"],
+    );
+    let out = run_cli_in(&["check"], &env, dir.path()).await;
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr_of(&out).contains("run `autodocs migrate` first"),
+        "pending migrations are named\n{}",
+        describe(&out)
+    );
+    let out = run_cli_in(&["migrate"], &env, dir.path()).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let out = run_cli_in(&["check"], &env, dir.path()).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("environment production"), "{stdout}");
+    assert!(stdout.contains("would listen on 0.0.0.0:8000"), "{stdout}");
+    assert!(
+        std::fs::read_dir(dir.path())
+            .expect("the folder")
+            .next()
+            .is_none(),
+        "production wrote nothing in the working directory (no generated key, no database)"
+    );
+}
+
+/// A misspelt key would otherwise be ignored in silence.
+#[tokio::test]
+async fn unknown_settings_are_refused_with_the_nearest_name() {
+    let db = TestDb::new(Backend::Sqlite);
+    let mut env = base_env(&db, &random_secret());
+    adjust_env(&mut env, &[("AUTODOCS__SERVER__BND", "0.0.0.0:9")], &[]);
+    let out = run_cli(&["check"], &env).await;
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("unknown setting server.bnd")
+            && stderr.contains("did you mean server.bind?"),
+        "{}",
+        describe(&out)
+    );
+}
+
+/// `DATABASE_URL` must name its engine: `notaurl` is refused (not made a
+/// SQLite file), and an engine AutoDocs does not speak is named.
+#[tokio::test]
+async fn database_urls_that_name_no_engine_are_refused() {
+    let dir = foreign_directory();
+    let db = TestDb::new(Backend::Sqlite);
+    for (url, says) in [
+        ("notaurl", "is not a database URL"),
+        (
+            "mysql://localhost/autodocs",
+            "uses mysql://, which AutoDocs does not support",
+        ),
+    ] {
+        let mut env = base_env(&db, &random_secret());
+        adjust_env(&mut env, &[("DATABASE_URL", url)], &[]);
+        let out = run_cli_in(&["migrate"], &env, dir.path()).await;
+        assert!(!out.status.success(), "{url}: {}", describe(&out));
+        assert!(stderr_of(&out).contains(says), "{url}: {}", describe(&out));
+    }
+    assert!(
+        !dir.path().join("notaurl").exists(),
+        "no SQLite file was made of the word"
+    );
+}
+
+/// An environment with no built-in profile needs its own file.
+#[tokio::test]
+async fn an_environment_without_a_profile_is_refused() {
+    let dir = foreign_directory();
+    let db = TestDb::new(Backend::Sqlite);
+    let mut env = base_env(&db, &random_secret());
+    adjust_env(&mut env, &[("AUTODOCS_ENV", "staging")], &[]);
+    let out = run_cli_in(&["check"], &env, dir.path()).await;
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        stderr_of(&out).contains("AUTODOCS_ENV=staging names no profile"),
+        "{}",
+        describe(&out)
+    );
+    std::fs::write(dir.path().join("staging.toml"), "[jobs]\nworkers = 1\n").expect("a profile");
+    let config_dir = dir.path().display().to_string();
+    adjust_env(&mut env, &[("AUTODOCS_CONFIG_DIR", &config_dir)], &[]);
+    let out = run_cli_in(&["check"], &env, dir.path()).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("environment staging"));
 }
 
 #[tokio::test]

@@ -202,6 +202,16 @@ fn run(command: Command) -> anyhow::Result<()> {
                 database.backend(),
                 pending.len()
             );
+            println!("Server: `serve` would listen on {}.", settings.server.bind);
+            let migrates_itself = settings.database.auto_migrate && !settings.is_production();
+            if !pending.is_empty() && !migrates_itself {
+                anyhow::bail!(
+                    "`serve` would refuse to start: {} migration(s) pending ({}) and this \
+                     environment never migrates by itself; run `autodocs migrate` first",
+                    pending.len(),
+                    pending.join(", ")
+                );
+            }
             Ok(())
         }
     }

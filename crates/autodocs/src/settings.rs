@@ -1,5 +1,9 @@
-//! Typed settings: `config/default.toml`, then `config/$AUTODOCS_ENV.toml`,
-//! then `AUTODOCS__SECTION__KEY` variables (and `DATABASE_URL`).
+//! Typed settings, in layers: the built-in defaults, the built-in profile
+//! of `AUTODOCS_ENV` (`development`, `production`), then
+//! `$AUTODOCS_CONFIG_DIR/default.toml` and `$AUTODOCS_CONFIG_DIR/$AUTODOCS_ENV.toml`
+//! (`config/` of the working directory by default), then
+//! `AUTODOCS__SECTION__KEY` variables (and `DATABASE_URL`). A key none of the
+//! defaults knows is refused, with the nearest valid name.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +13,22 @@ use serde::Deserialize;
 
 /// The built-in defaults, so the binary runs from any directory.
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+/// The built-in profiles: `AUTODOCS_ENV=production` means the same from any
+/// working directory, with or without a `config/` folder beside it.
+const PROFILES: &[(&str, &str)] = &[
+    (
+        "development",
+        include_str!("../../../config/development.toml"),
+    ),
+    (
+        "production",
+        include_str!("../../../config/production.toml"),
+    ),
+];
+
+/// Settings no default sets, but which may be given.
+const OPTIONAL_KEYS: &[&str] = &["auth.secret_key"];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -284,10 +304,25 @@ impl Settings {
                 "AUTODOCS_ENV must be a plain name such as development or production, not {environment:?}"
             );
         }
+        let profile = PROFILES
+            .iter()
+            .find(|(name, _)| *name == environment)
+            .map(|(_, profile)| *profile);
+        let profile_file = config_dir.join(format!("{environment}.toml"));
+        if profile.is_none() && !profile_file.is_file() {
+            let built_in: Vec<&str> = PROFILES.iter().map(|(name, _)| *name).collect();
+            bail!(
+                "AUTODOCS_ENV={environment} names no profile: none is built in (built in: {}) \
+                 and there is no {} (set AUTODOCS_CONFIG_DIR to the folder holding {environment}.toml)",
+                built_in.join(", "),
+                profile_file.display()
+            );
+        }
         let mut builder = Config::builder()
             .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str(profile.unwrap_or(""), FileFormat::Toml))
             .add_source(File::from(config_dir.join("default.toml")).required(false))
-            .add_source(File::from(config_dir.join(format!("{environment}.toml"))).required(false))
+            .add_source(File::from(profile_file).required(false))
             .add_source(
                 Environment::with_prefix("AUTODOCS")
                     .prefix_separator("__")
@@ -303,16 +338,15 @@ impl Settings {
         {
             builder = builder.set_override("database.url", url)?;
         }
-        let mut settings: Settings = builder
-            .build()
-            .context("cannot read settings")?
-            .try_deserialize()
-            .context("invalid settings")?;
+        let merged = builder.build().context("cannot read settings")?;
+        refuse_unknown_keys(&merged)?;
+        let mut settings: Settings = merged.try_deserialize().context("invalid settings")?;
         settings.environment = environment.to_owned();
         settings.validate()?;
         Ok(settings)
     }
 
+    /// Whether this is the production profile.
     pub fn is_production(&self) -> bool {
         self.environment == "production"
     }
@@ -327,6 +361,7 @@ impl Settings {
 
     /// Refuses settings that would run insecurely or not at all.
     fn validate(&self) -> anyhow::Result<()> {
+        check_database_url(&self.database.url)?;
         // Production never generates a key nor reads a kept one: a key is
         // part of its configuration, long enough not to be guessed.
         if self.is_production() {
@@ -415,5 +450,194 @@ impl Settings {
                 )
             })?;
         Ok(())
+    }
+}
+
+/// Every key of `config`, dotted (`server.bind`); lists are values.
+fn flat_keys(config: &Config) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    fn walk(
+        prefix: &str,
+        table: &config::Map<String, config::Value>,
+        keys: &mut std::collections::BTreeSet<String>,
+    ) {
+        for (name, value) in table {
+            let key = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match &value.kind {
+                config::ValueKind::Table(fields) => walk(&key, fields, keys),
+                _ => {
+                    keys.insert(key);
+                }
+            }
+        }
+    }
+    let table: config::Map<String, config::Value> = config
+        .clone()
+        .try_deserialize()
+        .context("cannot read settings")?;
+    let mut keys = std::collections::BTreeSet::new();
+    walk("", &table, &mut keys);
+    Ok(keys)
+}
+
+/// A misspelt key would otherwise be ignored and its default used in
+/// silence: refuse it, naming the nearest key there is.
+fn refuse_unknown_keys(merged: &Config) -> anyhow::Result<()> {
+    let defaults = Config::builder()
+        .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+        .build()
+        .context("the built-in defaults")?;
+    let mut known = flat_keys(&defaults)?;
+    known.extend(OPTIONAL_KEYS.iter().map(|key| (*key).to_owned()));
+    let unknown: Vec<String> = flat_keys(merged)?
+        .into_iter()
+        .filter(|key| !known.contains(key))
+        .collect();
+    let Some(key) = unknown.first() else {
+        return Ok(());
+    };
+    let variable = format!("AUTODOCS__{}", key.replace('.', "__").to_uppercase());
+    let nearest = known
+        .iter()
+        .min_by_key(|candidate| edit_distance(key, candidate))
+        .filter(|candidate| edit_distance(key, candidate) <= key.len().max(4) / 2);
+    match nearest {
+        Some(nearest) => bail!(
+            "unknown setting {key} (in a config file, or as {variable}): did you mean {nearest}?"
+        ),
+        None => bail!(
+            "unknown setting {key} (in a config file, or as {variable}); the settings are listed in README.md"
+        ),
+    }
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// `database.url` must name its engine: a bare word would otherwise become
+/// a SQLite file of that name in the working directory.
+fn check_database_url(url: &str) -> anyhow::Result<()> {
+    let hint = "use sqlite://path/to/file.sqlite3 or postgres://user@host:5432/database";
+    let Some((scheme, rest)) = url.split_once(':') else {
+        bail!("database.url (DATABASE_URL) {url:?} is not a database URL: {hint}");
+    };
+    match scheme {
+        "sqlite" | "postgres" | "postgresql" if rest.trim_start_matches('/').is_empty() => {
+            bail!("database.url (DATABASE_URL) {url:?} names no database: {hint}")
+        }
+        "sqlite" | "postgres" | "postgresql" => Ok(()),
+        _ if scheme.is_empty()
+            || !scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+        {
+            bail!("database.url (DATABASE_URL) {url:?} is not a database URL: {hint}")
+        }
+        _ => bail!(
+            "database.url (DATABASE_URL) uses {scheme}://, which AutoDocs does not support: {hint}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layered(extra: &str) -> Config {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::from_str(extra, FileFormat::Toml))
+            .build()
+            .expect("settings")
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_with_the_nearest_name() {
+        let error = refuse_unknown_keys(&layered("[server]\nbnd = \"0.0.0.0:1\"\n"))
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("unknown setting server.bnd"), "{error}");
+        assert!(error.contains("AUTODOCS__SERVER__BND"), "{error}");
+        assert!(error.contains("did you mean server.bind?"), "{error}");
+        let error = refuse_unknown_keys(&layered("[uploads]\nmax_byte = 1\n"))
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("did you mean uploads.max_bytes?"), "{error}");
+        let error = refuse_unknown_keys(&layered("[nothing]\nlike_it = 1\n"))
+            .expect_err("refused")
+            .to_string();
+        assert!(!error.contains("did you mean"), "{error}");
+    }
+
+    #[test]
+    fn every_default_optional_key_and_built_in_profile_is_known() {
+        refuse_unknown_keys(&layered("[auth]\nsecret_key = \"a key\"\n")).expect("known");
+        for (name, profile) in PROFILES {
+            refuse_unknown_keys(&layered(profile))
+                .unwrap_or_else(|error| panic!("profile {name}: {error}"));
+        }
+    }
+
+    #[test]
+    fn the_production_profile_listens_everywhere_and_never_migrates_by_itself() {
+        let (_, production) = PROFILES
+            .iter()
+            .find(|(name, _)| *name == "production")
+            .expect("a production profile");
+        let settings = layered(production);
+        assert_eq!(
+            settings.get_string("server.bind").expect("bind"),
+            "0.0.0.0:8000"
+        );
+        assert!(!settings.get_bool("database.auto_migrate").expect("flag"));
+    }
+
+    #[test]
+    fn database_urls_name_their_engine() {
+        for good in [
+            "sqlite://autodocs.sqlite3",
+            "sqlite:///var/lib/autodocs/db.sqlite3",
+            "postgres://autodocs@db:5432/autodocs",
+            "postgresql://autodocs@db/autodocs",
+        ] {
+            check_database_url(good).unwrap_or_else(|error| panic!("{good}: {error}"));
+        }
+        for (bad, says) in [
+            ("notaurl", "is not a database URL"),
+            ("autodocs.sqlite3", "is not a database URL"),
+            (
+                "mysql://db/autodocs",
+                "uses mysql://, which AutoDocs does not support",
+            ),
+            ("sqlite://", "names no database"),
+            ("://x", "is not a database URL"),
+        ] {
+            let error = check_database_url(bad).expect_err(bad).to_string();
+            assert!(error.contains(says), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("bind", "bind"), 0);
+        assert_eq!(edit_distance("bnd", "bind"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 }
