@@ -510,6 +510,44 @@ async fn database_urls_that_name_no_engine_are_refused() {
     );
 }
 
+/// Each way of not reaching the database says what it is, on one line,
+/// from the first attempt (not a generic "invalid URL" after retries).
+#[tokio::test]
+async fn database_failures_name_their_cause() {
+    let dir = foreign_directory();
+    let db = TestDb::new(Backend::Sqlite);
+    let missing_folder = format!("sqlite://{}/missing/autodocs.sqlite3", dir.path().display());
+    let mut cases = vec![
+        (missing_folder.as_str(), "folder"),
+        // Nothing listens on port 1: refused at once.
+        (
+            "postgres://postgres@127.0.0.1:1/autodocs",
+            "Connection refused",
+        ),
+    ];
+    if crate::harness::postgres_configured() {
+        cases.push((
+            "postgres://postgres@127.0.0.1:5432/no_such_database_here",
+            "does not exist",
+        ));
+    }
+    for (url, says) in cases {
+        let mut env = base_env(&db, &random_secret());
+        adjust_env(&mut env, &[("DATABASE_URL", url)], &[]);
+        let out = run_cli_in(&["check"], &env, dir.path()).await;
+        assert!(!out.status.success(), "{url}: {}", describe(&out));
+        let stderr = stderr_of(&out);
+        assert!(stderr.contains(says), "{url}: {}", describe(&out));
+        assert!(
+            !stderr.contains("multiconnection"),
+            "{url}: {}",
+            describe(&out)
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+    assert!(!dir.path().join("missing").exists(), "no folder was made");
+}
+
 /// An environment with no built-in profile needs its own file.
 #[tokio::test]
 async fn an_environment_without_a_profile_is_refused() {

@@ -318,6 +318,9 @@ impl Database {
     /// Opens a pool for `url` (`sqlite://file`, `postgres://…`).
     pub fn connect(url: &str, settings: &PoolSettings) -> Result<Self, DatabaseError> {
         let backend = Backend::of(url);
+        // One direct attempt first: the pool would retry until its timeout
+        // and then report only that the URL suits none of its backends.
+        probe(backend, url)?;
         let availability = Arc::new(Availability::new());
         let file = match backend {
             Backend::Sqlite => SqliteFile::for_url(url).map(Arc::new),
@@ -473,6 +476,49 @@ pub(crate) fn connection_url(url: &str) -> String {
         }
         _ => url,
     }
+}
+
+/// Opens one connection the way the pool will, to report why it cannot
+/// in the database's own words, on one line.
+fn probe(backend: Backend, url: &str) -> Result<(), DatabaseError> {
+    match backend {
+        Backend::Sqlite => {
+            let Some(file) = SqliteFile::for_url(url) else {
+                return Ok(());
+            };
+            match file.path.parent() {
+                Some(folder) if !folder.as_os_str().is_empty() && !folder.is_dir() => {
+                    Err(DatabaseError::Connect(format!(
+                        "the SQLite database's folder {} does not exist; create it, or point \
+                         database.url at a file in a folder that does",
+                        folder.display()
+                    )))
+                }
+                _ => Ok(()),
+            }
+        }
+        Backend::Postgres => {
+            use diesel::Connection;
+            diesel::pg::PgConnection::establish(&connection_url(url))
+                .map(drop)
+                .map_err(|error| {
+                    DatabaseError::Connect(format!(
+                        "PostgreSQL refused or could not be reached: {}",
+                        one_line(&error.to_string())
+                    ))
+                })
+        }
+    }
+}
+
+/// libpq's multi-line messages (a reason, then a hint) as one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// libpq's `connect_timeout` added to PostgreSQL URLs that set none.

@@ -49,7 +49,8 @@ pub fn open_database(settings: &Settings) -> anyhow::Result<Database> {
         max_connections: settings.database.max_connections,
         ..PoolSettings::default()
     };
-    Database::connect(&settings.database.url, &pool).context("cannot open the database")
+    // The error already says it could not connect, and why.
+    Ok(Database::connect(&settings.database.url, &pool)?)
 }
 
 /// Applies pending migrations where allowed; elsewhere refuses to run on an
