@@ -32,6 +32,7 @@ backend_custom_tests!(
     check_accepts_valid_settings,
     migrate_is_idempotent,
     concurrent_requests_log_under_their_own_id,
+    showmigrations_lists_applied_and_pending,
 );
 
 // ---------------------------------------------------------------------------
@@ -418,6 +419,41 @@ async fn production_refuses_the_development_secret() {
         "production with a real secret key passes `check`\n{}",
         describe(&out)
     );
+}
+
+/// `autodocs showmigrations`: Django's `[X]`/`[ ]` list, oldest first.
+async fn showmigrations_lists_applied_and_pending(backend: Backend) {
+    let db = TestDb::new(backend);
+    let env = base_env(&db, &random_secret());
+    let listed = |out: &std::process::Output| -> Vec<String> {
+        assert!(out.status.success(), "{}", describe(out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|line| line.starts_with(" ["))
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = listed(&run_cli(&["showmigrations"], &env).await);
+    assert!(before.len() >= 2, "{before:#?}");
+    assert!(
+        before.iter().all(|line| line.starts_with(" [ ] ")),
+        "{before:#?}"
+    );
+    let out = run_cli(&["migrate"], &env).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let after = listed(&run_cli(&["showmigrations"], &env).await);
+    assert_eq!(after.len(), before.len());
+    assert!(
+        after.iter().all(|line| line.starts_with(" [X] ")),
+        "{after:#?}"
+    );
+    let names = |lines: &[String]| -> Vec<String> {
+        lines.iter().map(|line| line[5..].to_owned()).collect()
+    };
+    assert_eq!(names(&before), names(&after));
+    let mut sorted = names(&after);
+    sorted.sort();
+    assert_eq!(names(&after), sorted, "oldest first");
 }
 
 /// A folder of its own to run the binary from: no `config/` beside it.

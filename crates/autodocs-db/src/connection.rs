@@ -457,6 +457,25 @@ impl Database {
             .collect())
     }
 
+    /// Every migration of this backend, oldest first, with whether it has
+    /// been applied (`autodocs showmigrations`).
+    pub fn migration_status(&self) -> Result<Vec<(String, bool)>, DatabaseError> {
+        use diesel::migration::MigrationSource;
+        let mut conn = self.connection()?;
+        let applied = conn
+            .applied_migrations()
+            .map_err(|error| DatabaseError::Migration(error.to_string()))?;
+        let all = MigrationSource::<diesel::pg::Pg>::migrations(&self.migrations())
+            .map_err(|error| DatabaseError::Migration(error.to_string()))?;
+        Ok(all
+            .iter()
+            .map(|migration| {
+                let name = migration.name();
+                (name.to_string(), applied.contains(&name.version()))
+            })
+            .collect())
+    }
+
     /// Whether the database answers a trivial query.
     pub fn ping(&self) -> bool {
         self.connection()

@@ -36,6 +36,8 @@ enum Command {
     Worker,
     /// Apply pending database migrations.
     Migrate,
+    /// List every migration, `[X]` applied or `[ ]` pending (as Django's).
+    Showmigrations,
     /// Create a staff superuser (password from AUTODOCS_PASSWORD or a prompt).
     Createsuperuser {
         #[arg(long)]
@@ -129,7 +131,7 @@ impl Command {
             Command::Serve | Command::Worker | Command::Createsuperuser { .. } => KeyUse::Resolve,
             Command::Jobs(_) => KeyUse::Resolve,
             Command::Check => KeyUse::Inspect,
-            Command::Migrate | Command::Sweep { .. } => KeyUse::None,
+            Command::Migrate | Command::Showmigrations | Command::Sweep { .. } => KeyUse::None,
         }
     }
 }
@@ -152,6 +154,14 @@ fn run(command: Command) -> anyhow::Result<()> {
                 println!("Applied migration {version}");
             }
             wiring::bind_media_root(&settings, &database);
+            Ok(())
+        }
+        Command::Showmigrations => {
+            let database = wiring::open_database(&settings)?;
+            println!("autodocs ({:?})", database.backend());
+            for (name, applied) in database.migration_status()? {
+                println!(" [{}] {name}", if applied { "X" } else { " " });
+            }
             Ok(())
         }
         Command::Createsuperuser { username, email } => {
