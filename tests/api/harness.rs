@@ -234,6 +234,19 @@ impl Drop for TestDb {
 }
 
 /// A SQL string literal.
+/// The address of `autodocs listening on http://…`, written as it is or,
+/// with `log.format = "json"`, as a JSON object's `message`.
+fn listening_url(line: &str) -> Option<String> {
+    let message = match serde_json::from_str::<Value>(line) {
+        Ok(object) => object["message"].as_str()?.to_owned(),
+        Err(_) => line.to_owned(),
+    };
+    message
+        .trim()
+        .strip_prefix("autodocs listening on ")
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+}
+
 pub fn sql_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
@@ -484,10 +497,10 @@ impl TestApp {
                 let mut tx = Some(tx);
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
-                    if let Some(url) = line.trim().strip_prefix("autodocs listening on ")
+                    if let Some(url) = listening_url(&line)
                         && let Some(tx) = tx.take()
                     {
-                        let _ = tx.send(url.trim().trim_end_matches('/').to_owned());
+                        let _ = tx.send(url);
                     }
                     push_log(&log, &format!("[stdout] {line}"));
                 }

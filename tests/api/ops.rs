@@ -33,6 +33,7 @@ backend_custom_tests!(
     migrate_is_idempotent,
     concurrent_requests_log_under_their_own_id,
     showmigrations_lists_applied_and_pending,
+    json_logs_are_one_object_a_line,
 );
 
 // ---------------------------------------------------------------------------
@@ -454,6 +455,47 @@ async fn showmigrations_lists_applied_and_pending(backend: Backend) {
     let mut sorted = names(&after);
     sorted.sort();
     assert_eq!(names(&after), sorted, "oldest first");
+}
+
+/// With `log.format = "json"`, every line the server writes, on stdout and
+/// stderr, the start-up line included, is one JSON object with a timestamp,
+/// a level and a message; a request's lines carry its request id.
+async fn json_logs_are_one_object_a_line(backend: Backend) {
+    let app = TestApp::spawn_with_env(
+        backend,
+        &[("AUTODOCS__LOG__FORMAT", "json"), ("RUST_LOG", "info")],
+    )
+    .await;
+    let user = app.register("anna").await;
+    let r = app.get("/api/users/me/", Some(&user.access)).await;
+    r.assert_status(200);
+    let request_id = r.header("x-request-id").expect("a request id");
+    app.get("/api/nope/", None).await.assert_status(404);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !app.server_log().contains(&request_id) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = app.server_log();
+    let mut lines = 0;
+    let mut with_the_id = 0;
+    for line in log.lines() {
+        let line = line.strip_prefix("[stdout] ").unwrap_or(line);
+        let object: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|error| panic!("not a JSON object ({error}): {line}\n{log}"));
+        for field in ["timestamp", "level", "message"] {
+            assert!(object.get(field).is_some(), "no {field}: {line}");
+        }
+        lines += 1;
+        if line.contains(&request_id) {
+            with_the_id += 1;
+        }
+    }
+    assert!(
+        log.contains("autodocs listening on"),
+        "the start-up line: {log}"
+    );
+    assert!(lines >= 3, "{log}");
+    assert!(with_the_id >= 1, "the request's line carries its id: {log}");
 }
 
 /// A folder of its own to run the binary from: no `config/` beside it.

@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod logging;
 mod secret;
 mod settings;
 mod wiring;
@@ -93,21 +94,19 @@ fn parse_job_status(raw: &str) -> Result<autodocs_domain::jobs::JobStatus, Strin
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never in a file or
-        // a log collector.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
-    match run(cli.command) {
+    // The settings say how to log, so they are read first; if they cannot
+    // be, their error is still written in the format the environment asks.
+    let settings = Settings::load();
+    let format = match &settings {
+        Ok(settings) => settings.log.format,
+        Err(_) => logging::LogFormat::from_environment(),
+    };
+    logging::init(format);
+    match settings.and_then(|settings| run(cli.command, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("autodocs: {error:#}");
+            logging::fatal(format, &error);
             ExitCode::FAILURE
         }
     }
@@ -136,8 +135,7 @@ impl Command {
     }
 }
 
-fn run(command: Command) -> anyhow::Result<()> {
-    let mut settings = Settings::load()?;
+fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
     if let KeyUse::Resolve = command.key_use() {
         settings.auth.secret_key = Some(secret::resolve(&settings)?);
     }
@@ -340,6 +338,7 @@ fn sweep(settings: Settings, dry_run: bool) -> anyhow::Result<()> {
 }
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
+    let log_format = settings.log.format;
     let database = wiring::open_database(&settings)?;
     wiring::ensure_migrated(&settings, &database)?;
     let listener = std::net::TcpListener::bind(&settings.server.bind)
@@ -377,8 +376,10 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             hub.close_all();
             handle.stop(true).await;
         });
-        println!("autodocs listening on http://{address}");
-        std::io::stdout().flush()?;
+        logging::announce(
+            log_format,
+            &format!("autodocs listening on http://{address}"),
+        )?;
         tracing::info!(%address, "serving");
         server.await?;
         if let Some(workers) = workers {
@@ -395,11 +396,13 @@ fn run_workers(settings: Settings) -> anyhow::Result<()> {
     let services = wiring::worker_services(&settings, &database);
     let worker_settings = worker::WorkerSettings::from_settings(&settings.jobs);
     let workers = worker::Workers::start(services, worker_settings, &wiring::process_origin())?;
-    println!(
-        "autodocs worker running {} worker(s)",
-        worker_settings.count
-    );
-    std::io::stdout().flush()?;
+    logging::announce(
+        settings.log.format,
+        &format!(
+            "autodocs worker running {} worker(s)",
+            worker_settings.count
+        ),
+    )?;
     actix_web::rt::System::new().block_on(shutdown_signal());
     tracing::info!("shutting down: letting running jobs finish");
     workers.shutdown();

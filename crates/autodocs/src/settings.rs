@@ -44,6 +44,8 @@ pub struct Settings {
     pub realtime: RealtimeSettings,
     #[serde(default)]
     pub missions: MissionSettings,
+    #[serde(default)]
+    pub log: LogSettings,
     #[serde(skip)]
     pub environment: String,
 }
@@ -283,6 +285,14 @@ impl Default for MissionSettings {
             max_steps: autodocs_domain::usecases::steps::MaxSteps::DEFAULT.get(),
         }
     }
+}
+
+/// `[log]`: how the process writes its lines.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogSettings {
+    /// `text` (for people) or `json` (one object a line, stdout and stderr).
+    #[serde(default)]
+    pub format: crate::logging::LogFormat,
 }
 
 impl Settings {
