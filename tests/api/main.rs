@@ -19,6 +19,7 @@ mod fairness;
 mod hostile;
 mod identity;
 mod jobs;
+mod metrics;
 mod missions;
 mod ops;
 mod outage;

@@ -476,6 +476,15 @@ impl Database {
             .collect())
     }
 
+    /// Connections lent out and idle in the pool now.
+    pub fn pool_use(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections.saturating_sub(state.idle_connections),
+            state.idle_connections,
+        )
+    }
+
     /// Whether the database answers a trivial query.
     pub fn ping(&self) -> bool {
         self.connection()

@@ -206,6 +206,16 @@ impl JobStatus {
     }
 }
 
+/// How the queue stands, for an operator's metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    /// How many jobs are in each status, every status listed.
+    pub counts: Vec<(JobStatus, u64)>,
+    /// When the next job falls due (the earliest `run_at` of a queued job
+    /// or lease end of a running one); in the past when a due job waits.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {

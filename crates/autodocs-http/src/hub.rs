@@ -190,6 +190,11 @@ impl EventHub {
         &self.policy
     }
 
+    /// Sockets open on this process, every user's.
+    pub fn open_sockets(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Vec<Subscriber>>> {
         // Nothing the lock guards can be left half-changed by a panic.
         self.subscribers

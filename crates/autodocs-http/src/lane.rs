@@ -42,6 +42,11 @@ impl DatabaseLane {
         Ok(Self { queue })
     }
 
+    /// Calls waiting for a thread (the metrics' queue length).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Runs `work` on the lane and waits for its result without blocking
     /// the event loop.
     pub async fn run<T: Send + 'static>(

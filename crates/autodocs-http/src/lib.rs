@@ -11,6 +11,7 @@ pub mod extract;
 pub mod hub;
 pub mod lane;
 pub mod links;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -208,6 +209,8 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 /// Registers every route of the API: the route table, nothing else, so
 /// that [`routes`] is the whole truth.
 pub fn configure(config: &mut web::ServiceConfig) {
+    // Prometheus's text, not part of the API (nor of its document).
+    config.service(web::resource("/metrics/").route(web::get().to(metrics::scrape)));
     for (path, routes) in table() {
         config.service(resource(
             path,

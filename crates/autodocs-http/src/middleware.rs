@@ -79,18 +79,29 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
-        let (status, arrival) = match outcome {
+        let (status, arrival, route) = match outcome {
             Ok(response) => (
                 response.status(),
                 response.request().extensions().get::<Arrival>().cloned(),
+                // After routing (and the trailing slash added): the template.
+                response.request().match_pattern(),
             ),
             Err(error) => (
                 error.as_response_error().status_code(),
                 error
                     .as_error::<Unanswered>()
                     .map(|unanswered| unanswered.arrival.clone()),
+                None,
             ),
         };
+        if let Some(arrival) = &arrival {
+            crate::metrics::metrics().observe_request(
+                arrival.method.as_str(),
+                route.as_deref().unwrap_or(crate::metrics::UNMATCHED_ROUTE),
+                status.as_u16(),
+                arrival.at.elapsed().as_secs_f64(),
+            );
+        }
         span.in_scope(|| {
             tracing::info!(
                 target: "autodocs::access",

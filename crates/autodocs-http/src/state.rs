@@ -8,6 +8,19 @@ use autodocs_domain::Services;
 pub trait HealthCheck: Send + Sync {
     /// Whether the database answers a trivial query (blocking).
     fn database_ok(&self) -> bool;
+    /// How the database pool is used now, for the metrics (`None`: no pool).
+    fn pool_use(&self) -> Option<PoolUse> {
+        None
+    }
+}
+
+/// Connections of a database pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Lent out to a caller.
+    pub in_use: u32,
+    /// Open and waiting.
+    pub idle: u32,
 }
 
 /// Shared application state.
@@ -30,6 +43,8 @@ pub struct AppState {
     pub client: Arc<crate::client::ClientPolicy>,
     /// Makes and checks signed download links (`uploads.link_seconds`).
     pub links: Arc<crate::links::LinkSigner>,
+    /// Who may read `GET /metrics` (`server.metrics_allow`).
+    pub metrics_allow: Arc<crate::client::TrustedProxies>,
 }
 
 /// The limits that keep one client from starving the others: stalled

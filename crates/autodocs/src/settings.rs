@@ -70,6 +70,10 @@ pub struct ServerSettings {
     /// on load, so a bad entry stops `serve` and fails `check`.
     #[serde(default, deserialize_with = "trusted_proxies")]
     pub trusted_proxies: autodocs_http::client::TrustedProxies,
+    /// Networks whose clients may read `GET /metrics`; everyone else gets
+    /// a 404. Parsed like `trusted_proxies`.
+    #[serde(deserialize_with = "trusted_proxies")]
+    pub metrics_allow: autodocs_http::client::TrustedProxies,
 }
 
 fn default_body_timeout_seconds() -> u64 {
@@ -91,8 +95,9 @@ fn trusted_proxies<'de, D: serde::Deserializer<'de>>(
         Entries::One(entry) => vec![entry],
         Entries::Many(entries) => entries,
     };
-    autodocs_http::client::TrustedProxies::parse(&entries)
-        .map_err(|error| serde::de::Error::custom(format!("server.trusted_proxies: {error}")))
+    autodocs_http::client::TrustedProxies::parse(&entries).map_err(|error| {
+        serde::de::Error::custom(format!("a list of networks (CIDRs) or addresses: {error}"))
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -340,6 +345,7 @@ impl Settings {
                     .list_separator(",")
                     .with_list_parse_key("cors.allowed_origins")
                     .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("server.metrics_allow")
                     .try_parsing(true),
             );
         if let Ok(url) = std::env::var("DATABASE_URL")

@@ -42,6 +42,11 @@ impl HealthCheck for DatabaseHealth {
     fn database_ok(&self) -> bool {
         self.0.ping()
     }
+
+    fn pool_use(&self) -> Option<autodocs_http::state::PoolUse> {
+        let (in_use, idle) = self.0.pool_use();
+        Some(autodocs_http::state::PoolUse { in_use, idle })
+    }
 }
 
 pub fn open_database(settings: &Settings) -> anyhow::Result<Database> {
@@ -293,6 +298,7 @@ pub fn app_state(
             &signing_key(settings),
             settings.uploads.link_seconds,
         )?),
+        metrics_allow: Arc::new(settings.server.metrics_allow.clone()),
     };
     Ok((state, listener))
 }

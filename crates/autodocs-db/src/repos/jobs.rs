@@ -26,50 +26,30 @@ const RELEASE_PENDING_KEY: &str =
     "CASE WHEN unique_key LIKE 'pending:%' THEN NULL ELSE unique_key END";
 
 /// What an operator's list shows of a job.
-type RecordColumns = (
-    job::id,
-    job::kind,
-    job::status,
-    job::attempts,
-    job::max_attempts,
-    job::run_at,
-    job::last_error,
-    job::mission_id,
-);
-const RECORD_COLUMNS: RecordColumns = (
-    job::id,
-    job::kind,
-    job::status,
-    job::attempts,
-    job::max_attempts,
-    job::run_at,
-    job::last_error,
-    job::mission_id,
-);
-type RecordRow = (
-    i64,
-    String,
-    String,
-    i32,
-    i32,
-    StoredTime,
-    Option<String>,
-    Option<i64>,
-);
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = job)]
+struct RecordRow {
+    id: i64,
+    kind: String,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: StoredTime,
+    last_error: Option<String>,
+    mission_id: Option<i64>,
+}
 
-fn to_record(
-    (id, kind, status, attempts, max_attempts, run_at, last_error, mission): RecordRow,
-) -> JobRecord {
+fn to_record(row: RecordRow) -> JobRecord {
     JobRecord {
-        id: JobId(id),
-        kind,
+        id: JobId(row.id),
+        kind: row.kind,
         // The CHECK constraint allows only the four names.
-        status: JobStatus::parse(&status).unwrap_or(JobStatus::Dead),
-        attempts,
-        max_attempts,
-        run_at: from_db(run_at),
-        last_error,
-        mission: mission.map(MissionId),
+        status: JobStatus::parse(&row.status).unwrap_or(JobStatus::Dead),
+        attempts: row.attempts,
+        max_attempts: row.max_attempts,
+        run_at: from_db(row.run_at),
+        last_error: row.last_error,
+        mission: row.mission_id.map(MissionId),
     }
 }
 
@@ -475,7 +455,7 @@ impl JobQueue for DieselRepos<'_> {
 
     fn list(&mut self, status: Option<JobStatus>, limit: i64) -> RepoResult<Vec<JobRecord>> {
         let mut query = job::table
-            .select(RECORD_COLUMNS)
+            .select(RecordRow::as_select())
             .order(job::id.desc())
             .limit(limit.max(0))
             .into_boxed();
@@ -498,7 +478,9 @@ impl JobQueue for DieselRepos<'_> {
             }
             select
         };
-        let rows = filtered().order(job::id.desc()).select(RECORD_COLUMNS);
+        let rows = filtered()
+            .order(job::id.desc())
+            .select(RecordRow::as_select());
         paginate(
             self.conn,
             &query.page,

@@ -13,7 +13,7 @@ use crate::activity_log::NewActivity;
 use crate::error::{DocumentError, EngineError, MissionRefusal, RepoError};
 use crate::ids::{JobId, MissionId, StepId};
 use crate::jobs::{
-    ClaimedJob, JobKind, JobOutcome, JobQuery, JobRecord, JobSignal, JobStatus, NewJob,
+    ClaimedJob, JobKind, JobOutcome, JobQuery, JobRecord, JobSignal, JobStatus, NewJob, QueueStats,
 };
 use crate::mission::{Mission, MissionAction, MissionStatus};
 use crate::paging::Page;
@@ -222,6 +222,22 @@ impl Engine {
     pub fn search_jobs(&self, query: &JobQuery) -> Result<Page<JobRecord>, EngineError> {
         let found = ports::read(&*self.context.uow, |repos| repos.jobs().search(query))?;
         Ok(found.found()?)
+    }
+
+    /// How many jobs are in each status and when the next one falls due,
+    /// in one read (the metrics scrape this).
+    pub fn queue_stats(&self) -> Result<QueueStats, RepoError> {
+        ports::read(&*self.context.uow, |repos| {
+            let jobs = repos.jobs();
+            let mut counts = Vec::with_capacity(JobStatus::ALL.len());
+            for status in JobStatus::ALL {
+                counts.push((status, jobs.count(status)?));
+            }
+            Ok(QueueStats {
+                counts,
+                next_due: jobs.next_due()?,
+            })
+        })
     }
 
     /// Deletes a finished (done or dead) job, as an operator tidying the

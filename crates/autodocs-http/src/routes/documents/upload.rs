@@ -100,11 +100,15 @@ impl OpenSink {
         let Some(mut sink) = self.0.take() else {
             return Err(ApiError::Internal("upload sink already finished".into()));
         };
+        let length = bytes.len();
         let (sink, written) = crate::lane::blocking(move || {
             let written = sink.write(&bytes);
             (sink, written)
         })
         .await?;
+        if written.is_ok() {
+            crate::metrics::metrics().add_upload_bytes(length);
+        }
         self.0 = Some(sink);
         written.map_err(|error| write_failure(WriteFailure::Upload(error)))
     }
