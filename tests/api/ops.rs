@@ -626,6 +626,49 @@ async fn database_failures_name_their_cause() {
     assert!(!dir.path().join("missing").exists(), "no folder was made");
 }
 
+/// `check` fails where `serve` could not keep files: a media root under a
+/// file. A usable one is left as it was found.
+#[tokio::test]
+async fn check_refuses_an_unusable_media_root() {
+    let dir = foreign_directory();
+    let db = TestDb::new(Backend::Sqlite);
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"not a folder").expect("a file");
+    let media = blocker.join("media").display().to_string();
+    let mut env = base_env(&db, &random_secret());
+    adjust_env(&mut env, &[("AUTODOCS__STORAGE__MEDIA_ROOT", &media)], &[]);
+    let out = run_cli_in(&["check"], &env, dir.path()).await;
+    assert!(!out.status.success(), "{}", describe(&out));
+    let stderr = stderr_of(&out);
+    assert!(
+        stderr.contains("the media root") && stderr.contains("is not a folder"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+
+    let fresh = dir.path().join("new").join("media");
+    let fresh_text = fresh.display().to_string();
+    adjust_env(
+        &mut env,
+        &[("AUTODOCS__STORAGE__MEDIA_ROOT", &fresh_text)],
+        &[],
+    );
+    let out = run_cli_in(&["check"], &env, dir.path()).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!dir.path().join("new").exists(), "check made no folder");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("the folder")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("a-file")],
+        "no probe left behind"
+    );
+}
+
 /// An environment with no built-in profile needs its own file.
 #[tokio::test]
 async fn an_environment_without_a_profile_is_refused() {

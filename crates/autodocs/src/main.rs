@@ -211,6 +211,15 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                 pending.len()
             );
             println!("Server: `serve` would listen on {}.", settings.server.bind);
+            let media_root = &settings.storage.media_root;
+            media_root_is_usable(media_root).with_context(|| {
+                format!(
+                    "`serve` would refuse to start: the media root {} (storage.media_root) \
+                     cannot be used",
+                    media_root.display()
+                )
+            })?;
+            println!("Media root {}: usable.", media_root.display());
             let migrates_itself = settings.database.auto_migrate && !settings.is_production();
             if !pending.is_empty() && !migrates_itself {
                 anyhow::bail!(
@@ -223,6 +232,34 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Whether `serve` could make and write the media root, found without
+/// leaving anything behind: the root, or the nearest folder above it that
+/// exists, must be a folder that takes a new file.
+fn media_root_is_usable(root: &std::path::Path) -> anyhow::Result<()> {
+    let mut existing = root;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => {
+                existing = std::path::Path::new(".");
+                break;
+            }
+        }
+    }
+    if !existing.is_dir() {
+        bail!("{} is not a folder", existing.display());
+    }
+    let probe = existing.join(format!(".autodocs-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .with_context(|| format!("cannot write in {}", existing.display()))?;
+    std::fs::remove_file(&probe)
+        .with_context(|| format!("cannot remove the probe {}", probe.display()))?;
+    Ok(())
 }
 
 fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
