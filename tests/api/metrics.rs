@@ -62,6 +62,15 @@ async fn metrics_are_prometheus_text_labelled_by_route(app: TestApp) {
         .await
         .assert_status(404);
     app.get("/api/nope-9876/", None).await.assert_status(404);
+    // Invented methods share one label: a client cannot grow the label sets.
+    for invented in ["FOO1", "FOO2"] {
+        let method = reqwest::Method::from_bytes(invented.as_bytes()).expect("a method");
+        app.client()
+            .request(method, app.url("/api/nope-9876/"))
+            .send()
+            .await
+            .expect("an answer");
+    }
     let pdf: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
     crate::documents::upload(&app, &anna, "w2.pdf", "application/pdf", pdf).await;
 
@@ -99,6 +108,19 @@ async fn metrics_are_prometheus_text_labelled_by_route(app: TestApp) {
             .get("route")
             .is_some_and(|route| route.contains("424242") || route.contains("nope-9876"))),
         "raw paths never become labels"
+    );
+    assert!(
+        find(
+            &scrape,
+            "autodocs_http_requests_total",
+            &[("method", "other")]
+        )
+        .is_some(),
+        "invented methods are counted as other"
+    );
+    assert!(
+        !text.contains("FOO1") && !text.contains("FOO2"),
+        "invented methods never become labels: {text}"
     );
     let latency =
         find(&scrape, "autodocs_http_request_duration_seconds", &me).expect("a latency histogram");

@@ -24,6 +24,19 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// paths clients invent.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// A method as a label: the standard ones by name, any other (a client may
+/// send `FOO1`, `FOO2`, …) as `other`, so no client can grow the label sets.
+fn method_label(method: &str) -> &str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// Every metric of this process.
 pub struct Metrics {
     registry: Registry,
@@ -128,7 +141,7 @@ impl Metrics {
     /// Counts an answered request under its route template.
     pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let status = status.to_string();
-        let labels = [method, route, status.as_str()];
+        let labels = [method_label(method), route, status.as_str()];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);
     }
