@@ -153,6 +153,22 @@ impl TestDb {
         }
     }
 
+    /// The same database seen from another machine: the same `url`, its own
+    /// scratch directory (so no media folder is shared), and it drops
+    /// nothing (the database belongs to `self`, which must outlive it).
+    pub fn peer(&self) -> TestDb {
+        let dir = tempfile::Builder::new()
+            .prefix("autodocs-api-peer-")
+            .tempdir()
+            .expect("create a temporary directory");
+        TestDb {
+            backend: self.backend,
+            url: self.url.clone(),
+            dir,
+            pg: None,
+        }
+    }
+
     /// The SQLite file, for the SQLite backend.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         (self.backend == Backend::Sqlite).then(|| self.dir.path().join("db.sqlite3"))
@@ -556,6 +572,22 @@ impl TestApp {
             log,
             db,
         }
+    }
+
+    /// A second `serve` process on this app's database (as if on another
+    /// machine: its own media folder), with the same settings and secret
+    /// key plus `set`. Drop it before `self`.
+    pub async fn spawn_peer(&self, set: &[(&str, &str)]) -> TestApp {
+        let db = self.db.peer();
+        let mut env = self.env.clone();
+        let media = db.dir.path().join("media");
+        adjust_env(
+            &mut env,
+            &[("AUTODOCS__STORAGE__MEDIA_ROOT", &media.display().to_string())],
+            &[],
+        );
+        adjust_env(&mut env, set, &[]);
+        Self::start(self.backend, db, env, self.secret_key.clone()).await
     }
 
     /// Everything the server wrote so far (tail).
