@@ -153,22 +153,6 @@ impl TestDb {
         }
     }
 
-    /// The same database seen from another machine: the same `url`, its own
-    /// scratch directory (so no media folder is shared), and it drops
-    /// nothing (the database belongs to `self`, which must outlive it).
-    pub fn peer(&self) -> TestDb {
-        let dir = tempfile::Builder::new()
-            .prefix("autodocs-api-peer-")
-            .tempdir()
-            .expect("create a temporary directory");
-        TestDb {
-            backend: self.backend,
-            url: self.url.clone(),
-            dir,
-            pg: None,
-        }
-    }
-
     /// The SQLite file, for the SQLite backend.
     pub fn sqlite_path(&self) -> Option<PathBuf> {
         (self.backend == Backend::Sqlite).then(|| self.dir.path().join("db.sqlite3"))
@@ -572,22 +556,6 @@ impl TestApp {
             log,
             db,
         }
-    }
-
-    /// A second `serve` process on this app's database (as if on another
-    /// machine: its own media folder), with the same settings and secret
-    /// key plus `set`. Drop it before `self`.
-    pub async fn spawn_peer(&self, set: &[(&str, &str)]) -> TestApp {
-        let db = self.db.peer();
-        let mut env = self.env.clone();
-        let media = db.dir.path().join("media");
-        adjust_env(
-            &mut env,
-            &[("AUTODOCS__STORAGE__MEDIA_ROOT", &media.display().to_string())],
-            &[],
-        );
-        adjust_env(&mut env, set, &[]);
-        Self::start(self.backend, db, env, self.secret_key.clone()).await
     }
 
     /// Everything the server wrote so far (tail).
@@ -1438,6 +1406,27 @@ impl TestApp {
             pg: None,
         };
         TestApp::start(self.backend, db, self.env.clone(), self.secret_key.clone()).await
+    }
+
+    /// Another `autodocs serve` on this app's database as if on another
+    /// machine: like [`Self::spawn_peer`], but with its own media folder
+    /// (so nothing on disk is shared) and the settings `set` on top.
+    pub async fn spawn_machine(&self, set: &[(&str, &str)]) -> TestApp {
+        let dir = tempfile::Builder::new()
+            .prefix("autodocs-api-machine-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let media = dir.path().join("media").display().to_string();
+        let db = TestDb {
+            backend: self.backend,
+            url: self.db.url.clone(),
+            dir,
+            pg: None,
+        };
+        let mut env = self.env.clone();
+        adjust_env(&mut env, &[("AUTODOCS__STORAGE__MEDIA_ROOT", &media)], &[]);
+        adjust_env(&mut env, set, &[]);
+        TestApp::start(self.backend, db, env, self.secret_key.clone()).await
     }
 }
 
