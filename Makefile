@@ -10,6 +10,8 @@ TARGET_DIR := target
 endif
 RELEASE_BIN := $(TARGET_DIR)/release/autodocs
 DEBUG_BIN := $(TARGET_DIR)/debug/autodocs
+MOTO_VENV := $(TARGET_DIR)/moto-venv
+MOTO_SERVER := $(MOTO_VENV)/bin/moto_server
 
 .PHONY: run worker createsuperuser build release migrate test test-sqlite example browser contract lint fmt doc bench clean
 
@@ -47,8 +49,15 @@ migrate:
 ## One invocation: unit, integration and doc tests share one build (a
 ## separate `--doc` run unifies dependency features differently and
 ## compiled ~100 dependencies again: four minutes of CI).
-test:
-	$(CARGO) test --workspace
+test: $(MOTO_SERVER)
+	MOTO_SERVER=$(abspath $(MOTO_SERVER)) AUTODOCS_REQUIRE_S3=1 $(CARGO) test --workspace
+
+## moto in server mode, the S3 API the storage tests run against (pinned in
+## tests/s3/requirements.txt, installed once into the target directory).
+$(MOTO_SERVER): tests/s3/requirements.txt
+	python3 -m venv $(MOTO_VENV)
+	$(MOTO_VENV)/bin/pip install -q -r tests/s3/requirements.txt
+	touch $@
 
 ## The example service: runs examples/plan-runner/plan.json to completion on
 ## the in-memory adapters (exits non-zero unless the mission completed).

@@ -356,10 +356,10 @@ pub(crate) fn job_table(app: &TestApp) -> String {
 
 // ---- A small HTTP server on 127.0.0.1 ----------------------------------------
 
-const REPORT: &[u8] = b"Quarterly report\nRevenue: 1200 EUR\nAll figures checked.\n";
+pub(crate) const REPORT: &[u8] = b"Quarterly report\nRevenue: 1200 EUR\nAll figures checked.\n";
 
 #[derive(Clone, Copy)]
-enum Reply {
+pub(crate) enum Reply {
     /// The whole report.
     Full,
     /// Headers and a few bytes, then nothing until the server is dropped.
@@ -370,7 +370,7 @@ enum Reply {
 
 /// Serves `REPORT` as an attachment named `report.txt`; `plan(n)` decides
 /// how the n-th connection (from 0) is answered.
-struct FileServer {
+pub(crate) struct FileServer {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
@@ -378,7 +378,7 @@ struct FileServer {
 }
 
 impl FileServer {
-    fn start(plan: fn(usize) -> Reply) -> FileServer {
+    pub(crate) fn start(plan: fn(usize) -> Reply) -> FileServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test HTTP server");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local address");
@@ -414,12 +414,12 @@ impl FileServer {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// The request lines received so far.
-    fn requests(&self) -> Vec<String> {
+    pub(crate) fn requests(&self) -> Vec<String> {
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())

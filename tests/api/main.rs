@@ -25,6 +25,7 @@ mod ops;
 mod outage;
 mod proxies;
 mod realtime;
+mod s3;
 mod secrets;
 mod security_headers;
 mod settle;

@@ -1,6 +1,6 @@
-//! File storage for AutoDocs: the domain's
-//! [`FileStorage`] port over a local
-//! directory (`storage.media_root`).
+//! File storage for AutoDocs: the domain's [`FileStorage`] port over a
+//! local directory (`storage.media_root`, [`LocalStorage`]) or an
+//! S3-compatible bucket (`storage.backend = "s3"`, [`s3::S3Storage`]).
 //!
 //! Layout under the root:
 //!
@@ -29,6 +29,7 @@
 //! stored file, and a linked directory is refused.
 #![warn(missing_docs)]
 
+pub mod s3;
 pub mod sniff;
 
 use std::fs::{self, File, OpenOptions};

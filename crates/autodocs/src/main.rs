@@ -176,7 +176,7 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
             };
             let database = wiring::open_database(&settings)?;
             wiring::ensure_migrated(&settings, &database)?;
-            let services = wiring::services(&settings, &database, Arc::new(DiscardEvents));
+            let services = wiring::services(&settings, &database, Arc::new(DiscardEvents))?;
             let user = services
                 .accounts()
                 .create_superuser(&username, &email, &password)
@@ -211,15 +211,25 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
                 pending.len()
             );
             println!("Server: `serve` would listen on {}.", settings.server.bind);
-            let media_root = &settings.storage.media_root;
-            media_root_is_usable(media_root).with_context(|| {
-                format!(
-                    "`serve` would refuse to start: the media root {} (storage.media_root) \
-                     cannot be used",
-                    media_root.display()
-                )
-            })?;
-            println!("Media root {}: usable.", media_root.display());
+            match wiring::Storage::open(&settings)? {
+                wiring::Storage::Local(_) => {
+                    let media_root = &settings.storage.media_root;
+                    media_root_is_usable(media_root).with_context(|| {
+                        format!(
+                            "`serve` would refuse to start: the media root {} \
+                             (storage.media_root) cannot be used",
+                            media_root.display()
+                        )
+                    })?;
+                    println!("Media root {}: usable.", media_root.display());
+                }
+                bucket @ wiring::Storage::S3(_) => {
+                    bucket.ensure_usable().context(
+                        "`serve` would refuse to start: the bucket (storage.s3) cannot be used",
+                    )?;
+                    println!("Bucket {}: usable.", bucket.describe());
+                }
+            }
             let migrates_itself = settings.database.auto_migrate && !settings.is_production();
             if !pending.is_empty() && !migrates_itself {
                 anyhow::bail!(
@@ -265,7 +275,7 @@ fn media_root_is_usable(root: &std::path::Path) -> anyhow::Result<()> {
 fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
     let database = wiring::open_database(&settings)?;
     wiring::ensure_migrated(&settings, &database)?;
-    let services = wiring::worker_services(&settings, &database);
+    let services = wiring::worker_services(&settings, &database)?;
     match command {
         JobsCommand::List { status, limit } => {
             let jobs = services.engine().list_jobs(status, limit)?;
@@ -331,7 +341,7 @@ fn jobs(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
 fn sweep(settings: Settings, dry_run: bool) -> anyhow::Result<()> {
     let database = wiring::open_database(&settings)?;
     wiring::ensure_migrated(&settings, &database)?;
-    let services = wiring::worker_services(&settings, &database);
+    let services = wiring::worker_services(&settings, &database)?;
     let report = if dry_run {
         services.sweep().run(true)?
     } else {
@@ -430,7 +440,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 fn run_workers(settings: Settings) -> anyhow::Result<()> {
     let database = wiring::open_database(&settings)?;
     wiring::ensure_migrated(&settings, &database)?;
-    let services = wiring::worker_services(&settings, &database);
+    let services = wiring::worker_services(&settings, &database)?;
     let worker_settings = worker::WorkerSettings::from_settings(&settings.jobs);
     let workers = worker::Workers::start(services, worker_settings, &wiring::process_origin())?;
     logging::announce(

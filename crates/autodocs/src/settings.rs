@@ -107,9 +107,57 @@ pub struct DatabaseSettings {
     pub auto_migrate: bool,
 }
 
+/// `storage.backend`: where document bytes live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// A folder on this machine (`storage.media_root`).
+    #[default]
+    Local,
+    /// An S3-compatible bucket (`storage.s3.*`), shared by every process.
+    S3,
+}
+
+/// `storage.s3.*`; credentials come from `AWS_ACCESS_KEY_ID` and
+/// `AWS_SECRET_ACCESS_KEY` (or the instance's role), never from here.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct S3Settings {
+    #[serde(default)]
+    pub bucket: String,
+    /// An S3-compatible service's URL (MinIO, Ceph, moto); empty for AWS.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Keys are written under this prefix of the bucket.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".to_owned()
+}
+
+impl S3Settings {
+    /// The storage adapter's view of these settings.
+    pub fn config(&self) -> autodocs_storage::s3::S3Config {
+        autodocs_storage::s3::S3Config {
+            bucket: self.bucket.trim().to_owned(),
+            endpoint: Some(self.endpoint.trim().to_owned()).filter(|e| !e.is_empty()),
+            region: self.region.trim().to_owned(),
+            prefix: self.prefix.trim().to_owned(),
+            credentials: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct StorageSettings {
+    #[serde(default)]
+    pub backend: StorageBackend,
     pub media_root: PathBuf,
+    #[serde(default)]
+    pub s3: S3Settings,
     /// Unreferenced files the sweep moved to quarantine are deleted after
     /// this many days (restorable until then).
     #[serde(default = "default_quarantine_days")]
@@ -404,6 +452,24 @@ impl Settings {
         }
         if self.auth.password_iterations == 0 {
             bail!("auth.password_iterations must be positive");
+        }
+        if self.storage.backend == StorageBackend::S3 {
+            let s3 = &self.storage.s3;
+            if s3.bucket.trim().is_empty() {
+                bail!(
+                    "storage.backend = \"s3\" needs storage.s3.bucket \
+                     (AUTODOCS__STORAGE__S3__BUCKET)"
+                );
+            }
+            let endpoint = s3.endpoint.trim();
+            if !endpoint.is_empty()
+                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            {
+                bail!("storage.s3.endpoint must be an http:// or https:// URL, not {endpoint:?}");
+            }
+            if s3.region.trim().is_empty() {
+                bail!("storage.s3.region is empty (most S3-compatible services take us-east-1)");
+            }
         }
         if self.storage.quarantine_days == 0 {
             bail!("storage.quarantine_days must be at least 1");

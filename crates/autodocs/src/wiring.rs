@@ -9,6 +9,7 @@ use autodocs_db::{
 };
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
 use autodocs_domain::ports::Clock;
+use autodocs_domain::ports::FileStorage;
 use autodocs_domain::usecases::steps::MaxSteps;
 use autodocs_domain::usecases::sweep::{
     self, MediaRootBinding, SweepPolicy, SweepRefusal, SweepReport,
@@ -23,9 +24,10 @@ use autodocs_http::state::Fairness;
 use autodocs_http::throttle::{ConcurrencyCap, FailureWindow, Throttle};
 use autodocs_http::{AppState, HealthCheck};
 use autodocs_storage::LocalStorage;
+use autodocs_storage::s3::S3Storage;
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::settings::Settings;
+use crate::settings::{Settings, StorageBackend};
 
 /// The system clock, at the microsecond precision both databases keep.
 struct SystemClock;
@@ -83,8 +85,68 @@ pub fn services(
     settings: &Settings,
     database: &Database,
     events: Arc<dyn EventPublisher>,
-) -> Services {
+) -> anyhow::Result<Services> {
     services_with_hashing(settings, database, events, hash_queue(settings))
+}
+
+/// Where document bytes live, as `storage.backend` says. Nothing is sent
+/// to a bucket here ([`prepare_storage`] probes it).
+pub enum Storage {
+    /// The folder `storage.media_root`.
+    Local(LocalStorage),
+    /// The bucket of `storage.s3`.
+    S3(S3Storage),
+}
+
+impl Storage {
+    pub fn open(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(match settings.storage.backend {
+            StorageBackend::Local => {
+                Self::Local(LocalStorage::new(settings.storage.media_root.clone()))
+            }
+            StorageBackend::S3 => Self::S3(
+                S3Storage::connect(&settings.storage.s3.config())
+                    .context("cannot use the S3 storage (storage.s3)")?,
+            ),
+        })
+    }
+
+    /// The port the use cases are given.
+    pub fn port(self) -> Arc<dyn FileStorage> {
+        match self {
+            Self::Local(local) => Arc::new(local),
+            Self::S3(s3) => Arc::new(s3),
+        }
+    }
+
+    fn as_port(&self) -> &dyn FileStorage {
+        match self {
+            Self::Local(local) => local,
+            Self::S3(s3) => s3,
+        }
+    }
+
+    /// Where the bytes are, for messages (`media` or `s3://bucket/prefix`).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Local(local) => local.root().display().to_string(),
+            Self::S3(s3) => s3.description().to_owned(),
+        }
+    }
+
+    /// Fails unless the storage can be written: the media folders are
+    /// made and probed, or a probe object is written to and deleted from
+    /// the bucket.
+    pub fn ensure_usable(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Local(local) => local
+                .prepare()
+                .with_context(|| format!("cannot use the media root {}", self.describe())),
+            Self::S3(s3) => s3
+                .probe()
+                .with_context(|| format!("cannot use the bucket {}", self.describe())),
+        }
+    }
 }
 
 /// The password hashing threads and their bounded queue.
@@ -101,7 +163,7 @@ fn services_with_hashing(
     database: &Database,
     events: Arc<dyn EventPublisher>,
     hashing: Arc<HashQueue>,
-) -> Services {
+) -> anyhow::Result<Services> {
     let auth = &settings.auth;
     let ports = Ports {
         events,
@@ -113,7 +175,7 @@ fn services_with_hashing(
             chrono::Duration::seconds(auth.refresh_token_lifetime_seconds),
         )),
         clock: Arc::new(SystemClock),
-        storage: Arc::new(LocalStorage::new(settings.storage.media_root.clone())),
+        storage: Storage::open(settings)?.port(),
         fetcher: Arc::new(HttpFetcher::new(FetchSettings {
             allow_private_networks: settings.jobs.allow_private_networks,
             min_bytes_per_second: settings.jobs.fetch_min_bytes_per_second,
@@ -128,7 +190,7 @@ fn services_with_hashing(
         max_steps: MaxSteps::new(settings.missions.max_steps).unwrap_or_default(),
         sweep: sweep_policy(settings),
     };
-    Services::new(ports, limits)
+    Ok(Services::new(ports, limits))
 }
 
 /// The key resolved by `main` (configured or kept in the key file). A
@@ -158,25 +220,31 @@ fn sweep_policy(settings: &Settings) -> SweepPolicy {
 /// found. Never fails the migration: a media root it cannot bind only
 /// keeps the sweep from running, which the sweep then says.
 pub fn bind_media_root(settings: &Settings, database: &Database) {
-    let root = &settings.storage.media_root;
+    let storage = match Storage::open(settings) {
+        Ok(storage) => storage,
+        Err(error) => {
+            tracing::warn!(error = %format!("{error:#}"), "could not mark the storage as this database's");
+            return;
+        }
+    };
+    let root = storage.describe();
     let uow = DieselUnitOfWork::new(database.clone());
-    let storage = LocalStorage::new(root.clone());
-    match sweep::bind_media_root(&uow, &storage) {
+    match sweep::bind_media_root(&uow, storage.as_port()) {
         Ok(MediaRootBinding::Bound(identity)) => tracing::info!(
-            media_root = %root.display(),
+            media_root = %root,
             database = %identity,
             "marked the media root as this database's"
         ),
         Ok(MediaRootBinding::AlreadyBound(_)) => {}
         Ok(MediaRootBinding::OtherDatabase { marker, database }) => tracing::warn!(
-            media_root = %root.display(),
+            media_root = %root,
             marker = %marker,
             database = %database,
             "the media root is marked for another database; leaving its marker alone \
              (the storage sweep will refuse to run: check DATABASE_URL and storage.media_root)"
         ),
         Ok(MediaRootBinding::ForeignFiles) => tracing::warn!(
-            media_root = %root.display(),
+            media_root = %root,
             "the media root holds stored files this database does not reference and has \
              no marker; not marking it (the storage sweep will refuse to run: check \
              DATABASE_URL and storage.media_root, see docs/operations.md)"
@@ -185,7 +253,7 @@ pub fn bind_media_root(settings: &Settings, database: &Database) {
             tracing::warn!("the database has no identity row; the media root was not marked")
         }
         Err(error) => tracing::warn!(
-            media_root = %root.display(),
+            media_root = %root,
             %error,
             "could not mark the media root as this database's"
         ),
@@ -219,10 +287,7 @@ pub fn sweep_and_log(services: &Services) -> Result<SweepReport, autodocs_domain
 /// Creates the media directories (failing early if they cannot be
 /// written), then sweeps what interrupted uploads and deletes left behind.
 pub fn prepare_storage(settings: &Settings, services: &Services) -> anyhow::Result<()> {
-    let root = &settings.storage.media_root;
-    LocalStorage::new(root.clone())
-        .prepare()
-        .with_context(|| format!("cannot use the media root {}", root.display()))?;
+    Storage::open(settings)?.ensure_usable()?;
     if let Err(error) = sweep_and_log(services) {
         tracing::warn!(%error, "could not sweep the media root");
     }
@@ -261,7 +326,7 @@ pub fn app_state(
         }
     };
     let hashing = hash_queue(settings);
-    let services = services_with_hashing(settings, database, events, Arc::clone(&hashing));
+    let services = services_with_hashing(settings, database, events, Arc::clone(&hashing))?;
     let listener = match origin {
         Some(origin) => {
             let loader = services.clone();
@@ -344,7 +409,7 @@ fn database_threads(settings: &Settings, database: &Database) -> usize {
 
 /// Services for a worker-only process: its events reach the `serve`
 /// processes through PostgreSQL; on SQLite there is no one to tell.
-pub fn worker_services(settings: &Settings, database: &Database) -> Services {
+pub fn worker_services(settings: &Settings, database: &Database) -> anyhow::Result<Services> {
     let events: Arc<dyn EventPublisher> = match database.backend() {
         Backend::Sqlite => Arc::new(DiscardEvents),
         Backend::Postgres => Arc::new(PgNotifyPublisher::new(
