@@ -673,3 +673,99 @@ async fn s3_storage_sweeps_and_marks() {
     .expect("the storage calls");
     assert_eq!(stale, vec![kept]);
 }
+
+/// `check` and `serve` on the bucket: a missing bucket name or a bad
+/// endpoint is refused by the settings; a bucket that does not exist, or
+/// an endpoint nobody answers, fails `check` (one line, non-zero) and keeps
+/// `serve` from listening; a usable bucket passes and keeps nothing.
+#[tokio::test]
+async fn check_and_serve_refuse_an_unusable_bucket() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let bucket = moto.bucket().await;
+    let db = TestDb::new(Backend::Sqlite);
+    let with = |set: &[(&str, &str)]| {
+        let mut env = base_env(&db, &random_secret());
+        adjust_env(&mut env, set, &[]);
+        env
+    };
+    let one_line_failure = |out: &std::process::Output, needle: &str| {
+        assert!(!out.status.success(), "must fail\n{}", describe(out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(needle),
+            "mentions {needle:?}\n{}",
+            describe(out)
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    };
+
+    let good = moto.settings(&bucket, "checked");
+    let out = run_cli(&["check"], &with(&good)).await;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("Bucket s3://{bucket}/checked")) && stdout.contains("usable"),
+        "{}",
+        describe(&out)
+    );
+    assert!(
+        moto.keys(&bucket, "").await.is_empty(),
+        "the probe is removed"
+    );
+
+    let mut no_bucket = good.clone();
+    no_bucket.retain(|(key, _)| *key != "AUTODOCS__STORAGE__S3__BUCKET");
+    one_line_failure(
+        &run_cli(&["check"], &with(&no_bucket)).await,
+        "storage.s3.bucket",
+    );
+
+    let mut bad_endpoint = good.clone();
+    bad_endpoint.push(("AUTODOCS__STORAGE__S3__ENDPOINT", "127.0.0.1:9000"));
+    one_line_failure(
+        &run_cli(&["check"], &with(&bad_endpoint)).await,
+        "storage.s3.endpoint",
+    );
+
+    let mut missing = good.clone();
+    missing.push(("AUTODOCS__STORAGE__S3__BUCKET", "no-such-bucket"));
+    one_line_failure(
+        &run_cli(&["check"], &with(&missing)).await,
+        "no-such-bucket",
+    );
+
+    let closed = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        format!("http://{}", probe.local_addr().expect("address"))
+    };
+    let mut unreachable = good.clone();
+    unreachable.push(("AUTODOCS__STORAGE__S3__ENDPOINT", &closed));
+    let started = std::time::Instant::now();
+    one_line_failure(&run_cli(&["check"], &with(&unreachable)).await, "bucket");
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "an unreachable store fails in bounded time: {:?}",
+        started.elapsed()
+    );
+
+    // `serve` refuses to start on the missing bucket.
+    let mut cmd = autodocs_command(&with(&missing));
+    cmd.arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let child = cmd.spawn().expect("spawn autodocs serve");
+    let out = tokio::time::timeout(DEADLINE, child.wait_with_output())
+        .await
+        .expect("`serve` on a missing bucket must exit, not run")
+        .expect("wait for autodocs serve");
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-bucket"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -220,8 +220,21 @@ fn canonical(key: &StorageKey) -> Result<&str, StorageError> {
     }
 }
 
+/// One line for an operator: S3 answers errors as an XML document, whose
+/// code and message say it all; anything else is folded onto one line.
 fn failed(context: &str, error: &object_store::Error) -> StorageError {
-    StorageError::Io(format!("{context}: {error}"))
+    let text = error.to_string();
+    let element = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..start + end].to_owned())
+    };
+    let summary = match (element("Code"), element("Message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    StorageError::Io(format!("{context}: {summary}"))
 }
 
 /// Documents in an S3-compatible bucket.
