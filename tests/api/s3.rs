@@ -312,6 +312,12 @@ async fn s3_documents_round_trip(backend: Backend) {
 
     let stored = moto.keys(&bucket, "tenant/a/documents/").await;
     assert_eq!(stored.len(), 2, "two objects under the prefix: {stored:?}");
+    let (moto_ref, bucket_ref) = (&moto, &bucket);
+    eventually_true(
+        "the multipart upload's staging copy is removed",
+        async || moto_ref.keys(bucket_ref, "tenant/a/tmp/").await.is_empty(),
+    )
+    .await;
     assert!(
         moto.incomplete_uploads(&bucket).await.is_empty(),
         "no multipart upload left open"
@@ -397,8 +403,6 @@ async fn s3_documents_round_trip(backend: Backend) {
     app.send(&Method::POST, &url, request)
         .await
         .assert_status(400);
-    let bucket_ref = &bucket;
-    let moto_ref = &moto;
     eventually_true("the refused upload's object is deleted", async || {
         moto_ref.keys(bucket_ref, "tenant/a/documents/").await.len() == 1
     })
@@ -638,6 +642,21 @@ async fn s3_storage_sweeps_and_marks() {
             0
         );
 
+        // A multipart upload completed but never persisted (the process
+        // died in between) is a dead temporary object.
+        let mut sink = storage.begin_upload(64 << 20).expect("begin");
+        sink.write(&vec![b'a'; 6 << 20]).expect("write");
+        std::mem::forget(sink.finish().expect("finish"));
+        let sweep = |min_age, dry_run| storage.sweep_temporary(min_age, dry_run).expect("sweep");
+        assert_eq!(
+            sweep(Duration::from_secs(3600), false),
+            0,
+            "a fresh one is spared"
+        );
+        assert_eq!(sweep(Duration::ZERO, true), 1, "dry run");
+        assert_eq!(sweep(Duration::ZERO, false), 1);
+        assert_eq!(sweep(Duration::ZERO, false), 0, "already gone");
+
         // A refused upload past its limit leaves nothing.
         let mut sink = storage.begin_upload(4).expect("begin");
         assert!(sink.write(b"too long").is_err());
@@ -727,6 +746,13 @@ async fn check_and_serve_refuse_an_unusable_bucket() {
     one_line_failure(
         &run_cli(&["check"], &with(&bad_endpoint)).await,
         "storage.s3.endpoint",
+    );
+
+    let mut too_large = good.clone();
+    too_large.push(("AUTODOCS__UPLOADS__MAX_BYTES", "6000000000"));
+    one_line_failure(
+        &run_cli(&["check"], &with(&too_large)).await,
+        "uploads.max_bytes",
     );
 
     let mut missing = good.clone();

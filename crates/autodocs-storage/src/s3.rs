@@ -3,12 +3,18 @@
 //!
 //! Layout under `storage.s3.prefix` in the bucket:
 //!
-//! - `documents/<uuid>`: stored files. An upload streams straight to its
-//!   final key: files under 5 MiB in one `PUT` when they end, larger ones
-//!   as a multipart upload of 5 MiB parts (one part in memory at a time),
-//!   which S3 makes visible only when it completes. An upload that ends
-//!   any other way (error, limit passed, client gone) is aborted, and a
-//!   completed one that is never persisted (a refused file) is deleted.
+//! - `documents/<uuid>`: stored files. A file under 5 MiB is sent to its
+//!   final key in one `PUT` when it ends. A larger one streams as a
+//!   multipart upload of 5 MiB parts (one part in memory at a time) to
+//!   `tmp/<uuid>`, which S3 makes visible only when it completes, and is
+//!   copied into place when persisted: S3 dates a multipart object from
+//!   the upload's start, so a slow upload written straight into
+//!   `documents/` could look older than the sweep's grace period before
+//!   its row commits; the copy is dated now. An upload that ends any other
+//!   way (error, limit passed, client gone) is aborted, and a completed one
+//!   that is never persisted (a refused file) is deleted.
+//! - `tmp/<uuid>`: completed multipart uploads not yet persisted; what a
+//!   crash leaves here is deleted by [`FileStorage::sweep_temporary`].
 //! - `quarantine/documents/<uuid>`: unreferenced files the sweep moved
 //!   aside (copied, then deleted from `documents/`), dated from the move.
 //! - `.autodocs-instance`: the marker naming the database this bucket
@@ -17,8 +23,7 @@
 //! A process killed mid-upload leaves an incomplete multipart upload, which
 //! S3 does not list as an object and `object_store` cannot enumerate: the
 //! bucket's `AbortIncompleteMultipartUpload` lifecycle rule removes those
-//! (docs/operations.md), so [`FileStorage::sweep_temporary`] has nothing of
-//! its own to delete here.
+//! (docs/operations.md).
 //!
 //! The port is blocking; every call here runs its requests on this
 //! storage's own small runtime and waits for the answer on the caller's
@@ -50,6 +55,13 @@ use crate::{FILES_DIR, MARKER_FILE, hex, is_canonical_key, measure};
 /// The size of one multipart part, and the most of an upload held in
 /// memory: S3's smallest allowed part (except the last).
 pub const PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// The largest object one `CopyObject` may move into place (S3's limit),
+/// hence the largest upload this storage takes.
+pub const MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Completed multipart uploads waiting to be persisted, under the prefix.
+const STAGING: &str = "tmp";
 
 /// The most of a stored file one ranged read brings into memory.
 const READ_CHUNK: u64 = 1024 * 1024;
@@ -157,6 +169,10 @@ impl Client {
 
     fn quarantined(&self, key: &StorageKey) -> Result<Path, StorageError> {
         canonical(key).map(|key| self.quarantine().join(key))
+    }
+
+    fn staging(&self) -> Path {
+        self.prefix.clone().join(STAGING)
     }
 
     fn marker(&self) -> Path {
@@ -349,11 +365,14 @@ impl S3Storage {
     }
 }
 
-/// An upload streaming to its final key.
+/// An upload streaming to the bucket.
 struct S3Upload {
     client: Arc<Client>,
     key: StorageKey,
+    /// Where a file of one `PUT` goes: its final key.
     location: Path,
+    /// Where a multipart upload goes until it is persisted.
+    staging: Path,
     hasher: Sha256,
     sniffer: Sniffer,
     size: u64,
@@ -378,9 +397,9 @@ impl S3Upload {
             Some(multipart) => multipart,
             None => {
                 let store = Arc::clone(&self.client.store);
-                let location = self.location.clone();
+                let staging = self.staging.clone();
                 self.client
-                    .wait(async move { store.put_multipart(&location).await })?
+                    .wait(async move { store.put_multipart(&staging).await })?
                     .map_err(|error| failed("cannot start a multipart upload", &error))?
             }
         };
@@ -429,7 +448,7 @@ impl UploadSink for S3Upload {
         if let Some(error) = self.failed.take() {
             return Err(error);
         }
-        match self.multipart.is_some() {
+        let staged_at = match self.multipart.is_some() {
             false => {
                 let store = Arc::clone(&self.client.store);
                 let location = self.location.clone();
@@ -437,6 +456,7 @@ impl UploadSink for S3Upload {
                 self.client
                     .wait(async move { store.put(&location, body).await })?
                     .map_err(|error| failed("cannot store an upload", &error))?;
+                None
             }
             true => {
                 if !self.buffer.is_empty() {
@@ -452,8 +472,9 @@ impl UploadSink for S3Upload {
                     })?;
                     completed.map_err(|error| failed("cannot complete an upload", &error))?;
                 }
+                Some(self.staging.clone())
             }
-        }
+        };
         let upload = *self;
         Ok(Box::new(S3Staged {
             info: UploadedFile {
@@ -465,6 +486,7 @@ impl UploadSink for S3Upload {
             client: Arc::clone(&upload.client),
             key: upload.key.clone(),
             location: upload.location.clone(),
+            staged_at,
             persisted: false,
         }))
     }
@@ -481,12 +503,14 @@ impl Drop for S3Upload {
     }
 }
 
-/// A completed upload, at its key but not yet persisted.
+/// A completed upload, not yet persisted: at its final key (one `PUT`),
+/// or at `staged_at` (multipart) until it is copied there.
 struct S3Staged {
     info: UploadedFile,
     client: Arc<Client>,
     key: StorageKey,
     location: Path,
+    staged_at: Option<Path>,
     persisted: bool,
 }
 
@@ -496,6 +520,13 @@ impl StagedUpload for S3Staged {
     }
 
     fn persist(mut self: Box<Self>) -> Result<StorageKey, StorageError> {
+        if let Some(staging) = self.staged_at.clone() {
+            let store = Arc::clone(&self.client.store);
+            let destination = self.location.clone();
+            self.client
+                .wait(async move { store.copy(&staging, &destination).await })?
+                .map_err(|error| failed("cannot move an upload into place", &error))?;
+        }
         self.persisted = true;
         Ok(self.key.clone())
     }
@@ -503,9 +534,15 @@ impl StagedUpload for S3Staged {
 
 impl Drop for S3Staged {
     fn drop(&mut self) {
-        if !self.persisted {
+        // A staged copy is never needed after this; an unpersisted one-PUT
+        // file is not a stored file. (A failed delete is the sweep's.)
+        let leftover = match (&self.staged_at, self.persisted) {
+            (Some(staging), _) => Some(staging.clone()),
+            (None, false) => Some(self.location.clone()),
+            (None, true) => None,
+        };
+        if let Some(location) = leftover {
             let store = Arc::clone(&self.client.store);
-            let location = self.location.clone();
             self.client.detach(async move {
                 let _ = store.delete(&location).await;
             });
@@ -596,10 +633,12 @@ impl FileStorage for S3Storage {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
         let key = StorageKey::parse(&id).map_err(|_| StorageError::InvalidKey(id.clone()))?;
         let location = self.client.file(&key)?;
+        let staging = self.client.staging().join(key.as_str());
         Ok(Box::new(S3Upload {
             client: Arc::clone(&self.client),
             key,
             location,
+            staging,
             hasher: Sha256::new(),
             sniffer: Sniffer::new(),
             size: 0,
@@ -664,10 +703,21 @@ impl FileStorage for S3Storage {
         self.client.remove(&location)
     }
 
-    fn sweep_temporary(&self, _min_age: Duration, _dry_run: bool) -> Result<u64, StorageError> {
-        // Nothing is staged outside its final key; incomplete multipart
-        // uploads are the bucket lifecycle rule's (see the module docs).
-        Ok(0)
+    fn sweep_temporary(&self, min_age: Duration, dry_run: bool) -> Result<u64, StorageError> {
+        // Completed uploads never persisted (a crash between the two);
+        // incomplete multipart uploads are the lifecycle rule's.
+        let dead = self.client.older_than(self.client.staging(), min_age)?;
+        if dry_run {
+            return Ok(dead.len() as u64);
+        }
+        let mut removed = 0;
+        for key in dead {
+            let location = self.client.staging().join(key.as_str());
+            if self.client.remove(&location)? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn stale_keys(&self, min_age: Duration) -> Result<Vec<StorageKey>, StorageError> {

@@ -462,13 +462,21 @@ impl Settings {
                 );
             }
             let endpoint = s3.endpoint.trim();
-            if !endpoint.is_empty()
-                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-            {
+            let is_url = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+            if !(endpoint.is_empty() || is_url) {
                 bail!("storage.s3.endpoint must be an http:// or https:// URL, not {endpoint:?}");
             }
             if s3.region.trim().is_empty() {
                 bail!("storage.s3.region is empty (most S3-compatible services take us-east-1)");
+            }
+            // A multipart upload is moved into place with one CopyObject,
+            // which S3 allows up to 5 GiB.
+            if self.uploads.max_bytes > autodocs_storage::s3::MAX_OBJECT_BYTES {
+                bail!(
+                    "uploads.max_bytes is {}; with storage.backend = \"s3\" it can be at most {} (5 GiB)",
+                    self.uploads.max_bytes,
+                    autodocs_storage::s3::MAX_OBJECT_BYTES
+                );
             }
         }
         if self.storage.quarantine_days == 0 {
