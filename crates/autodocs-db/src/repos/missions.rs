@@ -117,16 +117,22 @@ impl DieselRepos<'_> {
     /// The page every client asks for first: their own missions, no other
     /// filter, the default order. A fixed-shape query, so its statement is
     /// cached by type (staff lists across owners take the general path).
+    /// The owner's first page and their mission count in one statement:
+    /// the count is a window over the owner's rows, computed before the
+    /// limit (no rows: the owner has none, so the count is 0).
     fn first_page_of(&mut self, owner: UserId, limit: i64) -> RepoResult<(i64, Vec<MissionRow>)> {
-        let owned = mission::table.filter(mission::owner_id.eq(owner.0));
-        let count = owned.count().get_result(self.conn).repo()?;
-        let rows = owned
+        let rows: Vec<(MissionRow, i64)> = mission::table
+            .filter(mission::owner_id.eq(owner.0))
             .order((mission::created_at.desc(), mission::id.desc()))
-            .select(MissionRow::as_select())
+            .select((
+                MissionRow::as_select(),
+                diesel::dsl::sql::<diesel::sql_types::BigInt>("count(*) OVER ()"),
+            ))
             .limit(limit)
             .load(self.conn)
             .repo()?;
-        Ok((count, rows))
+        let count = rows.first().map_or(0, |(_, count)| *count);
+        Ok((count, rows.into_iter().map(|(row, _)| row).collect()))
     }
 }
 
