@@ -315,7 +315,7 @@ async fn a_link_serves_like_the_authenticated_download(app: TestApp) {
         .assert_unauthorized("not_authenticated");
 
     // Another process sharing the key and the database accepts it.
-    let peer = app.spawn_peer().await;
+    let peer = app.spawn_peer_sharing_media().await;
     let on_peer = format!("{}{}", peer.base_url, &url[app.base_url.len()..]);
     let (status, _, body) = follow(&peer, Method::GET, &on_peer, &[]).await;
     assert_eq!(status, 200);

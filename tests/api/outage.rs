@@ -444,7 +444,7 @@ async fn postgres_outage_is_503_then_recovers() {
         &[("AUTODOCS__JOBS__POLL_INTERVAL_MS", "100")],
     )
     .await;
-    let peer = app.spawn_peer().await;
+    let peer = app.spawn_peer_sharing_media().await;
     let alice = app.register("alice").await;
     app.get("/api/health/", None).await.assert_status(200);
 

@@ -939,7 +939,7 @@ async fn events_cross_server_processes() {
         return;
     }
     let app = TestApp::spawn(Backend::Postgres).await;
-    let peer = app.spawn_peer().await;
+    let peer = app.spawn_peer_sharing_media().await;
     assert_ne!(app.base_url, peer.base_url);
     let alice = app.register("alice").await;
     let mut ws = connect(&app, EVENTS, &alice).await;
@@ -1387,7 +1387,7 @@ async fn revocation_crosses_server_processes() {
         return;
     }
     let app = TestApp::spawn(Backend::Postgres).await;
-    let peer = app.spawn_peer().await;
+    let peer = app.spawn_peer_sharing_media().await;
     let staff = app.create_superuser("boss").await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
