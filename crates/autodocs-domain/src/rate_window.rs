@@ -4,10 +4,9 @@
 //!
 //! A limit enforced in each process separately is multiplied by the number
 //! of processes behind the load balancer; the counters therefore live where
-//! every process sees them ([`RateWindows`](crate::ports::RateWindows): a
-//! table on PostgreSQL). [`InProcessRateWindows`] keeps them in one
-//! process's memory, which is all a single-process deployment (SQLite) or a
-//! test needs.
+//! every process sees them ([`RateWindows`]: a table on PostgreSQL).
+//! [`InProcessRateWindows`] keeps them in one process's memory, which is all
+//! a single-process deployment (SQLite) or a test needs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
