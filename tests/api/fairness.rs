@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{Backend, Registered, Resp, TestApp, files_in, media};
+use crate::harness::{Backend, Registered, Resp, TestApp, files_in, media, postgres_configured};
 use crate::missions::new_mission;
 
 backend_custom_tests!(
@@ -698,4 +698,118 @@ async fn a_login_storm_from_one_address_does_not_delay_another(backend: Backend)
         quiet
     );
     assert!(slowest(&good) < Duration::from_secs(1), "{good:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Limits shared by every process (PostgreSQL)
+// ---------------------------------------------------------------------------
+
+/// Two `serve` processes on one PostgreSQL database, throttling with `set`.
+async fn two_processes(set: &[(&str, &str)]) -> Option<(TestApp, TestApp)> {
+    if !postgres_configured() {
+        println!("skipped: TEST_DATABASE_URL not set (PostgreSQL only)");
+        return None;
+    }
+    let mut settings = vec![("AUTODOCS__THROTTLE__ENABLED", "true")];
+    settings.extend_from_slice(set);
+    let app = TestApp::spawn_with_env(Backend::Postgres, &settings).await;
+    let peer = app.spawn_peer().await;
+    assert_ne!(app.base_url, peer.base_url);
+    Some((app, peer))
+}
+
+/// The per-address rate counts the requests of both processes together:
+/// split between them, the request past the limit is refused on either.
+#[tokio::test]
+async fn a_throttle_limit_holds_across_two_processes() {
+    let Some((app, peer)) = two_processes(&[("AUTODOCS__THROTTLE__AUTH_PER_MINUTE", "4")]).await
+    else {
+        return;
+    };
+    let client = client_from(Ipv4Addr::new(127, 0, 0, 1));
+    // Names no account has, each its own: only the address's rate counts.
+    let servers = [&app, &peer, &app, &peer];
+    for (n, server) in servers.into_iter().enumerate() {
+        login_with(&client, server, &format!("nobody{n}"), "wrong password")
+            .await
+            .assert_unauthorized("authentication_failed");
+    }
+    assert_throttled(&login_with(&client, &app, "nobody-a", "wrong password").await);
+    assert_throttled(&login_with(&client, &peer, "nobody-b", "wrong password").await);
+    // Register and token count against the same rate, on either process.
+    let url = peer.url("/api/auth/token/");
+    let request = client
+        .post(&url)
+        .json(&json!({"username": "nobody-c", "password": "wrong password"}));
+    assert_throttled(&peer.send(&Method::POST, &url, request).await);
+    // Another address has its own budget.
+    let other = client_from(Ipv4Addr::new(127, 0, 0, 2));
+    login_with(&other, &peer, "nobody-d", "wrong password")
+        .await
+        .assert_unauthorized("authentication_failed");
+    drop(peer);
+}
+
+/// Failed logins on one process lock the account on the other; a success
+/// on either gives its attempt back.
+#[tokio::test]
+async fn a_login_lockout_holds_across_two_processes() {
+    let Some((app, peer)) = two_processes(&[
+        ("AUTODOCS__THROTTLE__AUTH_PER_MINUTE", "1000"),
+        ("AUTODOCS__THROTTLE__LOGIN_FAILURES_PER_ACCOUNT", "4"),
+    ])
+    .await
+    else {
+        return;
+    };
+    let anna = app.register("anna").await;
+    let here = client_from(Ipv4Addr::new(127, 0, 0, 1));
+    let elsewhere = client_from(Ipv4Addr::new(127, 0, 0, 3));
+    for server in [&app, &peer, &app] {
+        login_with(&here, server, &anna.username, "wrong password")
+            .await
+            .assert_unauthorized("authentication_failed");
+    }
+    // Three failures counted; a success on the peer is not a fourth.
+    login_with(&elsewhere, &peer, &anna.username, &anna.password)
+        .await
+        .assert_status(200);
+    login_with(&here, &peer, &anna.username, "wrong password")
+        .await
+        .assert_unauthorized("authentication_failed");
+    // Four failures between the two: locked on both, whatever the password.
+    assert_throttled(&login_with(&elsewhere, &app, &anna.username, &anna.password).await);
+    assert_throttled(&login_with(&elsewhere, &peer, &anna.email, &anna.password).await);
+    drop(peer);
+}
+
+/// Wrong old passwords sent to one process count on the other.
+#[tokio::test]
+async fn a_password_change_lockout_holds_across_two_processes() {
+    let Some((app, peer)) =
+        two_processes(&[("AUTODOCS__THROTTLE__PASSWORD_CHANGE_FAILURES_PER_USER", "2")]).await
+    else {
+        return;
+    };
+    let anna = app.register("anna").await;
+    let body = |old: &str| json!({"old_password": old, "new_password": "violet-Harbor-2024x"});
+    for server in [&app, &peer] {
+        server
+            .post_json(
+                "/api/users/me/password/",
+                &body("not my password"),
+                Some(&anna.access),
+            )
+            .await
+            .assert_status(400);
+    }
+    assert_throttled(
+        &app.post_json(
+            "/api/users/me/password/",
+            &body(&anna.password),
+            Some(&anna.access),
+        )
+        .await,
+    );
+    drop(peer);
 }

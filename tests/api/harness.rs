@@ -1390,10 +1390,11 @@ pub fn claim_i64(claims: &Value, name: &str) -> i64 {
 // ---------------------------------------------------------------------------
 
 impl TestApp {
-    /// Another `autodocs serve` with this app's settings, secret and database
-    /// (not a new one), on its own port. Its `db` is a stand-in that drops
-    /// nothing and whose `dir` is empty: query through the original's `db`.
-    /// Drop the peer before the original.
+    /// Another `autodocs serve` with this app's settings, secret, database
+    /// (not a new one) and media folder, on its own port. Its `db` is a
+    /// stand-in that drops nothing and whose `dir` is empty: query through
+    /// the original's `db`. Drop the peer before the original. (For a peer
+    /// as on another machine, with its own media folder: `spawn_peer`.)
     pub async fn spawn_peer(&self) -> TestApp {
         let dir = tempfile::Builder::new()
             .prefix("autodocs-api-peer-")

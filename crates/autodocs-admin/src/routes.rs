@@ -83,7 +83,7 @@ pub async fn login(
     if !login_csrf_matches(&request, form.csrfmiddlewaretoken.as_deref()) {
         return Err(AdminError::CsrfFailed);
     }
-    throttle(&request, &state)?;
+    throttle(&request, &state).await?;
     let secure = secure_cookies(&request, &state);
     let next = safe_next(form.next.as_deref()).to_owned();
     let username = form.username.unwrap_or_default();

@@ -14,12 +14,18 @@
 //!
 //! The closure may also return `Option<Fixture>`: `None` skips the test
 //! (a backend that is not configured, e.g. no `TEST_DATABASE_URL`).
+//!
+//! The throttle and lockout counters ([`RateWindows`]) are a port of their
+//! own, outside any transaction: [`rate_windows_conformance!`] runs the
+//! functions of [`rate_windows`] the same way on a [`WindowsFixture`].
 #![warn(missing_docs)]
 
 use std::any::Any;
+use std::sync::Arc;
 
-use autodocs_domain::ports::UnitOfWork;
+use autodocs_domain::ports::{RateWindows, UnitOfWork};
 
+pub mod rate_windows;
 pub mod tests;
 
 mod support;
@@ -69,6 +75,79 @@ pub fn run<F: Into<Option<Fixture>>>(
         }
         None => eprintln!("skipped {name}: this backend is not configured"),
     }
+}
+
+/// Fresh, empty counters for one test of [`rate_windows`], and whatever
+/// must outlive them.
+pub struct WindowsFixture {
+    // Dropped in this order: the counters (and their pool) first.
+    windows: Arc<dyn RateWindows>,
+    _guard: Option<Box<dyn Any>>,
+}
+
+impl WindowsFixture {
+    /// A fixture that owns only its counters.
+    pub fn new(windows: impl RateWindows + 'static) -> Self {
+        Self {
+            windows: Arc::new(windows),
+            _guard: None,
+        }
+    }
+
+    /// A fixture whose `guard` is dropped after the counters.
+    pub fn with_guard(windows: Arc<dyn RateWindows>, guard: impl Any) -> Self {
+        Self {
+            windows,
+            _guard: Some(Box::new(guard)),
+        }
+    }
+}
+
+/// Runs one test of [`rate_windows`] on a fixture from `make` (skipped,
+/// with a note on stderr, when `make` gives none).
+pub fn run_windows<F: Into<Option<WindowsFixture>>>(
+    name: &str,
+    make: impl FnOnce() -> F,
+    test: fn(&dyn RateWindows),
+) {
+    match make().into() {
+        Some(fixture) => {
+            test(&*fixture.windows);
+            drop(fixture);
+        }
+        None => eprintln!("skipped {name}: this backend is not configured"),
+    }
+}
+
+/// Expands to one `#[test]` per behaviour of [`rate_windows`], each on
+/// fresh counters from the given closure (`|| -> WindowsFixture` or
+/// `|| -> Option<WindowsFixture>`).
+#[macro_export]
+macro_rules! rate_windows_conformance {
+    ($make:expr $(,)?) => {
+        $crate::__rate_windows_tests!(
+            $make;
+            rate_windows_count_up_to_the_limit_then_refuse,
+            rate_windows_give_back_in_the_same_window_only,
+            rate_windows_start_afresh_once_ended,
+            rate_windows_prune_forgets_only_ended_windows,
+            rate_windows_count_concurrent_hits_once_each,
+        );
+    };
+}
+
+/// The `#[test]` wrappers of [`rate_windows_conformance!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __rate_windows_tests {
+    ($make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::run_windows(stringify!($name), $make, $crate::rate_windows::$name);
+            }
+        )*
+    };
 }
 
 /// Expands to one `#[test]` per behaviour of the suite, each running the

@@ -6,6 +6,7 @@ mod connection;
 mod error;
 mod identity;
 mod notify;
+mod rate_windows;
 mod repos;
 #[allow(missing_docs)]
 pub mod schema;
@@ -15,4 +16,5 @@ mod uow;
 pub use connection::{AnyConnection, Backend, Database, DatabaseError, PoolSettings};
 pub use identity::IdentityConflict;
 pub use notify::{CHANNEL as EVENT_CHANNEL, PgListener, PgNotifyPublisher};
+pub use rate_windows::{SharedRateWindows, rate_windows};
 pub use uow::DieselUnitOfWork;

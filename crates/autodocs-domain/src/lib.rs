@@ -17,7 +17,9 @@
 //! - **Ports** ([`ports`]) are what the use cases need from the outside:
 //!   repositories bound to one transaction ([`ports::UnitOfWork`]), file
 //!   storage, a clock, password hashing, tokens, a URL fetcher and an
-//!   [`events::EventPublisher`].
+//!   [`events::EventPublisher`]; and the fixed-window counters of the
+//!   throttles and lockouts ([`ports::RateWindows`]), which every process
+//!   serving the API must share.
 //! - **Services** ([`Services`], built from [`Ports`] and [`Limits`]) are
 //!   the use cases, one service per aggregate. Each change commits together
 //!   with the activity it records and the jobs it enqueues, and only then
@@ -89,6 +91,7 @@ pub mod paging;
 pub mod password_policy;
 pub mod plan_step;
 pub mod ports;
+pub mod rate_window;
 mod text;
 pub mod transition;
 pub mod usecases;

@@ -702,6 +702,56 @@ pub trait FileStorage: Send + Sync {
     ) -> Result<(), StorageError>;
 }
 
+/// Fixed-window counters every process serving the API shares: the
+/// per-address throttle of the anonymous auth endpoints and the lockouts
+/// after failed logins and password changes (see [`crate::rate_window`]).
+///
+/// Blocking, like the repositories: an adapter that waits on the database
+/// is called from a blocking pool ([`RateWindows::blocks`] says whether it
+/// does). Each call is atomic on its own, across every process sharing the
+/// adapter's store: two processes counting the last allowed hit of a key
+/// at once get one `Counted` and one `Refused`.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait RateWindows: Send + Sync {
+    /// Counts one hit on `key` unless its running window holds `limit`
+    /// hits already (then nothing is counted: the answer is `Refused`, with
+    /// the time until the window ends). With no running window (none yet,
+    /// or the last one ended) a new one of length `window` starts with this
+    /// hit. The window never moves while it runs: hits, refused or not, do
+    /// not extend it.
+    ///
+    /// Adapters that share their store between processes measure windows
+    /// by the store's clock, so processes whose clocks disagree still agree
+    /// on when a window ends.
+    fn hit(
+        &self,
+        key: &crate::rate_window::RateKey,
+        limit: u32,
+        window: std::time::Duration,
+    ) -> RepoResult<crate::rate_window::WindowHit>;
+
+    /// Gives back one hit counted in the window `stamp` (an attempt that
+    /// turned out not to be a failure). Nothing happens when that window
+    /// has ended or been replaced, or when its count is 0 already.
+    fn give_back(
+        &self,
+        key: &crate::rate_window::RateKey,
+        stamp: crate::rate_window::WindowStamp,
+    ) -> RepoResult<()>;
+
+    /// Forgets every window that has ended; returns how many. Adapters also
+    /// prune on their own now and then, so their store holds at most the
+    /// keys hit within the longest window.
+    fn prune(&self) -> RepoResult<u64>;
+
+    /// Whether a call may wait on I/O (a database round trip), so callers
+    /// on an event loop must run it on a blocking pool. The in-process
+    /// adapter only takes a mutex for a moment and answers `false`.
+    fn blocks(&self) -> bool {
+        true
+    }
+}
+
 /// The current time, injectable for tests.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Clock: Send + Sync {

@@ -30,7 +30,8 @@ pub struct AppState {
     pub services: Services,
     /// The database probe.
     pub health: Arc<dyn HealthCheck>,
-    /// Rate limits of the anonymous auth endpoints.
+    /// Rate limits of the anonymous auth endpoints (shared by every
+    /// process on PostgreSQL).
     pub throttle: Arc<crate::throttle::Throttle>,
     /// The sockets of this process.
     pub hub: Arc<crate::hub::EventHub>,
@@ -62,8 +63,9 @@ pub struct Fairness {
     /// endpoints, so one address cannot fill the queue everyone shares;
     /// `None` when throttling is off.
     pub hashing_per_address: Option<crate::throttle::ConcurrencyCap<std::net::IpAddr>>,
-    /// Failed logins per account.
-    pub login_failures: crate::throttle::FailureWindow<String>,
-    /// Failed password changes (wrong `old_password`) per user.
-    pub password_failures: crate::throttle::FailureWindow<autodocs_domain::user::UserId>,
+    /// Failed logins per account (shared by every process on PostgreSQL).
+    pub login_failures: crate::throttle::FailureWindow,
+    /// Failed password changes (wrong `old_password`) per user (shared by
+    /// every process on PostgreSQL).
+    pub password_failures: crate::throttle::FailureWindow,
 }

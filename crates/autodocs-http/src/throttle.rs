@@ -4,57 +4,98 @@
 //!
 //! A fixed one-minute window per IP, as DRF's `AnonRateThrottle` counts;
 //! over the rate the answer is 429 with `Retry-After`.
+//!
+//! The throttle and the failure windows count through the
+//! [`RateWindows`] port, which on PostgreSQL is a table every `serve`
+//! process shares: N processes behind a load balancer enforce one limit,
+//! not N. [`ConcurrencyCap`] bounds work in flight in this process and
+//! stays here.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use autodocs_domain::ports::{RateWindows, RepoResult};
+use autodocs_domain::rate_window::{RateKey, WindowHit, WindowStamp};
+use autodocs_domain::{Error, RepoError};
+
+use crate::error::ApiError;
+use crate::lane::DatabaseLane;
 
 const WINDOW: Duration = Duration::from_secs(60);
-/// Addresses remembered before stale windows are pruned.
-const PRUNE_AT: usize = 10_000;
+
+/// Runs `work` on the counters: on the database lane when they wait on
+/// the database, inline when they are in this process (a mutex held for
+/// a moment costs less than the hop to another thread).
+async fn counting<T: Send + 'static>(
+    windows: &Arc<dyn RateWindows>,
+    lane: &DatabaseLane,
+    work: impl FnOnce(&dyn RateWindows) -> RepoResult<T> + Send + 'static,
+) -> Result<RepoResult<T>, ApiError> {
+    if windows.blocks() {
+        let windows = Arc::clone(windows);
+        lane.run(move || work(&*windows)).await
+    } else {
+        Ok(work(&**windows))
+    }
+}
+
+/// Whole seconds for `Retry-After`, rounded up (as DRF does), so a client
+/// that waits as told finds the window over.
+fn retry_seconds(wait: Duration) -> u64 {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    seconds.max(1)
+}
 
 /// Counts requests per address in one-minute windows.
 pub struct Throttle {
     per_minute: Option<u32>,
-    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    windows: Arc<dyn RateWindows>,
 }
 
 impl Throttle {
-    /// Allows `per_minute` requests per address; `None` disables throttling.
-    pub fn new(per_minute: Option<u32>) -> Self {
+    /// Allows `per_minute` requests per address, counted in `windows`;
+    /// `None` disables throttling.
+    pub fn new(per_minute: Option<u32>, windows: Arc<dyn RateWindows>) -> Self {
         Self {
             per_minute,
-            windows: Mutex::new(HashMap::new()),
+            windows,
         }
     }
 
-    /// Counts a request; `Err(seconds)` when the address is over its rate
-    /// and may try again in that many seconds.
-    pub fn check(&self, address: IpAddr) -> Result<(), u64> {
+    /// Counts a request; [`ApiError::Throttled`] when the address is over
+    /// its rate.
+    ///
+    /// When the counters cannot be reached (the database is down or its
+    /// pool exhausted) the request goes on, with a warning: this throttle
+    /// only spreads load, and what it protects holds without it. A login
+    /// still needs its account's lockout window, which refuses when it
+    /// cannot count (503), and the database the request itself needs is
+    /// the one that failed, so the request most likely ends in a 503 of
+    /// its own. Failing closed here would turn a database hiccup into
+    /// refusals for every address, even on a register whose database call
+    /// would have worked.
+    pub async fn check(&self, lane: &DatabaseLane, address: IpAddr) -> Result<(), ApiError> {
         let Some(limit) = self.per_minute else {
             return Ok(());
         };
-        let now = Instant::now();
-        let mut windows = self
-            .windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if windows.len() >= PRUNE_AT {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        let key = RateKey::new("auth", &address.to_string());
+        match counting(&self.windows, lane, move |windows| {
+            windows.hit(&key, limit, WINDOW)
+        })
+        .await?
+        {
+            Ok(WindowHit::Counted { .. }) => Ok(()),
+            Ok(WindowHit::Refused { retry_after }) => {
+                Err(ApiError::Throttled(retry_seconds(retry_after)))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not count a request against its address's rate; letting it through");
+                Ok(())
+            }
         }
-        let (start, count) = windows.entry(address).or_insert((now, 0));
-        if now.duration_since(*start) >= WINDOW {
-            *start = now;
-            *count = 0;
-        }
-        if *count >= limit {
-            let wait = WINDOW.saturating_sub(now.duration_since(*start));
-            return Err(wait.as_secs().max(1));
-        }
-        *count += 1;
-        Ok(())
     }
 }
 
@@ -170,80 +211,95 @@ impl<K: Eq + Hash + Clone> Drop for Slot<K> {
 
 /// Counts failures per key (an account, a user) in a fixed window: after
 /// `limit` failures the key is refused until its window ends, whatever
-/// address the attempts come from.
+/// address the attempts come from, and whichever process they reach.
 ///
 /// An attempt is counted when it starts ([`FailureWindow::attempt`]), so
 /// concurrent attempts cannot slip past the limit before any of them
 /// failed; one that succeeds gives its count back ([`Attempt::succeeded`]).
-pub struct FailureWindow<K: Eq + Hash + Clone> {
+pub struct FailureWindow {
+    purpose: &'static str,
     limit: Option<u32>,
     window: Duration,
-    counts: Counts<K>,
+    windows: Arc<dyn RateWindows>,
 }
 
-impl<K: Eq + Hash + Clone> FailureWindow<K> {
-    /// Allows `limit` failures per `window`; `None` disables the limit.
-    pub fn new(limit: Option<u32>, window: Duration) -> Self {
+impl FailureWindow {
+    /// Allows `limit` failures per `window`, counted in `windows` under
+    /// keys `purpose:<key>`; `None` disables the limit.
+    pub fn new(
+        purpose: &'static str,
+        limit: Option<u32>,
+        window: Duration,
+        windows: Arc<dyn RateWindows>,
+    ) -> Self {
         Self {
+            purpose,
             limit,
             window,
-            counts: Arc::new(Mutex::new(HashMap::new())),
+            windows,
         }
     }
 
-    /// Starts an attempt for `key`; `Err(seconds)` when the key is over its
-    /// limit and may try again in that many seconds.
-    pub fn attempt(&self, key: K) -> Result<Attempt<K>, u64> {
+    /// Starts an attempt for `key`; [`ApiError::Throttled`] when the key is
+    /// over its limit.
+    ///
+    /// When the counters cannot be reached the attempt is refused with a
+    /// 503 (`service_unavailable`, `Retry-After`): this is what stops
+    /// password guessing against one account, so it fails closed rather
+    /// than let guesses through uncounted while the database is in trouble
+    /// (or while someone keeps its pool busy on purpose).
+    pub async fn attempt(&self, lane: &DatabaseLane, key: &str) -> Result<Attempt, ApiError> {
         let Some(limit) = self.limit else {
-            return Ok(Attempt {
-                key: None,
-                owner: None,
-            });
+            return Ok(Attempt { counted: None });
         };
-        let now = Instant::now();
-        let mut counts = lock(&self.counts);
-        if counts.len() >= PRUNE_AT {
-            let window = self.window;
-            counts.retain(|_, (start, _)| now.duration_since(*start) < window);
-        }
-        let (start, count) = counts.entry(key.clone()).or_insert((now, 0));
-        if now.duration_since(*start) >= self.window {
-            *start = now;
-            *count = 0;
-        }
-        if *count >= limit {
-            let wait = self.window.saturating_sub(now.duration_since(*start));
-            return Err(wait.as_secs().max(1));
-        }
-        *count += 1;
-        Ok(Attempt {
-            key: Some((key, *start)),
-            owner: Some(Arc::clone(&self.counts)),
+        let key = RateKey::new(self.purpose, key);
+        let window = self.window;
+        let counted_key = key.clone();
+        match counting(&self.windows, lane, move |windows| {
+            windows.hit(&counted_key, limit, window)
         })
+        .await?
+        {
+            Ok(WindowHit::Counted { stamp, .. }) => Ok(Attempt {
+                counted: Some((key, stamp, Arc::clone(&self.windows))),
+            }),
+            Ok(WindowHit::Refused { retry_after }) => {
+                Err(ApiError::Throttled(retry_seconds(retry_after)))
+            }
+            Err(error) => {
+                tracing::warn!(%error, purpose = self.purpose, "could not count an attempt; refusing it");
+                Err(ApiError::Domain(Error::Repository(RepoError::Unavailable(
+                    error.to_string(),
+                ))))
+            }
+        }
     }
 }
-
-/// Failures per key: when the window of the key started, and how many.
-type Counts<K> = Arc<Mutex<HashMap<K, (Instant, u32)>>>;
 
 /// An attempt counted by a [`FailureWindow`]; counted as a failure unless
 /// [`Attempt::succeeded`] is called.
-pub struct Attempt<K: Eq + Hash + Clone> {
-    key: Option<(K, Instant)>,
-    owner: Option<Counts<K>>,
+#[must_use = "an attempt dropped without `succeeded` counts as a failure"]
+pub struct Attempt {
+    counted: Option<(RateKey, WindowStamp, Arc<dyn RateWindows>)>,
 }
 
-impl<K: Eq + Hash + Clone> Attempt<K> {
+impl Attempt {
     /// The attempt did not fail: its count is given back (in the same
-    /// window only; a new window started without it).
-    pub fn succeeded(mut self) {
-        if let (Some((key, started)), Some(owner)) = (self.key.take(), self.owner.take()) {
-            let mut counts = lock(&owner);
-            if let Some((start, count)) = counts.get_mut(&key)
-                && *start == started
-            {
-                *count = count.saturating_sub(1);
-            }
+    /// window only; a new window started without it). A give-back the
+    /// counters refuse is logged and the attempt stays counted: the
+    /// request itself went well, and a count too many only locks sooner.
+    pub async fn succeeded(self, lane: &DatabaseLane) {
+        let Some((key, stamp, windows)) = self.counted else {
+            return;
+        };
+        let given = counting(&windows, lane, move |windows| {
+            windows.give_back(&key, stamp)
+        })
+        .await;
+        match given {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not give back a counted attempt"),
+            Err(error) => tracing::warn!(%error, "could not give back a counted attempt"),
         }
     }
 }
@@ -285,18 +341,64 @@ mod tests {
         assert!(cap.acquire("a", 0, Duration::ZERO).await.is_some());
     }
 
-    #[test]
-    fn limits_each_address_separately() {
-        let throttle = Throttle::new(Some(2));
+    /// Counters whose store is down: every call fails with `error`.
+    struct Broken(fn() -> RepoError);
+
+    impl RateWindows for Broken {
+        fn hit(&self, _: &RateKey, _: u32, _: Duration) -> RepoResult<WindowHit> {
+            Err((self.0)())
+        }
+        fn give_back(&self, _: &RateKey, _: WindowStamp) -> RepoResult<()> {
+            Err((self.0)())
+        }
+        fn prune(&self) -> RepoResult<u64> {
+            Err((self.0)())
+        }
+    }
+
+    fn local() -> Arc<dyn RateWindows> {
+        Arc::new(autodocs_domain::rate_window::InProcessRateWindows::new())
+    }
+
+    #[actix_web::test]
+    async fn limits_each_address_separately() {
+        let lane = DatabaseLane::start(1).expect("lane");
+        let throttle = Throttle::new(Some(2), local());
         let one: IpAddr = [127, 0, 0, 1].into();
         let two: IpAddr = [127, 0, 0, 2].into();
-        assert!(throttle.check(one).is_ok());
-        assert!(throttle.check(one).is_ok());
-        let retry = throttle.check(one).expect_err("third request is throttled");
-        assert!((1..=60).contains(&retry));
-        assert!(throttle.check(two).is_ok());
-        let open = Throttle::new(None);
-        assert!((0..100).all(|_| open.check(one).is_ok()));
+        assert!(throttle.check(&lane, one).await.is_ok());
+        assert!(throttle.check(&lane, one).await.is_ok());
+        match throttle.check(&lane, one).await {
+            Err(ApiError::Throttled(retry)) => assert!((1..=60).contains(&retry)),
+            other => panic!("third request is throttled, got {other:?}"),
+        }
+        assert!(throttle.check(&lane, two).await.is_ok());
+        let open = Throttle::new(None, local());
+        for _ in 0..100 {
+            assert!(open.check(&lane, one).await.is_ok());
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_throttle_that_cannot_count_lets_requests_through() {
+        let lane = DatabaseLane::start(1).expect("lane");
+        let broken = Broken(|| RepoError::Unavailable("down".into()));
+        let throttle = Throttle::new(Some(1), Arc::new(broken));
+        assert!(throttle.check(&lane, [127, 0, 0, 1].into()).await.is_ok());
+    }
+
+    #[actix_web::test]
+    async fn a_lockout_that_cannot_count_refuses_with_503() {
+        let lane = DatabaseLane::start(1).expect("lane");
+        let broken = Broken(|| RepoError::Other("boom".into()));
+        let window =
+            FailureWindow::new("login", Some(5), Duration::from_secs(900), Arc::new(broken));
+        assert!(matches!(
+            window.attempt(&lane, "user:1").await,
+            Err(ApiError::Domain(Error::Repository(RepoError::Unavailable(
+                _
+            ))))
+        ));
     }
 
     #[test]
@@ -312,16 +414,29 @@ mod tests {
         assert_eq!(cap.held(&1), 0);
     }
 
+    #[actix_web::test]
+    async fn failures_lock_a_key_and_successes_give_back() {
+        let lane = DatabaseLane::start(1).expect("lane");
+        let window = FailureWindow::new("login", Some(2), Duration::from_secs(900), local());
+        let attempt = |key: &'static str| window.attempt(&lane, key);
+        attempt("a").await.expect("one").succeeded(&lane).await;
+        drop(attempt("a").await.expect("first failure"));
+        drop(attempt("a").await.expect("second failure"));
+        match attempt("a").await {
+            Err(ApiError::Throttled(wait)) => assert!((1..=900).contains(&wait)),
+            _ => panic!("locked"),
+        }
+        assert!(attempt("b").await.is_ok());
+        let open = FailureWindow::new("login", None, Duration::from_secs(1), local());
+        for _ in 0..100 {
+            assert!(open.attempt(&lane, "a").await.is_ok());
+        }
+    }
+
     #[test]
-    fn failures_lock_a_key_and_successes_give_back() {
-        let window = FailureWindow::new(Some(2), Duration::from_secs(900));
-        window.attempt("a").expect("one").succeeded();
-        drop(window.attempt("a").expect("first failure"));
-        drop(window.attempt("a").expect("second failure"));
-        let wait = window.attempt("a").err().expect("locked");
-        assert!((1..=900).contains(&wait));
-        assert!(window.attempt("b").is_ok());
-        let open = FailureWindow::new(None, Duration::from_secs(1));
-        assert!((0..100).all(|_| open.attempt("a").is_ok()));
+    fn retry_after_rounds_up_to_whole_seconds() {
+        assert_eq!(retry_seconds(Duration::from_millis(59_001)), 60);
+        assert_eq!(retry_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(retry_seconds(Duration::ZERO), 1);
     }
 }

@@ -14,6 +14,8 @@
 //! - [`MemoryFileStorage`]: document bytes in a map.
 //! - [`ManualClock`], [`PlainPasswordHasher`] (**not for production**),
 //!   [`MemoryTokenService`], [`MemoryUrlFetcher`], [`CollectingEvents`].
+//! - [`InProcessRateWindows`]: the throttle and lockout counters (the
+//!   domain's own in-process adapter, re-exported).
 #![warn(missing_docs)]
 
 mod adapters;
@@ -34,6 +36,7 @@ use chrono::{DateTime, TimeZone, Utc};
 pub use adapters::{
     CollectingEvents, ManualClock, MemoryTokenService, MemoryUrlFetcher, PlainPasswordHasher,
 };
+pub use autodocs_domain::rate_window::InProcessRateWindows;
 pub use storage::MemoryFileStorage;
 pub use uow::MemoryUnitOfWork;
 

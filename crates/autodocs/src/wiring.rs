@@ -8,8 +8,7 @@ use autodocs_db::{
     Backend, Database, DieselUnitOfWork, PgListener, PgNotifyPublisher, PoolSettings,
 };
 use autodocs_domain::events::{DiscardEvents, EventPublisher};
-use autodocs_domain::ports::Clock;
-use autodocs_domain::ports::FileStorage;
+use autodocs_domain::ports::{Clock, FileStorage, RateWindows};
 use autodocs_domain::usecases::steps::MaxSteps;
 use autodocs_domain::usecases::sweep::{
     self, MediaRootBinding, SweepPolicy, SweepRefusal, SweepReport,
@@ -343,11 +342,15 @@ pub fn app_state(
         }
         None => None,
     };
+    // Shared by every process on PostgreSQL, so N processes do not
+    // multiply a limit; in this process on SQLite.
+    let windows = autodocs_db::rate_windows(database);
     let throttle = Throttle::new(
         settings
             .throttle
             .enabled
             .then_some(settings.throttle.auth_per_minute),
+        Arc::clone(&windows),
     );
     let lane = DatabaseLane::start(database_threads(settings, database))
         .context("cannot start the database threads")?;
@@ -357,7 +360,7 @@ pub fn app_state(
         throttle: Arc::new(throttle),
         hub,
         lane,
-        fairness: Arc::new(fairness(settings, hashing)),
+        fairness: Arc::new(fairness(settings, hashing, windows)),
         client: Arc::new(settings.client_policy()?),
         links: Arc::new(LinkSigner::new(
             &signing_key(settings),
@@ -369,7 +372,11 @@ pub fn app_state(
 }
 
 /// The limits that keep one client from starving the others.
-fn fairness(settings: &Settings, hashing: Arc<HashQueue>) -> Fairness {
+fn fairness(
+    settings: &Settings,
+    hashing: Arc<HashQueue>,
+    windows: Arc<dyn RateWindows>,
+) -> Fairness {
     let throttle = &settings.throttle;
     let window = Duration::from_secs(throttle.login_failure_window_seconds);
     let enabled = throttle.enabled;
@@ -379,12 +386,16 @@ fn fairness(settings: &Settings, hashing: Arc<HashQueue>) -> Fairness {
         hashing,
         hashing_per_address: enabled.then(|| ConcurrencyCap::new(throttle.hashes_per_address)),
         login_failures: FailureWindow::new(
+            "login",
             enabled.then_some(throttle.login_failures_per_account),
             window,
+            Arc::clone(&windows),
         ),
         password_failures: FailureWindow::new(
+            "password",
             enabled.then_some(throttle.password_change_failures_per_user),
             window,
+            windows,
         ),
     }
 }

@@ -6,19 +6,17 @@ use autodocs_domain::usecases::auth::{
 };
 use serde_json::json;
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{Fields, JsonObject, address_hashing_slot, hashing};
 use crate::state::AppState;
 use crate::views::UserView;
 
 /// Counts an anonymous auth request against its client address's rate
-/// (forwarded addresses count only from trusted proxies).
-pub fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
+/// (forwarded addresses count only from trusted proxies), in the counters
+/// every process shares.
+pub async fn throttle(request: &HttpRequest, state: &AppState) -> ApiResult<()> {
     match state.client.client_ip(request) {
-        Some(client) => state
-            .throttle
-            .check(client)
-            .map_err(crate::error::ApiError::Throttled),
+        Some(client) => state.throttle.check(&state.lane, client).await,
         None => Ok(()),
     }
 }
@@ -53,7 +51,7 @@ pub async fn register(
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    throttle(&request, &state)?;
+    throttle(&request, &state).await?;
     let mut fields = Fields::new(&body);
     let input = RegisterInput {
         username: fields.required_string("username").unwrap_or_default(),
@@ -141,12 +139,12 @@ pub async fn check_login(
     let attempt = state
         .fairness
         .login_failures
-        .attempt(account)
-        .map_err(ApiError::Throttled)?;
+        .attempt(&state.lane, &account)
+        .await?;
     let slot = address_hashing_slot(request, state).await?;
     let verified = hashing(state, move |hasher| candidate.check(hasher, &password)).await??;
     drop(slot);
-    attempt.succeeded();
+    attempt.succeeded(&state.lane).await;
     Ok(verified)
 }
 
@@ -162,7 +160,7 @@ pub async fn login(
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    throttle(&request, &state)?;
+    throttle(&request, &state).await?;
     let session = login_session(&request, &state, &body).await?;
     Ok(HttpResponse::Ok().json(SessionView::from(session)))
 }
@@ -179,7 +177,7 @@ pub async fn token(
     state: web::Data<AppState>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<HttpResponse> {
-    throttle(&request, &state)?;
+    throttle(&request, &state).await?;
     let session = login_session(&request, &state, &body).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"access": session.tokens.access, "refresh": session.tokens.refresh})))

@@ -91,8 +91,8 @@ pub async fn change_password(
     let attempt = state
         .fairness
         .password_failures
-        .attempt(principal.0)
-        .map_err(ApiError::Throttled)?;
+        .attempt(&state.lane, &principal.0.to_string())
+        .await?;
     let change = as_caller(&state, principal, move |services, principal| {
         services
             .accounts()
@@ -101,14 +101,14 @@ pub async fn change_password(
     .await?;
     let checked = match hashing(&state, move |hasher| change.check(hasher, &old_password)).await? {
         Ok(checked) => {
-            attempt.succeeded();
+            attempt.succeeded(&state.lane).await;
             checked
         }
         Err(AccountError::Validation(errors)) if errors.field("old_password").is_some() => {
             return Err(AccountError::Validation(errors).into());
         }
         Err(error) => {
-            attempt.succeeded();
+            attempt.succeeded(&state.lane).await;
             return Err(error.into());
         }
     };

@@ -1,0 +1,1 @@
+DROP TABLE autodocs_rate_window;
