@@ -124,10 +124,7 @@ impl DieselRepos<'_> {
         let rows: Vec<(MissionRow, i64)> = mission::table
             .filter(mission::owner_id.eq(owner.0))
             .order((mission::created_at.desc(), mission::id.desc()))
-            .select((
-                MissionRow::as_select(),
-                diesel::dsl::sql::<diesel::sql_types::BigInt>("count(*) OVER ()"),
-            ))
+            .select((MissionRow::as_select(), diesel::dsl::count_star().over()))
             .limit(limit)
             .load(self.conn)
             .repo()?;
@@ -143,7 +140,7 @@ impl MissionRepository for DieselRepos<'_> {
         new: &NewMission,
         now: DateTime<Utc>,
     ) -> RepoResult<Mission> {
-        let id: i64 = diesel::insert_into(mission::table)
+        let row: MissionRow = diesel::insert_into(mission::table)
             .values((
                 mission::title.eq(new.title.as_str()),
                 mission::description.eq(new.description.as_str()),
@@ -157,16 +154,12 @@ impl MissionRepository for DieselRepos<'_> {
                 mission::created_at.eq(to_db(now)),
                 mission::updated_at.eq(to_db(now)),
             ))
-            .returning(mission::id)
+            .returning(<MissionRow as Selectable<Db>>::construct_selection())
             .get_result(self.conn)
             .repo()?;
-        // A row just inserted is this transaction's alone.
-        self.mission_row_locked(id);
-        let row: MissionRow = mission::table
-            .find(id)
-            .select(MissionRow::as_select())
-            .first(self.conn)
-            .repo()?;
+        // A row just inserted is this transaction's alone; it comes back
+        // with the insert (defaults included), so there is no read-back.
+        self.mission_row_locked(row.id);
         to_mission(row)
     }
 

@@ -150,7 +150,7 @@ impl PlanStepRepository for DieselRepos<'_> {
 
     fn create(&mut self, new: &NewPlanStep, now: DateTime<Utc>) -> RepoResult<PlanStep> {
         self.lock_mission_row(new.mission.0)?;
-        let id: i64 = diesel::insert_into(step::table)
+        let row: StepRow = diesel::insert_into(step::table)
             .values((
                 step::mission_id.eq(new.mission.0),
                 step::parent_id.eq(new.parent.map(|parent| parent.0)),
@@ -163,11 +163,12 @@ impl PlanStepRepository for DieselRepos<'_> {
                 step::created_at.eq(to_db(now)),
                 step::updated_at.eq(to_db(now)),
             ))
-            .returning(step::id)
+            .returning(<StepRow as Selectable<Db>>::construct_selection())
             .get_result(self.conn)
             .repo()?;
-        self.find(new.mission, StepId(id))?
-            .ok_or_else(|| RepoError::Other("step vanished after insert".into()))
+        // The row as written comes back with the insert: no read-back.
+        self.steps_seen([(row.id, row.mission_id)]);
+        to_step(row)
     }
 
     fn update(&mut self, id: StepId, changes: &StepChanges, now: DateTime<Utc>) -> RepoResult<()> {
