@@ -312,6 +312,8 @@ pub struct Database {
     /// SQLite allows one writer at a time: writers of this process queue
     /// here instead of spinning on SQLite's busy handler.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// Account checks of this process, fresh for a second.
+    access_cache: Arc<crate::access_cache::AccessCache>,
 }
 
 impl Database {
@@ -356,6 +358,7 @@ impl Database {
             file,
             connection_timeout: settings.connection_timeout,
             write_lock,
+            access_cache: Arc::default(),
         };
         // Fail now, with the reason, rather than on the first request.
         database.connection()?;
@@ -363,6 +366,11 @@ impl Database {
             file.remember();
         }
         Ok(database)
+    }
+
+    /// The account checks this process keeps (see `access_cache`).
+    pub(crate) fn access_cache(&self) -> &crate::access_cache::AccessCache {
+        &self.access_cache
     }
 
     /// Which backend this is.

@@ -2,6 +2,7 @@
 //! PostgreSQL, implementing the domain's repository ports.
 #![warn(missing_docs)]
 
+mod access_cache;
 mod connection;
 mod error;
 mod identity;

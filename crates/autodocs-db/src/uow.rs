@@ -7,6 +7,7 @@ use autodocs_domain::ports::{
 };
 use diesel::connection::SimpleConnection;
 
+use crate::access_cache::AccessCache;
 use crate::connection::{AnyConnection, Backend, Database};
 use crate::error::repo_error;
 
@@ -15,6 +16,11 @@ pub(crate) struct DieselRepos<'c> {
     pub(crate) conn: &'c mut AnyConnection,
     /// In a PostgreSQL write transaction: which mission rows it holds.
     pub(crate) lock_order: Option<LockOrder>,
+    /// Outside transactions: the account checks kept for a second.
+    pub(crate) access_cache: Option<&'c AccessCache>,
+    /// Accounts this transaction changed: their cached checks are evicted
+    /// once it commits.
+    pub(crate) changed_accounts: Vec<i64>,
 }
 
 /// The lock order of a PostgreSQL write transaction: a mission's row is
@@ -37,6 +43,17 @@ impl<'c> DieselRepos<'c> {
         Self {
             conn,
             lock_order: None,
+            access_cache: None,
+            changed_accounts: Vec::new(),
+        }
+    }
+
+    /// Repositories for reads outside a transaction, answering account
+    /// checks from `cache` while fresh.
+    pub(crate) fn reading(conn: &'c mut AnyConnection, cache: &'c AccessCache) -> Self {
+        Self {
+            access_cache: Some(cache),
+            ..Self::new(conn)
         }
     }
 
@@ -211,16 +228,19 @@ impl DieselUnitOfWork {
         let Some(tx_conn) = guard.conn.as_deref_mut() else {
             return Err(unavailable("transaction connection missing"));
         };
-        let outcome = work(&mut DieselRepos::in_transaction(
-            tx_conn,
-            self.database.backend(),
-        ));
+        let mut repos = DieselRepos::in_transaction(tx_conn, self.database.backend());
+        let outcome = work(&mut repos);
+        let changed_accounts = std::mem::take(&mut repos.changed_accounts);
+        drop(repos);
         let Some(tx_conn) = guard.conn.take() else {
             return Err(unavailable("transaction connection missing"));
         };
         match outcome {
             Ok(()) => match tx_conn.batch_execute("COMMIT") {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    self.database.access_cache().evict(&changed_accounts);
+                    Ok(())
+                }
                 Err(error) => {
                     let _ = tx_conn.batch_execute("ROLLBACK");
                     Err(Rollback::Storage(repo_error(error)))
@@ -252,7 +272,12 @@ impl UnitOfWork for DieselUnitOfWork {
             .database
             .connection()
             .map_err(unavailable)
-            .and_then(|mut conn| work(&mut DieselRepos::new(&mut conn)));
+            .and_then(|mut conn| {
+                work(&mut DieselRepos::reading(
+                    &mut conn,
+                    self.database.access_cache(),
+                ))
+            });
         self.noting_unavailability(outcome)
     }
 }

@@ -165,16 +165,25 @@ impl UserRepository for DieselRepos<'_> {
     }
 
     fn access(&mut self, id: UserId) -> RepoResult<Option<AccountAccess>> {
+        let cache = self.access_cache;
+        if let Some(hit) = cache.and_then(|cache| cache.get(id.0)) {
+            return Ok(Some(hit));
+        }
+        let epoch = cache.map(|cache| cache.epoch());
         let flags: Option<(bool, bool)> = auth_user::table
             .find(id.0)
             .select((auth_user::is_active, auth_user::is_staff))
             .first(self.conn)
             .optional()
             .repo()?;
-        Ok(flags.map(|(is_active, is_staff)| AccountAccess {
+        let access = flags.map(|(is_active, is_staff)| AccountAccess {
             is_active,
             is_staff,
-        }))
+        });
+        if let (Some(cache), Some(epoch), Some(access)) = (cache, epoch, access) {
+            cache.put(id.0, access, epoch);
+        }
+        Ok(access)
     }
 
     fn find_credentials(&mut self, login: &IdentityKey) -> RepoResult<Option<Credentials>> {
@@ -268,6 +277,9 @@ impl UserRepository for DieselRepos<'_> {
     }
 
     fn update_account(&mut self, id: UserId, changes: &UserChanges) -> RepoResult<()> {
+        if changes.is_active.is_some() || changes.is_staff.is_some() {
+            self.changed_accounts.push(id.0);
+        }
         #[derive(AsChangeset)]
         #[diesel(table_name = auth_user)]
         struct AccountChanges<'a> {
@@ -362,6 +374,7 @@ impl UserRepository for DieselRepos<'_> {
     }
 
     fn delete(&mut self, id: UserId) -> RepoResult<bool> {
+        self.changed_accounts.push(id.0);
         let deleted = diesel::delete(auth_user::table.find(id.0))
             .execute(self.conn)
             .repo()?;
