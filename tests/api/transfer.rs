@@ -662,9 +662,19 @@ async fn loaddata_of_a_malformed_file_loads_nothing(backend: Backend) {
 
     let target = TestDb::new(backend);
     let env = base_env(&target, &random_secret());
+    let dir = target.dir.path();
+    // Not migrated yet: refused, and not migrated behind the operator's back.
+    let early = dir.join("early.json");
+    std::fs::write(&early, &dumped).expect("write the dump");
+    let out = run_cli(&["loaddata", &early.display().to_string()], &env).await;
+    assert!(!out.status.success(), "refused\n{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("run `autodocs migrate` first"),
+        "{}",
+        describe(&out)
+    );
     let out = run_cli(&["migrate"], &env).await;
     assert!(out.status.success(), "migrate\n{}", describe(&out));
-    let dir = target.dir.path();
 
     let mut cases: Vec<(&str, PathBuf, Vec<String>)> = Vec::new();
     // Cut off in the middle of an object: the rows before it were

@@ -20,16 +20,10 @@ const BUFFER_BYTES: usize = 256 * 1024;
 /// failed dump never leaves a plausible-looking file behind.
 pub fn dumpdata(settings: &Settings, output: Option<&Path>) -> anyhow::Result<()> {
     let database = wiring::open_database(settings)?;
-    // Never migrates: a dump writes nothing to the database it reads.
-    let pending = database.pending_migrations()?;
-    if !pending.is_empty() {
-        bail!(
-            "{} migration(s) pending ({}); dumpdata reads the current schema and never \
-             changes the database it reads: run `autodocs migrate` first",
-            pending.len(),
-            pending.join(", ")
-        );
-    }
+    refuse_pending_migrations(
+        &database,
+        "dumpdata reads the current schema and never changes the database it reads",
+    )?;
     let summary = match output {
         None => {
             let mut out = BufWriter::with_capacity(BUFFER_BYTES, std::io::stdout().lock());
@@ -49,6 +43,21 @@ pub fn dumpdata(settings: &Settings, output: Option<&Path>) -> anyhow::Result<()
         summary.objects(),
         models.join(", ")
     );
+    Ok(())
+}
+
+/// Neither command migrates by itself (whatever `database.auto_migrate`
+/// says): one never writes to the database it reads, the other loads into
+/// the schema `autodocs migrate` made, never into a half-made one.
+fn refuse_pending_migrations(database: &Database, why: &str) -> anyhow::Result<()> {
+    let pending = database.pending_migrations()?;
+    if !pending.is_empty() {
+        bail!(
+            "{} migration(s) pending ({}); {why}: run `autodocs migrate` first",
+            pending.len(),
+            pending.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -82,7 +91,7 @@ fn dump_to_file(database: &Database, path: &Path) -> anyhow::Result<DumpSummary>
 /// an empty, migrated database.
 pub fn loaddata(settings: &Settings, file: &Path) -> anyhow::Result<()> {
     let database = wiring::open_database(settings)?;
-    wiring::ensure_migrated(settings, &database)?;
+    refuse_pending_migrations(&database, "loaddata loads only into a migrated database")?;
     let input: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
