@@ -20,8 +20,9 @@
 //! priority, and its step and document counts are kept by the triggers
 //! while the steps and documents are inserted. Left out on purpose:
 //! refresh tokens and admin sessions (everyone signs in again; a copy of
-//! the data opens no session) and the database's identity row (each
-//! database keeps its own, see the storage sweep).
+//! the data opens no session), the throttle and lockout counters (short
+//! windows) and the database's identity row (each database keeps its own,
+//! see the storage sweep).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
