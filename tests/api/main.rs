@@ -32,4 +32,5 @@ mod settle;
 mod steps;
 mod sweep;
 mod timestamps;
+mod transfer;
 mod users;

@@ -1,4 +1,5 @@
-//! `autodocs`: the one binary — serve, migrate, createsuperuser, check.
+//! `autodocs`: the one binary — serve, migrate, createsuperuser, check,
+//! dumpdata, loaddata.
 
 /// Many blocking threads allocate at once (one per in-flight request);
 /// mimalloc's per-thread heaps avoid the contention of glibc's arenas.
@@ -8,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod logging;
 mod secret;
 mod settings;
+mod transfer;
 mod wiring;
 mod worker;
 
@@ -51,6 +53,20 @@ enum Command {
     /// See and act on the background job queue.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Write the data (users with their password hashes, profiles, missions,
+    /// plan steps, documents' metadata, activities, jobs, sequences) as
+    /// Django's dumpdata JSON, on stdout unless `--output` is given.
+    Dumpdata {
+        /// Write to this file instead (complete, or not at all).
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Load a file written by `dumpdata` (`-`: stdin) into an empty, migrated
+    /// database: everything, with its ids, or nothing.
+    Loaddata {
+        /// The file to load.
+        file: std::path::PathBuf,
+    },
     /// Sweep the media root now: print each file moved to quarantine and
     /// deleted, or why the sweep refused (then exit with status 1).
     Sweep {
@@ -130,7 +146,11 @@ impl Command {
             Command::Serve | Command::Worker | Command::Createsuperuser { .. } => KeyUse::Resolve,
             Command::Jobs(_) => KeyUse::Resolve,
             Command::Check => KeyUse::Inspect,
-            Command::Migrate | Command::Showmigrations | Command::Sweep { .. } => KeyUse::None,
+            Command::Migrate
+            | Command::Showmigrations
+            | Command::Sweep { .. }
+            | Command::Dumpdata { .. }
+            | Command::Loaddata { .. } => KeyUse::None,
         }
     }
 }
@@ -191,6 +211,8 @@ fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
         }
         Command::Jobs(command) => jobs(settings, command),
         Command::Sweep { dry_run } => sweep(settings, dry_run),
+        Command::Dumpdata { output } => transfer::dumpdata(&settings, output.as_deref()),
+        Command::Loaddata { file } => transfer::loaddata(&settings, &file),
         Command::Check => {
             // Fails wherever `serve` would refuse the key; never writes one.
             let key = match secret::inspect(&settings)? {
