@@ -950,3 +950,45 @@ async fn nul_bytes_never_cause_server_errors(app: TestApp) {
     }
     app.login("wyn", &wyn.password).await.assert_status(200);
 }
+
+/// Each process keeps the account check of a busy user for at most a
+/// second: a user deactivated through one process is refused by another
+/// within that second, and at once by the process that made the change.
+#[tokio::test]
+async fn deactivation_reaches_every_process_within_a_second() {
+    if !crate::harness::postgres_configured() {
+        println!("skipped: TEST_DATABASE_URL not set (PostgreSQL only)");
+        return;
+    }
+    let app = TestApp::spawn(crate::harness::Backend::Postgres).await;
+    let peer = app.spawn_peer().await;
+    let admin = app.create_superuser("root").await;
+    let sue = app.register("sue").await;
+    // Both processes have just checked sue's account (and keep it).
+    for server in [&app, &peer] {
+        server
+            .get("/api/missions/", Some(&sue.access))
+            .await
+            .assert_status(200);
+    }
+    app.staff_patch_user(&admin, sue.id, &json!({"is_active": false}))
+        .await;
+    let changed = std::time::Instant::now();
+    app.get("/api/missions/", Some(&sue.access))
+        .await
+        .assert_status(401);
+    loop {
+        let r = peer.get("/api/missions/", Some(&sue.access)).await;
+        if r.code() == 401 {
+            break;
+        }
+        r.assert_status(200);
+        assert!(
+            changed.elapsed() < std::time::Duration::from_secs(2),
+            "the other process still served a deactivated user after {:?}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(peer);
+}
