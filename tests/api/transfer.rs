@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Backend, Registered, TestApp, TestDb, base_env, describe, files_in, media, postgres_configured,
-    random_secret, run_cli,
+    Backend, Registered, TestApp, TestDb, adjust_env, base_env, describe, files_in, media,
+    postgres_configured, random_secret, run_cli,
 };
 
 backend_custom_tests!(
@@ -664,10 +664,17 @@ async fn loaddata_of_a_malformed_file_loads_nothing(backend: Backend) {
     let target = TestDb::new(backend);
     let env = base_env(&target, &random_secret());
     let dir = target.dir.path();
-    // Not migrated yet: refused, and not migrated behind the operator's back.
+    // Not migrated yet, where nothing migrates by itself: refused, and not
+    // migrated behind the operator's back.
+    let mut never_migrates = env.clone();
+    adjust_env(
+        &mut never_migrates,
+        &[("AUTODOCS__DATABASE__AUTO_MIGRATE", "false")],
+        &[],
+    );
     let early = dir.join("early.json");
     std::fs::write(&early, &dumped).expect("write the dump");
-    let out = run_cli(&["loaddata", &early.display().to_string()], &env).await;
+    let out = run_cli(&["loaddata", &early.display().to_string()], &never_migrates).await;
     assert!(!out.status.success(), "refused\n{}", describe(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("run `autodocs migrate` first"),
@@ -783,10 +790,10 @@ async fn loaddata_computes_identity_keys_a_file_lacks(backend: Backend) {
         assert!(fields.remove("username_key").is_some(), "dumped: {object}");
         assert!(fields.remove("email_key").is_some());
     }
+    // A new development database: loaddata migrates it first, as `serve`
+    // would.
     let target = TestDb::new(backend);
     let env = base_env(&target, &random_secret());
-    let out = run_cli(&["migrate"], &env).await;
-    assert!(out.status.success(), "migrate\n{}", describe(&out));
     let path = write_objects(target.dir.path(), "keyless.json", &stripped);
     let out = run_cli(&["loaddata", &path.display().to_string()], &env).await;
     assert!(out.status.success(), "loaddata\n{}", describe(&out));

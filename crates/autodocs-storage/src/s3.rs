@@ -77,7 +77,8 @@ pub struct S3Config {
     /// The endpoint of an S3-compatible service (`http://127.0.0.1:9000`);
     /// `None` for AWS itself. Plain `http://` is allowed only here.
     pub endpoint: Option<String>,
-    /// The region (`us-east-1` for most S3-compatible services).
+    /// The region; empty: `AWS_REGION` (or `AWS_DEFAULT_REGION`), else
+    /// `us-east-1`, which most S3-compatible services take.
     pub region: String,
     /// A key prefix inside the bucket (`autodocs/production`); empty for
     /// the bucket's root.
@@ -296,9 +297,11 @@ impl S3Storage {
         };
         let mut builder = AmazonS3Builder::from_env()
             .with_bucket_name(&config.bucket)
-            .with_region(&config.region)
             .with_client_options(options)
             .with_retry(retry);
+        if !config.region.trim().is_empty() {
+            builder = builder.with_region(config.region.trim());
+        }
         if let Some(credentials) = &config.credentials {
             builder = builder
                 .with_access_key_id(&credentials.access_key_id)

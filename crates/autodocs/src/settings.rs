@@ -127,15 +127,12 @@ pub struct S3Settings {
     /// An S3-compatible service's URL (MinIO, Ceph, moto); empty for AWS.
     #[serde(default)]
     pub endpoint: String,
-    #[serde(default = "default_s3_region")]
+    /// Empty: `AWS_REGION`, else `us-east-1`.
+    #[serde(default)]
     pub region: String,
     /// Keys are written under this prefix of the bucket.
     #[serde(default)]
     pub prefix: String,
-}
-
-fn default_s3_region() -> String {
-    "us-east-1".to_owned()
 }
 
 impl S3Settings {
@@ -465,9 +462,6 @@ impl Settings {
             let is_url = endpoint.starts_with("http://") || endpoint.starts_with("https://");
             if !(endpoint.is_empty() || is_url) {
                 bail!("storage.s3.endpoint must be an http:// or https:// URL, not {endpoint:?}");
-            }
-            if s3.region.trim().is_empty() {
-                bail!("storage.s3.region is empty (most S3-compatible services take us-east-1)");
             }
             // A multipart upload is moved into place with one CopyObject,
             // which S3 allows up to 5 GiB.

@@ -46,9 +46,10 @@ pub fn dumpdata(settings: &Settings, output: Option<&Path>) -> anyhow::Result<()
     Ok(())
 }
 
-/// Neither command migrates by itself (whatever `database.auto_migrate`
-/// says): one never writes to the database it reads, the other loads into
-/// the schema `autodocs migrate` made, never into a half-made one.
+/// dumpdata never migrates (it never writes to the database it reads);
+/// loaddata migrates only where `serve` would (`database.auto_migrate`,
+/// never in production), and otherwise loads only into the schema
+/// `autodocs migrate` made, never into a half-made one.
 fn refuse_pending_migrations(database: &Database, why: &str) -> anyhow::Result<()> {
     let pending = database.pending_migrations()?;
     if !pending.is_empty() {
@@ -91,7 +92,14 @@ fn dump_to_file(database: &Database, path: &Path) -> anyhow::Result<DumpSummary>
 /// an empty, migrated database.
 pub fn loaddata(settings: &Settings, file: &Path) -> anyhow::Result<()> {
     let database = wiring::open_database(settings)?;
-    refuse_pending_migrations(&database, "loaddata loads only into a migrated database")?;
+    if settings.database.auto_migrate && !settings.is_production() {
+        // As `serve` would here: a new development database is made first.
+        for version in database.migrate()? {
+            tracing::info!(%version, "applied migration");
+        }
+    } else {
+        refuse_pending_migrations(&database, "loaddata loads only into a migrated database")?;
+    }
     let input: Box<dyn Read> = if file == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
